@@ -1,0 +1,187 @@
+# SPDX-License-Identifier: MIT
+# libasyncq - plain GNU make, no configure step.
+#
+#   make                 the static and shared library and the examples
+#   make demo            build and run examples/quickstart
+#   make check           the Check suite, a staged install built with
+#                        pkg-config (C and C++), and a lint of the man pages
+#   make check SANITIZE=address|thread   the suite under ASan+UBSan or TSan
+#   make bench           benchmarks against the peers (tests/bench/)
+#   make install / uninstall  honour prefix, libdir, includedir, mandir, DESTDIR
+#
+# V=1 shows the commands.
+
+MAJOR := $(shell sed -n 's/^\#define AQ_VERSION_MAJOR //p' include/asyncq.h)
+MINOR := $(shell sed -n 's/^\#define AQ_VERSION_MINOR //p' include/asyncq.h)
+PATCH := $(shell sed -n 's/^\#define AQ_VERSION_PATCH //p' include/asyncq.h)
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+prefix ?= /usr/local
+exec_prefix ?= $(prefix)
+libdir ?= $(exec_prefix)/lib
+includedir ?= $(prefix)/include
+mandir ?= $(prefix)/share/man
+DESTDIR ?=
+
+CC ?= cc
+CXX ?= c++
+CFLAGS ?= -O2 -g
+override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
+	-D_GNU_SOURCE -pthread -Iinclude -MMD -MP
+LDLIBS_THREADS := -pthread
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-7s %s\n' $(1) $(2)
+endif
+
+# Sanitizer builds live in their own directory so they never mix objects.
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+SANFLAGS :=
+else ifeq ($(SANITIZE),address)
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+else ifeq ($(SANITIZE),thread)
+SANFLAGS := -fsanitize=thread
+else
+$(error SANITIZE must be address or thread)
+endif
+
+LIB_SRCS := $(wildcard lib/*.c)
+REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
+TVAR := test$(if $(SANITIZE),-$(SANITIZE))
+TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
+TEST_SRCS := $(wildcard tests/*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+
+STATIC := build/libasyncq.a
+SHARED := build/libasyncq.so.$(VERSION)
+SONAME := libasyncq.so.$(MAJOR)
+
+.PHONY: all demo check check-unit check-install check-man bench install \
+	uninstall clean deps
+all: $(STATIC) $(SHARED) build/libasyncq.so build/libasyncq.pc $(EXAMPLES)
+
+# ---- the library --------------------------------------------------------------
+build/rel/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
+
+$(STATIC): $(REL_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED): $(REL_OBJS) lib/libasyncq.map
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=lib/libasyncq.map -Wl,-z,defs \
+		-o $@ $(REL_OBJS) $(LDLIBS_THREADS)
+
+build/libasyncq.so: $(SHARED)
+	$(Q)ln -sf libasyncq.so.$(VERSION) build/$(SONAME)
+	$(Q)ln -sf libasyncq.so.$(VERSION) $@
+
+build/libasyncq.pc: libasyncq.pc.in Makefile
+	$(call msg,GEN,$@)
+	@mkdir -p $(@D)
+	$(Q)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< >$@
+
+# ---- examples (linked statically so they run from the tree) -------------------
+build/examples/%: examples/%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) \
+		$(LDLIBS_THREADS)
+
+demo: build/examples/quickstart
+	./build/examples/quickstart
+
+# ---- tests ---------------------------------------------------------------------
+# The test build adds -DAQ_TESTING, which compiles in the fault-injection hooks
+# (lib/fault.h); the release library never has them.
+build/$(TVAR)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib -c -o $@ $<
+
+build/$(TVAR)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib \
+		$$(pkg-config --cflags check) -c -o $@ $<
+
+build/$(TVAR)/check_asyncq: $(TEST_BINS) $(TEST_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ \
+		$$(pkg-config --libs check) $(LDLIBS_THREADS)
+
+deps:
+	@sh tests/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory check-unit
+ifeq ($(SANITIZE),)
+	@$(MAKE) --no-print-directory check-install check-man
+endif
+
+check-unit: build/$(TVAR)/check_asyncq
+	$(call msg,TEST,$<)
+	$(Q)./$<
+
+# Install into a staging DESTDIR and build an example against it through
+# pkg-config, as C and as C++, then run both against the staged shared library.
+STAGE := $(CURDIR)/build/stage
+check-install: all
+	$(Q)rm -rf $(STAGE)
+	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(STAGE) prefix=/usr >/dev/null
+	$(call msg,TEST,staged-install)
+	$(Q)PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
+		sh -c '$(CC) -std=c11 -Wall -Werror -x c examples/quickstart.c \
+		-o build/stage/quickstart-c $$(pkg-config --cflags --libs libasyncq) && \
+		$(CXX) -Wall -Werror -x c++ examples/quickstart.c \
+		-o build/stage/quickstart-cxx $$(pkg-config --cflags --libs libasyncq)'
+	$(Q)LD_LIBRARY_PATH=$(STAGE)/usr/lib ./build/stage/quickstart-c >/dev/null
+	$(Q)LD_LIBRARY_PATH=$(STAGE)/usr/lib ./build/stage/quickstart-cxx >/dev/null
+	$(Q)echo "  staged install: C and C++ builds ran"
+
+check-man:
+	$(call msg,LINT,man)
+	$(Q)sh tests/manlint.sh
+
+bench: $(STATIC)
+	$(Q)$(MAKE) --no-print-directory -C tests/bench run
+
+# ---- install -------------------------------------------------------------------
+install: all
+	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
+		$(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man7
+	install -m 644 include/asyncq.h $(DESTDIR)$(includedir)/
+	install -m 644 $(STATIC) $(DESTDIR)$(libdir)/
+	install -m 755 $(SHARED) $(DESTDIR)$(libdir)/
+	ln -sf libasyncq.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
+	ln -sf libasyncq.so.$(VERSION) $(DESTDIR)$(libdir)/libasyncq.so
+	install -m 644 build/libasyncq.pc $(DESTDIR)$(libdir)/pkgconfig/
+	install -m 644 man/man3/*.3 $(DESTDIR)$(mandir)/man3/
+	install -m 644 man/man7/*.7 $(DESTDIR)$(mandir)/man7/
+
+uninstall:
+	rm -f $(DESTDIR)$(includedir)/asyncq.h \
+		$(DESTDIR)$(libdir)/libasyncq.a \
+		$(DESTDIR)$(libdir)/libasyncq.so* \
+		$(DESTDIR)$(libdir)/pkgconfig/libasyncq.pc
+	for f in man/man3/*.3; do rm -f $(DESTDIR)$(mandir)/man3/$${f##*/}; done
+	rm -f $(DESTDIR)$(mandir)/man7/libasyncq.7
+
+clean:
+	rm -rf build
+	$(MAKE) --no-print-directory -C tests/bench clean
+
+-include $(REL_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_BINS:.o=.d)

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * asyncq.h - the public interface of libasyncq, an embeddable C11 library
+ * for in-process asynchronous job execution.
+ *
+ * A pool owns a bounded lock-free submission ring and a set of pthread
+ * workers. aq_submit() puts a job on the ring and may hand back a future;
+ * aq_future_get() waits for the job's outcome. Every function returns 0 or
+ * a negative errno code (see aq_strerror()); the full contract of each lives
+ * in its man page, and man 7 libasyncq gives the model.
+ *
+ * ABI policy: until 1.0 the ABI may change with any minor version; from 1.0
+ * on, libraries of the same major version are ABI compatible.
+ */
+#ifndef ASYNCQ_H
+#define ASYNCQ_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AQ_VERSION_MAJOR 0
+#define AQ_VERSION_MINOR 1
+#define AQ_VERSION_PATCH 0
+
+/* The version as one number, (major << 16) | (minor << 8) | patch. */
+#define AQ_VERSION_HEX                                                     \
+	((AQ_VERSION_MAJOR << 16) | (AQ_VERSION_MINOR << 8) | AQ_VERSION_PATCH)
+
+#if defined(_WIN32)
+#define AQ_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define AQ_API __attribute__((visibility("default")))
+#else
+#define AQ_API
+#endif
+
+typedef struct aq_pool aq_pool;     /* a set of workers and their queue */
+typedef struct aq_future aq_future; /* the outcome of one submitted job */
+
+/*
+ * A job. It returns 0 on success, with its result (if any) stored in
+ * *result, or a positive failure code of its own choosing. Negative return
+ * values are reserved for the library's control codes.
+ */
+typedef int (*aq_job_fn)(void *arg, void **result);
+
+/* ---- Pools ------------------------------------------------------------ */
+
+#define AQ_WORKERS_MAX 1024u            /* most workers one pool may have */
+#define AQ_QUEUE_CAPACITY_DEFAULT 4096u /* ring slots when none are asked */
+#define AQ_QUEUE_CAPACITY_MAX (1u << 24) /* largest ring a pool may have */
+
+/* Pool flags (struct aq_pool_config.flags). */
+#define AQ_POOL_BLOCK 0x1u /* submits wait for ring space by default */
+
+/*
+ * Pool configuration. All-zero means "the defaults", so
+ * `struct aq_pool_config cfg = {0};` is always valid.
+ */
+struct aq_pool_config {
+	unsigned workers;        /* worker threads; 0 = online CPUs */
+	unsigned queue_capacity; /* ring slots, rounded up to a power of two;
+				    0 = AQ_QUEUE_CAPACITY_DEFAULT */
+	unsigned flags;          /* AQ_POOL_* bits */
+	int64_t block_timeout_ns; /* with AQ_POOL_BLOCK: longest wait for ring
+				     space; 0 or negative = wait forever */
+};
+
+/* Create a pool; cfg may be NULL for the defaults. */
+AQ_API int aq_pool_create(aq_pool **pool, const struct aq_pool_config *cfg);
+
+/* Shutdown flags. */
+#define AQ_SHUTDOWN_DRAIN 0x0u  /* every accepted job runs (the default) */
+#define AQ_SHUTDOWN_CANCEL 0x1u /* queued jobs do not run: -ECANCELED */
+
+/*
+ * Stop accepting jobs, resolve every accepted job (run or cancelled, as
+ * flags say) and join the workers. Blocks until that is done.
+ */
+AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags);
+
+/* Shut down (draining) if not already done, then free the pool. */
+AQ_API void aq_pool_destroy(aq_pool *pool);
+
+/* The number of worker threads and the ring capacity the pool really has. */
+AQ_API int aq_pool_workers(const aq_pool *pool);
+AQ_API int aq_pool_capacity(const aq_pool *pool);
+
+/* ---- Submitting ----------------------------------------------------------- */
+
+/* Job flags (struct aq_job_opts.flags). */
+#define AQ_JOB_BLOCK 0x1u    /* wait for ring space (see timeout_ns) */
+#define AQ_JOB_NOBLOCK 0x2u  /* fail with -EAGAIN when full, even if the
+				pool was created with AQ_POOL_BLOCK */
+
+/*
+ * Per-job options. All-zero means "the defaults"; opts may also be NULL.
+ */
+struct aq_job_opts {
+	unsigned flags;     /* AQ_JOB_* bits */
+	int64_t timeout_ns; /* with AQ_JOB_BLOCK: longest wait for ring space;
+			       0 or negative = wait forever */
+	void (*arg_destroy)(void *arg); /* called exactly once with arg after
+					   the job is finished with, whatever
+					   its outcome, before its future
+					   resolves; never when submit fails */
+};
+
+/*
+ * Submit fn(arg). On success, and when fut is not NULL, *fut receives a
+ * future the caller must release with aq_future_release(). Thread-safe from
+ * any thread, including from inside a job.
+ */
+AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
+		     const struct aq_job_opts *opts, aq_future **fut);
+
+/* ---- Futures -------------------------------------------------------------- */
+
+/*
+ * The states of a future. Final states are numbered from 16 up, so that
+ * `state >= AQ_STATE_SUCCEEDED` tells whether the outcome is known.
+ */
+enum aq_state {
+	AQ_STATE_INVALID = -1,  /* not a future (NULL) */
+	AQ_STATE_PENDING = 0,   /* accepted, not started */
+	AQ_STATE_RUNNING = 1,   /* a worker is running it */
+	AQ_STATE_SUCCEEDED = 16, /* the job returned 0 */
+	AQ_STATE_FAILED = 17,   /* the job returned a positive failure code */
+	AQ_STATE_CANCELLED = 18 /* it will never run (cancel or shutdown) */
+};
+
+/*
+ * Wait up to timeout_ns (negative = forever, 0 = just look) for the
+ * outcome. Returns 0 (succeeded; *result set), the job's positive failure
+ * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED or
+ * -EINVAL. result may be NULL.
+ */
+AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
+
+/* Stop a job that has not started: 0, -EBUSY (running), -EALREADY (done). */
+AQ_API int aq_future_cancel(aq_future *fut);
+
+/* The future's present state; AQ_STATE_INVALID for NULL. */
+AQ_API enum aq_state aq_future_state(const aq_future *fut);
+
+/* Drop the caller's reference. Safe at any time; NULL is ignored. */
+AQ_API void aq_future_release(aq_future *fut);
+
+/* ---- Errors and version ------------------------------------------------------ */
+
+/* A static description of a return code of this library (never NULL). */
+AQ_API const char *aq_strerror(int code);
+
+/* The run-time library version as AQ_VERSION_HEX, and as "M.m.p". */
+AQ_API unsigned aq_version(void);
+AQ_API const char *aq_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ASYNCQ_H */

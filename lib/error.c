@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * error.c - names for the library's return codes, and its version.
+ */
+#include <errno.h>
+
+#include "asyncq.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+AQ_API const char *aq_strerror(int code)
+{
+	if (code > 0)
+		return "Job failed with a job-defined code";
+	switch (code) {
+	case 0:
+		return "Success";
+	case -EINVAL:
+		return "Invalid argument";
+	case -EAGAIN:
+		return "Queue full, try again";
+	case -ENOMEM:
+		return "Out of memory";
+	case -ESHUTDOWN:
+		return "Pool is shut down";
+	case -ETIMEDOUT:
+		return "Timed out";
+	case -ECANCELED:
+		return "Job cancelled";
+	case -EBUSY:
+		return "Job is running";
+	case -EALREADY:
+		return "Job already finished";
+	case -EDEADLK:
+		return "Would deadlock: called from the pool's own worker";
+	default:
+		return "Unknown error";
+	}
+}
+
+AQ_API unsigned aq_version(void)
+{
+	return AQ_VERSION_HEX;
+}
+
+AQ_API const char *aq_version_string(void)
+{
+	return STR(AQ_VERSION_MAJOR) "." STR(AQ_VERSION_MINOR) "." STR(
+		AQ_VERSION_PATCH);
+}

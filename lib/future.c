@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * future.c - job records and the futures callers hold on them: the state
+ * machine, waiting, cancellation, reference counting and recycling.
+ *
+ * State machine (one 32-bit word, changed only by CAS or by its owner):
+ *
+ *   PENDING --worker CAS--> RUNNING --job returns--> SUCCEEDED | FAILED
+ *   PENDING --cancel CAS--> CANCELLING --arg_destroy done--> CANCELLED
+ *
+ * Whoever wins the CAS out of PENDING owns the record's job fields until it
+ * publishes a final state, so arg_destroy runs exactly once and always
+ * before the future resolves. A record that was cancelled while still in
+ * the ring is skipped by the worker that later pops it.
+ *
+ * Waking waiters is a Dekker handshake on two words: a waiter raises
+ * `waiters` and then re-reads `state`; the completer stores `state` and then
+ * reads `waiters`. Both sides use seq_cst, so at least one sees the other:
+ * either the waiter sees the final state, or the completer sees a waiter
+ * and makes the futex wake call. A completion with nobody waiting therefore
+ * costs no system call.
+ *
+ * Records come from a per-pool cache (a mutex-protected free list). The
+ * cache counts the records it has handed out, so a pool can be destroyed
+ * while callers still hold futures: the last record to come back frees it.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include "compat.h"
+#include "fault.h"
+#include "future.h"
+#include "park.h"
+
+/* Bounded spin before a waiter parks: long enough to catch a short job's
+ * completion without a system call, short enough not to burn a core. */
+#define GET_SPIN_ITERATIONS 2000
+
+struct aq__cache *aq__cache_create(void)
+{
+	struct aq__cache *cache = aq__calloc(1, sizeof(*cache));
+
+	if (!cache)
+		return NULL;
+	pthread_mutex_init(&cache->lock, NULL);
+	return cache;
+}
+
+static void cache_free(struct aq__cache *cache)
+{
+	struct aq_future *fut = cache->free_list;
+
+	while (fut) {
+		struct aq_future *next = fut->next_free;
+
+		free(fut);
+		fut = next;
+	}
+	pthread_mutex_destroy(&cache->lock);
+	free(cache);
+}
+
+void aq__cache_close(struct aq__cache *cache)
+{
+	bool last;
+
+	pthread_mutex_lock(&cache->lock);
+	cache->closed = true;
+	last = cache->outstanding == 0;
+	pthread_mutex_unlock(&cache->lock);
+	if (last)
+		cache_free(cache);
+}
+
+struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
+{
+	struct aq_future *fut;
+
+	pthread_mutex_lock(&cache->lock);
+	fut = cache->free_list;
+	if (fut)
+		cache->free_list = fut->next_free;
+	cache->outstanding++;
+	pthread_mutex_unlock(&cache->lock);
+
+	if (!fut) {
+		fut = aq__malloc(sizeof(*fut));
+		if (!fut) {
+			pthread_mutex_lock(&cache->lock);
+			cache->outstanding--;
+			pthread_mutex_unlock(&cache->lock);
+			return NULL;
+		}
+	}
+	/* Plain initialisation: the record is not shared until it is pushed
+	 * on the ring, whose release store publishes these writes. */
+	atomic_init(&fut->state, AQ_STATE_PENDING);
+	atomic_init(&fut->waiters, 0);
+	atomic_init(&fut->refs, refs);
+	fut->code = 0;
+	fut->result = NULL;
+	fut->cache = cache;
+	fut->next_free = NULL;
+	return fut;
+}
+
+void aq__future_put(struct aq_future *fut)
+{
+	struct aq__cache *cache = fut->cache;
+	bool free_cache = false;
+
+	/* acq_rel: our last accesses to the record happen before whoever
+	 * drops the final reference recycles it (the acquire half). */
+	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) != 1)
+		return;
+
+	pthread_mutex_lock(&cache->lock);
+	cache->outstanding--;
+	if (cache->closed) {
+		free(fut);
+		free_cache = cache->outstanding == 0;
+	} else {
+		fut->next_free = cache->free_list;
+		cache->free_list = fut;
+	}
+	pthread_mutex_unlock(&cache->lock);
+	if (free_cache)
+		cache_free(cache);
+}
+
+/* Publish a final state (result and code already written) and wake any
+ * waiter: the store half of the handshake in the file comment. */
+static void future_resolve(struct aq_future *fut, uint32_t final_state)
+{
+	atomic_store(&fut->state, final_state);
+	if (atomic_load(&fut->waiters))
+		aq__park_wake(&fut->state, INT_MAX);
+}
+
+/* Owner of a record just out of PENDING: give up the job, resolve it. */
+static void future_cancel_owned(struct aq_future *fut)
+{
+	if (fut->arg_destroy)
+		fut->arg_destroy(fut->arg);
+	fut->code = 0;
+	fut->result = NULL;
+	future_resolve(fut, AQ_STATE_CANCELLED);
+}
+
+void aq__future_run(struct aq_future *fut, bool cancel)
+{
+	uint32_t expected = AQ_STATE_PENDING;
+	uint32_t next = cancel ? AQ__STATE_CANCELLING : AQ_STATE_RUNNING;
+	void *result = NULL;
+	int rc;
+
+	/*
+	 * acquire on success: the canceller's writes (none today) and the
+	 * submitter's record initialisation are visible; the ring's release
+	 * publish already covers the latter. A failed CAS means a canceller
+	 * owns the record: only our reference is left to drop.
+	 */
+	if (!atomic_compare_exchange_strong_explicit(&fut->state, &expected,
+						     next, memory_order_acquire,
+						     memory_order_relaxed)) {
+		aq__future_put(fut);
+		return;
+	}
+	if (cancel) {
+		future_cancel_owned(fut);
+		aq__future_put(fut);
+		return;
+	}
+
+	rc = fut->fn(fut->arg, &result);
+	if (fut->arg_destroy)
+		fut->arg_destroy(fut->arg);
+	if (rc < 0)
+		rc = EINVAL; /* negative returns are reserved: a contract error */
+	fut->result = result;
+	fut->code = rc;
+	future_resolve(fut, rc == 0 ? AQ_STATE_SUCCEEDED : AQ_STATE_FAILED);
+	aq__future_put(fut);
+}
+
+/* The outcome of a resolved future, in aq_future_get()'s terms. */
+static int future_outcome(const aq_future *fut, uint32_t state, void **result)
+{
+	if (state == AQ_STATE_CANCELLED)
+		return -ECANCELED;
+	if (result)
+		*result = fut->result;
+	return fut->code;
+}
+
+AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
+{
+	int64_t deadline;
+	uint32_t state;
+
+	if (!fut)
+		return -EINVAL;
+	/* Acquire: pairs with the completer's store of the final state, so
+	 * result and code are visible once we see it. */
+	state = atomic_load_explicit(&fut->state, memory_order_acquire);
+	if (aq__state_final(state))
+		return future_outcome(fut, state, result);
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
+
+	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
+		aq__cpu_relax();
+		/* Acquire, as above. */
+		state = atomic_load_explicit(&fut->state, memory_order_acquire);
+		if (aq__state_final(state))
+			return future_outcome(fut, state, result);
+	}
+
+	deadline = aq__deadline(timeout_ns);
+	/* The load half of the handshake: raise waiters, then re-read. */
+	atomic_fetch_add(&fut->waiters, 1);
+	while (!aq__state_final(state = atomic_load(&fut->state))) {
+		if (aq__park_wait(&fut->state, state, deadline) == -ETIMEDOUT &&
+		    !aq__state_final(state = atomic_load(&fut->state)))
+			break;
+	}
+	atomic_fetch_sub(&fut->waiters, 1);
+	if (!aq__state_final(state))
+		return -ETIMEDOUT;
+	return future_outcome(fut, state, result);
+}
+
+AQ_API int aq_future_cancel(aq_future *fut)
+{
+	uint32_t state = AQ_STATE_PENDING;
+
+	if (!fut)
+		return -EINVAL;
+	/* acquire on success: we take over the job fields (see run). */
+	if (atomic_compare_exchange_strong_explicit(&fut->state, &state,
+						    AQ__STATE_CANCELLING,
+						    memory_order_acquire,
+						    memory_order_relaxed)) {
+		future_cancel_owned(fut);
+		return 0;
+	}
+	if (state == AQ_STATE_RUNNING)
+		return -EBUSY;
+	/* CANCELLING counts as done: another canceller owns it. */
+	return -EALREADY;
+}
+
+AQ_API enum aq_state aq_future_state(const aq_future *fut)
+{
+	uint32_t state;
+
+	if (!fut)
+		return AQ_STATE_INVALID;
+	/* Relaxed: a snapshot; callers who then read the result go through
+	 * aq_future_get(), which acquires. */
+	state = atomic_load_explicit(&((aq_future *)fut)->state,
+				     memory_order_relaxed);
+	if (state == AQ__STATE_CANCELLING)
+		return AQ_STATE_PENDING;
+	return (enum aq_state)state;
+}
+
+AQ_API void aq_future_release(aq_future *fut)
+{
+	if (fut)
+		aq__future_put(fut);
+}

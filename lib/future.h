@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * future.h - job records, which are also the futures callers hold, and the
+ * per-pool cache that recycles them (see future.c).
+ */
+#ifndef AQ_FUTURE_H
+#define AQ_FUTURE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "asyncq.h"
+
+/*
+ * A transient state, never shown to callers: the canceller (or a cancelling
+ * shutdown) owns the record and is running arg_destroy before it publishes
+ * CANCELLED. aq_future_state() reports it as PENDING.
+ */
+#define AQ__STATE_CANCELLING 8u
+
+static inline bool aq__state_final(uint32_t state)
+{
+	return state >= AQ_STATE_SUCCEEDED;
+}
+
+/*
+ * A job that needs more than {fn, arg}: it has a future, or options. The
+ * caller's aq_future handle points at this record.
+ */
+struct aq_future {
+	_Atomic uint32_t state;   /* enum aq_state or AQ__STATE_CANCELLING;
+				     also the word waiters park on */
+	_Atomic uint32_t waiters; /* threads parked, or about to park, on
+				     state: the completer wakes only if > 0 */
+	_Atomic uint32_t refs;    /* the caller's reference and the pool's */
+	int code;                 /* failure code; valid once final */
+	void *result;             /* the job's result; valid once final */
+	aq_job_fn fn;
+	void *arg;
+	void (*arg_destroy)(void *arg);
+	struct aq__cache *cache;  /* where the record returns when refs is 0 */
+	struct aq_future *next_free; /* link in the cache's free list */
+};
+
+/*
+ * Recycles records so the steady state does not malloc. It outlives its
+ * pool while callers still hold futures: the pool closes it, and the last
+ * record to come back frees it.
+ */
+struct aq__cache {
+	pthread_mutex_t lock;
+	struct aq_future *free_list; /* records ready for reuse */
+	size_t outstanding;          /* records handed out, not yet back */
+	bool closed;                 /* the pool is gone: free, don't keep */
+};
+
+struct aq__cache *aq__cache_create(void);
+/* The pool is done with the cache; it is freed once every record is back. */
+void aq__cache_close(struct aq__cache *cache);
+
+/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
+struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
+/* Drop one reference; the last one returns the record to its cache. */
+void aq__future_put(struct aq_future *fut);
+
+/*
+ * Run the job of a record a worker has taken from the ring, or, when
+ * cancel is true (a cancelling shutdown), cancel it instead. Either way the
+ * record resolves (unless a canceller got there first) and the pool's
+ * reference is dropped.
+ */
+void aq__future_run(struct aq_future *fut, bool cancel);
+
+#endif

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * park.c - sleeping and waking on a 32-bit word: a private futex on Linux,
+ * and elsewhere a small table of mutex/condition-variable buckets hashed by
+ * address, which gives the same "sleep while the word still equals what I
+ * saw" contract. Every blocking wait in the library goes through here, so
+ * worker parking, future waits and full-ring waits share one tested path.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <time.h>
+
+#include "park.h"
+
+int64_t aq__now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t aq__deadline(int64_t timeout_ns)
+{
+	int64_t now;
+
+	if (timeout_ns < 0)
+		return -1;
+	now = aq__now_ns();
+	/* Saturate rather than wrap for absurdly long timeouts. */
+	return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
+		  int64_t deadline_ns)
+{
+	struct timespec ts, *tsp = NULL;
+	long rc;
+
+	if (deadline_ns >= 0) {
+		if (aq__now_ns() >= deadline_ns)
+			return -ETIMEDOUT;
+		ts.tv_sec = deadline_ns / 1000000000;
+		ts.tv_nsec = deadline_ns % 1000000000;
+		tsp = &ts;
+	}
+	/*
+	 * FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
+	 * wait interrupted by a signal or a spurious wake resumes with the
+	 * same deadline instead of restarting its timeout.
+	 */
+	rc = syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET_PRIVATE,
+		     expected, tsp, NULL, FUTEX_BITSET_MATCH_ANY);
+	if (rc == -1 && errno == ETIMEDOUT)
+		return -ETIMEDOUT;
+	return 0; /* woken, EAGAIN (word changed) or EINTR: caller re-checks */
+}
+
+void aq__park_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
+		0);
+}
+
+#else /* !__linux__ */
+#include <pthread.h>
+#include <stdint.h>
+
+/*
+ * Buckets are shared by all pools in the process, but they hold no state
+ * of their own between calls: a collision only costs a spurious wake.
+ */
+#define PARK_BUCKETS 64
+static struct park_bucket {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+} park_table[PARK_BUCKETS];
+static pthread_once_t park_once = PTHREAD_ONCE_INIT;
+
+static void park_init(void)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	for (int i = 0; i < PARK_BUCKETS; i++) {
+		pthread_mutex_init(&park_table[i].lock, NULL);
+		pthread_cond_init(&park_table[i].cond, &attr);
+	}
+	pthread_condattr_destroy(&attr);
+}
+
+static struct park_bucket *park_bucket(const void *word)
+{
+	uintptr_t h = (uintptr_t)word;
+
+	pthread_once(&park_once, park_init);
+	return &park_table[(h >> 4) % PARK_BUCKETS];
+}
+
+int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
+		  int64_t deadline_ns)
+{
+	struct park_bucket *b = park_bucket(word);
+	int rc = 0;
+
+	pthread_mutex_lock(&b->lock);
+	/* The waker changes the word before taking this lock to broadcast,
+	 * so checking under the lock cannot miss its wake. */
+	if (atomic_load(word) == expected) {
+		if (deadline_ns < 0) {
+			pthread_cond_wait(&b->cond, &b->lock);
+		} else {
+			struct timespec ts = {
+				.tv_sec = deadline_ns / 1000000000,
+				.tv_nsec = deadline_ns % 1000000000,
+			};
+			if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) ==
+			    ETIMEDOUT)
+				rc = -ETIMEDOUT;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return rc;
+}
+
+void aq__park_wake(_Atomic uint32_t *word, int n)
+{
+	struct park_bucket *b = park_bucket(word);
+
+	(void)n; /* buckets are shared: wake everyone, they re-check */
+	pthread_mutex_lock(&b->lock);
+	pthread_cond_broadcast(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+#endif

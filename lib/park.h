@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * park.h - put a thread to sleep on a 32-bit word and wake it (see park.c),
+ * and the monotonic clock every wait is measured against.
+ */
+#ifndef AQ_PARK_H
+#define AQ_PARK_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* Nanoseconds on CLOCK_MONOTONIC. */
+int64_t aq__now_ns(void);
+
+/*
+ * A deadline from a relative timeout in the API's convention: negative
+ * means forever (returns -1), otherwise now + timeout_ns.
+ */
+int64_t aq__deadline(int64_t timeout_ns);
+
+/*
+ * Sleep while *word == expected, until woken or until deadline_ns on
+ * CLOCK_MONOTONIC (negative: no deadline). Returns 0 when woken, when the
+ * word had already changed, or spuriously; -ETIMEDOUT once the deadline
+ * has passed. Callers re-check their condition in a loop.
+ */
+int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
+		  int64_t deadline_ns);
+
+/* Wake up to n threads sleeping on word (INT32_MAX for all). */
+void aq__park_wake(_Atomic uint32_t *word, int n);
+
+#endif

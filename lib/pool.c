@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c - the worker threads and the pool's lifecycle: create, the worker
+ * loop, parking and waking, shutdown (drain or cancel) and destroy.
+ *
+ * Parking protocol. A worker that finds the ring empty spins briefly, then
+ * parks on the futex word wake_seq:
+ *
+ *   worker:  seq = wake_seq; idle++; if ring empty and open: wait(wake_seq, seq)
+ *            idle--; waking = 0
+ *   submit:  claim a ring slot; if idle > 0 and !waking: waking = 1,
+ *            wake_seq++, wake(wake_seq, 1)
+ *
+ * The worker's idle++ and its read of the ring's claim counters, and the
+ * submitter's claim and its read of idle, are all seq_cst, so at least one
+ * side sees the other (Dekker): either the worker sees the job and does not
+ * park, or the submitter sees the idle worker and wakes it. A worker that
+ * read wake_seq before a wake finds the word changed and does not sleep.
+ *
+ * `waking` keeps a burst of submits from making a system call each: only
+ * one wake is in flight at a time, and the woken worker, once it has taken
+ * a job, wakes another if work and idle workers remain (a chain, as Go's
+ * scheduler does with spinning threads). Every worker leaving the idle state
+ * clears `waking`, so a wake that found nobody asleep cannot leave it stuck.
+ * Liveness: while a job is in the ring, some worker is awake and will take
+ * it, because a worker re-checks the ring after raising idle.
+ *
+ * Shutdown closes the ring (producers get -ESHUTDOWN from then on), wakes
+ * every worker, and joins them; a worker exits only when the ring is closed
+ * and every claimed slot has been consumed, so no accepted job is stranded.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "pool.h"
+
+/* Idle polls of the ring before parking: ~ a few microseconds, which hides
+ * the futex round trip when jobs arrive in quick succession. */
+#define WORKER_SPIN_ITERATIONS 256
+
+_Thread_local struct aq_pool *aq__worker_pool;
+
+/* Run one item taken from the ring. */
+static void worker_run(struct aq_pool *pool, struct aq__ring_item item)
+{
+	/* Relaxed: a cancelling shutdown is advisory per item; items popped
+	 * before the flag is seen simply run, as they would have anyway. */
+	bool cancel = atomic_load_explicit(&pool->cancelling,
+					   memory_order_relaxed);
+
+	if (item.fn) {
+		/* Fire-and-forget, no options: nothing to resolve. */
+		void *ignored = NULL;
+
+		if (!cancel)
+			item.fn(item.arg, &ignored);
+		return;
+	}
+	aq__future_run(item.arg, cancel);
+}
+
+/* A slot was freed: wake producers blocked on a full ring, if any. */
+static inline void worker_freed_slot(struct aq_pool *pool)
+{
+	/* seq_cst: the read half of the full-ring handshake; the store half
+	 * was the seq_cst claim on head inside aq__ring_pop(). */
+	if (aq_unlikely(atomic_load(&pool->space_waiters))) {
+		/* Release: pairs with the blocked producer's acquire load of
+		 * space_seq before it sleeps. */
+		atomic_fetch_add_explicit(&pool->space_seq, 1,
+					  memory_order_release);
+		aq__park_wake(&pool->space_seq, INT32_MAX);
+	}
+}
+
+/* Park until a submit or shutdown wakes us. */
+static void worker_park(struct aq_pool *pool)
+{
+	/* Acquire: pairs with the waker's release increment. */
+	uint32_t seq = atomic_load_explicit(&pool->wake_seq,
+					    memory_order_acquire);
+
+	atomic_fetch_add(&pool->idle, 1); /* seq_cst: handshake store half */
+	/* ring_nonempty is seq_cst (handshake read half); a closed ring means
+	 * shutdown: go back and see whether it is drained. */
+	if (!aq__ring_nonempty(&pool->ring) &&
+	    !(atomic_load(&pool->ring.tail) & AQ_RING_CLOSED))
+		aq__park_wait(&pool->wake_seq, seq, -1);
+	atomic_fetch_sub(&pool->idle, 1);
+	/* Relaxed: `waking` is a hint that saves system calls; clearing it
+	 * can only cause an extra wake, never a missed one. */
+	if (atomic_load_explicit(&pool->waking, memory_order_relaxed))
+		atomic_store_explicit(&pool->waking, 0, memory_order_relaxed);
+}
+
+static void *worker_main(void *arg)
+{
+	struct aq_pool *pool = arg;
+	bool just_woken = false;
+
+	aq__worker_pool = pool;
+	for (;;) {
+		struct aq__ring_item item;
+		int spins;
+
+		if (aq__ring_pop(&pool->ring, &item)) {
+			worker_freed_slot(pool);
+			if (just_woken) {
+				/* Chain: more work and idle workers left? */
+				just_woken = false;
+				if (aq__ring_nonempty(&pool->ring))
+					aq__pool_wake_one(pool);
+			}
+			worker_run(pool, item);
+			continue;
+		}
+		if (aq__ring_drained(&pool->ring))
+			break;
+		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
+			aq__cpu_relax();
+			if (aq__ring_nonempty(&pool->ring))
+				break;
+		}
+		if (spins < WORKER_SPIN_ITERATIONS)
+			continue;
+		worker_park(pool);
+		just_woken = true;
+	}
+	aq__worker_pool = NULL;
+	return NULL;
+}
+
+/* Close the ring and wake everyone who may be asleep. Under pool->lock. */
+static void pool_begin_stop(struct aq_pool *pool)
+{
+	pool->phase = AQ__POOL_STOPPING;
+	aq__ring_close(&pool->ring);
+	/* Release increments, as in the wake paths: sleepers see the close. */
+	atomic_fetch_add_explicit(&pool->wake_seq, 1, memory_order_release);
+	aq__park_wake(&pool->wake_seq, INT32_MAX);
+	atomic_fetch_add_explicit(&pool->space_seq, 1, memory_order_release);
+	aq__park_wake(&pool->space_seq, INT32_MAX);
+}
+
+static void pool_join(struct aq_pool *pool, unsigned count)
+{
+	for (unsigned i = 0; i < count; i++)
+		pthread_join(pool->threads[i], NULL);
+}
+
+/* Start nworkers threads with every signal blocked (they inherit our mask
+ * at creation, so no signal can land on one before it could block it). */
+static int pool_start_workers(struct aq_pool *pool)
+{
+	sigset_t all, saved;
+	unsigned started;
+	int rc = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	for (started = 0; started < pool->nworkers; started++) {
+		rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
+		if (!rc)
+			rc = pthread_create(&pool->threads[started], NULL,
+					    worker_main, pool);
+		if (rc)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (rc) {
+		pthread_mutex_lock(&pool->lock);
+		pool_begin_stop(pool);
+		pthread_mutex_unlock(&pool->lock);
+		pool_join(pool, started);
+		return -rc;
+	}
+	return 0;
+}
+
+static unsigned online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n > (long)AQ_WORKERS_MAX ? AQ_WORKERS_MAX : (unsigned)n;
+}
+
+static void pool_free(struct aq_pool *pool)
+{
+	aq__ring_fini(&pool->ring);
+	if (pool->cache)
+		aq__cache_close(pool->cache);
+	free(pool->threads);
+	pthread_cond_destroy(&pool->stopped_cond);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+}
+
+AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
+{
+	static const struct aq_pool_config defaults;
+	struct aq_pool *pool;
+	void *mem;
+	int rc;
+
+	if (!poolp)
+		return -EINVAL;
+	if (!cfg)
+		cfg = &defaults;
+	if (cfg->workers > AQ_WORKERS_MAX ||
+	    cfg->queue_capacity > AQ_QUEUE_CAPACITY_MAX ||
+	    (cfg->flags & ~AQ_POOL_BLOCK))
+		return -EINVAL;
+
+	/* The pool holds cache-aligned members, so align the allocation. */
+	if (aq__fault(AQ_FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(*pool)))
+		return -ENOMEM;
+	pool = memset(mem, 0, sizeof(*pool));
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->stopped_cond, NULL);
+	pool->phase = AQ__POOL_RUNNING;
+	pool->flags = cfg->flags;
+	pool->block_timeout_ns = cfg->block_timeout_ns;
+	pool->nworkers = cfg->workers ? cfg->workers : online_cpus();
+
+	rc = aq__ring_init(&pool->ring, cfg->queue_capacity
+						? cfg->queue_capacity
+						: AQ_QUEUE_CAPACITY_DEFAULT);
+	if (rc == 0) {
+		pool->cache = aq__cache_create();
+		pool->threads = aq__calloc(pool->nworkers,
+					   sizeof(*pool->threads));
+		if (!pool->cache || !pool->threads)
+			rc = -ENOMEM;
+	}
+	if (rc == 0)
+		rc = pool_start_workers(pool);
+	if (rc) {
+		pool_free(pool);
+		return rc;
+	}
+	*poolp = pool;
+	return 0;
+}
+
+AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
+{
+	if (!pool || (flags & ~AQ_SHUTDOWN_CANCEL))
+		return -EINVAL;
+	if (aq__worker_pool == pool)
+		return -EDEADLK; /* we would wait for ourselves */
+	if (flags & AQ_SHUTDOWN_CANCEL)
+		atomic_store(&pool->cancelling, true);
+
+	pthread_mutex_lock(&pool->lock);
+	if (pool->phase == AQ__POOL_RUNNING)
+		pool_begin_stop(pool);
+	if (pool->joining) {
+		/* Another caller joins; wait for it to finish. */
+		while (pool->phase != AQ__POOL_STOPPED)
+			pthread_cond_wait(&pool->stopped_cond, &pool->lock);
+		pthread_mutex_unlock(&pool->lock);
+		return 0;
+	}
+	pool->joining = true;
+	pthread_mutex_unlock(&pool->lock);
+
+	pool_join(pool, pool->nworkers);
+
+	pthread_mutex_lock(&pool->lock);
+	pool->phase = AQ__POOL_STOPPED;
+	pthread_cond_broadcast(&pool->stopped_cond);
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
+AQ_API void aq_pool_destroy(aq_pool *pool)
+{
+	/* From the pool's own worker we cannot join ourselves: a documented
+	 * misuse that leaves the pool alone rather than deadlock. */
+	if (!pool || aq__worker_pool == pool)
+		return;
+	aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN);
+	pool_free(pool);
+}
+
+AQ_API int aq_pool_workers(const aq_pool *pool)
+{
+	return pool ? (int)pool->nworkers : -EINVAL;
+}
+
+AQ_API int aq_pool_capacity(const aq_pool *pool)
+{
+	return pool ? (int)aq__ring_capacity(&pool->ring) : -EINVAL;
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.h - the pool object shared by the pool's sources (see pool.c).
+ */
+#ifndef AQ_POOL_H
+#define AQ_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "asyncq.h"
+#include "compat.h"
+#include "future.h"
+#include "park.h"
+#include "ring.h"
+
+enum aq__pool_phase {
+	AQ__POOL_RUNNING,  /* accepting jobs */
+	AQ__POOL_STOPPING, /* ring closed; workers finishing what was accepted */
+	AQ__POOL_STOPPED   /* every job resolved, every worker joined */
+};
+
+struct aq_pool {
+	struct aq__ring ring; /* the submission queue; aligned lines inside */
+
+	/*
+	 * Parking: written only when a worker parks or is woken, read by
+	 * every submit, so they share one line apart from the ring counters.
+	 */
+	AQ_CACHE_ALIGNED _Atomic uint32_t idle; /* workers parked or about to
+						   park (see pool.c) */
+	_Atomic uint32_t waking;   /* 1 while a wake is under way and no woken
+				      worker has taken it yet */
+	_Atomic uint32_t wake_seq; /* the futex word idle workers sleep on;
+				      bumped by every wake */
+
+	/* Producers blocked on a full ring: read after every pop. */
+	AQ_CACHE_ALIGNED _Atomic uint32_t space_waiters;
+	_Atomic uint32_t space_seq; /* their futex word; bumped on wakes */
+
+	/* Cold fields, read-only after create unless noted. */
+	AQ_CACHE_ALIGNED _Atomic bool cancelling; /* a CANCEL shutdown: workers
+						     cancel, not run */
+	struct aq__cache *cache; /* job records (futures) */
+	unsigned nworkers;
+	unsigned flags;            /* AQ_POOL_* */
+	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
+	pthread_t *threads;        /* nworkers of them once created */
+
+	/* Shutdown coordination: not on any hot path. */
+	pthread_mutex_t lock;
+	pthread_cond_t stopped_cond; /* signalled when phase becomes STOPPED */
+	enum aq__pool_phase phase;   /* under lock */
+	bool joining;                /* under lock: one caller joins workers */
+};
+
+/* The pool whose worker this thread is, or NULL (pool.c). */
+extern _Thread_local struct aq_pool *aq__worker_pool;
+
+/*
+ * Wake one parked worker, if any is parked and no wake is already under
+ * way: the submit side of the parking protocol described in pool.c. Called
+ * after a successful push, whose seq_cst claim orders before the load of
+ * idle below.
+ */
+static inline void aq__pool_wake_one(struct aq_pool *pool)
+{
+	/* seq_cst: the read half of the parking handshake (see pool.c). */
+	if (aq_likely(atomic_load(&pool->idle) == 0))
+		return;
+	/* Relaxed peek first so that a stream of submits does not bounce the
+	 * line with an exchange while one wake is in flight; the exchange
+	 * (acq_rel) then elects exactly one waker. */
+	if (atomic_load_explicit(&pool->waking, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&pool->waking, 1, memory_order_acq_rel))
+		return;
+	/* Release: a worker that sees the new sequence (acquire in its park)
+	 * also sees everything we did before, including our push. */
+	atomic_fetch_add_explicit(&pool->wake_seq, 1, memory_order_release);
+	aq__park_wake(&pool->wake_seq, 1);
+}
+
+#endif
