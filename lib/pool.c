@@ -6,7 +6,8 @@
  * Parking protocol. A worker that finds the ring empty spins briefly, then
  * parks on the futex word wake_seq:
  *
- *   worker:  seq = wake_seq; idle++; if ring empty and open: wait(wake_seq, seq)
+ *   worker:  seq = wake_seq; waking = 0; idle++;
+ *            if ring empty and open: wait(wake_seq, seq)
  *            idle--; waking = 0
  *   submit:  claim a ring slot; if idle > 0 and !waking: waking = 1,
  *            wake_seq++, wake(wake_seq, 1)
@@ -20,8 +21,10 @@
  * `waking` keeps a burst of submits from making a system call each: only
  * one wake is in flight at a time, and the woken worker, once it has taken
  * a job, wakes another if work and idle workers remain (a chain, as Go's
- * scheduler does with spinning threads). Every worker leaving the idle state
- * clears `waking`, so a wake that found nobody asleep cannot leave it stuck.
+ * scheduler does with spinning threads). A worker clears `waking` before it
+ * goes idle and again when it leaves, so a wake spent on a worker that had
+ * already found work cannot leave the flag stuck and later sleepers
+ * unwakeable.
  * Liveness: while a job is in the ring, some worker is awake and will take
  * it, because a worker re-checks the ring after raising idle.
  *
@@ -84,6 +87,14 @@ static void worker_park(struct aq_pool *pool)
 	uint32_t seq = atomic_load_explicit(&pool->wake_seq,
 					    memory_order_acquire);
 
+	/*
+	 * Clear `waking` before announcing ourselves idle (both seq_cst). A
+	 * wake may have been spent on a worker that had already found work,
+	 * leaving the flag set with nobody coming to clear it; a submitter
+	 * that still reads 1 here read it before our clear, so its push came
+	 * before our ring check below and we will see its job.
+	 */
+	atomic_store(&pool->waking, 0);
 	atomic_fetch_add(&pool->idle, 1); /* seq_cst: handshake store half */
 	/* ring_nonempty is seq_cst (handshake read half); a closed ring means
 	 * shutdown: go back and see whether it is drained. */
