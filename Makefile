@@ -65,7 +65,7 @@ SONAME := libasyncq.so.$(MAJOR)
 
 .PHONY: all demo check check-unit check-install check-man bench install \
 	uninstall clean deps
-all: $(STATIC) $(SHARED) build/libasyncq.so build/libasyncq.pc $(EXAMPLES)
+all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
 # ---- the library --------------------------------------------------------------
 build/rel/%.o: lib/%.c
@@ -87,12 +87,10 @@ build/libasyncq.so: $(SHARED)
 	$(Q)ln -sf libasyncq.so.$(VERSION) build/$(SONAME)
 	$(Q)ln -sf libasyncq.so.$(VERSION) $@
 
-build/libasyncq.pc: libasyncq.pc.in Makefile
-	$(call msg,GEN,$@)
-	@mkdir -p $(@D)
-	$(Q)sed -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
-		-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|' \
-		$< >$@
+# The .pc file is written at install time, so it always names the prefix
+# and libdir of that install.
+PC_SED := -e 's|@prefix@|$(prefix)|' -e 's|@libdir@|$(libdir)|' \
+	-e 's|@includedir@|$(includedir)|' -e 's|@VERSION@|$(VERSION)|'
 
 # ---- examples (linked statically so they run from the tree) -------------------
 build/examples/%: examples/%.c $(STATIC)
@@ -138,18 +136,23 @@ check-unit: build/$(TVAR)/check_asyncq
 
 # Install into a staging DESTDIR and build an example against it through
 # pkg-config, as C and as C++, then run both against the staged shared library.
+# The prefix is not /usr so that pkg-config does not filter its -I out.
 STAGE := $(CURDIR)/build/stage
+SPREFIX := /opt/libasyncq
 check-install: all
 	$(Q)rm -rf $(STAGE)
-	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(STAGE) prefix=/usr >/dev/null
+	$(Q)$(MAKE) --no-print-directory install DESTDIR=$(STAGE) \
+		prefix=$(SPREFIX) >/dev/null
 	$(call msg,TEST,staged-install)
-	$(Q)PKG_CONFIG_SYSROOT_DIR=$(STAGE) PKG_CONFIG_LIBDIR=$(STAGE)/usr/lib/pkgconfig \
+	$(Q)PKG_CONFIG_SYSROOT_DIR=$(STAGE) \
+		PKG_CONFIG_LIBDIR=$(STAGE)$(SPREFIX)/lib/pkgconfig \
 		sh -c '$(CC) -std=c11 -Wall -Werror -x c examples/quickstart.c \
 		-o build/stage/quickstart-c $$(pkg-config --cflags --libs libasyncq) && \
 		$(CXX) -Wall -Werror -x c++ examples/quickstart.c \
 		-o build/stage/quickstart-cxx $$(pkg-config --cflags --libs libasyncq)'
-	$(Q)LD_LIBRARY_PATH=$(STAGE)/usr/lib ./build/stage/quickstart-c >/dev/null
-	$(Q)LD_LIBRARY_PATH=$(STAGE)/usr/lib ./build/stage/quickstart-cxx >/dev/null
+	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-c >/dev/null
+	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-cxx >/dev/null
+	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq.7
 	$(Q)echo "  staged install: C and C++ builds ran"
 
 check-man:
@@ -168,7 +171,7 @@ install: all
 	install -m 755 $(SHARED) $(DESTDIR)$(libdir)/
 	ln -sf libasyncq.so.$(VERSION) $(DESTDIR)$(libdir)/$(SONAME)
 	ln -sf libasyncq.so.$(VERSION) $(DESTDIR)$(libdir)/libasyncq.so
-	install -m 644 build/libasyncq.pc $(DESTDIR)$(libdir)/pkgconfig/
+	sed $(PC_SED) libasyncq.pc.in >$(DESTDIR)$(libdir)/pkgconfig/libasyncq.pc
 	install -m 644 man/man3/*.3 $(DESTDIR)$(mandir)/man3/
 	install -m 644 man/man7/*.7 $(DESTDIR)$(mandir)/man7/
 

@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_future.c - futures: get with every kind of timeout, many waiters,
+ * failure codes, cancel, release, states, and futures outliving their pool.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <check.h>
+
+#include "helpers.h"
+#include "suites.h"
+
+static int result_sentinel_obj;
+#define RESULT_SENTINEL ((void *)&result_sentinel_obj)
+
+/*
+ * One worker held by a gate job (gate_fut, RUNNING), and one job x queued
+ * behind it (fut, PENDING): the setup of most tests here.
+ */
+struct held {
+	aq_pool *pool;
+	struct th_gate gate;
+	aq_future *gate_fut;
+	struct th_job x;
+	aq_future *fut;
+};
+
+static void held_setup(struct held *h, int x_ret, void *x_result)
+{
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+
+	h->pool = th_pool(1, 16, 0, 0);
+	th_gate_init(&h->gate);
+	ck_assert_int_eq(aq_submit(h->pool, th_gate_job, &h->gate, NULL,
+				   &h->gate_fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&h->gate, 1));
+	th_job_init(&h->x, NULL, x_ret, true, x_result);
+	ck_assert_int_eq(aq_submit(h->pool, th_job_fn, &h->x, &opts, &h->fut),
+			 0);
+}
+
+static void held_teardown(struct held *h)
+{
+	th_gate_open(&h->gate);
+	aq_future_release(h->gate_fut);
+	aq_future_release(h->fut);
+	aq_pool_destroy(h->pool);
+	th_gate_destroy(&h->gate);
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+START_TEST(test_get_timeout_zero)
+{
+	struct held h;
+	void *result = RESULT_SENTINEL;
+
+	held_setup(&h, 0, (void *)0x1234);
+	ck_assert_int_eq(aq_future_get(h.fut, &result, 0), -ETIMEDOUT);
+	ck_assert_ptr_eq(result, RESULT_SENTINEL); /* untouched */
+	ck_assert_int_eq(aq_future_state(h.fut), AQ_STATE_PENDING);
+	/* The running gate job has no outcome either. */
+	ck_assert_int_eq(aq_future_get(h.gate_fut, &result, 0), -ETIMEDOUT);
+	ck_assert_ptr_eq(result, RESULT_SENTINEL);
+	ck_assert_int_eq(aq_future_state(h.gate_fut), AQ_STATE_RUNNING);
+	ck_assert_int_eq(aq_future_get(h.fut, NULL, 0), -ETIMEDOUT);
+
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_future_get(h.fut, &result, -1), 0);
+	ck_assert_ptr_eq(result, (void *)0x1234);
+	/* Once resolved, timeout 0 answers at once. */
+	result = NULL;
+	ck_assert_int_eq(aq_future_get(h.fut, &result, 0), 0);
+	ck_assert_ptr_eq(result, (void *)0x1234);
+	held_teardown(&h);
+}
+END_TEST
+
+START_TEST(test_get_timeout_expires)
+{
+	const int64_t timeout = 30 * 1000000LL;
+	struct held h;
+	void *result = RESULT_SENTINEL;
+	int64_t start, waited;
+
+	held_setup(&h, 0, (void *)0x5678);
+	start = th_now_ns();
+	ck_assert_int_eq(aq_future_get(h.fut, &result, timeout), -ETIMEDOUT);
+	waited = th_now_ns() - start;
+	ck_assert_msg(waited >= timeout - 2000000,
+		      "gave up after %lld ns of a %lld ns timeout",
+		      (long long)waited, (long long)timeout);
+	ck_assert_ptr_eq(result, RESULT_SENTINEL);
+	/* Still valid and still pending. */
+	ck_assert_int_eq(aq_future_state(h.fut), AQ_STATE_PENDING);
+	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, timeout),
+			 -ETIMEDOUT);
+
+	th_gate_open(&h.gate);
+	/* A generous positive timeout returns as soon as the outcome is in. */
+	ck_assert_int_eq(aq_future_get(h.fut, &result,
+				       (int64_t)(th_poll_seconds() * 1e9)),
+			 0);
+	ck_assert_ptr_eq(result, (void *)0x5678);
+	ck_assert_int_eq(atomic_load(&h.x.ran), 1);
+	held_teardown(&h);
+}
+END_TEST
+
+struct opener {
+	struct th_gate *gate;
+	int wait_entered; /* open once this many threads reached the gate */
+};
+
+static void *open_gate_later(void *arg)
+{
+	struct opener *o = arg;
+
+	th_gate_wait_entered(o->gate, o->wait_entered);
+	th_sleep_ms(20); /* let the main thread go to sleep in get */
+	th_gate_open(o->gate);
+	return NULL;
+}
+
+START_TEST(test_get_forever)
+{
+	struct th_gate gate;
+	struct th_job job;
+	struct opener o = { &gate, 1 };
+	aq_pool *pool = th_pool(1, 4, 0, 0);
+	aq_future *fut;
+	void *result = NULL;
+	pthread_t tid;
+
+	th_gate_init(&gate);
+	th_job_init(&job, &gate, 0, true, (void *)0x77);
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &job, NULL, &fut), 0);
+	ck_assert_int_eq(pthread_create(&tid, NULL, open_gate_later, &o), 0);
+	ck_assert_int_eq(aq_future_get(fut, &result, -1), 0);
+	ck_assert_ptr_eq(result, (void *)0x77);
+	ck_assert_int_eq(atomic_load(&job.returned), 1);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_SUCCEEDED);
+	/* Any negative timeout means forever. */
+	ck_assert_int_eq(aq_future_get(fut, &result, INT64_MIN), 0);
+	pthread_join(tid, NULL);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+static int store_nothing_job(void *arg, void **result)
+{
+	(void)result;
+	return (int)(intptr_t)arg;
+}
+
+/* result may be NULL; a job that stores nothing gives NULL. */
+START_TEST(test_result_null)
+{
+	aq_pool *pool = th_pool(1, 8, 0, 0);
+	aq_future *ok, *fail;
+	void *result = RESULT_SENTINEL;
+
+	ck_assert_int_eq(aq_submit(pool, store_nothing_job, (void *)0, NULL,
+				   &ok),
+			 0);
+	ck_assert_int_eq(aq_submit(pool, store_nothing_job, (void *)5, NULL,
+				   &fail),
+			 0);
+	ck_assert_int_eq(aq_future_get(ok, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_get(ok, &result, -1), 0);
+	ck_assert_ptr_null(result);
+	ck_assert_int_eq(aq_future_get(fail, NULL, -1), 5);
+	ck_assert_int_eq(aq_future_get(fail, NULL, 0), 5);
+	aq_future_release(ok);
+	aq_future_release(fail);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- many waiters --------------------------------------------------------- */
+
+#define NWAITERS 8
+
+struct waiter {
+	aq_future *fut;
+	int64_t timeout;
+	atomic_int started;  /* about to call get */
+	atomic_int returned; /* get returned */
+	int ret;
+	void *result;
+};
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	atomic_store(&w->started, 1);
+	w->ret = aq_future_get(w->fut, &w->result, w->timeout);
+	atomic_store(&w->returned, 1);
+	return NULL;
+}
+
+static void start_waiters(struct waiter *w, pthread_t *tid, aq_future *fut)
+{
+	for (int i = 0; i < NWAITERS; i++) {
+		w[i].fut = fut;
+		/* Half wait forever, half with a long positive timeout. */
+		w[i].timeout = i % 2 ? -1
+				     : (int64_t)(3 * th_poll_seconds() * 1e9);
+		atomic_init(&w[i].started, 0);
+		atomic_init(&w[i].returned, 0);
+		w[i].ret = 12345;
+		w[i].result = RESULT_SENTINEL;
+		ck_assert_int_eq(pthread_create(&tid[i], NULL, waiter_main,
+						&w[i]),
+				 0);
+	}
+	for (int i = 0; i < NWAITERS; i++)
+		ck_assert(th_poll_int(&w[i].started, 1));
+	th_sleep_ms(20); /* not needed for correctness: let them sleep */
+	for (int i = 0; i < NWAITERS; i++)
+		ck_assert_msg(atomic_load(&w[i].returned) == 0,
+			      "waiter %d returned %d before the outcome", i,
+			      w[i].ret);
+}
+
+static void join_waiters(struct waiter *w, pthread_t *tid, int ret,
+			 void *result)
+{
+	for (int i = 0; i < NWAITERS; i++) {
+		pthread_join(tid[i], NULL);
+		ck_assert_msg(w[i].ret == ret, "waiter %d got %d, expected %d",
+			      i, w[i].ret, ret);
+		ck_assert_ptr_eq(w[i].result, result);
+	}
+}
+
+START_TEST(test_many_waiters)
+{
+	struct waiter w[NWAITERS];
+	pthread_t tid[NWAITERS];
+	struct held h;
+
+	/* Success: all see 0 and the same result. */
+	held_setup(&h, 0, (void *)0xabc);
+	start_waiters(w, tid, h.fut);
+	th_gate_open(&h.gate);
+	join_waiters(w, tid, 0, (void *)0xabc);
+	held_teardown(&h);
+
+	/* Failure: all see the same code and result. */
+	held_setup(&h, 33, (void *)0xdef);
+	start_waiters(w, tid, h.fut);
+	th_gate_open(&h.gate);
+	join_waiters(w, tid, 33, (void *)0xdef);
+	held_teardown(&h);
+
+	/* Cancel: all wake with -ECANCELED, result untouched. */
+	held_setup(&h, 0, (void *)0x123);
+	start_waiters(w, tid, h.fut);
+	ck_assert_int_eq(aq_future_cancel(h.fut), 0);
+	join_waiters(w, tid, -ECANCELED, RESULT_SENTINEL);
+	held_teardown(&h);
+	ck_assert_int_eq(atomic_load(&h.x.ran), 0);
+}
+END_TEST
+
+/* ---- failure codes ---------------------------------------------------------- */
+
+START_TEST(test_negative_return)
+{
+	static const int rets[] = { -1, -EINVAL, -ECANCELED, -ETIMEDOUT,
+				    INT_MIN };
+	aq_pool *pool = th_pool(1, 8, 0, 0);
+
+	for (size_t i = 0; i < sizeof(rets) / sizeof(rets[0]); i++) {
+		aq_future *fut;
+
+		ck_assert_int_eq(aq_submit(pool, store_nothing_job,
+					   (void *)(intptr_t)rets[i], NULL,
+					   &fut),
+				 0);
+		ck_assert_msg(aq_future_get(fut, NULL, -1) == EINVAL,
+			      "job returning %d", rets[i]);
+		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_FAILED);
+		ck_assert_int_eq(aq_future_cancel(fut), -EALREADY);
+		aq_future_release(fut);
+	}
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- cancel ------------------------------------------------------------------ */
+
+START_TEST(test_cancel_before_start)
+{
+	struct held h;
+	void *result = RESULT_SENTINEL;
+
+	held_setup(&h, 0, (void *)0x1);
+	ck_assert_int_eq(aq_future_cancel(h.fut), 0);
+	ck_assert_int_eq(aq_future_state(h.fut), AQ_STATE_CANCELLED);
+	/* arg_destroy ran on this thread, before cancel returned. */
+	ck_assert_int_eq(atomic_load(&h.x.destroyed), 1);
+	ck_assert(pthread_equal(h.x.destroy_thread, pthread_self()));
+	ck_assert_int_eq(aq_future_get(h.fut, &result, 0), -ECANCELED);
+	ck_assert_int_eq(aq_future_get(h.fut, &result, -1), -ECANCELED);
+	ck_assert_int_eq(aq_future_get(h.fut, &result, 1000000), -ECANCELED);
+	ck_assert_ptr_eq(result, RESULT_SENTINEL);
+	ck_assert_int_eq(aq_future_cancel(h.fut), -EALREADY);
+
+	/* The worker gets to it and must not run it. */
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, -1), 0);
+	ck_assert_int_eq(aq_pool_shutdown(h.pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(atomic_load(&h.x.ran), 0);
+	ck_assert_int_eq(atomic_load(&h.x.destroyed), 1);
+	ck_assert_int_eq(aq_future_state(h.fut), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(aq_future_cancel(h.fut), -EALREADY);
+	held_teardown(&h);
+}
+END_TEST
+
+START_TEST(test_cancel_running)
+{
+	struct th_gate gate;
+	struct th_job job;
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+	aq_pool *pool = th_pool(1, 4, 0, 0);
+	aq_future *fut;
+	void *result = NULL;
+
+	th_gate_init(&gate);
+	th_job_init(&job, &gate, 0, true, (void *)0x99);
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &job, &opts, &fut), 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RUNNING);
+	ck_assert_int_eq(aq_future_cancel(fut), -EBUSY);
+	ck_assert_int_eq(aq_future_cancel(fut), -EBUSY);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RUNNING);
+	ck_assert_int_eq(atomic_load(&job.destroyed), 0);
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(fut, &result, -1), 0);
+	ck_assert_ptr_eq(result, (void *)0x99);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(atomic_load(&job.ran), 1);
+	ck_assert_int_eq(atomic_load(&job.destroyed), 1);
+	ck_assert_int_eq(aq_future_cancel(fut), -EALREADY);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+START_TEST(test_cancel_after_done)
+{
+	aq_pool *pool = th_pool(1, 8, 0, 0);
+	aq_future *ok, *fail;
+	void *result = NULL;
+
+	ck_assert_int_eq(aq_submit(pool, store_nothing_job, (void *)0, NULL,
+				   &ok),
+			 0);
+	ck_assert_int_eq(aq_submit(pool, store_nothing_job, (void *)9, NULL,
+				   &fail),
+			 0);
+	ck_assert_int_eq(aq_future_get(ok, &result, -1), 0);
+	ck_assert_int_eq(aq_future_get(fail, NULL, -1), 9);
+	ck_assert_int_eq(aq_future_cancel(ok), -EALREADY);
+	ck_assert_int_eq(aq_future_cancel(fail), -EALREADY);
+	/* The outcome did not change. */
+	ck_assert_int_eq(aq_future_state(ok), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_state(fail), AQ_STATE_FAILED);
+	ck_assert_int_eq(aq_future_get(ok, NULL, 0), 0);
+	ck_assert_int_eq(aq_future_get(fail, NULL, 0), 9);
+	aq_future_release(ok);
+	aq_future_release(fail);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- release -------------------------------------------------------------------- */
+
+START_TEST(test_release_before_completion)
+{
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+	struct th_gate running_gate;
+	struct th_job running;
+	aq_future *fut;
+	struct held h;
+
+	/* Released while pending: still runs. */
+	held_setup(&h, 0, NULL);
+	aq_future_release(h.fut);
+	h.fut = NULL;
+
+	/* Released while running: still finishes. */
+	th_gate_init(&running_gate);
+	th_job_init(&running, &running_gate, 0, false, NULL);
+	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &running, &opts, &fut),
+			 0);
+	th_gate_open(&h.gate);
+	ck_assert(th_gate_wait_entered(&running_gate, 1));
+	aq_future_release(fut);
+	th_gate_open(&running_gate);
+
+	aq_pool_destroy(h.pool);
+	ck_assert_int_eq(atomic_load(&h.x.ran), 1);
+	ck_assert_int_eq(atomic_load(&h.x.destroyed), 1);
+	ck_assert_int_eq(atomic_load(&running.ran), 1);
+	ck_assert_int_eq(atomic_load(&running.destroyed), 1);
+	aq_future_release(h.gate_fut);
+	th_gate_destroy(&h.gate);
+	th_gate_destroy(&running_gate);
+}
+END_TEST
+
+/* ---- states ------------------------------------------------------------------------ */
+
+START_TEST(test_state_transitions)
+{
+	struct th_gate xgate;
+	struct th_job xj;
+	struct held h;
+	aq_future *x, *fail;
+
+	/* Behind h's gate job: xj (which then waits on its own gate, so
+	 * RUNNING can be observed) and a job that fails. */
+	held_setup(&h, 0, NULL);
+	th_gate_init(&xgate);
+	th_job_init(&xj, &xgate, 0, false, NULL);
+	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &xj, NULL, &x), 0);
+	ck_assert_int_eq(aq_submit(h.pool, store_nothing_job, (void *)4, NULL,
+				   &fail),
+			 0);
+
+	ck_assert_int_eq(aq_future_state(x), AQ_STATE_PENDING);
+	ck_assert_int_eq(aq_future_state(fail), AQ_STATE_PENDING);
+	th_gate_open(&h.gate);
+	ck_assert(th_gate_wait_entered(&xgate, 1));
+	ck_assert_int_eq(aq_future_state(h.gate_fut), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_state(h.fut), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_state(x), AQ_STATE_RUNNING);
+	ck_assert_int_eq(aq_future_state(fail), AQ_STATE_PENDING);
+	th_gate_open(&xgate);
+	ck_assert_int_eq(aq_future_get(x, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_state(x), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_get(fail, NULL, -1), 4);
+	ck_assert_int_eq(aq_future_state(fail), AQ_STATE_FAILED);
+	ck_assert(aq_future_state(x) >= AQ_STATE_SUCCEEDED);
+	aq_future_release(x);
+	aq_future_release(fail);
+	held_teardown(&h);
+	th_gate_destroy(&xgate);
+}
+END_TEST
+
+START_TEST(test_state_values)
+{
+	ck_assert_int_eq(aq_future_state(NULL), AQ_STATE_INVALID);
+	/* The numbering is part of the ABI. */
+	ck_assert_int_eq(AQ_STATE_INVALID, -1);
+	ck_assert_int_eq(AQ_STATE_PENDING, 0);
+	ck_assert_int_eq(AQ_STATE_RUNNING, 1);
+	ck_assert_int_eq(AQ_STATE_SUCCEEDED, 16);
+	ck_assert_int_eq(AQ_STATE_FAILED, 17);
+	ck_assert_int_eq(AQ_STATE_CANCELLED, 18);
+}
+END_TEST
+
+/* ---- futures outliving their pool ------------------------------------------------- */
+
+START_TEST(test_outlive_pool)
+{
+	enum { N = 100 };
+	static aq_future *futs[N];
+	aq_pool *pool = th_pool(2, 0, 0, 0);
+	struct held h;
+	void *result;
+
+	for (intptr_t i = 0; i < N; i++)
+		ck_assert_int_eq(aq_submit(pool, store_nothing_job,
+					   (void *)(i % 4), NULL, &futs[i]),
+				 0);
+	/* Collect half before the pool goes, the rest after. */
+	for (int i = 0; i < N / 2; i++)
+		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1), i % 4);
+	aq_pool_destroy(pool);
+	for (int i = 0; i < N; i++) {
+		result = RESULT_SENTINEL;
+		ck_assert_int_eq(aq_future_state(futs[i]),
+				 i % 4 ? AQ_STATE_FAILED : AQ_STATE_SUCCEEDED);
+		ck_assert_int_eq(aq_future_get(futs[i], &result, 0), i % 4);
+		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1), i % 4);
+		ck_assert_ptr_null(result);
+		ck_assert_int_eq(aq_future_cancel(futs[i]), -EALREADY);
+		aq_future_release(futs[i]);
+	}
+
+	/* One finished, one cancelled, read after the pool is gone. */
+	held_setup(&h, 0, NULL);
+	ck_assert_int_eq(aq_future_cancel(h.fut), 0);
+	th_gate_open(&h.gate);
+	aq_pool_destroy(h.pool);
+	ck_assert_int_eq(aq_future_state(h.gate_fut), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_state(h.fut), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(aq_future_get(h.fut, NULL, -1), -ECANCELED);
+	ck_assert_int_eq(aq_future_cancel(h.fut), -EALREADY);
+	ck_assert_int_eq(atomic_load(&h.x.ran), 0);
+	ck_assert_int_eq(atomic_load(&h.x.destroyed), 1);
+	aq_future_release(h.fut);
+	aq_future_release(h.gate_fut);
+	th_gate_destroy(&h.gate);
+}
+END_TEST
+
+Suite *future_suite(void)
+{
+	Suite *s = suite_create("future");
+	TCase *get = tcase_create("get");
+	TCase *cancel = tcase_create("cancel");
+	TCase *life = tcase_create("lifetime");
+
+	tcase_set_timeout(get, TH_TIMEOUT);
+	tcase_add_test(get, test_get_timeout_zero);
+	tcase_add_test(get, test_get_timeout_expires);
+	tcase_add_test(get, test_get_forever);
+	tcase_add_test(get, test_result_null);
+	tcase_add_test(get, test_many_waiters);
+	tcase_add_test(get, test_negative_return);
+	suite_add_tcase(s, get);
+
+	tcase_set_timeout(cancel, TH_TIMEOUT);
+	tcase_add_test(cancel, test_cancel_before_start);
+	tcase_add_test(cancel, test_cancel_running);
+	tcase_add_test(cancel, test_cancel_after_done);
+	suite_add_tcase(s, cancel);
+
+	tcase_set_timeout(life, TH_TIMEOUT);
+	tcase_add_test(life, test_release_before_completion);
+	tcase_add_test(life, test_state_transitions);
+	tcase_add_test(life, test_state_values);
+	tcase_add_test(life, test_outlive_pool);
+	suite_add_tcase(s, life);
+	return s;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_main.c - the one test runner: every suite, in fork mode.
+ *
+ * AQ_TEST_SUITE=name runs only that suite (ring, pool, future, shutdown,
+ * errors, fault); Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "suites.h"
+
+static const struct {
+	const char *name;
+	Suite *(*make)(void);
+} suites[] = {
+	{ "ring", ring_suite },         { "pool", pool_suite },
+	{ "future", future_suite },     { "shutdown", shutdown_suite },
+	{ "errors", errors_suite },     { "fault", fault_suite },
+};
+
+int main(void)
+{
+	const char *only = getenv("AQ_TEST_SUITE");
+	SRunner *sr = srunner_create(NULL);
+	size_t added = 0;
+	int failed;
+
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+		if (only && *only && strcmp(only, suites[i].name) != 0)
+			continue;
+		srunner_add_suite(sr, suites[i].make());
+		added++;
+	}
+	if (added == 0) {
+		fprintf(stderr, "check_asyncq: no suite named \"%s\"; the "
+			"suites are ring, pool, future, shutdown, errors and "
+			"fault\n", only);
+		srunner_free(sr);
+		return EXIT_FAILURE;
+	}
+	/* Fork mode (Check's default, unless CK_FORK=no) is kept on purpose:
+	 * a crash or a deadlock fails one test, not the run. */
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_shutdown.c - shutdown (drain and cancel), destroy, and their misuse.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <check.h>
+
+#include "helpers.h"
+#include "suites.h"
+
+/* ---- shutdown in another thread, and knowing it has begun ---------------- */
+
+struct shutdown_thread {
+	pthread_t tid;
+	aq_pool *pool;
+	unsigned flags;
+	int ret;               /* what aq_pool_shutdown returned */
+	atomic_int returned;   /* it has returned */
+	/* Optional: futures that must all be final when shutdown returns. */
+	aq_future **check_futs;
+	int ncheck;
+	int not_final; /* of those, how many were not */
+};
+
+static void *shutdown_main(void *arg)
+{
+	struct shutdown_thread *s = arg;
+
+	s->ret = aq_pool_shutdown(s->pool, s->flags);
+	for (int i = 0; i < s->ncheck; i++)
+		if (aq_future_state(s->check_futs[i]) < AQ_STATE_SUCCEEDED)
+			s->not_final++;
+	atomic_store(&s->returned, 1);
+	return NULL;
+}
+
+static void shutdown_start(struct shutdown_thread *s, aq_pool *pool,
+			   unsigned flags)
+{
+	s->pool = pool;
+	s->flags = flags;
+	s->ret = 1;
+	atomic_init(&s->returned, 0);
+	if (!s->check_futs)
+		s->ncheck = 0;
+	s->not_final = 0;
+	ck_assert_int_eq(pthread_create(&s->tid, NULL, shutdown_main, s), 0);
+}
+
+static int count_int_job(void *arg, void **result)
+{
+	(void)result;
+	atomic_fetch_add((atomic_int *)arg, 1);
+	return 0;
+}
+
+/*
+ * Wait until submits to pool fail with -ESHUTDOWN, i.e. shutdown has
+ * begun. Probes that the pool still accepts are counted in *accepted (they
+ * add one to *counter when they run); -EAGAIN (full ring) means "not yet".
+ */
+static bool wait_shutdown_begun(aq_pool *pool, atomic_long *counter,
+				int *accepted)
+{
+	int64_t deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
+
+	while (th_now_ns() < deadline) {
+		int ret = aq_submit(pool, th_count_job, counter, &noblock,
+				    NULL);
+
+		if (ret == -ESHUTDOWN)
+			return true;
+		if (ret == 0)
+			(*accepted)++;
+		else if (ret != -EAGAIN)
+			ck_abort_msg("probe submit returned %d", ret);
+		th_sleep_ms(1);
+	}
+	return false;
+}
+
+/* ---- drain ------------------------------------------------------------------- */
+
+#define DRAIN_N 10000
+
+static atomic_int drain_runs[DRAIN_N]; /* times job i ran */
+
+/* arg is the job index; the result is index + 1. */
+static int drain_job(void *arg, void **result)
+{
+	atomic_fetch_add(&drain_runs[(uintptr_t)arg], 1);
+	*result = (void *)((uintptr_t)arg + 1);
+	return 0;
+}
+
+START_TEST(test_drain_many)
+{
+	static aq_future *futs[DRAIN_N];
+	aq_pool *pool = th_pool(2, 16384, 0, 0);
+	aq_future *late = (aq_future *)(void *)futs;
+
+	for (unsigned i = 0; i < DRAIN_N; i++)
+		atomic_init(&drain_runs[i], 0);
+	for (uintptr_t i = 0; i < DRAIN_N; i++)
+		ck_assert_int_eq(aq_submit(pool, drain_job, (void *)i, NULL,
+					   &futs[i]),
+				 0);
+	/* Most of them are still queued now. */
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(aq_submit(pool, drain_job, (void *)0, NULL, &late),
+			 -ESHUTDOWN);
+	ck_assert_ptr_null(late);
+	for (uintptr_t i = 0; i < DRAIN_N; i++) {
+		void *result = NULL;
+
+		ck_assert_int_eq(atomic_load(&drain_runs[i]), 1);
+		ck_assert_int_eq(aq_future_state(futs[i]), AQ_STATE_SUCCEEDED);
+		ck_assert_int_eq(aq_future_get(futs[i], &result, 0), 0);
+		ck_assert_ptr_eq(result, (void *)(i + 1));
+		aq_future_release(futs[i]);
+	}
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * A drain that begins while a gate holds the only worker: jobs queued
+ * before it all run; the gate job's own submit, made during the drain,
+ * gets -ESHUTDOWN.
+ */
+struct late_submitter {
+	aq_pool *pool;
+	struct th_gate gate;
+	atomic_long *counter;
+	int ret; /* its submit after the gate */
+};
+
+static int late_submit_job(void *arg, void **result)
+{
+	struct late_submitter *l = arg;
+
+	(void)result;
+	th_gate_pass(&l->gate);
+	l->ret = aq_submit(l->pool, th_count_job, l->counter, NULL, NULL);
+	return 0;
+}
+
+START_TEST(test_drain_behind_gate)
+{
+	enum { N = 1000 };
+	static atomic_long count;
+	struct shutdown_thread st = { 0 };
+	struct late_submitter l;
+	aq_pool *pool = th_pool(1, 2048, 0, 0);
+	aq_future *lfut;
+	int accepted = 0;
+
+	atomic_init(&count, 0);
+	l.pool = pool;
+	l.counter = &count;
+	l.ret = 1;
+	th_gate_init(&l.gate);
+	ck_assert_int_eq(aq_submit(pool, late_submit_job, &l, NULL, &lfut), 0);
+	ck_assert(th_gate_wait_entered(&l.gate, 1));
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL,
+					   NULL),
+				 0);
+	shutdown_start(&st, pool, AQ_SHUTDOWN_DRAIN);
+	ck_assert(wait_shutdown_begun(pool, &count, &accepted));
+	ck_assert_int_eq(atomic_load(&count), 0); /* the gate still holds */
+	th_gate_open(&l.gate);
+	pthread_join(st.tid, NULL);
+	ck_assert_int_eq(st.ret, 0);
+	ck_assert_int_eq(aq_future_get(lfut, NULL, 0), 0);
+	ck_assert_int_eq(l.ret, -ESHUTDOWN);
+	ck_assert_int_eq(atomic_load(&count), N + accepted);
+	aq_future_release(lfut);
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(atomic_load(&count), N + accepted);
+	th_gate_destroy(&l.gate);
+}
+END_TEST
+
+/* ---- cancel --------------------------------------------------------------------- */
+
+#define CQ_N 64 /* the ring's capacity: the queue is full */
+
+START_TEST(test_cancel_queued)
+{
+	static struct th_job jobs[CQ_N];
+	static aq_future *futs[CQ_N];
+	static atomic_int inline_runs;
+	struct aq_job_opts with_destroy = { .arg_destroy = th_job_destroy };
+	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
+	struct shutdown_thread st = { 0 };
+	struct th_gate gate;
+	struct th_job holder, probe;
+	aq_future *holder_fut;
+	void *hres = NULL;
+	aq_pool *pool = th_pool(1, CQ_N, 0, 0);
+	int submitted = 0, succeeded = 0, cancelled = 0;
+	int64_t deadline;
+	int ret;
+
+	th_gate_init(&gate);
+	atomic_init(&inline_runs, 0);
+	th_job_init(&holder, &gate, 0, true, (void *)0x42);
+	th_job_init(&probe, NULL, 0, false, NULL);
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &holder, &with_destroy,
+				   &holder_fut),
+			 0);
+	submitted++;
+	ck_assert(th_gate_wait_entered(&gate, 1));
+
+	/* Fill the ring with every kind of job. */
+	for (int i = 0; i < CQ_N; i++) {
+		th_job_init(&jobs[i], NULL, 0, false, NULL);
+		futs[i] = NULL;
+		switch (i % 4) {
+		case 0: /* inline fire-and-forget: simply dropped */
+			ret = aq_submit(pool, count_int_job, &inline_runs,
+					NULL, NULL);
+			break;
+		case 1: /* future and arg_destroy */
+			ret = aq_submit(pool, th_job_fn, &jobs[i],
+					&with_destroy, &futs[i]);
+			submitted++;
+			break;
+		case 2: /* future only */
+			ret = aq_submit(pool, th_job_fn, &jobs[i], NULL,
+					&futs[i]);
+			submitted++;
+			break;
+		default: /* fire-and-forget with arg_destroy */
+			ret = aq_submit(pool, th_job_fn, &jobs[i],
+					&with_destroy, NULL);
+			break;
+		}
+		ck_assert_int_eq(ret, 0);
+	}
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &probe, &noblock, NULL),
+			 -EAGAIN);
+
+	shutdown_start(&st, pool, AQ_SHUTDOWN_CANCEL);
+	/* The ring is full, so the probe can only fail: -EAGAIN until the
+	 * shutdown begins, then -ESHUTDOWN. */
+	deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	while ((ret = aq_submit(pool, th_job_fn, &probe, &with_destroy,
+				NULL)) == -EAGAIN &&
+	       th_now_ns() < deadline)
+		th_sleep_ms(1);
+	ck_assert_int_eq(ret, -ESHUTDOWN);
+	ck_assert_int_eq(atomic_load(&st.returned), 0); /* the gate holds */
+	th_gate_open(&gate);
+	pthread_join(st.tid, NULL);
+	ck_assert_int_eq(st.ret, 0);
+
+	/* The running job finished normally. */
+	ck_assert_int_eq(aq_future_get(holder_fut, &hres, 0), 0);
+	ck_assert_ptr_eq(hres, (void *)0x42);
+	ck_assert_int_eq(atomic_load(&holder.ran), 1);
+	ck_assert_int_eq(atomic_load(&holder.destroyed), 1);
+	succeeded++;
+	/* Nothing queued ran; every future resolved CANCELLED; every
+	 * arg_destroy ran exactly once. */
+	ck_assert_int_eq(atomic_load(&inline_runs), 0);
+	aq_pool_destroy(pool);
+	for (int i = 0; i < CQ_N; i++) {
+		void *result = (void *)&gate;
+
+		ck_assert_int_eq(atomic_load(&jobs[i].ran), 0);
+		ck_assert_int_eq(atomic_load(&jobs[i].destroyed),
+				 (i % 4 == 1 || i % 4 == 3) ? 1 : 0);
+		if (!futs[i])
+			continue;
+		ck_assert_int_eq(aq_future_state(futs[i]), AQ_STATE_CANCELLED);
+		ck_assert_int_eq(aq_future_get(futs[i], &result, -1),
+				 -ECANCELED);
+		ck_assert_ptr_eq(result, (void *)&gate);
+		ck_assert_int_eq(aq_future_cancel(futs[i]), -EALREADY);
+		cancelled++;
+		aq_future_release(futs[i]);
+	}
+	ck_assert_int_eq(succeeded + cancelled, submitted);
+	ck_assert_int_eq(cancelled, CQ_N / 2);
+	ck_assert_int_eq(atomic_load(&probe.ran), 0);
+	ck_assert_int_eq(atomic_load(&probe.destroyed), 0);
+	aq_future_release(holder_fut);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+/* ---- after shutdown --------------------------------------------------------------- */
+
+START_TEST(test_submit_after_shutdown)
+{
+	static const unsigned pool_flags[] = { 0, AQ_POOL_BLOCK };
+	struct aq_job_opts variants[] = {
+		{ .arg_destroy = th_job_destroy },
+		{ .flags = AQ_JOB_BLOCK, .arg_destroy = th_job_destroy },
+		{ .flags = AQ_JOB_BLOCK, .timeout_ns = 1000000,
+		  .arg_destroy = th_job_destroy },
+		{ .flags = AQ_JOB_NOBLOCK, .arg_destroy = th_job_destroy },
+	};
+	static int sentinel_obj;
+
+	for (size_t p = 0; p < 2; p++) {
+		aq_pool *pool = th_pool(1, 4, pool_flags[p], 0);
+		struct th_job job;
+
+		th_job_init(&job, NULL, 0, false, NULL);
+		ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+		ck_assert_int_eq(aq_submit(pool, th_job_fn, &job, NULL, NULL),
+				 -ESHUTDOWN);
+		for (size_t v = 0; v < sizeof(variants) / sizeof(variants[0]);
+		     v++) {
+			aq_future *fut = (aq_future *)(void *)&sentinel_obj;
+
+			ck_assert_int_eq(aq_submit(pool, th_job_fn, &job,
+						   &variants[v], &fut),
+					 -ESHUTDOWN);
+			ck_assert_ptr_null(fut);
+			ck_assert_int_eq(aq_submit(pool, th_job_fn, &job,
+						   &variants[v], NULL),
+					 -ESHUTDOWN);
+		}
+		aq_pool_destroy(pool);
+		ck_assert_int_eq(atomic_load(&job.ran), 0);
+		ck_assert_int_eq(atomic_load(&job.destroyed), 0);
+	}
+}
+END_TEST
+
+START_TEST(test_shutdown_twice)
+{
+	static const unsigned seq[][2] = {
+		{ AQ_SHUTDOWN_DRAIN, AQ_SHUTDOWN_DRAIN },
+		{ AQ_SHUTDOWN_DRAIN, AQ_SHUTDOWN_CANCEL },
+		{ AQ_SHUTDOWN_CANCEL, AQ_SHUTDOWN_DRAIN },
+		{ AQ_SHUTDOWN_CANCEL, AQ_SHUTDOWN_CANCEL },
+	};
+
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		static atomic_long count;
+		aq_pool *pool = th_pool(2, 64, 0, 0);
+		aq_future *fut;
+
+		atomic_init(&count, 0);
+		ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL,
+					   &fut),
+				 0);
+		ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+		ck_assert_int_eq(aq_pool_shutdown(pool, seq[i][0]), 0);
+		ck_assert_int_eq(aq_pool_shutdown(pool, seq[i][1]), 0);
+		ck_assert_int_eq(aq_pool_shutdown(pool, seq[i][1]), 0);
+		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_SUCCEEDED);
+		ck_assert_int_eq(atomic_load(&count), 1);
+		aq_future_release(fut);
+		aq_pool_destroy(pool);
+	}
+}
+END_TEST
+
+/* An idle pool (workers parked) shuts down promptly and cleanly. */
+START_TEST(test_shutdown_idle)
+{
+	aq_pool *pool = th_pool(4, 0, 0, 0);
+
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(aq_pool_workers(pool), 4);
+	aq_pool_destroy(pool);
+
+	pool = th_pool(4, 0, 0, 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_CANCEL), 0);
+	aq_pool_destroy(pool);
+
+	pool = th_pool(4, 0, 0, 0);
+	aq_pool_destroy(pool); /* no shutdown at all */
+}
+END_TEST
+
+/* ---- shutdown and destroy from inside a job --------------------------------------- */
+
+struct self_shutdown {
+	aq_pool *own;   /* the pool the job runs in */
+	aq_pool *other; /* another pool */
+	int own_drain, own_cancel, other_ret;
+};
+
+static int self_shutdown_job(void *arg, void **result)
+{
+	struct self_shutdown *s = arg;
+
+	(void)result;
+	s->own_drain = aq_pool_shutdown(s->own, AQ_SHUTDOWN_DRAIN);
+	s->own_cancel = aq_pool_shutdown(s->own, AQ_SHUTDOWN_CANCEL);
+	/* Documented misuse: does nothing from one of the pool's workers. */
+	aq_pool_destroy(s->own);
+	s->other_ret = aq_pool_shutdown(s->other, AQ_SHUTDOWN_DRAIN);
+	return 0;
+}
+
+START_TEST(test_shutdown_from_job)
+{
+	static atomic_long count;
+	struct self_shutdown s;
+	aq_pool *pool = th_pool(2, 16, 0, 0);
+	aq_pool *other = th_pool(1, 16, 0, 0);
+	aq_future *fut;
+
+	atomic_init(&count, 0);
+	s.own = pool;
+	s.other = other;
+	s.own_drain = s.own_cancel = s.other_ret = 1;
+	ck_assert_int_eq(aq_submit(pool, self_shutdown_job, &s, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(s.own_drain, -EDEADLK);
+	ck_assert_int_eq(s.own_cancel, -EDEADLK);
+	/* Another pool's workers may shut this one down. */
+	ck_assert_int_eq(s.other_ret, 0);
+	ck_assert_int_eq(aq_submit(other, th_count_job, &count, NULL, NULL),
+			 -ESHUTDOWN);
+	aq_future_release(fut);
+	/* The pool is untouched: it still accepts and runs jobs. */
+	ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(atomic_load(&count), 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	aq_pool_destroy(other);
+}
+END_TEST
+
+/* ---- destroy without shutdown --------------------------------------------------- */
+
+static void *open_after_delay(void *gate)
+{
+	th_sleep_ms(50);
+	th_gate_open(gate);
+	return NULL;
+}
+
+START_TEST(test_destroy_drains)
+{
+	enum { N = 1000 };
+	static struct th_job jobs[N];
+	static atomic_long count;
+	struct aq_job_opts with_destroy = { .arg_destroy = th_job_destroy };
+	struct th_gate gate;
+	aq_pool *pool = th_pool(1, 2048, 0, 0);
+	pthread_t tid;
+
+	th_gate_init(&gate);
+	atomic_init(&count, 0);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, NULL), 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	for (int i = 0; i < N; i++) {
+		th_job_init(&jobs[i], NULL, 0, false, NULL);
+		if (i % 2)
+			ck_assert_int_eq(aq_submit(pool, th_count_job, &count,
+						   NULL, NULL),
+					 0);
+		else
+			ck_assert_int_eq(aq_submit(pool, th_job_fn, &jobs[i],
+						   &with_destroy, NULL),
+					 0);
+	}
+	/*
+	 * Open the gate from another thread a little later; whether that
+	 * happens before or after destroy begins, every job above was
+	 * accepted and must run.
+	 */
+	ck_assert_int_eq(pthread_create(&tid, NULL, open_after_delay, &gate),
+			 0);
+	aq_pool_destroy(pool);
+	pthread_join(tid, NULL);
+	ck_assert_int_eq(atomic_load(&count), N / 2);
+	for (int i = 0; i < N; i += 2) {
+		ck_assert_int_eq(atomic_load(&jobs[i].ran), 1);
+		ck_assert_int_eq(atomic_load(&jobs[i].destroyed), 1);
+	}
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+/* ---- misuse ---------------------------------------------------------------------- */
+
+START_TEST(test_shutdown_bad_args)
+{
+	static const unsigned bad_flags[] = { 0x2, 0x4, 0x80000000u, ~0u };
+	static atomic_long count;
+	aq_pool *pool = th_pool(1, 4, 0, 0);
+	aq_future *fut;
+
+	ck_assert_int_eq(aq_pool_shutdown(NULL, AQ_SHUTDOWN_DRAIN), -EINVAL);
+	ck_assert_int_eq(aq_pool_shutdown(NULL, AQ_SHUTDOWN_CANCEL), -EINVAL);
+	for (size_t i = 0; i < sizeof(bad_flags) / sizeof(bad_flags[0]); i++)
+		ck_assert_msg(aq_pool_shutdown(pool, bad_flags[i]) == -EINVAL,
+			      "flags %#x", bad_flags[i]);
+	/* Rejected calls did not start a shutdown. */
+	atomic_init(&count, 0);
+	ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(atomic_load(&count), 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- a blocked submit and a beginning shutdown ----------------------------------- */
+
+struct blocked {
+	aq_pool *pool;
+	const struct aq_job_opts *opts;
+	struct th_job job;
+	aq_future *fut;
+	atomic_int started;
+	atomic_int returned;
+	int ret;
+};
+
+static void *blocked_main(void *arg)
+{
+	struct blocked *b = arg;
+
+	atomic_store(&b->started, 1);
+	b->ret = aq_submit(b->pool, th_job_fn, &b->job, b->opts, &b->fut);
+	atomic_store(&b->returned, 1);
+	return NULL;
+}
+
+static void run_blocked_then_shutdown(unsigned pool_flags,
+				      const struct aq_job_opts *opts,
+				      unsigned shutdown_flags)
+{
+	struct aq_job_opts fill_opts = { .flags = AQ_JOB_NOBLOCK,
+					 .arg_destroy = th_job_destroy };
+	struct shutdown_thread st = { 0 };
+	struct th_gate gate;
+	struct th_job fill[2];
+	aq_future *gate_fut, *fill_futs[2];
+	struct blocked b;
+	pthread_t tid;
+	aq_pool *pool = th_pool(1, 2, pool_flags, 0);
+	bool cancel = shutdown_flags & AQ_SHUTDOWN_CANCEL;
+
+	th_gate_init(&gate);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &gate_fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	for (int i = 0; i < 2; i++) {
+		th_job_init(&fill[i], NULL, 0, false, NULL);
+		ck_assert_int_eq(aq_submit(pool, th_job_fn, &fill[i],
+					   &fill_opts, &fill_futs[i]),
+				 0);
+	}
+
+	b.pool = pool;
+	b.opts = opts;
+	th_job_init(&b.job, NULL, 0, false, NULL);
+	b.fut = (aq_future *)(void *)&b;
+	atomic_init(&b.started, 0);
+	atomic_init(&b.returned, 0);
+	b.ret = 1;
+	ck_assert_int_eq(pthread_create(&tid, NULL, blocked_main, &b), 0);
+	ck_assert(th_poll_int(&b.started, 1));
+	th_sleep_ms(50); /* not needed for correctness: let it go to sleep */
+	ck_assert_msg(atomic_load(&b.returned) == 0,
+		      "a blocking submit on a full ring returned %d", b.ret);
+
+	shutdown_start(&st, pool, shutdown_flags);
+	/* The gate still holds, so no space ever appears: only the
+	 * shutdown can end the wait. */
+	ck_assert_msg(th_poll_int(&b.returned, 1),
+		      "the blocked submit did not return when shutdown began");
+	pthread_join(tid, NULL);
+	ck_assert_int_eq(b.ret, -ESHUTDOWN);
+	ck_assert_ptr_null(b.fut);
+	ck_assert_int_eq(atomic_load(&st.returned), 0);
+
+	th_gate_open(&gate);
+	pthread_join(st.tid, NULL);
+	ck_assert_int_eq(st.ret, 0);
+	ck_assert_int_eq(aq_future_get(gate_fut, NULL, 0), 0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(aq_future_get(fill_futs[i], NULL, 0),
+				 cancel ? -ECANCELED : 0);
+		ck_assert_int_eq(atomic_load(&fill[i].ran), cancel ? 0 : 1);
+		ck_assert_int_eq(atomic_load(&fill[i].destroyed), 1);
+		aq_future_release(fill_futs[i]);
+	}
+	aq_future_release(gate_fut);
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(atomic_load(&b.job.ran), 0);
+	ck_assert_int_eq(atomic_load(&b.job.destroyed), 0);
+	th_gate_destroy(&gate);
+}
+
+START_TEST(test_blocked_submit_shutdown)
+{
+	struct aq_job_opts block = { .flags = AQ_JOB_BLOCK,
+				     .arg_destroy = th_job_destroy };
+
+	run_blocked_then_shutdown(0, &block, AQ_SHUTDOWN_CANCEL);
+	run_blocked_then_shutdown(0, &block, AQ_SHUTDOWN_DRAIN);
+	/* Blocking by the pool's default, no options. */
+	run_blocked_then_shutdown(AQ_POOL_BLOCK, NULL, AQ_SHUTDOWN_CANCEL);
+}
+END_TEST
+
+/* ---- concurrent shutdown callers -------------------------------------------------- */
+
+START_TEST(test_concurrent_shutdowns)
+{
+	enum { N = 50 };
+	static aq_future *futs[N];
+	static atomic_long count;
+	struct shutdown_thread st[3] = { { 0 } };
+	struct th_gate gate;
+	aq_pool *pool = th_pool(1, 64, 0, 0);
+	int accepted = 0;
+
+	th_gate_init(&gate);
+	atomic_init(&count, 0);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, NULL), 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL,
+					   &futs[i]),
+				 0);
+	for (int i = 0; i < 3; i++) {
+		st[i].check_futs = futs;
+		st[i].ncheck = N;
+		shutdown_start(&st[i], pool, AQ_SHUTDOWN_DRAIN);
+	}
+	ck_assert(wait_shutdown_begun(pool, &count, &accepted));
+	th_sleep_ms(20); /* not needed for correctness: let all three wait */
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(atomic_load(&st[i].returned), 0);
+	th_gate_open(&gate);
+	/* Each caller returns only once everything is resolved. */
+	for (int i = 0; i < 3; i++) {
+		pthread_join(st[i].tid, NULL);
+		ck_assert_int_eq(st[i].ret, 0);
+		ck_assert_int_eq(st[i].not_final, 0);
+	}
+	ck_assert_int_eq(atomic_load(&count), N + accepted);
+	for (int i = 0; i < N; i++) {
+		ck_assert_int_eq(aq_future_state(futs[i]), AQ_STATE_SUCCEEDED);
+		aq_future_release(futs[i]);
+	}
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+Suite *shutdown_suite(void)
+{
+	Suite *s = suite_create("shutdown");
+	TCase *drain = tcase_create("drain");
+	TCase *cancel = tcase_create("cancel");
+	TCase *misuse = tcase_create("misuse");
+
+	tcase_set_timeout(drain, TH_TIMEOUT_STRESS);
+	tcase_add_test(drain, test_drain_many);
+	tcase_add_test(drain, test_drain_behind_gate);
+	tcase_add_test(drain, test_destroy_drains);
+	tcase_add_test(drain, test_concurrent_shutdowns);
+	suite_add_tcase(s, drain);
+
+	tcase_set_timeout(cancel, TH_TIMEOUT);
+	tcase_add_test(cancel, test_cancel_queued);
+	tcase_add_test(cancel, test_blocked_submit_shutdown);
+	suite_add_tcase(s, cancel);
+
+	tcase_set_timeout(misuse, TH_TIMEOUT);
+	tcase_add_test(misuse, test_submit_after_shutdown);
+	tcase_add_test(misuse, test_shutdown_twice);
+	tcase_add_test(misuse, test_shutdown_idle);
+	tcase_add_test(misuse, test_shutdown_from_job);
+	tcase_add_test(misuse, test_shutdown_bad_args);
+	suite_add_tcase(s, misuse);
+	return s;
+}

@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * suites.h - the Check suites the one runner (check_main.c) puts together.
+ */
+#ifndef AQ_TEST_SUITES_H
+#define AQ_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *ring_suite(void);     /* lib/ring.c, through the aq__ring_* API */
+Suite *pool_suite(void);     /* pools: configuration, submission, blocking */
+Suite *future_suite(void);   /* futures: get, cancel, state, release */
+Suite *shutdown_suite(void); /* drain, cancel, destroy, misuse */
+Suite *errors_suite(void);   /* aq_strerror, version, bad arguments */
+Suite *fault_suite(void);    /* fault injection (tests/check_fault.c) */
+
+#endif
