@@ -56,6 +56,8 @@ typedef int (*aq_job_fn)(void *arg, void **result);
 /* Pool flags (struct aq_pool_config.flags). */
 #define AQ_POOL_BLOCK 0x1u /* submits wait for ring space by default */
 
+struct aq_sched_ops;
+
 /*
  * Pool configuration. All-zero means "the defaults", so
  * `struct aq_pool_config cfg = {0};` is always valid.
@@ -67,6 +69,12 @@ struct aq_pool_config {
 	unsigned flags;          /* AQ_POOL_* bits */
 	int64_t block_timeout_ns; /* with AQ_POOL_BLOCK: longest wait for ring
 				     space; 0 or negative = wait forever */
+	const struct aq_sched_ops *sched; /* the policy; NULL = FIFO, served
+					     straight from the ring */
+	const void *sched_params; /* handed to sched->init(); NULL = its
+				     defaults */
+	int64_t slice_ns;         /* time slice for aq_job_yield_due();
+				     0 = 1 ms */
 };
 
 /* Create a pool; cfg may be NULL for the defaults. */
@@ -107,7 +115,18 @@ struct aq_job_opts {
 					   the job is finished with, whatever
 					   its outcome, before its future
 					   resolves; never when submit fails */
+	int priority;     /* AQ_PRIORITY_MIN..MAX, higher runs first; 0 =
+			     normal (priority scheduler) */
+	uint64_t group;   /* fairness group: tenant, connection, ... (fair
+			     scheduler); 0 is a group like any other */
+	unsigned weight;  /* the group's share, 1..AQ_WEIGHT_MAX; 0 = 1 (fair
+			     scheduler: the latest job's weight wins) */
+	uint64_t hint;    /* free for custom schedulers, e.g. expected cost */
 };
+
+#define AQ_PRIORITY_MIN (-100)
+#define AQ_PRIORITY_MAX 100
+#define AQ_WEIGHT_MAX 1000u
 
 /*
  * Submit fn(arg). On success, and when fut is not NULL, *fut receives a
@@ -116,6 +135,70 @@ struct aq_job_opts {
  */
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut);
+
+/* ---- Schedulers ---------------------------------------------------------- */
+
+/*
+ * A job's return value that gives up its worker: it is queued again at the
+ * tail with its arg and state kept, and called again when its turn comes.
+ * Outside the -errno range, so a job returning -1 or -errno by mistake is
+ * failed (EINVAL), never looped.
+ */
+#define AQ_YIELD (-4097)
+
+/* True when the calling job has run a whole time slice and others wait:
+ * the moment to return AQ_YIELD. False outside a job. */
+AQ_API int aq_job_yield_due(void);
+
+/* A queued job as a scheduler sees it; valid from push until done. */
+typedef struct aq_job aq_job;
+
+/*
+ * A scheduling policy (man aq_sched_ops). The pool calls every op with its
+ * scheduler lock held, from a worker thread (init and destroy from the
+ * creating or destroying thread), so a policy needs no locking of its own.
+ */
+struct aq_sched_ops {
+	const char *name;
+	/* Set *state; 0 or a negative errno (aq_pool_create fails with it). */
+	int (*init)(void **state, const void *params);
+	/* A job became runnable: new, or back after AQ_YIELD. 0, or a
+	 * negative errno: the job then fails with that (positive) code. */
+	int (*push)(void *state, aq_job *job);
+	/* The job a free worker runs next, or NULL: none may run now. */
+	aq_job *(*pop)(void *state);
+	/* Optional: a popped job stopped running (finished or yielded). */
+	void (*done)(void *state, aq_job *job);
+	void (*destroy)(void *state);
+};
+
+/* The built-in policies (man aq_sched_fifo). */
+AQ_API const struct aq_sched_ops *aq_sched_fifo(void);
+AQ_API const struct aq_sched_ops *aq_sched_priority(void);
+AQ_API const struct aq_sched_ops *aq_sched_fair(void);
+
+/* Parameters of aq_sched_priority(); zero = the defaults. */
+struct aq_sched_priority_params {
+	int64_t aging_ns; /* each aging_ns of waiting raises a job one
+			     priority level; 0 = no aging (strict) */
+};
+
+/* Parameters of aq_sched_fair(); zero = the defaults. */
+struct aq_sched_fair_params {
+	unsigned max_running; /* most jobs of one group running at once;
+				 0 = no cap */
+};
+
+/* What a scheduler may read of a job (man aq_job_priority). */
+AQ_API int aq_job_priority(const aq_job *job);
+AQ_API uint64_t aq_job_group(const aq_job *job);
+AQ_API unsigned aq_job_weight(const aq_job *job);
+AQ_API uint64_t aq_job_hint(const aq_job *job);
+AQ_API int64_t aq_job_enqueue_ns(const aq_job *job); /* CLOCK_MONOTONIC */
+AQ_API uint64_t aq_job_seq(const aq_job *job); /* arrival order, from 1 */
+AQ_API unsigned aq_job_runs(const aq_job *job); /* times it ran (yields) */
+/* Two words a scheduler may use freely, e.g. for intrusive links. */
+AQ_API void **aq_job_sched_slots(aq_job *job);
 
 /* ---- Futures -------------------------------------------------------------- */
 

@@ -148,32 +148,40 @@ static void future_cancel_owned(struct aq_future *fut)
 	future_resolve(fut, AQ_STATE_CANCELLED);
 }
 
-void aq__future_run(struct aq_future *fut, bool cancel)
+bool aq__future_claim(struct aq_future *fut, bool cancel)
 {
 	uint32_t expected = AQ_STATE_PENDING;
-	uint32_t next = cancel ? AQ__STATE_CANCELLING : AQ_STATE_RUNNING;
+
+	/*
+	 * acquire on success: we take over the job fields, and see the writes
+	 * of whoever made the record PENDING (submitter, or the worker that
+	 * queued it again after AQ_YIELD).
+	 */
+	if (!atomic_compare_exchange_strong_explicit(
+		    &fut->state, &expected,
+		    cancel ? AQ__STATE_CANCELLING : AQ_STATE_RUNNING,
+		    memory_order_acquire, memory_order_relaxed))
+		return false;
+	if (cancel) {
+		future_cancel_owned(fut);
+		return false;
+	}
+	return true;
+}
+
+int aq__future_call(struct aq_future *fut)
+{
 	void *result = NULL;
 	int rc;
 
-	/*
-	 * acquire on success: the canceller's writes (none today) and the
-	 * submitter's record initialisation are visible; the ring's release
-	 * publish already covers the latter. A failed CAS means a canceller
-	 * owns the record: only our reference is left to drop.
-	 */
-	if (!atomic_compare_exchange_strong_explicit(&fut->state, &expected,
-						     next, memory_order_acquire,
-						     memory_order_relaxed)) {
-		aq__future_put(fut);
-		return;
-	}
-	if (cancel) {
-		future_cancel_owned(fut);
-		aq__future_put(fut);
-		return;
-	}
-
+	fut->runs++;
 	rc = fut->fn(fut->arg, &result);
+	if (rc == AQ_YIELD) {
+		/* Release: the next claimer (acquire) sees our writes. */
+		atomic_store_explicit(&fut->state, AQ_STATE_PENDING,
+				      memory_order_release);
+		return AQ_YIELD;
+	}
 	if (fut->arg_destroy)
 		fut->arg_destroy(fut->arg);
 	if (rc < 0)
@@ -181,7 +189,21 @@ void aq__future_run(struct aq_future *fut, bool cancel)
 	fut->result = result;
 	fut->code = rc;
 	future_resolve(fut, rc == 0 ? AQ_STATE_SUCCEEDED : AQ_STATE_FAILED);
-	aq__future_put(fut);
+	return rc;
+}
+
+void aq__future_cancel_claimed(struct aq_future *fut)
+{
+	future_cancel_owned(fut);
+}
+
+void aq__future_fail_claimed(struct aq_future *fut, int code)
+{
+	if (fut->arg_destroy)
+		fut->arg_destroy(fut->arg);
+	fut->result = NULL;
+	fut->code = code;
+	future_resolve(fut, AQ_STATE_FAILED);
 }
 
 /* The outcome of a resolved future, in aq_future_get()'s terms. */

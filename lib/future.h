@@ -42,6 +42,17 @@ struct aq_future {
 	void (*arg_destroy)(void *arg);
 	struct aq__cache *cache;  /* where the record returns when refs is 0 */
 	struct aq_future *next_free; /* link in the cache's free list */
+
+	/* What a scheduler reads (aq_job_*; see scheduler.c). Only pools with a
+	 * pluggable scheduler fill enqueue_ns and seq. */
+	int priority;
+	unsigned weight;
+	uint64_t group;
+	uint64_t hint;
+	int64_t enqueue_ns;  /* submit time, CLOCK_MONOTONIC */
+	uint64_t seq;        /* arrival order in the scheduler, from 1 */
+	unsigned runs;       /* times the job has been called (AQ_YIELD) */
+	void *sched_slots[2]; /* the scheduler's own */
 };
 
 /*
@@ -66,11 +77,24 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
 void aq__future_put(struct aq_future *fut);
 
 /*
- * Run the job of a record a worker has taken from the ring, or, when
- * cancel is true (a cancelling shutdown), cancel it instead. Either way the
- * record resolves (unless a canceller got there first) and the pool's
- * reference is dropped.
+ * Claim a record a worker has taken from a queue: PENDING -> RUNNING, or
+ * -> cancelled when cancel is true (a cancelling shutdown). False when it
+ * was not PENDING (a canceller owns it) or was cancelled here: the caller
+ * then only drops the pool's reference.
  */
-void aq__future_run(struct aq_future *fut, bool cancel);
+bool aq__future_claim(struct aq_future *fut, bool cancel);
+
+/*
+ * Call the claimed record's job. Returns AQ_YIELD with the record back in
+ * PENDING when the job yielded; otherwise resolves the record (arg_destroy
+ * first) and returns its code. The pool's reference is not dropped.
+ */
+int aq__future_call(struct aq_future *fut);
+
+/* Give up a claimed record: run arg_destroy, resolve it CANCELLED. */
+void aq__future_cancel_claimed(struct aq_future *fut);
+
+/* Resolve a claimed record as failed with code (e.g. ENOMEM). */
+void aq__future_fail_claimed(struct aq_future *fut, int code);
 
 #endif

@@ -40,6 +40,7 @@
 
 #include "fault.h"
 #include "pool.h"
+#include "scheduler.h"
 
 /* Idle polls of the ring before parking: ~ a few microseconds, which hides
  * the futex round trip when jobs arrive in quick succession. */
@@ -47,45 +48,124 @@
 
 _Thread_local struct aq_pool *aq__worker_pool;
 
-/* Run one item taken from the ring. */
+/* Per worker thread: which job call this is, and when the running job's
+ * current time slice began (see aq_job_yield_due()). */
+static _Thread_local uint64_t job_calls;
+static _Thread_local uint64_t slice_call;
+static _Thread_local int64_t slice_start_ns;
+
+/* The ring is closed and, with a scheduler, the policy holds nothing. */
+static bool pool_drained(struct aq_pool *pool)
+{
+	/* Relaxed: once the ring is closed and drained, sched_held only
+	 * falls, and it was last written under sched_lock, which this worker
+	 * took after the writer (in its last aq__sched_next()). */
+	return aq__ring_drained(&pool->ring) &&
+	       (!pool->sched || atomic_load_explicit(&pool->sched_held,
+						     memory_order_relaxed) == 0);
+}
+
+/* A FIFO pool's job yielded: queue it again at the ring's tail. */
+static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
+{
+	if (aq__ring_push(&pool->ring, item) != 0)
+		return false; /* full or closed: the caller runs it again */
+	aq__pool_wake_one(pool);
+	return true;
+}
+
+/* Fire-and-forget without options: nothing to resolve. */
+static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
+			      bool cancel)
+{
+	void *ignored = NULL;
+
+	if (cancel)
+		return;
+	while (job_calls++, item.fn(item.arg, &ignored) == AQ_YIELD) {
+		if (requeue_on_ring(pool, item))
+			return;
+		/* Relaxed, as in worker_run(). */
+		if (atomic_load_explicit(&pool->cancelling,
+					 memory_order_relaxed))
+			return;
+	}
+}
+
+/* A job record, from the ring or from the scheduler. */
+static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
+			      bool cancel)
+{
+	if (!aq__future_claim(rec, cancel)) {
+		/* Cancelled before it ran; the scheduler still hears of it. */
+		if (pool->sched)
+			aq__sched_done(pool, rec, false);
+		aq__future_put(rec);
+		return;
+	}
+	for (;;) {
+		job_calls++;
+		if (aq__future_call(rec) != AQ_YIELD) {
+			if (pool->sched)
+				aq__sched_done(pool, rec, false);
+			break;
+		}
+		if (pool->sched) {
+			/* Back to the policy; the pool keeps its reference. */
+			aq__sched_done(pool, rec, true);
+			return;
+		}
+		if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
+			return;
+		/* Ring full or closed: run it again now, unless a cancel got
+		 * in meanwhile (the claim fails) or the pool is cancelling. */
+		if (!aq__future_claim(rec, atomic_load_explicit(
+						   &pool->cancelling,
+						   memory_order_relaxed)))
+			break;
+	}
+	aq__future_put(rec);
+}
+
+/* Run one item taken from the ring or the scheduler. */
 static void worker_run(struct aq_pool *pool, struct aq__ring_item item)
 {
-	/* Relaxed: a cancelling shutdown is advisory per item; items popped
+	/* Relaxed: a cancelling shutdown is advisory per item; items taken
 	 * before the flag is seen simply run, as they would have anyway. */
 	bool cancel = atomic_load_explicit(&pool->cancelling,
 					   memory_order_relaxed);
 
-	if (item.fn) {
-		/* Fire-and-forget, no options: nothing to resolve. */
-		void *ignored = NULL;
-
-		if (!cancel)
-			item.fn(item.arg, &ignored);
-		return;
-	}
-	aq__future_run(item.arg, cancel);
+	if (item.fn)
+		worker_run_inline(pool, item, cancel);
+	else
+		worker_run_record(pool, item.arg, cancel);
 }
 
-/* A slot was freed: wake producers blocked on a full ring, if any. */
-static inline void worker_freed_slot(struct aq_pool *pool)
+/* The next item for this worker, from the ring or the scheduler. */
+static inline bool worker_take(struct aq_pool *pool,
+			       struct aq__ring_item *item)
 {
-	/* seq_cst: the read half of the full-ring handshake; the store half
-	 * was the seq_cst claim on head inside aq__ring_pop(). */
-	if (aq_unlikely(atomic_load(&pool->space_waiters))) {
-		/* Release: pairs with the blocked producer's acquire load of
-		 * space_seq before it sleeps. */
-		atomic_fetch_add_explicit(&pool->space_seq, 1,
-					  memory_order_release);
-		aq__park_wake(&pool->space_seq, INT32_MAX);
+	if (!pool->sched) {
+		if (!aq__ring_pop(&pool->ring, item))
+			return false;
+		aq__pool_freed_slot(pool);
+		return true;
 	}
+	item->fn = NULL;
+	item->arg = aq__sched_next(pool);
+	return item->arg != NULL;
 }
 
-/* Park until a submit or shutdown wakes us. */
-static void worker_park(struct aq_pool *pool)
+/*
+ * Park until a submit, a completion or shutdown wakes us. Returns true,
+ * without sleeping, when it found an item after announcing itself idle.
+ */
+static bool worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 {
 	/* Acquire: pairs with the waker's release increment. */
 	uint32_t seq = atomic_load_explicit(&pool->wake_seq,
 					    memory_order_acquire);
+	bool found = false;
 
 	/*
 	 * Clear `waking` before announcing ourselves idle (both seq_cst). A
@@ -96,9 +176,13 @@ static void worker_park(struct aq_pool *pool)
 	 */
 	atomic_store(&pool->waking, 0);
 	atomic_fetch_add(&pool->idle, 1); /* seq_cst: handshake store half */
+	/* With a scheduler, a job a cap held back may have become runnable:
+	 * try the policy itself (its lock orders us with aq__sched_done()). */
+	if (pool->sched)
+		found = worker_take(pool, item);
 	/* ring_nonempty is seq_cst (handshake read half); a closed ring means
 	 * shutdown: go back and see whether it is drained. */
-	if (!aq__ring_nonempty(&pool->ring) &&
+	if (!found && !aq__ring_nonempty(&pool->ring) &&
 	    !(atomic_load(&pool->ring.tail) & AQ_RING_CLOSED))
 		aq__park_wait(&pool->wake_seq, seq, -1);
 	atomic_fetch_sub(&pool->idle, 1);
@@ -106,6 +190,7 @@ static void worker_park(struct aq_pool *pool)
 	 * can only cause an extra wake, never a missed one. */
 	if (atomic_load_explicit(&pool->waking, memory_order_relaxed))
 		atomic_store_explicit(&pool->waking, 0, memory_order_relaxed);
+	return found;
 }
 
 static void *worker_main(void *arg)
@@ -118,8 +203,7 @@ static void *worker_main(void *arg)
 		struct aq__ring_item item;
 		int spins;
 
-		if (aq__ring_pop(&pool->ring, &item)) {
-			worker_freed_slot(pool);
+		if (worker_take(pool, &item)) {
 			if (just_woken) {
 				/* Chain: more work and idle workers left? */
 				just_woken = false;
@@ -129,7 +213,7 @@ static void *worker_main(void *arg)
 			worker_run(pool, item);
 			continue;
 		}
-		if (aq__ring_drained(&pool->ring))
+		if (pool_drained(pool))
 			break;
 		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
 			aq__cpu_relax();
@@ -138,11 +222,34 @@ static void *worker_main(void *arg)
 		}
 		if (spins < WORKER_SPIN_ITERATIONS)
 			continue;
-		worker_park(pool);
-		just_woken = true;
+		if (worker_park(pool, &item))
+			worker_run(pool, item);
+		else
+			just_woken = true;
 	}
 	aq__worker_pool = NULL;
 	return NULL;
+}
+
+AQ_API int aq_job_yield_due(void)
+{
+	struct aq_pool *pool = aq__worker_pool;
+	int64_t now;
+
+	if (!pool)
+		return 0;
+	now = aq__now_ns();
+	if (slice_call != job_calls) {
+		/* First look in this call of the job: its slice starts now. */
+		slice_call = job_calls;
+		slice_start_ns = now;
+		return 0;
+	}
+	if (now - slice_start_ns < pool->slice_ns)
+		return 0;
+	/* Relaxed: a hint; a stale answer costs one slice at most. */
+	return aq__ring_nonempty(&pool->ring) ||
+	       atomic_load_explicit(&pool->sched_held, memory_order_relaxed);
 }
 
 /* Close the ring and wake everyone who may be asleep. Under pool->lock. */
@@ -203,12 +310,14 @@ static unsigned online_cpus(void)
 
 static void pool_free(struct aq_pool *pool)
 {
+	aq__sched_fini(pool);
 	aq__ring_fini(&pool->ring);
 	if (pool->cache)
 		aq__cache_close(pool->cache);
 	free(pool->threads);
 	pthread_cond_destroy(&pool->stopped_cond);
 	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->sched_lock);
 	free(pool);
 }
 
@@ -225,7 +334,7 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 		cfg = &defaults;
 	if (cfg->workers > AQ_WORKERS_MAX ||
 	    cfg->queue_capacity > AQ_QUEUE_CAPACITY_MAX ||
-	    (cfg->flags & ~AQ_POOL_BLOCK))
+	    (cfg->flags & ~AQ_POOL_BLOCK) || cfg->slice_ns < 0)
 		return -EINVAL;
 
 	/* The pool holds cache-aligned members, so align the allocation. */
@@ -235,9 +344,11 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	pool = memset(mem, 0, sizeof(*pool));
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->stopped_cond, NULL);
+	pthread_mutex_init(&pool->sched_lock, NULL);
 	pool->phase = AQ__POOL_RUNNING;
 	pool->flags = cfg->flags;
 	pool->block_timeout_ns = cfg->block_timeout_ns;
+	pool->slice_ns = cfg->slice_ns > 0 ? cfg->slice_ns : 1000000;
 	pool->nworkers = cfg->workers ? cfg->workers : online_cpus();
 
 	rc = aq__ring_init(&pool->ring, cfg->queue_capacity
@@ -250,6 +361,8 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 		if (!pool->cache || !pool->threads)
 			rc = -ENOMEM;
 	}
+	if (rc == 0)
+		rc = aq__sched_init(pool, cfg);
 	if (rc == 0)
 		rc = pool_start_workers(pool);
 	if (rc) {

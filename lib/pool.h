@@ -40,6 +40,17 @@ struct aq_pool {
 	AQ_CACHE_ALIGNED _Atomic uint32_t space_waiters;
 	_Atomic uint32_t space_seq; /* their futex word; bumped on wakes */
 
+	/*
+	 * The pluggable scheduler; sched is NULL for the ring's own FIFO.
+	 * Every op runs under sched_lock (see sched.c).
+	 */
+	AQ_CACHE_ALIGNED pthread_mutex_t sched_lock;
+	const struct aq_sched_ops *sched;
+	void *sched_state;
+	_Atomic size_t sched_held; /* jobs the policy holds; written under
+				      sched_lock, read without it */
+	uint64_t sched_seq;        /* arrival numbers, under sched_lock */
+
 	/* Cold fields, read-only after create unless noted. */
 	AQ_CACHE_ALIGNED _Atomic bool cancelling; /* a CANCEL shutdown: workers
 						     cancel, not run */
@@ -47,6 +58,7 @@ struct aq_pool {
 	unsigned nworkers;
 	unsigned flags;            /* AQ_POOL_* */
 	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
+	int64_t slice_ns;          /* for aq_job_yield_due() */
 	pthread_t *threads;        /* nworkers of them once created */
 
 	/* Shutdown coordination: not on any hot path. */
@@ -55,6 +67,20 @@ struct aq_pool {
 	enum aq__pool_phase phase;   /* under lock */
 	bool joining;                /* under lock: one caller joins workers */
 };
+
+/* A slot was freed: wake producers blocked on a full ring, if any. */
+static inline void aq__pool_freed_slot(struct aq_pool *pool)
+{
+	/* seq_cst: the read half of the full-ring handshake; the store half
+	 * was the seq_cst claim on head inside aq__ring_pop(). */
+	if (aq_unlikely(atomic_load(&pool->space_waiters))) {
+		/* Release: pairs with the blocked producer's acquire load of
+		 * space_seq before it sleeps. */
+		atomic_fetch_add_explicit(&pool->space_seq, 1,
+					  memory_order_release);
+		aq__park_wake(&pool->space_seq, INT32_MAX);
+	}
+}
 
 /* The pool whose worker this thread is, or NULL (pool.c). */
 extern _Thread_local struct aq_pool *aq__worker_pool;

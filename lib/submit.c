@@ -40,6 +40,19 @@ static int64_t submit_wait_budget(const struct aq_pool *pool,
 	return timeout > 0 ? timeout : -1;
 }
 
+/* What the pool's scheduler may read of the job (aq_job_*()). */
+static void submit_fill_sched(struct aq_future *rec,
+			      const struct aq_job_opts *opts)
+{
+	rec->priority = opts ? opts->priority : 0;
+	rec->group = opts ? opts->group : 0;
+	rec->weight = opts && opts->weight ? opts->weight : 1;
+	rec->hint = opts ? opts->hint : 0;
+	rec->enqueue_ns = aq__now_ns();
+	rec->seq = 0; /* numbered when it reaches the scheduler */
+	rec->sched_slots[0] = rec->sched_slots[1] = NULL;
+}
+
 /* The ring was full: wait for a slot until the budget runs out. */
 static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
 			     int64_t budget_ns)
@@ -79,10 +92,14 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	if (aq_unlikely(!pool || !fn))
 		return -EINVAL;
 	if (opts && ((opts->flags & ~JOB_FLAGS) ||
-		     (opts->flags & JOB_FLAGS) == JOB_FLAGS))
+		     (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
+		     opts->priority < AQ_PRIORITY_MIN ||
+		     opts->priority > AQ_PRIORITY_MAX ||
+		     opts->weight > AQ_WEIGHT_MAX))
 		return -EINVAL;
 
-	if (fut || (opts && opts->arg_destroy)) {
+	/* A scheduler reads job metadata, so its jobs always get a record. */
+	if (fut || pool->sched || (opts && opts->arg_destroy)) {
 		/* One reference for the pool, one for the caller's future. */
 		rec = aq__future_alloc(pool->cache, fut ? 2 : 1);
 		if (!rec)
@@ -90,6 +107,9 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		rec->fn = fn;
 		rec->arg = arg;
 		rec->arg_destroy = opts ? opts->arg_destroy : NULL;
+		rec->runs = 0;
+		if (pool->sched)
+			submit_fill_sched(rec, opts);
 		item.fn = NULL;
 		item.arg = rec;
 	}

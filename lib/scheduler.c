@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scheduler.c - the pluggable-scheduler seam: how jobs move from the lock-free
+ * ring into a policy (struct aq_sched_ops) and out to the workers, and the
+ * accessors through which a policy reads a job.
+ *
+ * A pool without a scheduler (cfg.sched == NULL) never comes here: its
+ * workers pop straight from the ring, lock-free. With a scheduler, the ring
+ * stays the lock-free front door and every op of the policy runs under one
+ * mutex, sched_lock, so a policy is plain single-threaded code. A worker
+ * that needs a job takes the lock once, moves up to RING_BATCH jobs from
+ * the ring into the policy, pops one, and lets go: the lock is taken once
+ * per batch of arrivals, not once per job on each side.
+ *
+ * Every job popped gets exactly one done() call, whether it ran, yielded
+ * (and is then pushed again) or turned out to be cancelled, so a policy
+ * can count running jobs per group. done() is followed by a wake of a
+ * parked worker when the policy still holds jobs: a job a cap held back
+ * may be runnable now. The wake's Dekker partner is the parking worker,
+ * which tries aq__sched_next() after raising idle (pool.c): the mutex
+ * orders the two.
+ */
+#include <errno.h>
+
+#include "park.h"
+#include "pool.h"
+#include "scheduler.h"
+
+/* Jobs moved from the ring per lock hold. Big enough to amortise the lock
+ * under load, small enough that one worker does not hold it for long. */
+#define RING_BATCH 64
+
+static inline struct aq_future *job_rec(const aq_job *job)
+{
+	return (struct aq_future *)(uintptr_t)job;
+}
+
+static inline aq_job *rec_job(struct aq_future *rec)
+{
+	return (aq_job *)(void *)rec;
+}
+
+/* sched_held is written only under sched_lock, so a relaxed load and
+ * store make the update; lock-free readers take it as a hint, or read it
+ * once the ring is closed and drained. */
+static inline void held_add(struct aq_pool *pool, long delta)
+{
+	size_t held = atomic_load_explicit(&pool->sched_held,
+					   memory_order_relaxed);
+
+	atomic_store_explicit(&pool->sched_held, held + (size_t)delta,
+			      memory_order_relaxed);
+}
+
+int aq__sched_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
+{
+	const struct aq_sched_ops *ops = cfg->sched;
+	int rc;
+
+	if (!ops)
+		return 0;
+	if (!ops->init || !ops->push || !ops->pop || !ops->destroy)
+		return -EINVAL;
+	rc = ops->init(&pool->sched_state, cfg->sched_params);
+	if (rc > 0 || rc < -4095)
+		return -EINVAL; /* not an errno: the policy's bug */
+	if (rc)
+		return rc;
+	pool->sched = ops;
+	return 0;
+}
+
+void aq__sched_fini(struct aq_pool *pool)
+{
+	if (pool->sched)
+		pool->sched->destroy(pool->sched_state);
+	pool->sched = NULL;
+}
+
+/* Fail a job the policy would not take, outside the lock (arg_destroy is
+ * the caller's code). */
+static void sched_reject(struct aq_future *rec, int rc)
+{
+	if (aq__future_claim(rec, false))
+		aq__future_fail_claimed(rec, rc < 0 ? -rc : ENOMEM);
+	aq__future_put(rec);
+}
+
+struct aq_future *aq__sched_next(struct aq_pool *pool)
+{
+	struct aq_future *rejected[RING_BATCH];
+	unsigned nrejected = 0;
+	aq_job *job;
+
+	pthread_mutex_lock(&pool->sched_lock);
+	for (int i = 0; i < RING_BATCH; i++) {
+		struct aq__ring_item item;
+		struct aq_future *rec;
+		int rc;
+
+		if (!aq__ring_pop(&pool->ring, &item))
+			break;
+		aq__pool_freed_slot(pool);
+		rec = item.arg; /* scheduled pools queue records only */
+		rec->seq = ++pool->sched_seq;
+		rc = pool->sched->push(pool->sched_state, rec_job(rec));
+		if (rc) {
+			rejected[nrejected++] = rec;
+			continue;
+		}
+		held_add(pool, 1);
+	}
+	job = pool->sched->pop(pool->sched_state);
+	if (job)
+		held_add(pool, -1);
+	pthread_mutex_unlock(&pool->sched_lock);
+
+	for (unsigned i = 0; i < nrejected; i++)
+		sched_reject(rejected[i], -ENOMEM);
+	return job ? job_rec(job) : NULL;
+}
+
+void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
+		    bool requeue)
+{
+	int rc = 0;
+	size_t held;
+
+	pthread_mutex_lock(&pool->sched_lock);
+	if (pool->sched->done)
+		pool->sched->done(pool->sched_state, rec_job(rec));
+	if (requeue) {
+		/* A yielded job goes to the back: a new arrival number, and
+		 * its wait (for aging) starts again. */
+		rec->seq = ++pool->sched_seq;
+		rec->enqueue_ns = aq__now_ns();
+		rc = pool->sched->push(pool->sched_state, rec_job(rec));
+		if (rc == 0)
+			held_add(pool, 1);
+	}
+	held = atomic_load_explicit(&pool->sched_held, memory_order_relaxed);
+	pthread_mutex_unlock(&pool->sched_lock);
+
+	if (rc)
+		sched_reject(rec, rc);
+	if (held)
+		aq__pool_wake_one(pool);
+}
+
+/* ---- what a policy may read of a job ---------------------------------- */
+
+AQ_API int aq_job_priority(const aq_job *job)
+{
+	return job ? job_rec(job)->priority : 0;
+}
+
+AQ_API uint64_t aq_job_group(const aq_job *job)
+{
+	return job ? job_rec(job)->group : 0;
+}
+
+AQ_API unsigned aq_job_weight(const aq_job *job)
+{
+	return job ? job_rec(job)->weight : 1;
+}
+
+AQ_API uint64_t aq_job_hint(const aq_job *job)
+{
+	return job ? job_rec(job)->hint : 0;
+}
+
+AQ_API int64_t aq_job_enqueue_ns(const aq_job *job)
+{
+	return job ? job_rec(job)->enqueue_ns : 0;
+}
+
+AQ_API uint64_t aq_job_seq(const aq_job *job)
+{
+	return job ? job_rec(job)->seq : 0;
+}
+
+AQ_API unsigned aq_job_runs(const aq_job *job)
+{
+	return job ? job_rec(job)->runs : 0;
+}
+
+AQ_API void **aq_job_sched_slots(aq_job *job)
+{
+	return job ? job_rec(job)->sched_slots : NULL;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scheduler.h - the pluggable-scheduler seam between the ring and the workers
+ * (see scheduler.c).
+ */
+#ifndef AQ_SCHED_H
+#define AQ_SCHED_H
+
+#include <stdbool.h>
+
+#include "future.h"
+
+struct aq_pool;
+
+/* Set up cfg->sched (NULL: the ring's own FIFO, nothing to do). */
+int aq__sched_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
+void aq__sched_fini(struct aq_pool *pool);
+
+/*
+ * Under the scheduler lock: move a batch of jobs from the ring into the
+ * policy, then pop the job to run next. NULL when none may run now.
+ */
+struct aq_future *aq__sched_next(struct aq_pool *pool);
+
+/*
+ * A job from aq__sched_next() stopped running (or never ran: it had been
+ * cancelled). With requeue it yielded and goes back to the policy.
+ */
+void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
+		    bool requeue);
+
+#endif
