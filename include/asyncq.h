@@ -57,6 +57,16 @@ typedef int (*aq_job_fn)(void *arg, void **result);
 #define AQ_POOL_BLOCK 0x1u /* submits wait for ring space by default */
 
 struct aq_sched_ops;
+struct aq_retry_policy;
+
+/*
+ * A time source in nanoseconds that never goes back. Tests plug in a
+ * virtual clock and call aq_pool_clock_changed() after moving it.
+ */
+struct aq_clock {
+	int64_t (*now)(void *user);
+	void *user;
+};
 
 /*
  * Pool configuration. All-zero means "the defaults", so
@@ -75,6 +85,12 @@ struct aq_pool_config {
 				     defaults */
 	int64_t slice_ns;         /* time slice for aq_job_yield_due();
 				     0 = 1 ms */
+	const struct aq_retry_policy *retry; /* default for jobs whose opts
+						name none; copied at create;
+						NULL = no retries */
+	const struct aq_clock *clock; /* the time source of delays, deadlines
+					 and backoff; copied; NULL = the
+					 CLOCK_MONOTONIC clock */
 };
 
 /* Create a pool; cfg may be NULL for the defaults. */
@@ -122,6 +138,14 @@ struct aq_job_opts {
 	unsigned weight;  /* the group's share, 1..AQ_WEIGHT_MAX; 0 = 1 (fair
 			     scheduler: the latest job's weight wins) */
 	uint64_t hint;    /* free for custom schedulers, e.g. expected cost */
+	int64_t delay_ns;    /* run no earlier than delay_ns from now */
+	int64_t run_at_ns;   /* ... or than this time on the pool's clock
+				(aq_pool_now()); 0 = not set */
+	int64_t deadline_ns; /* not started by this time on the pool's clock:
+				never runs, resolves EXPIRED; 0 = none */
+	const struct aq_retry_policy *retry; /* overrides the pool's; must
+						stay valid until the job
+						resolves */
 };
 
 #define AQ_PRIORITY_MIN (-100)
@@ -135,6 +159,74 @@ struct aq_job_opts {
  */
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut);
+
+/* ---- Failure handling: retries, errors, time ------------------------------ */
+
+/* What a callback learns of the job it is called for. */
+struct aq_job_info {
+	uint64_t id;      /* the job's id within its pool, from 1 */
+	void *arg;        /* the job's argument */
+	unsigned attempt; /* the attempt that just ended, from 1 */
+};
+
+/* The error record of a failed job (aq_future_error()). */
+struct aq_error {
+	uint64_t job_id;
+	unsigned attempts;          /* attempts made */
+	int code;                   /* the last attempt's failure code */
+	const char *message;        /* set by aq_job_fail_msg(), or NULL;
+				       valid while the future is held */
+	int64_t first_attempt_ns;   /* pool clock: start of attempt 1 */
+	int64_t last_attempt_ns;    /* pool clock: start of the last one */
+};
+
+/* Retry flags (struct aq_retry_policy.flags). */
+#define AQ_RETRY_JITTER 0x1u /* "full jitter": a random delay in [0, d] */
+
+/*
+ * When and how often a failed job is tried again, and whom to tell. All
+ * zero means "never retry".
+ */
+struct aq_retry_policy {
+	unsigned max_attempts;  /* attempts in all, the first included;
+				   0 or 1 = no retry */
+	int64_t base_delay_ns;  /* the delay before attempt 2 */
+	double factor;          /* delay before attempt n+1 is
+				   base * factor^(n-1); 0 or 1 = fixed */
+	int64_t max_delay_ns;   /* cap on the delay; 0 = none */
+	unsigned flags;         /* AQ_RETRY_* */
+	/* Is this failure code worth another attempt? NULL = any is. */
+	int (*retryable)(int code, void *user);
+	const int *never_retry; /* codes never retried, whatever retryable */
+	unsigned never_retry_count;
+	/* Before each retry, on a worker: return non-zero to veto it; may
+	 * change *delay_ns. */
+	int (*on_retry)(const struct aq_job_info *info, int code,
+			unsigned attempt, int64_t *delay_ns, void *user);
+	/* Exactly once, on a worker, when the job finally fails. */
+	void (*on_error)(const struct aq_job_info *info,
+			 const struct aq_error *err, void *user);
+	void *user;             /* handed to the three callbacks */
+};
+
+/* A job's return value after it saw aq_job_cancelled(): resolve the
+ * future CANCELLED rather than failed. */
+#define AQ_JOB_CANCELLED (-4098)
+
+/* Inside a job: which attempt this is (from 1); 0 outside a job. */
+AQ_API unsigned aq_job_attempt(void);
+/* Inside a job: has someone asked to cancel it? 0 or 1. */
+AQ_API int aq_job_cancelled(void);
+/* Inside a job: its deadline on the pool clock, 0 if none. */
+AQ_API int64_t aq_job_deadline(void);
+/* Inside a job: attach a message to its error record (copied).
+ * 0, -EINVAL (NULL, or not in a job with a future), -ENOMEM. */
+AQ_API int aq_job_fail_msg(const char *message);
+
+/* The pool's clock now (see struct aq_clock); -EINVAL for NULL. */
+AQ_API int64_t aq_pool_now(const aq_pool *pool);
+/* Tell the pool its clock moved (virtual clocks): due timers fire. */
+AQ_API int aq_pool_clock_changed(aq_pool *pool);
 
 /* ---- Schedulers ---------------------------------------------------------- */
 
@@ -208,23 +300,34 @@ AQ_API void **aq_job_sched_slots(aq_job *job);
  */
 enum aq_state {
 	AQ_STATE_INVALID = -1,  /* not a future (NULL) */
-	AQ_STATE_PENDING = 0,   /* accepted, not started */
+	AQ_STATE_PENDING = 0,   /* accepted, queued to run */
 	AQ_STATE_RUNNING = 1,   /* a worker is running it */
+	AQ_STATE_DELAYED = 2,   /* waiting for its start time */
+	AQ_STATE_RETRYING = 3,  /* failed, waiting for its next attempt */
 	AQ_STATE_SUCCEEDED = 16, /* the job returned 0 */
 	AQ_STATE_FAILED = 17,   /* the job returned a positive failure code */
-	AQ_STATE_CANCELLED = 18 /* it will never run (cancel or shutdown) */
+	AQ_STATE_CANCELLED = 18, /* it will never run (cancel or shutdown) */
+	AQ_STATE_EXPIRED = 19   /* its deadline passed before it started */
 };
 
 /*
  * Wait up to timeout_ns (negative = forever, 0 = just look) for the
  * outcome. Returns 0 (succeeded; *result set), the job's positive failure
- * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED or
- * -EINVAL. result may be NULL.
+ * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED,
+ * -ETIME (expired: its deadline passed before it started) or -EINVAL.
+ * result may be NULL.
  */
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
-/* Stop a job that has not started: 0, -EBUSY (running), -EALREADY (done). */
+/*
+ * Stop a job that is not running: 0. A running job is not interrupted, but
+ * aq_job_cancelled() turns true for it: -EBUSY. Resolved: -EALREADY.
+ */
 AQ_API int aq_future_cancel(aq_future *fut);
+
+/* The error record of a FAILED future: 0, -EINVAL, or -EAGAIN (the future
+ * has not failed, or not yet). */
+AQ_API int aq_future_error(const aq_future *fut, struct aq_error *err);
 
 /* The future's present state; AQ_STATE_INVALID for NULL. */
 AQ_API enum aq_state aq_future_state(const aq_future *fut);

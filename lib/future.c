@@ -26,12 +26,15 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "compat.h"
 #include "fault.h"
 #include "future.h"
 #include "park.h"
+#include "pool.h"
+#include "timer.h"
 
 /* Bounded spin before a waiter parks: long enough to catch a short job's
  * completion without a system call, short enough not to burn a core. */
@@ -102,6 +105,15 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	fut->result = NULL;
 	fut->cache = cache;
 	fut->next_free = NULL;
+	fut->message = NULL;
+	fut->timer_user = false;
+	atomic_init(&fut->cancel_requested, false);
+	fut->timer_index = SIZE_MAX;
+	fut->attempt = 0;
+	fut->yielded = false;
+	fut->runs = 0;
+	fut->deadline_ns = 0;
+	fut->retry = NULL;
 	return fut;
 }
 
@@ -115,6 +127,8 @@ void aq__future_put(struct aq_future *fut)
 	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) != 1)
 		return;
 
+	free(fut->message);
+	fut->message = NULL;
 	pthread_mutex_lock(&cache->lock);
 	cache->outstanding--;
 	if (cache->closed) {
@@ -138,14 +152,21 @@ static void future_resolve(struct aq_future *fut, uint32_t final_state)
 		aq__park_wake(&fut->state, INT_MAX);
 }
 
-/* Owner of a record just out of PENDING: give up the job, resolve it. */
-static void future_cancel_owned(struct aq_future *fut)
+void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
+		       void *result)
 {
+	struct aq_pool *pool = fut->pool;
+	bool timer_user = fut->timer_user;
+
 	if (fut->arg_destroy)
 		fut->arg_destroy(fut->arg);
-	fut->code = 0;
-	fut->result = NULL;
-	future_resolve(fut, AQ_STATE_CANCELLED);
+	fut->result = result;
+	fut->code = code;
+	future_resolve(fut, final_state);
+	/* After the resolve the caller may release and the pool may go, but
+	 * not before this count drops: shutdown waits for it. */
+	if (timer_user)
+		aq__pool_timer_user_done(pool);
 }
 
 bool aq__future_claim(struct aq_future *fut, bool cancel)
@@ -154,8 +175,8 @@ bool aq__future_claim(struct aq_future *fut, bool cancel)
 
 	/*
 	 * acquire on success: we take over the job fields, and see the writes
-	 * of whoever made the record PENDING (submitter, or the worker that
-	 * queued it again after AQ_YIELD).
+	 * of whoever made the record PENDING (submitter, timer, or the worker
+	 * that queued it again after AQ_YIELD).
 	 */
 	if (!atomic_compare_exchange_strong_explicit(
 		    &fut->state, &expected,
@@ -163,47 +184,10 @@ bool aq__future_claim(struct aq_future *fut, bool cancel)
 		    memory_order_acquire, memory_order_relaxed))
 		return false;
 	if (cancel) {
-		future_cancel_owned(fut);
+		aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
 		return false;
 	}
 	return true;
-}
-
-int aq__future_call(struct aq_future *fut)
-{
-	void *result = NULL;
-	int rc;
-
-	fut->runs++;
-	rc = fut->fn(fut->arg, &result);
-	if (rc == AQ_YIELD) {
-		/* Release: the next claimer (acquire) sees our writes. */
-		atomic_store_explicit(&fut->state, AQ_STATE_PENDING,
-				      memory_order_release);
-		return AQ_YIELD;
-	}
-	if (fut->arg_destroy)
-		fut->arg_destroy(fut->arg);
-	if (rc < 0)
-		rc = EINVAL; /* negative returns are reserved: a contract error */
-	fut->result = result;
-	fut->code = rc;
-	future_resolve(fut, rc == 0 ? AQ_STATE_SUCCEEDED : AQ_STATE_FAILED);
-	return rc;
-}
-
-void aq__future_cancel_claimed(struct aq_future *fut)
-{
-	future_cancel_owned(fut);
-}
-
-void aq__future_fail_claimed(struct aq_future *fut, int code)
-{
-	if (fut->arg_destroy)
-		fut->arg_destroy(fut->arg);
-	fut->result = NULL;
-	fut->code = code;
-	future_resolve(fut, AQ_STATE_FAILED);
 }
 
 /* The outcome of a resolved future, in aq_future_get()'s terms. */
@@ -211,6 +195,8 @@ static int future_outcome(const aq_future *fut, uint32_t state, void **result)
 {
 	if (state == AQ_STATE_CANCELLED)
 		return -ECANCELED;
+	if (state == AQ_STATE_EXPIRED)
+		return -ETIME;
 	if (result)
 		*result = fut->result;
 	return fut->code;
@@ -255,22 +241,57 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 
 AQ_API int aq_future_cancel(aq_future *fut)
 {
-	uint32_t state = AQ_STATE_PENDING;
+	uint32_t state;
 
 	if (!fut)
 		return -EINVAL;
-	/* acquire on success: we take over the job fields (see run). */
-	if (atomic_compare_exchange_strong_explicit(&fut->state, &state,
-						    AQ__STATE_CANCELLING,
-						    memory_order_acquire,
-						    memory_order_relaxed)) {
-		future_cancel_owned(fut);
+	/* Relaxed: only picks the CAS to try; the CAS validates it. */
+	state = atomic_load_explicit(&fut->state, memory_order_relaxed);
+	for (;;) {
+		if (state == AQ_STATE_RUNNING) {
+			/* Not interrupted, but the job can see the request.
+			 * Relaxed: a flag the job polls, no data rides on it. */
+			atomic_store_explicit(&fut->cancel_requested, true,
+					      memory_order_relaxed);
+			return -EBUSY;
+		}
+		if (state != AQ_STATE_PENDING && state != AQ_STATE_DELAYED &&
+		    state != AQ_STATE_RETRYING)
+			return -EALREADY; /* final, or another canceller */
+		/* acquire on success: we take over the job fields. */
+		if (atomic_compare_exchange_weak_explicit(
+			    &fut->state, &state, AQ__STATE_CANCELLING,
+			    memory_order_acquire, memory_order_relaxed))
+			break;
+	}
+	/* A record waiting in the timer leaves it now, with the pool's
+	 * reference; one in a queue is skipped, and released, when reached. */
+	if (state != AQ_STATE_PENDING && aq__timer_remove(fut->pool, fut)) {
+		aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
+		aq__future_put(fut);
 		return 0;
 	}
-	if (state == AQ_STATE_RUNNING)
-		return -EBUSY;
-	/* CANCELLING counts as done: another canceller owns it. */
-	return -EALREADY;
+	aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
+	return 0;
+}
+
+AQ_API int aq_future_error(const aq_future *cfut, struct aq_error *err)
+{
+	aq_future *fut = (aq_future *)(uintptr_t)cfut;
+
+	if (!fut || !err)
+		return -EINVAL;
+	/* Acquire: the record's fields were written before FAILED. */
+	if (atomic_load_explicit(&fut->state, memory_order_acquire) !=
+	    AQ_STATE_FAILED)
+		return -EAGAIN;
+	err->job_id = fut->id;
+	err->attempts = fut->attempt;
+	err->code = fut->code;
+	err->message = fut->message;
+	err->first_attempt_ns = fut->first_attempt_ns;
+	err->last_attempt_ns = fut->last_attempt_ns;
+	return 0;
 }
 
 AQ_API enum aq_state aq_future_state(const aq_future *fut)
@@ -284,7 +305,7 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 	state = atomic_load_explicit(&((aq_future *)fut)->state,
 				     memory_order_relaxed);
 	if (state == AQ__STATE_CANCELLING)
-		return AQ_STATE_PENDING;
+		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
 	return (enum aq_state)state;
 }
 

@@ -53,6 +53,22 @@ struct aq_future {
 	uint64_t seq;        /* arrival order in the scheduler, from 1 */
 	unsigned runs;       /* times the job has been called (AQ_YIELD) */
 	void *sched_slots[2]; /* the scheduler's own */
+
+	/* Failure handling and time (retry.c, timer.c). */
+	struct aq_pool *pool; /* valid while the record is not final */
+	uint64_t id;          /* job id within the pool, from 1 */
+	const struct aq_retry_policy *retry; /* NULL: no retries */
+	unsigned attempt;     /* attempts started */
+	bool yielded;         /* its last call returned AQ_YIELD: the next
+				 call resumes the same attempt */
+	bool timer_user;      /* delayed or retry-capable: the pool counts it
+				 until it is final (see pool.c, shutdown) */
+	_Atomic bool cancel_requested; /* aq_future_cancel() while running */
+	int64_t deadline_ns;  /* pool clock; 0 = none */
+	int64_t due_ns;       /* pool clock: when the timer releases it */
+	size_t timer_index;   /* position in the timer heap, or SIZE_MAX */
+	int64_t first_attempt_ns, last_attempt_ns;
+	char *message;        /* aq_job_fail_msg(); freed on recycle */
 };
 
 /*
@@ -77,6 +93,14 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
 void aq__future_put(struct aq_future *fut);
 
 /*
+ * Give a claimed (RUNNING or CANCELLING) record its final outcome: run
+ * arg_destroy, store result and code, publish the state, wake waiters, and
+ * tell the pool if it was a timer user. The pool's reference stays.
+ */
+void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
+		       void *result);
+
+/*
  * Claim a record a worker has taken from a queue: PENDING -> RUNNING, or
  * -> cancelled when cancel is true (a cancelling shutdown). False when it
  * was not PENDING (a canceller owns it) or was cancelled here: the caller
@@ -84,17 +108,6 @@ void aq__future_put(struct aq_future *fut);
  */
 bool aq__future_claim(struct aq_future *fut, bool cancel);
 
-/*
- * Call the claimed record's job. Returns AQ_YIELD with the record back in
- * PENDING when the job yielded; otherwise resolves the record (arg_destroy
- * first) and returns its code. The pool's reference is not dropped.
- */
-int aq__future_call(struct aq_future *fut);
 
-/* Give up a claimed record: run arg_destroy, resolve it CANCELLED. */
-void aq__future_cancel_claimed(struct aq_future *fut);
-
-/* Resolve a claimed record as failed with code (e.g. ENOMEM). */
-void aq__future_fail_claimed(struct aq_future *fut, int code);
 
 #endif

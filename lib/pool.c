@@ -40,7 +40,9 @@
 
 #include "fault.h"
 #include "pool.h"
+#include "retry.h"
 #include "scheduler.h"
+#include "timer.h"
 
 /* Idle polls of the ring before parking: ~ a few microseconds, which hides
  * the futex round trip when jobs arrive in quick succession. */
@@ -51,6 +53,14 @@ _Thread_local struct aq_pool *aq__worker_pool;
 /* Per worker thread: which job call this is, and when the running job's
  * current time slice began (see aq_job_yield_due()). */
 static _Thread_local uint64_t job_calls;
+/* The record whose job this thread is running, if any, or whether it is
+ * running a fire-and-forget job without one (aq_job_attempt() & co). */
+static _Thread_local struct aq_future *current_rec;
+static _Thread_local bool in_inline_job;
+
+/* Not a job's return value: the outcome of a record whose deadline had
+ * passed when a worker reached it. */
+#define AQ__EXPIRED (-4099)
 static _Thread_local uint64_t slice_call;
 static _Thread_local int64_t slice_start_ns;
 
@@ -79,23 +89,62 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 			      bool cancel)
 {
 	void *ignored = NULL;
+	int rc;
 
 	if (cancel)
 		return;
-	while (job_calls++, item.fn(item.arg, &ignored) == AQ_YIELD) {
-		if (requeue_on_ring(pool, item))
+	for (;;) {
+		job_calls++;
+		in_inline_job = true;
+		rc = item.fn(item.arg, &ignored);
+		in_inline_job = false;
+		if (rc != AQ_YIELD || requeue_on_ring(pool, item))
 			return;
-		/* Relaxed, as in worker_run(). */
+		/* Ring full or closed: call it again, unless cancelling.
+		 * Relaxed, as in worker_run(). */
 		if (atomic_load_explicit(&pool->cancelling,
 					 memory_order_relaxed))
 			return;
 	}
 }
 
-/* A job record, from the ring or from the scheduler. */
+enum requeue { REQUEUED, RUN_AGAIN, GONE };
+
+/* A yielded record goes back to the tail, or, if it cannot be queued, is
+ * run again at once (RUN_AGAIN) unless a cancel took it (GONE). */
+static enum requeue requeue_record(struct aq_pool *pool,
+				   struct aq_future *rec)
+{
+	/* Release: whoever claims it next (acquire) sees our writes. */
+	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
+			      memory_order_release);
+	if (pool->sched) {
+		/* Back to the policy; the pool keeps its reference. */
+		aq__sched_done(pool, rec, true);
+		return REQUEUED;
+	}
+	if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
+		return REQUEUED;
+	/* Relaxed, as in worker_run(). */
+	if (aq__future_claim(rec, atomic_load_explicit(&pool->cancelling,
+						       memory_order_relaxed)))
+		return RUN_AGAIN;
+	aq__future_put(rec);
+	return GONE;
+}
+
+/*
+ * A job record, from the ring or from the scheduler: claim it, check its
+ * deadline, call it (again, while it yields and cannot be queued), and
+ * settle the outcome: success, cancellation, a retry, or failure.
+ */
 static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 			      bool cancel)
 {
+	void *result = NULL;
+	int64_t now;
+	int rc;
+
 	if (!aq__future_claim(rec, cancel)) {
 		/* Cancelled before it ran; the scheduler still hears of it. */
 		if (pool->sched)
@@ -104,25 +153,47 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 		return;
 	}
 	for (;;) {
+		now = aq__pool_now(pool);
+		if (!rec->yielded) {
+			if (rec->deadline_ns && now >= rec->deadline_ns) {
+				rc = AQ__EXPIRED;
+				break;
+			}
+			/* A new attempt (a yield only pauses one). */
+			if (rec->attempt++ == 0)
+				rec->first_attempt_ns = now;
+			rec->last_attempt_ns = now;
+		}
+		current_rec = rec;
 		job_calls++;
-		if (aq__future_call(rec) != AQ_YIELD) {
-			if (pool->sched)
-				aq__sched_done(pool, rec, false);
+		rec->runs++;
+		result = NULL;
+		rc = rec->fn(rec->arg, &result);
+		current_rec = NULL;
+		rec->yielded = rc == AQ_YIELD;
+		if (rc != AQ_YIELD)
 			break;
-		}
-		if (pool->sched) {
-			/* Back to the policy; the pool keeps its reference. */
-			aq__sched_done(pool, rec, true);
+		if (requeue_record(pool, rec) != RUN_AGAIN)
 			return;
-		}
-		if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
-			return;
-		/* Ring full or closed: run it again now, unless a cancel got
-		 * in meanwhile (the claim fails) or the pool is cancelling. */
-		if (!aq__future_claim(rec, atomic_load_explicit(
-						   &pool->cancelling,
-						   memory_order_relaxed)))
-			break;
+	}
+
+	/* The policy hears first: after a retry is scheduled the record may
+	 * already be running on another worker. */
+	if (pool->sched)
+		aq__sched_done(pool, rec, false);
+	if (rc == 0) {
+		aq__future_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
+	} else if (rc == AQ__EXPIRED) {
+		aq__future_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
+	} else if (rc == AQ_JOB_CANCELLED) {
+		aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	} else {
+		/* Negative returns are reserved: a contract error. */
+		int code = rc > 0 ? rc : EINVAL;
+
+		if (aq__retry_schedule(pool, rec, code))
+			return; /* the timer (or a canceller) has it now */
+		aq__retry_fail(rec, code, result);
 	}
 	aq__future_put(rec);
 }
@@ -299,6 +370,19 @@ static int pool_start_workers(struct aq_pool *pool)
 	return 0;
 }
 
+static int64_t default_clock(void *user)
+{
+	(void)user;
+	return aq__now_ns();
+}
+
+static bool retry_policy_valid(const struct aq_retry_policy *p)
+{
+	return p->base_delay_ns >= 0 && p->max_delay_ns >= 0 &&
+	       p->factor >= 0 && !(p->flags & ~AQ_RETRY_JITTER) &&
+	       (p->never_retry || p->never_retry_count == 0);
+}
+
 static unsigned online_cpus(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -310,12 +394,14 @@ static unsigned online_cpus(void)
 
 static void pool_free(struct aq_pool *pool)
 {
+	aq__timer_fini(pool);
 	aq__sched_fini(pool);
 	aq__ring_fini(&pool->ring);
 	if (pool->cache)
 		aq__cache_close(pool->cache);
 	free(pool->threads);
 	pthread_cond_destroy(&pool->stopped_cond);
+	pthread_cond_destroy(&pool->timers_cond);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_mutex_destroy(&pool->sched_lock);
 	free(pool);
@@ -334,7 +420,9 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 		cfg = &defaults;
 	if (cfg->workers > AQ_WORKERS_MAX ||
 	    cfg->queue_capacity > AQ_QUEUE_CAPACITY_MAX ||
-	    (cfg->flags & ~AQ_POOL_BLOCK) || cfg->slice_ns < 0)
+	    (cfg->flags & ~AQ_POOL_BLOCK) || cfg->slice_ns < 0 ||
+	    (cfg->clock && !cfg->clock->now) ||
+	    (cfg->retry && !retry_policy_valid(cfg->retry)))
 		return -EINVAL;
 
 	/* The pool holds cache-aligned members, so align the allocation. */
@@ -344,7 +432,17 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	pool = memset(mem, 0, sizeof(*pool));
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->stopped_cond, NULL);
+	pthread_cond_init(&pool->timers_cond, NULL);
 	pthread_mutex_init(&pool->sched_lock, NULL);
+	aq__timer_init(&pool->timer);
+	atomic_init(&pool->accepting, true);
+	pool->clock.now = default_clock;
+	if (cfg->clock)
+		pool->clock = *cfg->clock;
+	if (cfg->retry) {
+		pool->retry_default = *cfg->retry;
+		pool->has_retry = true;
+	}
 	pool->phase = AQ__POOL_RUNNING;
 	pool->flags = cfg->flags;
 	pool->block_timeout_ns = cfg->block_timeout_ns;
@@ -373,18 +471,30 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	return 0;
 }
 
+void aq__pool_timer_user_done(struct aq_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	if (--pool->timer_users == 0)
+		pthread_cond_broadcast(&pool->timers_cond);
+	pthread_mutex_unlock(&pool->lock);
+}
+
 AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
 {
 	if (!pool || (flags & ~AQ_SHUTDOWN_CANCEL))
 		return -EINVAL;
 	if (aq__worker_pool == pool)
 		return -EDEADLK; /* we would wait for ourselves */
-	if (flags & AQ_SHUTDOWN_CANCEL)
+	if (flags & AQ_SHUTDOWN_CANCEL) {
 		atomic_store(&pool->cancelling, true);
+		/* The timer thread cancels what it holds, now. */
+		aq__timer_kick(pool);
+	}
 
 	pthread_mutex_lock(&pool->lock);
-	if (pool->phase == AQ__POOL_RUNNING)
-		pool_begin_stop(pool);
+	/* Under the lock: a submit counting a timer user in sees either this
+	 * or its own count is waited for below. */
+	atomic_store(&pool->accepting, false);
 	if (pool->joining) {
 		/* Another caller joins; wait for it to finish. */
 		while (pool->phase != AQ__POOL_STOPPED)
@@ -393,9 +503,18 @@ AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
 		return 0;
 	}
 	pool->joining = true;
+	/*
+	 * Delayed jobs and retries come back through the ring, so it stays
+	 * open until none is left: when draining they run at their time;
+	 * when cancelling the timer thread and the workers cancel them.
+	 */
+	while (pool->timer_users)
+		pthread_cond_wait(&pool->timers_cond, &pool->lock);
+	pool_begin_stop(pool);
 	pthread_mutex_unlock(&pool->lock);
 
 	pool_join(pool, pool->nworkers);
+	aq__timer_stop(pool);
 
 	pthread_mutex_lock(&pool->lock);
 	pool->phase = AQ__POOL_STOPPED;
@@ -422,4 +541,56 @@ AQ_API int aq_pool_workers(const aq_pool *pool)
 AQ_API int aq_pool_capacity(const aq_pool *pool)
 {
 	return pool ? (int)aq__ring_capacity(&pool->ring) : -EINVAL;
+}
+
+AQ_API int64_t aq_pool_now(const aq_pool *pool)
+{
+	return pool ? aq__pool_now((aq_pool *)(uintptr_t)pool) : -EINVAL;
+}
+
+AQ_API int aq_pool_clock_changed(aq_pool *pool)
+{
+	if (!pool)
+		return -EINVAL;
+	aq__timer_kick(pool);
+	return 0;
+}
+
+/* ---- what a running job may ask ----------------------------------------- */
+
+AQ_API unsigned aq_job_attempt(void)
+{
+	if (current_rec)
+		return current_rec->attempt;
+	return in_inline_job ? 1 : 0;
+}
+
+AQ_API int aq_job_cancelled(void)
+{
+	/* Relaxed: a flag polled by the job; no data rides on it. */
+	return current_rec && atomic_load_explicit(
+				      &current_rec->cancel_requested,
+				      memory_order_relaxed);
+}
+
+AQ_API int64_t aq_job_deadline(void)
+{
+	return current_rec ? current_rec->deadline_ns : 0;
+}
+
+AQ_API int aq_job_fail_msg(const char *message)
+{
+	size_t len;
+	char *copy;
+
+	if (!current_rec || !message)
+		return -EINVAL;
+	len = strlen(message) + 1;
+	copy = aq__malloc(len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, message, len);
+	free(current_rec->message);
+	current_rec->message = copy;
+	return 0;
 }

@@ -15,6 +15,7 @@
 #include "future.h"
 #include "park.h"
 #include "ring.h"
+#include "timer.h"
 
 enum aq__pool_phase {
 	AQ__POOL_RUNNING,  /* accepting jobs */
@@ -51,6 +52,16 @@ struct aq_pool {
 				      sched_lock, read without it */
 	uint64_t sched_seq;        /* arrival numbers, under sched_lock */
 
+	/* Time, delays and retries (timer.c, retry.c). */
+	struct aq__timer timer;
+	struct aq_clock clock;               /* copied from the config */
+	struct aq_retry_policy retry_default; /* copied; used if has_retry */
+	bool has_retry;
+	_Atomic uint64_t next_id;  /* job ids of records, from 1 */
+	_Atomic bool accepting;    /* false once shutdown began */
+	size_t timer_users;        /* under lock: delayed or retry-capable
+				      records not yet final */
+
 	/* Cold fields, read-only after create unless noted. */
 	AQ_CACHE_ALIGNED _Atomic bool cancelling; /* a CANCEL shutdown: workers
 						     cancel, not run */
@@ -64,6 +75,7 @@ struct aq_pool {
 	/* Shutdown coordination: not on any hot path. */
 	pthread_mutex_t lock;
 	pthread_cond_t stopped_cond; /* signalled when phase becomes STOPPED */
+	pthread_cond_t timers_cond;  /* signalled when timer_users reaches 0 */
 	enum aq__pool_phase phase;   /* under lock */
 	bool joining;                /* under lock: one caller joins workers */
 };
@@ -81,6 +93,22 @@ static inline void aq__pool_freed_slot(struct aq_pool *pool)
 		aq__park_wake(&pool->space_seq, INT32_MAX);
 	}
 }
+
+/* The pool's clock (struct aq_clock), in nanoseconds. */
+static inline int64_t aq__pool_now(struct aq_pool *pool)
+{
+	return pool->clock.now(pool->clock.user);
+}
+
+/* A record that counted as a timer user became final (pool.c). */
+void aq__pool_timer_user_done(struct aq_pool *pool);
+
+/*
+ * Push an item, waiting up to budget_ns (negative: forever) for space if
+ * the ring is full (submit.c). 0, -EAGAIN, -ETIMEDOUT or -ESHUTDOWN.
+ */
+int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
+		    int64_t budget_ns);
 
 /* The pool whose worker this thread is, or NULL (pool.c). */
 extern _Thread_local struct aq_pool *aq__worker_pool;

@@ -82,7 +82,8 @@ void aq__sched_fini(struct aq_pool *pool)
 static void sched_reject(struct aq_future *rec, int rc)
 {
 	if (aq__future_claim(rec, false))
-		aq__future_fail_claimed(rec, rc < 0 ? -rc : ENOMEM);
+		aq__future_finish(rec, AQ_STATE_FAILED,
+				  rc < 0 ? -rc : ENOMEM, NULL);
 	aq__future_put(rec);
 }
 

@@ -18,6 +18,7 @@
 
 #include "fault.h"
 #include "pool.h"
+#include "timer.h"
 
 #define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
 
@@ -80,11 +81,83 @@ static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
 	}
 }
 
+int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
+		    int64_t budget_ns)
+{
+	int rc = aq__ring_push(&pool->ring, item);
+
+	if (aq_unlikely(rc == -EAGAIN) && budget_ns != 0)
+		rc = submit_wait_space(pool, item, budget_ns);
+	return rc;
+}
+
+/* Does this job need a record rather than the bare {fn, arg}? */
+static bool submit_needs_record(const struct aq_pool *pool,
+				const struct aq_job_opts *opts, bool fut)
+{
+	return fut || pool->sched || pool->has_retry ||
+	       (opts && (opts->arg_destroy || opts->delay_ns > 0 ||
+			 opts->run_at_ns || opts->deadline_ns || opts->retry));
+}
+
+/* Failure handling and time: the retry policy, the deadline, and when the
+ * job may start (0: now). */
+static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
+				const struct aq_job_opts *opts)
+{
+	int64_t due = 0;
+
+	rec->pool = pool;
+	/* Relaxed: ids need only be unique. */
+	rec->id = atomic_fetch_add_explicit(&pool->next_id, 1,
+					    memory_order_relaxed) + 1;
+	rec->retry = opts && opts->retry ? opts->retry
+		     : pool->has_retry  ? &pool->retry_default
+					: NULL;
+	rec->deadline_ns = opts ? opts->deadline_ns : 0;
+	if (opts && opts->run_at_ns)
+		due = opts->run_at_ns;
+	if (opts && opts->delay_ns > 0) {
+		int64_t after = aq__pool_now(pool) + opts->delay_ns;
+
+		due = after > due ? after : due;
+	}
+	rec->timer_user = due != 0 ||
+			  (rec->retry && rec->retry->max_attempts > 1);
+	return due;
+}
+
+/* Count a timer user in, unless shutdown has begun (pool.c waits for the
+ * count to reach zero before it closes the ring). */
+static int submit_timer_user(struct aq_pool *pool)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	if (atomic_load_explicit(&pool->accepting, memory_order_relaxed))
+		pool->timer_users++;
+	else
+		rc = -ESHUTDOWN;
+	pthread_mutex_unlock(&pool->lock);
+	return rc;
+}
+
+/* Undo a record that was never published. */
+static void submit_discard(struct aq_pool *pool, struct aq_future *rec)
+{
+	if (rec->timer_user)
+		aq__pool_timer_user_done(pool);
+	/* Ours alone: drop every reference at once. */
+	atomic_store_explicit(&rec->refs, 1, memory_order_relaxed);
+	aq__future_put(rec);
+}
+
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut)
 {
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
+	int64_t due = 0;
 	int rc;
 
 	if (fut)
@@ -95,11 +168,15 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
 		     opts->priority < AQ_PRIORITY_MIN ||
 		     opts->priority > AQ_PRIORITY_MAX ||
-		     opts->weight > AQ_WEIGHT_MAX))
+		     opts->weight > AQ_WEIGHT_MAX || opts->delay_ns < 0 ||
+		     opts->run_at_ns < 0 || opts->deadline_ns < 0))
 		return -EINVAL;
+	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
+	if (aq_unlikely(!atomic_load_explicit(&pool->accepting,
+					      memory_order_relaxed)))
+		return -ESHUTDOWN;
 
-	/* A scheduler reads job metadata, so its jobs always get a record. */
-	if (fut || pool->sched || (opts && opts->arg_destroy)) {
+	if (submit_needs_record(pool, opts, fut != NULL)) {
 		/* One reference for the pool, one for the caller's future. */
 		rec = aq__future_alloc(pool->cache, fut ? 2 : 1);
 		if (!rec)
@@ -107,32 +184,43 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		rec->fn = fn;
 		rec->arg = arg;
 		rec->arg_destroy = opts ? opts->arg_destroy : NULL;
-		rec->runs = 0;
 		if (pool->sched)
 			submit_fill_sched(rec, opts);
+		due = submit_fill_time(pool, rec, opts);
+		if (rec->timer_user && (rc = submit_timer_user(pool)) != 0) {
+			rec->timer_user = false;
+			submit_discard(pool, rec);
+			return rc;
+		}
 		item.fn = NULL;
 		item.arg = rec;
 	}
 
-	rc = aq__ring_push(&pool->ring, item);
-	if (aq_unlikely(rc == -EAGAIN)) {
-		int64_t budget = submit_wait_budget(pool, opts);
+	if (due) {
+		/* Delayed: the timer queues it when due (timer.c). */
+		rec->due_ns = due;
+		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
+				      memory_order_relaxed);
+		rc = aq__timer_add(pool, rec);
+	} else {
+		rc = aq__ring_push(&pool->ring, item);
+		if (aq_unlikely(rc == -EAGAIN)) {
+			int64_t budget = submit_wait_budget(pool, opts);
 
-		/* A worker of this pool that sleeps on its own full ring could
-		 * leave nobody to empty it: it gets -EAGAIN at once. */
-		if (budget != 0 && aq__worker_pool != pool)
-			rc = submit_wait_space(pool, item, budget);
+			/* A worker of this pool that sleeps on its own full
+			 * ring could leave nobody to empty it: it gets
+			 * -EAGAIN at once. */
+			if (budget != 0 && aq__worker_pool != pool)
+				rc = submit_wait_space(pool, item, budget);
+		}
+		if (rc == 0)
+			aq__pool_wake_one(pool);
 	}
 	if (aq_unlikely(rc)) {
-		if (rec) {
-			/* Never published: ours alone, drop every reference. */
-			atomic_store_explicit(&rec->refs, 1,
-					      memory_order_relaxed);
-			aq__future_put(rec);
-		}
+		if (rec)
+			submit_discard(pool, rec);
 		return rc;
 	}
-	aq__pool_wake_one(pool);
 	if (fut)
 		*fut = rec;
 	return 0;
