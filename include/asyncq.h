@@ -15,6 +15,7 @@
 #ifndef ASYNCQ_H
 #define ASYNCQ_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -91,6 +92,23 @@ struct aq_pool_config {
 	const struct aq_clock *clock; /* the time source of delays, deadlines
 					 and backoff; copied; NULL = the
 					 CLOCK_MONOTONIC clock */
+
+	/* Worker threads (man aq_pool_config). */
+	unsigned min_workers;    /* elastic pool: fewest workers kept; 0 =
+				    a fixed pool of `workers` */
+	unsigned max_workers;    /* elastic pool: most workers; 0 = workers */
+	int64_t idle_timeout_ns; /* elastic pool: a worker idle this long
+				    above min_workers retires; 0 = 10 s */
+	const char *name;        /* threads are named "aq-<name>-<n>"; NULL =
+				    "aq-<n>" */
+	const int *cpus;         /* worker n is pinned to cpus[n % ncpus] */
+	unsigned ncpus;          /* 0 = no pinning */
+	size_t stack_size;       /* bytes; 0 = the system default */
+	/* Called on each worker thread as it starts and as it exits (on
+	 * every exit path), with its index and thread_user. */
+	void (*on_thread_start)(unsigned index, void *user);
+	void (*on_thread_stop)(unsigned index, void *user);
+	void *thread_user;
 };
 
 /* Create a pool; cfg may be NULL for the defaults. */
@@ -112,6 +130,14 @@ AQ_API void aq_pool_destroy(aq_pool *pool);
 /* The number of worker threads and the ring capacity the pool really has. */
 AQ_API int aq_pool_workers(const aq_pool *pool);
 AQ_API int aq_pool_capacity(const aq_pool *pool);
+
+/*
+ * Set the pool's worker bounds at run time (1 <= min <= max <=
+ * AQ_WORKERS_MAX; min == max for a fixed size). Workers start at once up
+ * to min; idle workers above max retire. No job is lost or stranded.
+ */
+AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
+			  unsigned max_workers);
 
 /* ---- Submitting ----------------------------------------------------------- */
 
@@ -334,6 +360,32 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut);
 
 /* Drop the caller's reference. Safe at any time; NULL is ignored. */
 AQ_API void aq_future_release(aq_future *fut);
+
+/* ---- Completion delivery: callbacks and channels ----------------------- */
+
+/* Called once when a future resolves, whatever the outcome; read it with
+ * aq_future_get(fut, &result, 0). fut stays valid during the call. */
+typedef void (*aq_then_fn)(aq_future *fut, void *user);
+
+/* A queue of completion callbacks run by the host's own event loop. */
+typedef struct aq_channel aq_channel;
+
+/*
+ * Run fn(fut, user) once fut resolves: on the thread that resolves it when
+ * channel is NULL, else on whichever thread calls aq_channel_dispatch().
+ * A future already resolved is handled the same way, at once.
+ */
+AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
+			  aq_channel *channel);
+
+/* A channel; flags must be 0. */
+AQ_API int aq_channel_create(aq_channel **channel, unsigned flags);
+/* Readable exactly while callbacks wait: poll/epoll it for POLLIN. */
+AQ_API int aq_channel_fd(const aq_channel *channel);
+/* Run up to max waiting callbacks here (0 = all); how many ran. */
+AQ_API int aq_channel_dispatch(aq_channel *channel, unsigned max);
+/* Run what still waits, then free. No callback may be added any more. */
+AQ_API void aq_channel_destroy(aq_channel *channel);
 
 /* ---- Errors and version ------------------------------------------------------ */
 

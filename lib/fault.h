@@ -13,7 +13,8 @@
 
 enum aq__fault_site {
 	AQ_FAULT_ALLOC,  /* aq__malloc(), aq__calloc(), ring cells */
-	AQ_FAULT_THREAD, /* pthread_create() of a worker */
+	AQ_FAULT_THREAD, /* pthread_create() of a worker or timer thread */
+	AQ_FAULT_FD,     /* the eventfd (or pipe) of a channel */
 	AQ_FAULT_SITES
 };
 

@@ -114,6 +114,7 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	fut->runs = 0;
 	fut->deadline_ns = 0;
 	fut->retry = NULL;
+	atomic_init(&fut->then_head, NULL);
 	return fut;
 }
 
@@ -143,13 +144,90 @@ void aq__future_put(struct aq_future *fut)
 		cache_free(cache);
 }
 
-/* Publish a final state (result and code already written) and wake any
- * waiter: the store half of the handshake in the file comment. */
+/*
+ * The then-list's end marker: once a future resolves its list is swapped
+ * for this, and a registration that finds it runs (or posts) at once.
+ */
+static struct aq__then then_done_marker;
+#define THEN_DONE (&then_done_marker)
+
+void aq__then_run(struct aq__then *then)
+{
+	then->fn(then->fut, then->user);
+	aq__future_put(then->fut);
+	free(then);
+}
+
+static void then_deliver(struct aq__then *then)
+{
+	if (then->channel)
+		aq__channel_post(then->channel, then);
+	else
+		aq__then_run(then);
+}
+
+/* Publish a final state (result and code already written), wake any
+ * waiter (the store half of the handshake in the file comment), and hand
+ * the then-callbacks their turn, in registration order. */
 static void future_resolve(struct aq_future *fut, uint32_t final_state)
 {
+	struct aq__then *list, *ordered = NULL;
+
 	atomic_store(&fut->state, final_state);
 	if (atomic_load(&fut->waiters))
 		aq__park_wake(&fut->state, INT_MAX);
+
+	/* Acquire: pairs with the registrations' release CAS, so their
+	 * nodes' fields are visible. */
+	list = atomic_exchange_explicit(&fut->then_head, THEN_DONE,
+					memory_order_acquire);
+	while (list) {
+		struct aq__then *next = list->next;
+
+		list->next = ordered;
+		ordered = list;
+		list = next;
+	}
+	while (ordered) {
+		struct aq__then *next = ordered->next;
+
+		then_deliver(ordered);
+		ordered = next;
+	}
+}
+
+AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
+			  aq_channel *channel)
+{
+	struct aq__then *then, *head;
+
+	if (!fut || !fn)
+		return -EINVAL;
+	then = aq__malloc(sizeof(*then));
+	if (!then)
+		return -ENOMEM;
+	then->fn = fn;
+	then->user = user;
+	then->channel = channel;
+	then->fut = fut;
+	/* Relaxed: the caller's own reference keeps the record alive while
+	 * we add ours. */
+	atomic_fetch_add_explicit(&fut->refs, 1, memory_order_relaxed);
+
+	/* Acquire on reload: seeing THEN_DONE means seeing the outcome. */
+	head = atomic_load_explicit(&fut->then_head, memory_order_acquire);
+	do {
+		if (head == THEN_DONE) {
+			then->next = NULL;
+			then_deliver(then);
+			return 0;
+		}
+		then->next = head;
+		/* Release: our node's fields travel with the pointer. */
+	} while (!atomic_compare_exchange_weak_explicit(
+		&fut->then_head, &head, then, memory_order_release,
+		memory_order_acquire));
+	return 0;
 }
 
 void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,

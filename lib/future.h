@@ -25,6 +25,15 @@ static inline bool aq__state_final(uint32_t state)
 	return state >= AQ_STATE_SUCCEEDED;
 }
 
+/* One aq_future_then() registration; it holds a reference to fut. */
+struct aq__then {
+	aq_then_fn fn;
+	void *user;
+	aq_channel *channel;   /* NULL: run on the resolving thread */
+	struct aq_future *fut;
+	struct aq__then *next; /* the future's list, then the channel's */
+};
+
 /*
  * A job that needs more than {fn, arg}: it has a future, or options. The
  * caller's aq_future handle points at this record.
@@ -69,6 +78,10 @@ struct aq_future {
 	size_t timer_index;   /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
 	char *message;        /* aq_job_fail_msg(); freed on recycle */
+
+	/* aq_future_then() registrations, newest first, until the future
+	 * resolves; then the THEN_DONE marker (see future.c). */
+	_Atomic(struct aq__then *) then_head;
 };
 
 /*
@@ -109,5 +122,11 @@ void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
 bool aq__future_claim(struct aq_future *fut, bool cancel);
 
 
+
+/* Run one registration's callback and release what it holds. */
+void aq__then_run(struct aq__then *then);
+
+/* Queue a registration on its channel (channel.c). */
+void aq__channel_post(aq_channel *channel, struct aq__then *then);
 
 #endif

@@ -228,15 +228,24 @@ static inline bool worker_take(struct aq_pool *pool,
 }
 
 /*
- * Park until a submit, a completion or shutdown wakes us. Returns true,
- * without sleeping, when it found an item after announcing itself idle.
+ * Park until a submit, a completion or shutdown wakes us. Returns 1,
+ * without sleeping, when it found an item after announcing itself idle;
+ * -ETIMEDOUT when an elastic pool's idle timeout ran out; else 0.
  */
-static bool worker_park(struct aq_pool *pool, struct aq__ring_item *item)
+static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 {
 	/* Acquire: pairs with the waker's release increment. */
 	uint32_t seq = atomic_load_explicit(&pool->wake_seq,
 					    memory_order_acquire);
+	/* Above the elastic floor, an idle worker waits only so long. */
+	int64_t deadline =
+		atomic_load_explicit(&pool->nlive, memory_order_relaxed) >
+				atomic_load_explicit(&pool->min_workers,
+						     memory_order_relaxed)
+			? aq__deadline(pool->idle_timeout_ns)
+			: -1;
 	bool found = false;
+	int rc = 0;
 
 	/*
 	 * Clear `waking` before announcing ourselves idle (both seq_cst). A
@@ -255,24 +264,47 @@ static bool worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	 * shutdown: go back and see whether it is drained. */
 	if (!found && !aq__ring_nonempty(&pool->ring) &&
 	    !(atomic_load(&pool->ring.tail) & AQ_RING_CLOSED))
-		aq__park_wait(&pool->wake_seq, seq, -1);
+		rc = aq__park_wait(&pool->wake_seq, seq, deadline);
 	atomic_fetch_sub(&pool->idle, 1);
 	/* Relaxed: `waking` is a hint that saves system calls; clearing it
 	 * can only cause an extra wake, never a missed one. */
 	if (atomic_load_explicit(&pool->waking, memory_order_relaxed))
 		atomic_store_explicit(&pool->waking, 0, memory_order_relaxed);
-	return found;
+	return found ? 1 : rc;
 }
 
-static void *worker_main(void *arg)
+/*
+ * An elastic pool under backlog: work waits, nobody is idle, and there is
+ * room for another worker. Two relaxed loads on the common path; the
+ * decision is re-checked under the lock.
+ */
+static void worker_maybe_grow(struct aq_pool *pool)
 {
-	struct aq_pool *pool = arg;
+	unsigned live = atomic_load_explicit(&pool->nlive,
+					     memory_order_relaxed);
+
+	if (aq_likely(live >= atomic_load_explicit(&pool->max_workers,
+						   memory_order_relaxed)))
+		return;
+	if (atomic_load_explicit(&pool->idle, memory_order_relaxed) ||
+	    !aq__ring_nonempty(&pool->ring))
+		return;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->phase == AQ__POOL_RUNNING &&
+	    pool->live < atomic_load_explicit(&pool->max_workers,
+					      memory_order_relaxed))
+		aq__threads_spawn(pool, pool->live + 1); /* best effort */
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void aq__worker_loop(struct aq_pool *pool, unsigned index)
+{
 	bool just_woken = false;
 
 	aq__worker_pool = pool;
 	for (;;) {
 		struct aq__ring_item item;
-		int spins;
+		int spins, parked;
 
 		if (worker_take(pool, &item)) {
 			if (just_woken) {
@@ -281,10 +313,21 @@ static void *worker_main(void *arg)
 				if (aq__ring_nonempty(&pool->ring))
 					aq__pool_wake_one(pool);
 			}
+			worker_maybe_grow(pool);
 			worker_run(pool, item);
 			continue;
 		}
 		if (pool_drained(pool))
+			break;
+		/* Idle: one too many after a resize? */
+		if (aq_unlikely(atomic_load_explicit(&pool->nlive,
+						     memory_order_relaxed) >
+				atomic_load_explicit(&pool->max_workers,
+						     memory_order_relaxed)) &&
+		    aq__threads_try_retire(
+			    pool, index,
+			    atomic_load_explicit(&pool->max_workers,
+						 memory_order_relaxed)))
 			break;
 		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
 			aq__cpu_relax();
@@ -293,13 +336,20 @@ static void *worker_main(void *arg)
 		}
 		if (spins < WORKER_SPIN_ITERATIONS)
 			continue;
-		if (worker_park(pool, &item))
+		parked = worker_park(pool, &item);
+		if (parked > 0) {
 			worker_run(pool, item);
-		else
+		} else if (parked == -ETIMEDOUT &&
+			   aq__threads_try_retire(
+				   pool, index,
+				   atomic_load_explicit(&pool->min_workers,
+							memory_order_relaxed))) {
+			break; /* idle too long in an elastic pool */
+		} else {
 			just_woken = true;
+		}
 	}
 	aq__worker_pool = NULL;
-	return NULL;
 }
 
 AQ_API int aq_job_yield_due(void)
@@ -335,41 +385,6 @@ static void pool_begin_stop(struct aq_pool *pool)
 	aq__park_wake(&pool->space_seq, INT32_MAX);
 }
 
-static void pool_join(struct aq_pool *pool, unsigned count)
-{
-	for (unsigned i = 0; i < count; i++)
-		pthread_join(pool->threads[i], NULL);
-}
-
-/* Start nworkers threads with every signal blocked (they inherit our mask
- * at creation, so no signal can land on one before it could block it). */
-static int pool_start_workers(struct aq_pool *pool)
-{
-	sigset_t all, saved;
-	unsigned started;
-	int rc = 0;
-
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	for (started = 0; started < pool->nworkers; started++) {
-		rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
-		if (!rc)
-			rc = pthread_create(&pool->threads[started], NULL,
-					    worker_main, pool);
-		if (rc)
-			break;
-	}
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (rc) {
-		pthread_mutex_lock(&pool->lock);
-		pool_begin_stop(pool);
-		pthread_mutex_unlock(&pool->lock);
-		pool_join(pool, started);
-		return -rc;
-	}
-	return 0;
-}
-
 static int64_t default_clock(void *user)
 {
 	(void)user;
@@ -383,15 +398,6 @@ static bool retry_policy_valid(const struct aq_retry_policy *p)
 	       (p->never_retry || p->never_retry_count == 0);
 }
 
-static unsigned online_cpus(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	if (n < 1)
-		return 1;
-	return n > (long)AQ_WORKERS_MAX ? AQ_WORKERS_MAX : (unsigned)n;
-}
-
 static void pool_free(struct aq_pool *pool)
 {
 	aq__timer_fini(pool);
@@ -399,7 +405,7 @@ static void pool_free(struct aq_pool *pool)
 	aq__ring_fini(&pool->ring);
 	if (pool->cache)
 		aq__cache_close(pool->cache);
-	free(pool->threads);
+	aq__threads_fini(pool);
 	pthread_cond_destroy(&pool->stopped_cond);
 	pthread_cond_destroy(&pool->timers_cond);
 	pthread_mutex_destroy(&pool->lock);
@@ -411,6 +417,7 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 {
 	static const struct aq_pool_config defaults;
 	struct aq_pool *pool;
+	unsigned initial = 0;
 	void *mem;
 	int rc;
 
@@ -447,22 +454,30 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	pool->flags = cfg->flags;
 	pool->block_timeout_ns = cfg->block_timeout_ns;
 	pool->slice_ns = cfg->slice_ns > 0 ? cfg->slice_ns : 1000000;
-	pool->nworkers = cfg->workers ? cfg->workers : online_cpus();
-
 	rc = aq__ring_init(&pool->ring, cfg->queue_capacity
 						? cfg->queue_capacity
 						: AQ_QUEUE_CAPACITY_DEFAULT);
 	if (rc == 0) {
 		pool->cache = aq__cache_create();
-		pool->threads = aq__calloc(pool->nworkers,
-					   sizeof(*pool->threads));
-		if (!pool->cache || !pool->threads)
+		if (!pool->cache)
 			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		rc = aq__threads_init(pool, cfg); /* initial count, or -errno */
+		initial = rc > 0 ? (unsigned)rc : 0;
+		rc = rc > 0 ? 0 : rc;
 	}
 	if (rc == 0)
 		rc = aq__sched_init(pool, cfg);
-	if (rc == 0)
-		rc = pool_start_workers(pool);
+	if (rc == 0) {
+		pthread_mutex_lock(&pool->lock);
+		rc = aq__threads_spawn(pool, initial);
+		if (rc)
+			pool_begin_stop(pool); /* the started ones exit */
+		pthread_mutex_unlock(&pool->lock);
+		if (rc)
+			aq__threads_join_all(pool);
+	}
 	if (rc) {
 		pool_free(pool);
 		return rc;
@@ -513,7 +528,7 @@ AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
 	pool_begin_stop(pool);
 	pthread_mutex_unlock(&pool->lock);
 
-	pool_join(pool, pool->nworkers);
+	aq__threads_join_all(pool);
 	aq__timer_stop(pool);
 
 	pthread_mutex_lock(&pool->lock);
@@ -535,7 +550,10 @@ AQ_API void aq_pool_destroy(aq_pool *pool)
 
 AQ_API int aq_pool_workers(const aq_pool *pool)
 {
-	return pool ? (int)pool->nworkers : -EINVAL;
+	/* Relaxed: a snapshot of a number that may change. */
+	return pool ? (int)atomic_load_explicit(&pool->nlive,
+						memory_order_relaxed)
+		    : -EINVAL;
 }
 
 AQ_API int aq_pool_capacity(const aq_pool *pool)

@@ -23,6 +23,12 @@ enum aq__pool_phase {
 	AQ__POOL_STOPPED   /* every job resolved, every worker joined */
 };
 
+/* A worker index's thread (threads.c). */
+struct aq__slot {
+	pthread_t thread;
+	enum { AQ__SLOT_EMPTY, AQ__SLOT_LIVE, AQ__SLOT_DONE } state;
+};
+
 struct aq_pool {
 	struct aq__ring ring; /* the submission queue; aligned lines inside */
 
@@ -66,11 +72,25 @@ struct aq_pool {
 	AQ_CACHE_ALIGNED _Atomic bool cancelling; /* a CANCEL shutdown: workers
 						     cancel, not run */
 	struct aq__cache *cache; /* job records (futures) */
-	unsigned nworkers;
 	unsigned flags;            /* AQ_POOL_* */
 	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
 	int64_t slice_ns;          /* for aq_job_yield_due() */
-	pthread_t *threads;        /* nworkers of them once created */
+
+	/* Worker threads (threads.c). Written under lock; the atomics are
+	 * read without it by workers deciding to grow or retire. */
+	struct aq__slot *slots;    /* one per possible worker index */
+	unsigned nslots;
+	unsigned live;             /* under lock: started, not retired */
+	_Atomic unsigned nlive;    /* == live, for lock-free readers */
+	_Atomic unsigned min_workers, max_workers;
+	int64_t idle_timeout_ns;   /* real time, for elastic retirement */
+	char name[8];              /* thread name stem, truncated */
+	int *cpus;                 /* pinning, copied; NULL = none */
+	unsigned ncpus;
+	size_t stack_size;
+	void (*on_thread_start)(unsigned index, void *user);
+	void (*on_thread_stop)(unsigned index, void *user);
+	void *thread_user;
 
 	/* Shutdown coordination: not on any hot path. */
 	pthread_mutex_t lock;
@@ -109,6 +129,20 @@ void aq__pool_timer_user_done(struct aq_pool *pool);
  */
 int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 		    int64_t budget_ns);
+
+/* Threads (threads.c). */
+int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
+void aq__threads_fini(struct aq_pool *pool);
+/* Start workers until `live` reaches count. Under lock. */
+int aq__threads_spawn(struct aq_pool *pool, unsigned count);
+/* Retire the calling worker if more than floor live: true = it must exit
+ * now (its stop hook still to run). Takes the lock. */
+bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
+			    unsigned floor);
+/* Join every worker thread; no lock held; no spawns any more. */
+void aq__threads_join_all(struct aq_pool *pool);
+/* The body of a worker thread (pool.c). */
+void aq__worker_loop(struct aq_pool *pool, unsigned index);
 
 /* The pool whose worker this thread is, or NULL (pool.c). */
 extern _Thread_local struct aq_pool *aq__worker_pool;

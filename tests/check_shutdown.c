@@ -120,7 +120,7 @@ START_TEST(test_drain_many)
 	for (uintptr_t i = 0; i < DRAIN_N; i++) {
 		void *result = NULL;
 
-		ck_assert_int_eq(atomic_load(&drain_runs[i]), 1);
+		ck_assert_int_eq(th_ld(&drain_runs[i]), 1);
 		ck_assert_int_eq(aq_future_state(futs[i]), AQ_STATE_SUCCEEDED);
 		ck_assert_int_eq(aq_future_get(futs[i], &result, 0), 0);
 		ck_assert_ptr_eq(result, (void *)(i + 1));
@@ -175,16 +175,16 @@ START_TEST(test_drain_behind_gate)
 				 0);
 	shutdown_start(&st, pool, AQ_SHUTDOWN_DRAIN);
 	ck_assert(wait_shutdown_begun(pool, &count, &accepted));
-	ck_assert_int_eq(atomic_load(&count), 0); /* the gate still holds */
+	ck_assert_int_eq(th_ldl(&count), 0); /* the gate still holds */
 	th_gate_open(&l.gate);
 	pthread_join(st.tid, NULL);
 	ck_assert_int_eq(st.ret, 0);
 	ck_assert_int_eq(aq_future_get(lfut, NULL, 0), 0);
 	ck_assert_int_eq(l.ret, -ESHUTDOWN);
-	ck_assert_int_eq(atomic_load(&count), N + accepted);
+	ck_assert_int_eq(th_ldl(&count), N + accepted);
 	aq_future_release(lfut);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&count), N + accepted);
+	ck_assert_int_eq(th_ldl(&count), N + accepted);
 	th_gate_destroy(&l.gate);
 }
 END_TEST
@@ -258,7 +258,7 @@ START_TEST(test_cancel_queued)
 	       th_now_ns() < deadline)
 		th_sleep_ms(1);
 	ck_assert_int_eq(ret, -ESHUTDOWN);
-	ck_assert_int_eq(atomic_load(&st.returned), 0); /* the gate holds */
+	ck_assert_int_eq(th_ld(&st.returned), 0); /* the gate holds */
 	th_gate_open(&gate);
 	pthread_join(st.tid, NULL);
 	ck_assert_int_eq(st.ret, 0);
@@ -266,18 +266,18 @@ START_TEST(test_cancel_queued)
 	/* The running job finished normally. */
 	ck_assert_int_eq(aq_future_get(holder_fut, &hres, 0), 0);
 	ck_assert_ptr_eq(hres, (void *)0x42);
-	ck_assert_int_eq(atomic_load(&holder.ran), 1);
-	ck_assert_int_eq(atomic_load(&holder.destroyed), 1);
+	ck_assert_int_eq(th_ld(&holder.ran), 1);
+	ck_assert_int_eq(th_ld(&holder.destroyed), 1);
 	succeeded++;
 	/* Nothing queued ran; every future resolved CANCELLED; every
 	 * arg_destroy ran exactly once. */
-	ck_assert_int_eq(atomic_load(&inline_runs), 0);
+	ck_assert_int_eq(th_ld(&inline_runs), 0);
 	aq_pool_destroy(pool);
 	for (int i = 0; i < CQ_N; i++) {
 		void *result = (void *)&gate;
 
-		ck_assert_int_eq(atomic_load(&jobs[i].ran), 0);
-		ck_assert_int_eq(atomic_load(&jobs[i].destroyed),
+		ck_assert_int_eq(th_ld(&jobs[i].ran), 0);
+		ck_assert_int_eq(th_ld(&jobs[i].destroyed),
 				 (i % 4 == 1 || i % 4 == 3) ? 1 : 0);
 		if (!futs[i])
 			continue;
@@ -291,8 +291,8 @@ START_TEST(test_cancel_queued)
 	}
 	ck_assert_int_eq(succeeded + cancelled, submitted);
 	ck_assert_int_eq(cancelled, CQ_N / 2);
-	ck_assert_int_eq(atomic_load(&probe.ran), 0);
-	ck_assert_int_eq(atomic_load(&probe.destroyed), 0);
+	ck_assert_int_eq(th_ld(&probe.ran), 0);
+	ck_assert_int_eq(th_ld(&probe.destroyed), 0);
 	aq_future_release(holder_fut);
 	th_gate_destroy(&gate);
 }
@@ -333,8 +333,8 @@ START_TEST(test_submit_after_shutdown)
 					 -ESHUTDOWN);
 		}
 		aq_pool_destroy(pool);
-		ck_assert_int_eq(atomic_load(&job.ran), 0);
-		ck_assert_int_eq(atomic_load(&job.destroyed), 0);
+		ck_assert_int_eq(th_ld(&job.ran), 0);
+		ck_assert_int_eq(th_ld(&job.destroyed), 0);
 	}
 }
 END_TEST
@@ -362,7 +362,7 @@ START_TEST(test_shutdown_twice)
 		ck_assert_int_eq(aq_pool_shutdown(pool, seq[i][1]), 0);
 		ck_assert_int_eq(aq_pool_shutdown(pool, seq[i][1]), 0);
 		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_SUCCEEDED);
-		ck_assert_int_eq(atomic_load(&count), 1);
+		ck_assert_int_eq(th_ldl(&count), 1);
 		aq_future_release(fut);
 		aq_pool_destroy(pool);
 	}
@@ -374,8 +374,9 @@ START_TEST(test_shutdown_idle)
 {
 	aq_pool *pool = th_pool(4, 0, 0, 0);
 
-	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
 	ck_assert_int_eq(aq_pool_workers(pool), 4);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(aq_pool_workers(pool), 0); /* all joined */
 	aq_pool_destroy(pool);
 
 	pool = th_pool(4, 0, 0, 0);
@@ -432,7 +433,7 @@ START_TEST(test_shutdown_from_job)
 	/* The pool is untouched: it still accepts and runs jobs. */
 	ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL, &fut), 0);
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
-	ck_assert_int_eq(atomic_load(&count), 1);
+	ck_assert_int_eq(th_ldl(&count), 1);
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
 	aq_pool_destroy(other);
@@ -482,10 +483,10 @@ START_TEST(test_destroy_drains)
 			 0);
 	aq_pool_destroy(pool);
 	pthread_join(tid, NULL);
-	ck_assert_int_eq(atomic_load(&count), N / 2);
+	ck_assert_int_eq(th_ldl(&count), N / 2);
 	for (int i = 0; i < N; i += 2) {
-		ck_assert_int_eq(atomic_load(&jobs[i].ran), 1);
-		ck_assert_int_eq(atomic_load(&jobs[i].destroyed), 1);
+		ck_assert_int_eq(th_ld(&jobs[i].ran), 1);
+		ck_assert_int_eq(th_ld(&jobs[i].destroyed), 1);
 	}
 	th_gate_destroy(&gate);
 }
@@ -509,7 +510,7 @@ START_TEST(test_shutdown_bad_args)
 	atomic_init(&count, 0);
 	ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL, &fut), 0);
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
-	ck_assert_int_eq(atomic_load(&count), 1);
+	ck_assert_int_eq(th_ldl(&count), 1);
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
 }
@@ -573,7 +574,7 @@ static void run_blocked_then_shutdown(unsigned pool_flags,
 	ck_assert_int_eq(pthread_create(&tid, NULL, blocked_main, &b), 0);
 	ck_assert(th_poll_int(&b.started, 1));
 	th_sleep_ms(50); /* not needed for correctness: let it go to sleep */
-	ck_assert_msg(atomic_load(&b.returned) == 0,
+	ck_assert_msg(th_ld(&b.returned) == 0,
 		      "a blocking submit on a full ring returned %d", b.ret);
 
 	shutdown_start(&st, pool, shutdown_flags);
@@ -584,7 +585,7 @@ static void run_blocked_then_shutdown(unsigned pool_flags,
 	pthread_join(tid, NULL);
 	ck_assert_int_eq(b.ret, -ESHUTDOWN);
 	ck_assert_ptr_null(b.fut);
-	ck_assert_int_eq(atomic_load(&st.returned), 0);
+	ck_assert_int_eq(th_ld(&st.returned), 0);
 
 	th_gate_open(&gate);
 	pthread_join(st.tid, NULL);
@@ -593,14 +594,14 @@ static void run_blocked_then_shutdown(unsigned pool_flags,
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(aq_future_get(fill_futs[i], NULL, 0),
 				 cancel ? -ECANCELED : 0);
-		ck_assert_int_eq(atomic_load(&fill[i].ran), cancel ? 0 : 1);
-		ck_assert_int_eq(atomic_load(&fill[i].destroyed), 1);
+		ck_assert_int_eq(th_ld(&fill[i].ran), cancel ? 0 : 1);
+		ck_assert_int_eq(th_ld(&fill[i].destroyed), 1);
 		aq_future_release(fill_futs[i]);
 	}
 	aq_future_release(gate_fut);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&b.job.ran), 0);
-	ck_assert_int_eq(atomic_load(&b.job.destroyed), 0);
+	ck_assert_int_eq(th_ld(&b.job.ran), 0);
+	ck_assert_int_eq(th_ld(&b.job.destroyed), 0);
 	th_gate_destroy(&gate);
 }
 
@@ -644,7 +645,7 @@ START_TEST(test_concurrent_shutdowns)
 	ck_assert(wait_shutdown_begun(pool, &count, &accepted));
 	th_sleep_ms(20); /* not needed for correctness: let all three wait */
 	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(atomic_load(&st[i].returned), 0);
+		ck_assert_int_eq(th_ld(&st[i].returned), 0);
 	th_gate_open(&gate);
 	/* Each caller returns only once everything is resolved. */
 	for (int i = 0; i < 3; i++) {
@@ -652,7 +653,7 @@ START_TEST(test_concurrent_shutdowns)
 		ck_assert_int_eq(st[i].ret, 0);
 		ck_assert_int_eq(st[i].not_final, 0);
 	}
-	ck_assert_int_eq(atomic_load(&count), N + accepted);
+	ck_assert_int_eq(th_ldl(&count), N + accepted);
 	for (int i = 0; i < N; i++) {
 		ck_assert_int_eq(aq_future_state(futs[i]), AQ_STATE_SUCCEEDED);
 		aq_future_release(futs[i]);

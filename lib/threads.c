@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * threads.c - the worker threads as threads: starting them (names, CPU
+ * pinning, stack size, blocked signals, start and stop hooks), retiring
+ * them when an elastic pool shrinks or aq_pool_resize() asks for fewer,
+ * and joining them. What a worker does is pool.c's business.
+ *
+ * Each worker index has a slot: EMPTY, LIVE (its thread runs) or DONE (it
+ * retired and waits to be joined). Slots change under the pool lock.
+ * Retired threads are joined lazily, by the next spawn, resize or shutdown,
+ * so a retiring worker never waits for anyone. A worker retires only when
+ * it holds no job and more than the floor remain, so shrinking never loses
+ * or strands a job. No spawn happens once shutdown has closed the ring,
+ * so the final join sees every thread.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "pool.h"
+
+/* What a new thread needs to know: the allocation is freed by the thread. */
+struct worker_start {
+	struct aq_pool *pool;
+	unsigned index;
+};
+
+static void *worker_thread(void *arg)
+{
+	struct worker_start start = *(struct worker_start *)arg;
+	struct aq_pool *pool = start.pool;
+
+	free(arg);
+#if defined(__linux__)
+	{
+		char name[16]; /* the kernel keeps 15 characters */
+
+		if (pool->name[0])
+			snprintf(name, sizeof(name), "aq-%s-%u", pool->name,
+				 start.index);
+		else
+			snprintf(name, sizeof(name), "aq-%u", start.index);
+		pthread_setname_np(pthread_self(), name);
+	}
+#endif
+	if (pool->on_thread_start)
+		pool->on_thread_start(start.index, pool->thread_user);
+	aq__worker_loop(pool, start.index);
+	if (pool->on_thread_stop)
+		pool->on_thread_stop(start.index, pool->thread_user);
+	return NULL;
+}
+
+int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned initial, min, max;
+
+	initial = cfg->workers ? cfg->workers
+		  : cpus < 1   ? 1
+		  : cpus > (long)AQ_WORKERS_MAX ? AQ_WORKERS_MAX
+						: (unsigned)cpus;
+	min = cfg->min_workers ? cfg->min_workers : initial;
+	max = cfg->max_workers ? cfg->max_workers
+	      : initial > min  ? initial
+			       : min;
+	if (min > max || max > AQ_WORKERS_MAX || cfg->idle_timeout_ns < 0 ||
+	    (cfg->ncpus && !cfg->cpus))
+		return -EINVAL;
+#if defined(__linux__)
+	for (unsigned i = 0; i < cfg->ncpus; i++)
+		if (cfg->cpus[i] < 0 || cfg->cpus[i] >= CPU_SETSIZE)
+			return -EINVAL;
+#endif
+	if (cfg->stack_size && cfg->stack_size < (size_t)PTHREAD_STACK_MIN)
+		return -EINVAL;
+
+	atomic_init(&pool->min_workers, min);
+	atomic_init(&pool->max_workers, max);
+	atomic_init(&pool->nlive, 0);
+	pool->idle_timeout_ns = cfg->idle_timeout_ns ? cfg->idle_timeout_ns
+						     : INT64_C(10000000000);
+	if (cfg->name)
+		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name);
+	pool->stack_size = cfg->stack_size;
+	pool->on_thread_start = cfg->on_thread_start;
+	pool->on_thread_stop = cfg->on_thread_stop;
+	pool->thread_user = cfg->thread_user;
+	if (cfg->ncpus) {
+		pool->cpus = aq__calloc(cfg->ncpus, sizeof(*pool->cpus));
+		if (!pool->cpus)
+			return -ENOMEM;
+		memcpy(pool->cpus, cfg->cpus, cfg->ncpus * sizeof(int));
+		pool->ncpus = cfg->ncpus;
+	}
+	/* Slots for every index the pool may use; resize can raise max up
+	 * to AQ_WORKERS_MAX, and grows this array then. */
+	pool->slots = aq__calloc(max, sizeof(*pool->slots));
+	if (!pool->slots)
+		return -ENOMEM;
+	pool->nslots = max;
+	return initial < min ? min : initial > max ? max : initial;
+}
+
+void aq__threads_fini(struct aq_pool *pool)
+{
+	free(pool->slots);
+	free(pool->cpus);
+}
+
+/* Join retired threads. Under lock: they no longer take it. */
+static void threads_reap(struct aq_pool *pool)
+{
+	for (unsigned i = 0; i < pool->nslots; i++) {
+		if (pool->slots[i].state == AQ__SLOT_DONE) {
+			pthread_join(pool->slots[i].thread, NULL);
+			pool->slots[i].state = AQ__SLOT_EMPTY;
+		}
+	}
+}
+
+/* Start one worker at index. Under lock. */
+static int threads_start(struct aq_pool *pool, unsigned index)
+{
+	struct worker_start *start;
+	pthread_attr_t attr;
+	sigset_t all, saved;
+	int rc;
+
+	start = aq__malloc(sizeof(*start));
+	if (!start)
+		return -ENOMEM;
+	start->pool = pool;
+	start->index = index;
+	pthread_attr_init(&attr);
+	if (pool->stack_size)
+		pthread_attr_setstacksize(&attr, pool->stack_size);
+#if defined(__linux__)
+	if (pool->ncpus) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(pool->cpus[index % pool->ncpus], &set);
+		pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+	}
+#endif
+	/* The thread inherits a full mask, so no signal meant for the host
+	 * lands on it before it could block it. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
+	if (!rc)
+		rc = pthread_create(&pool->slots[index].thread, &attr,
+				    worker_thread, start);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		free(start);
+		return -rc;
+	}
+	pool->slots[index].state = AQ__SLOT_LIVE;
+	pool->live++;
+	/* Relaxed: a mirror for hints; the lock orders the real count. */
+	atomic_store_explicit(&pool->nlive, pool->live, memory_order_relaxed);
+	return 0;
+}
+
+int aq__threads_spawn(struct aq_pool *pool, unsigned count)
+{
+	threads_reap(pool);
+	if (count > pool->nslots) {
+		struct aq__slot *slots = aq__fault(AQ_FAULT_ALLOC)
+			? NULL
+			: realloc(pool->slots, count * sizeof(*slots));
+
+		if (!slots)
+			return -ENOMEM;
+		memset(slots + pool->nslots, 0,
+		       (count - pool->nslots) * sizeof(*slots));
+		pool->slots = slots;
+		pool->nslots = count;
+	}
+	for (unsigned i = 0; i < pool->nslots && pool->live < count; i++) {
+		if (pool->slots[i].state == AQ__SLOT_EMPTY) {
+			int rc = threads_start(pool, i);
+
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
+			    unsigned floor)
+{
+	bool retire = false;
+
+	pthread_mutex_lock(&pool->lock);
+	/* Not while shutting down: shutdown joins everyone anyway. */
+	if (pool->phase == AQ__POOL_RUNNING && pool->live > floor) {
+		pool->live--;
+		atomic_store_explicit(&pool->nlive, pool->live,
+				      memory_order_relaxed);
+		pool->slots[index].state = AQ__SLOT_DONE;
+		retire = true;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return retire;
+}
+
+void aq__threads_join_all(struct aq_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	for (unsigned i = 0; i < pool->nslots; i++) {
+		if (pool->slots[i].state == AQ__SLOT_EMPTY)
+			continue;
+		/* Unlocked while joining: a LIVE worker may still need the
+		 * lock on its way out. */
+		pthread_t thread = pool->slots[i].thread;
+
+		pthread_mutex_unlock(&pool->lock);
+		pthread_join(thread, NULL);
+		pthread_mutex_lock(&pool->lock);
+		pool->slots[i].state = AQ__SLOT_EMPTY;
+	}
+	pool->live = 0;
+	atomic_store_explicit(&pool->nlive, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
+			  unsigned max_workers)
+{
+	int rc = 0;
+
+	if (!pool || min_workers < 1 || min_workers > max_workers ||
+	    max_workers > AQ_WORKERS_MAX)
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->phase != AQ__POOL_RUNNING ||
+	    !atomic_load_explicit(&pool->accepting, memory_order_relaxed)) {
+		pthread_mutex_unlock(&pool->lock);
+		return -ESHUTDOWN;
+	}
+	/* Relaxed stores: workers read these as hints and re-check under
+	 * the lock before they retire or grow. */
+	atomic_store_explicit(&pool->min_workers, min_workers,
+			      memory_order_relaxed);
+	atomic_store_explicit(&pool->max_workers, max_workers,
+			      memory_order_relaxed);
+	if (pool->live < min_workers)
+		rc = aq__threads_spawn(pool, min_workers);
+	pthread_mutex_unlock(&pool->lock);
+	/* Too many? Wake everyone: idle workers above max retire. */
+	if (atomic_load_explicit(&pool->nlive, memory_order_relaxed) >
+	    max_workers) {
+		atomic_fetch_add_explicit(&pool->wake_seq, 1,
+					  memory_order_release);
+		aq__park_wake(&pool->wake_seq, INT32_MAX);
+	}
+	return rc;
+}
