@@ -55,10 +55,13 @@ typedef int (*aq_job_fn)(void *arg, void **result);
 #define AQ_QUEUE_CAPACITY_MAX (1u << 24) /* largest ring a pool may have */
 
 /* Pool flags (struct aq_pool_config.flags). */
-#define AQ_POOL_BLOCK 0x1u /* submits wait for ring space by default */
+#define AQ_POOL_BLOCK 0x1u  /* submits wait for ring space by default */
+#define AQ_POOL_TIMING 0x2u /* measure wait and run times (two clock
+			       reads per job) for aq_pool_stats() */
 
 struct aq_sched_ops;
 struct aq_retry_policy;
+struct aq_job_event;
 
 /*
  * A time source in nanoseconds that never goes back. Tests plug in a
@@ -109,6 +112,12 @@ struct aq_pool_config {
 	void (*on_thread_start)(unsigned index, void *user);
 	void (*on_thread_stop)(unsigned index, void *user);
 	void *thread_user;
+
+	/* Per-job hooks, on the worker, around each call (tracing); setting
+	 * either turns timing on. */
+	void (*before_job)(const struct aq_job_event *ev, void *user);
+	void (*after_job)(const struct aq_job_event *ev, void *user);
+	void *hook_user;
 };
 
 /* Create a pool; cfg may be NULL for the defaults. */
@@ -172,7 +181,14 @@ struct aq_job_opts {
 	const struct aq_retry_policy *retry; /* overrides the pool's; must
 						stay valid until the job
 						resolves */
+	aq_future *const *after; /* start only once all of these resolved
+				    (each must succeed, else the job is
+				    SKIPPED); the job holds its own
+				    references */
+	unsigned after_count;    /* entries in after, 0..AQ_AFTER_MAX */
 };
+
+#define AQ_AFTER_MAX 1024u
 
 #define AQ_PRIORITY_MIN (-100)
 #define AQ_PRIORITY_MAX 100
@@ -248,6 +264,11 @@ AQ_API int64_t aq_job_deadline(void);
 /* Inside a job: attach a message to its error record (copied).
  * 0, -EINVAL (NULL, or not in a job with a future), -ENOMEM. */
 AQ_API int aq_job_fail_msg(const char *message);
+
+/* Inside a job submitted with opts.after: the i-th future it ran after
+ * (NULL past the end), and how many there are. */
+AQ_API aq_future *aq_job_dep(unsigned i);
+AQ_API unsigned aq_job_dep_count(void);
 
 /* The pool's clock now (see struct aq_clock); -EINVAL for NULL. */
 AQ_API int64_t aq_pool_now(const aq_pool *pool);
@@ -330,18 +351,22 @@ enum aq_state {
 	AQ_STATE_RUNNING = 1,   /* a worker is running it */
 	AQ_STATE_DELAYED = 2,   /* waiting for its start time */
 	AQ_STATE_RETRYING = 3,  /* failed, waiting for its next attempt */
+	AQ_STATE_WAITING = 4,   /* waiting for the jobs it runs after */
 	AQ_STATE_SUCCEEDED = 16, /* the job returned 0 */
 	AQ_STATE_FAILED = 17,   /* the job returned a positive failure code */
 	AQ_STATE_CANCELLED = 18, /* it will never run (cancel or shutdown) */
-	AQ_STATE_EXPIRED = 19   /* its deadline passed before it started */
+	AQ_STATE_EXPIRED = 19,  /* its deadline passed before it started */
+	AQ_STATE_SKIPPED = 20   /* a job it ran after did not succeed */
 };
 
 /*
  * Wait up to timeout_ns (negative = forever, 0 = just look) for the
  * outcome. Returns 0 (succeeded; *result set), the job's positive failure
  * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED,
- * -ETIME (expired: its deadline passed before it started) or -EINVAL.
- * result may be NULL.
+ * -ETIME (expired: its deadline passed before it started), -EPIPE
+ * (skipped: a job it ran after did not succeed) or -EINVAL. result may be
+ * NULL. On one of the future's own pool workers it runs other queued jobs
+ * while it waits, so nested waits cannot deadlock.
  */
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
@@ -350,6 +375,17 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
  * aq_job_cancelled() turns true for it: -EBUSY. Resolved: -EALREADY.
  */
 AQ_API int aq_future_cancel(aq_future *fut);
+
+/*
+ * Wait until every future resolved (0) or until the timeout (-ETIMEDOUT);
+ * -EINVAL for a NULL array or entry. Outcomes are read with
+ * aq_future_get(f, &r, 0). Helps like aq_future_get on a pool's worker.
+ */
+AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns);
+
+/* Wait until one resolved: 0 and its position in *index, or -ETIMEDOUT. */
+AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
+		       unsigned *index);
 
 /* The error record of a FAILED future: 0, -EINVAL, or -EAGAIN (the future
  * has not failed, or not yet). */
@@ -360,6 +396,53 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut);
 
 /* Drop the caller's reference. Safe at any time; NULL is ignored. */
 AQ_API void aq_future_release(aq_future *fut);
+
+/* ---- Statistics --------------------------------------------------------- */
+
+/* A distribution of durations (log2 buckets: percentiles are within a
+ * factor of 1.5 of the truth; max and mean are exact). */
+struct aq_histogram {
+	uint64_t count;
+	int64_t mean_ns, p50_ns, p90_ns, p99_ns, max_ns;
+};
+
+/*
+ * A snapshot of a pool (man aq_pool_stats). Counters are since creation;
+ * rates are over the window since the previous aq_pool_stats() call.
+ */
+struct aq_pool_stats {
+	/* Counters. submitted = succeeded + failed + cancelled + expired +
+	 * skipped + in flight, exactly, once the pool is quiet. */
+	uint64_t submitted, started, succeeded, failed, retried, cancelled,
+		expired, skipped, rejected;
+	/* Gauges, now. */
+	uint64_t queued;   /* in the ring or the scheduler */
+	uint64_t delayed;  /* in the timer: delayed, or waiting to retry */
+	uint64_t running;  /* jobs being run by workers */
+	uint64_t workers, workers_busy, workers_idle;
+	/* Distributions (need AQ_POOL_TIMING or job hooks). */
+	struct aq_histogram wait; /* submit (or release) to start */
+	struct aq_histogram run;  /* start to end of one call */
+	/* The window: rates per second, and queueing-theory views of it. */
+	int64_t window_ns;
+	double arrival_rate;   /* lambda: submissions per second */
+	double throughput;     /* completions per second */
+	double utilization;    /* rho: busy time / (window * workers) */
+	double mean_time_in_system_ns; /* W: submit to completion, averaged
+					  over jobs completed in the window */
+	double mean_in_system; /* L = throughput * W (Little's law) */
+};
+
+AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *stats);
+
+/* What the per-job hooks (cfg.before_job, cfg.after_job) are told. */
+struct aq_job_event {
+	uint64_t id;      /* 0 for a fire-and-forget job without a record */
+	unsigned attempt;
+	int64_t wait_ns;  /* submit (or release) to start */
+	int64_t run_ns;   /* after_job only: the call's duration */
+	int code;         /* after_job only: what the job returned */
+};
 
 /* ---- Completion delivery: callbacks and channels ----------------------- */
 

@@ -115,6 +115,8 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	fut->deadline_ns = 0;
 	fut->retry = NULL;
 	atomic_init(&fut->then_head, NULL);
+	fut->deps = NULL;
+	fut->ndeps = 0;
 	return fut;
 }
 
@@ -130,6 +132,11 @@ void aq__future_put(struct aq_future *fut)
 
 	free(fut->message);
 	fut->message = NULL;
+	for (unsigned i = 0; i < fut->ndeps; i++)
+		aq__future_put(fut->deps[i]);
+	free(fut->deps);
+	fut->deps = NULL;
+	fut->ndeps = 0;
 	pthread_mutex_lock(&cache->lock);
 	cache->outstanding--;
 	if (cache->closed) {
@@ -199,7 +206,7 @@ static void future_resolve(struct aq_future *fut, uint32_t final_state)
 AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
 			  aq_channel *channel)
 {
-	struct aq__then *then, *head;
+	struct aq__then *then;
 
 	if (!fut || !fn)
 		return -EINVAL;
@@ -209,6 +216,14 @@ AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
 	then->fn = fn;
 	then->user = user;
 	then->channel = channel;
+	aq__future_then_node(fut, then);
+	return 0;
+}
+
+void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
+{
+	struct aq__then *head;
+
 	then->fut = fut;
 	/* Relaxed: the caller's own reference keeps the record alive while
 	 * we add ours. */
@@ -220,14 +235,13 @@ AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
 		if (head == THEN_DONE) {
 			then->next = NULL;
 			then_deliver(then);
-			return 0;
+			return;
 		}
 		then->next = head;
 		/* Release: our node's fields travel with the pointer. */
 	} while (!atomic_compare_exchange_weak_explicit(
 		&fut->then_head, &head, then, memory_order_release,
 		memory_order_acquire));
-	return 0;
 }
 
 void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
@@ -275,9 +289,17 @@ static int future_outcome(const aq_future *fut, uint32_t state, void **result)
 		return -ECANCELED;
 	if (state == AQ_STATE_EXPIRED)
 		return -ETIME;
+	if (state == AQ_STATE_SKIPPED)
+		return -EPIPE;
 	if (result)
 		*result = fut->result;
 	return fut->code;
+}
+
+static bool future_is_final(void *fut)
+{
+	/* seq_cst: the helping waiter's re-check in the handshake. */
+	return aq__state_final(atomic_load(&((aq_future *)fut)->state));
 }
 
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
@@ -304,6 +326,21 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	}
 
 	deadline = aq__deadline(timeout_ns);
+	if (aq__worker_pool && aq__worker_pool == fut->pool) {
+		/* A job waiting on its own pool: help, don't block a worker;
+		 * best of all, run the awaited job itself if still queued. */
+		if (atomic_load_explicit(&fut->state, memory_order_relaxed) ==
+		    AQ_STATE_PENDING)
+			aq__worker_run_claimable(fut->pool, fut);
+		if (aq__wait_helping(fut->pool, future_is_final, fut,
+				     &fut->state, &fut->waiters,
+				     deadline) == -ETIMEDOUT)
+			return -ETIMEDOUT;
+		return future_outcome(fut, atomic_load_explicit(
+						   &fut->state,
+						   memory_order_acquire),
+				      result);
+	}
 	/* The load half of the handshake: raise waiters, then re-read. */
 	atomic_fetch_add(&fut->waiters, 1);
 	while (!aq__state_final(state = atomic_load(&fut->state))) {
@@ -334,7 +371,7 @@ AQ_API int aq_future_cancel(aq_future *fut)
 			return -EBUSY;
 		}
 		if (state != AQ_STATE_PENDING && state != AQ_STATE_DELAYED &&
-		    state != AQ_STATE_RETRYING)
+		    state != AQ_STATE_RETRYING && state != AQ_STATE_WAITING)
 			return -EALREADY; /* final, or another canceller */
 		/* acquire on success: we take over the job fields. */
 		if (atomic_compare_exchange_weak_explicit(
@@ -343,8 +380,10 @@ AQ_API int aq_future_cancel(aq_future *fut)
 			break;
 	}
 	/* A record waiting in the timer leaves it now, with the pool's
-	 * reference; one in a queue is skipped, and released, when reached. */
-	if (state != AQ_STATE_PENDING && aq__timer_remove(fut->pool, fut)) {
+	 * reference; one in a queue is skipped, and released, when reached;
+	 * one WAITING is released by its last dependency. */
+	if ((state == AQ_STATE_DELAYED || state == AQ_STATE_RETRYING) &&
+	    aq__timer_remove(fut->pool, fut)) {
 		aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
 		aq__future_put(fut);
 		return 0;

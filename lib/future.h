@@ -79,6 +79,15 @@ struct aq_future {
 	int64_t first_attempt_ns, last_attempt_ns;
 	char *message;        /* aq_job_fail_msg(); freed on recycle */
 
+	/* opts.after: the futures it runs after (references held until the
+	 * record is recycled), and how many have yet to resolve, plus one
+	 * while submit is still registering (see wait.c). */
+	struct aq_future **deps;
+	unsigned ndeps;
+	_Atomic unsigned deps_left;
+
+	int64_t submit_ns;    /* real time, with timing on: for W (stats) */
+
 	/* aq_future_then() registrations, newest first, until the future
 	 * resolves; then the THEN_DONE marker (see future.c). */
 	_Atomic(struct aq__then *) then_head;
@@ -123,8 +132,18 @@ bool aq__future_claim(struct aq_future *fut, bool cancel);
 
 
 
+/* Register a prepared node (no allocation, cannot fail). */
+void aq__future_then_node(struct aq_future *fut, struct aq__then *then);
+
 /* Run one registration's callback and release what it holds. */
 void aq__then_run(struct aq__then *then);
+
+/* opts.after for a new record (wait.c): allocate and register; the record
+ * is WAITING until its dependencies resolve. 0 or -ENOMEM (nothing done). */
+int aq__deps_attach(struct aq_future *rec, aq_future *const *after,
+		    unsigned count);
+/* Submit is done registering: drop the guard count (wait.c). */
+void aq__deps_arm(struct aq_future *rec);
 
 /* Queue a registration on its channel (channel.c). */
 void aq__channel_post(aq_channel *channel, struct aq__then *then);

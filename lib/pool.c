@@ -113,14 +113,14 @@ enum requeue { REQUEUED, RUN_AGAIN, GONE };
 /* A yielded record goes back to the tail, or, if it cannot be queued, is
  * run again at once (RUN_AGAIN) unless a cancel took it (GONE). */
 static enum requeue requeue_record(struct aq_pool *pool,
-				   struct aq_future *rec)
+				   struct aq_future *rec, bool popped)
 {
 	/* Release: whoever claims it next (acquire) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
 			      memory_order_release);
 	if (pool->sched) {
 		/* Back to the policy; the pool keeps its reference. */
-		aq__sched_done(pool, rec, true);
+		aq__sched_done(pool, rec, true, popped);
 		return REQUEUED;
 	}
 	if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
@@ -139,7 +139,7 @@ static enum requeue requeue_record(struct aq_pool *pool,
  * settle the outcome: success, cancellation, a retry, or failure.
  */
 static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
-			      bool cancel)
+			      bool cancel, bool popped)
 {
 	void *result = NULL;
 	int64_t now;
@@ -147,8 +147,8 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 
 	if (!aq__future_claim(rec, cancel)) {
 		/* Cancelled before it ran; the scheduler still hears of it. */
-		if (pool->sched)
-			aq__sched_done(pool, rec, false);
+		if (popped)
+			aq__sched_done(pool, rec, false, true);
 		aq__future_put(rec);
 		return;
 	}
@@ -173,14 +173,14 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 		rec->yielded = rc == AQ_YIELD;
 		if (rc != AQ_YIELD)
 			break;
-		if (requeue_record(pool, rec) != RUN_AGAIN)
+		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
 			return;
 	}
 
 	/* The policy hears first: after a retry is scheduled the record may
 	 * already be running on another worker. */
-	if (pool->sched)
-		aq__sched_done(pool, rec, false);
+	if (popped)
+		aq__sched_done(pool, rec, false, true);
 	if (rc == 0) {
 		aq__future_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
 	} else if (rc == AQ__EXPIRED) {
@@ -209,7 +209,7 @@ static void worker_run(struct aq_pool *pool, struct aq__ring_item item)
 	if (item.fn)
 		worker_run_inline(pool, item, cancel);
 	else
-		worker_run_record(pool, item.arg, cancel);
+		worker_run_record(pool, item.arg, cancel, pool->sched != NULL);
 }
 
 /* The next item for this worker, from the ring or the scheduler. */
@@ -271,6 +271,24 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	if (atomic_load_explicit(&pool->waking, memory_order_relaxed))
 		atomic_store_explicit(&pool->waking, 0, memory_order_relaxed);
 	return found ? 1 : rc;
+}
+
+void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
+{
+	/* Our own reference: the queue's copy keeps the pool's, and drops
+	 * it when it reaches the record and finds it taken. */
+	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+	worker_run_record(pool, rec, false, false);
+}
+
+bool aq__worker_help(struct aq_pool *pool)
+{
+	struct aq__ring_item item;
+
+	if (!worker_take(pool, &item))
+		return false;
+	worker_run(pool, item);
+	return true;
 }
 
 /*
@@ -589,6 +607,17 @@ AQ_API int aq_job_cancelled(void)
 	return current_rec && atomic_load_explicit(
 				      &current_rec->cancel_requested,
 				      memory_order_relaxed);
+}
+
+AQ_API aq_future *aq_job_dep(unsigned i)
+{
+	return current_rec && i < current_rec->ndeps ? current_rec->deps[i]
+						     : NULL;
+}
+
+AQ_API unsigned aq_job_dep_count(void)
+{
+	return current_rec ? current_rec->ndeps : 0;
 }
 
 AQ_API int64_t aq_job_deadline(void)

@@ -141,6 +141,22 @@ bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
 			    unsigned floor);
 /* Join every worker thread; no lock held; no spawns any more. */
 void aq__threads_join_all(struct aq_pool *pool);
+/* On a worker of pool: run rec here and now if it is still PENDING (a
+ * waiter helping the very job it waits for; pool.c). */
+void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec);
+
+/* On a worker of pool: take one queued job and run it; false if none. */
+bool aq__worker_help(struct aq_pool *pool);
+
+/*
+ * Wait, on a worker of pool, until done(ctx) or the deadline, running
+ * queued jobs meanwhile; naps on nap_word (a future's state) when nothing
+ * is queued. 0 or -ETIMEDOUT (wait.c).
+ */
+int aq__wait_helping(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
+		     _Atomic uint32_t *nap_word, _Atomic uint32_t *nap_waiters,
+		     int64_t deadline);
+
 /* The body of a worker thread (pool.c). */
 void aq__worker_loop(struct aq_pool *pool, unsigned index);
 

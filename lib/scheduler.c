@@ -122,13 +122,13 @@ struct aq_future *aq__sched_next(struct aq_pool *pool)
 }
 
 void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
-		    bool requeue)
+		    bool requeue, bool popped)
 {
 	int rc = 0;
 	size_t held;
 
 	pthread_mutex_lock(&pool->sched_lock);
-	if (pool->sched->done)
+	if (popped && pool->sched->done)
 		pool->sched->done(pool->sched_state, rec_job(rec));
 	if (requeue) {
 		/* A yielded job goes to the back: a new arrival number, and

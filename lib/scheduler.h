@@ -23,10 +23,12 @@ void aq__sched_fini(struct aq_pool *pool);
 struct aq_future *aq__sched_next(struct aq_pool *pool);
 
 /*
- * A job from aq__sched_next() stopped running (or never ran: it had been
- * cancelled). With requeue it yielded and goes back to the policy.
+ * A job stopped running (or never ran: it had been cancelled). popped: it
+ * came from aq__sched_next(), so the policy hears done(); false for a job
+ * a waiter claimed and ran directly (wait.c). With requeue it yielded and
+ * goes back to the policy.
  */
 void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
-		    bool requeue);
+		    bool requeue, bool popped);
 
 #endif

@@ -91,6 +91,17 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 	return rc;
 }
 
+static bool submit_after_valid(const struct aq_job_opts *opts)
+{
+	if (opts->after_count > AQ_AFTER_MAX ||
+	    (opts->after_count && !opts->after))
+		return false;
+	for (unsigned i = 0; i < opts->after_count; i++)
+		if (!opts->after[i])
+			return false;
+	return true;
+}
+
 /* Does this job need a record rather than the bare {fn, arg}? */
 static bool submit_needs_record(const struct aq_pool *pool,
 				const struct aq_job_opts *opts, bool fut)
@@ -122,7 +133,9 @@ static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 
 		due = after > due ? after : due;
 	}
-	rec->timer_user = due != 0 ||
+	/* Jobs that wait outside the ring (delayed, retrying, or after
+	 * others) keep shutdown from closing it under them. */
+	rec->timer_user = due != 0 || (opts && opts->after_count) ||
 			  (rec->retry && rec->retry->max_attempts > 1);
 	return due;
 }
@@ -169,7 +182,8 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     opts->priority < AQ_PRIORITY_MIN ||
 		     opts->priority > AQ_PRIORITY_MAX ||
 		     opts->weight > AQ_WEIGHT_MAX || opts->delay_ns < 0 ||
-		     opts->run_at_ns < 0 || opts->deadline_ns < 0))
+		     opts->run_at_ns < 0 || opts->deadline_ns < 0 ||
+		     !submit_after_valid(opts)))
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
 	if (aq_unlikely(!atomic_load_explicit(&pool->accepting,
@@ -196,7 +210,18 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		item.arg = rec;
 	}
 
-	if (due) {
+	if (opts && opts->after_count) {
+		/* After others: their last resolution queues it, or hands
+		 * it to the timer if it is also delayed (wait.c). */
+		rec->due_ns = due;
+		rc = aq__deps_attach(rec, opts->after, opts->after_count);
+		if (rc == 0) {
+			if (fut)
+				*fut = rec;
+			aq__deps_arm(rec);
+			return 0;
+		}
+	} else if (due) {
 		/* Delayed: the timer queues it when due (timer.c). */
 		rec->due_ns = due;
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wait.c - composing jobs: waiting for many futures (aq_wait_all,
+ * aq_wait_any), jobs that run after others (aq_job_opts.after), and the
+ * "help while waiting" rule that keeps nested waits from deadlocking.
+ *
+ * Help while waiting: a job that waits on a future of its own pool holds a
+ * worker. If every worker did that, the jobs they wait for could never
+ * run. So a wait on one of the pool's own workers takes queued jobs and
+ * runs them itself until what it waits for resolves (as ForkJoinPool and
+ * TBB do). First choice is the very job it waits for, if no worker has
+ * taken it yet: it is claimed and run right here, so a fork-join tree
+ * unwinds depth-first on one stack. Otherwise any queued job will do, to
+ * a bounded nesting depth. When nothing is queued it naps on the future's
+ * word, briefly, so a job queued meanwhile is picked up within 1 ms.
+ *
+ * Dependencies: a record submitted with opts.after starts WAITING, holding
+ * a reference to each dependency and one internal then-registration on
+ * each. deps_left counts the dependencies not yet resolved plus one guard
+ * held by submit while it registers, so the record cannot start before
+ * submit has finished with it. Whoever brings deps_left to zero settles
+ * the record: PENDING and queued if every dependency succeeded, SKIPPED
+ * otherwise, or only released if a canceller got there first. The record's
+ * pool reference belongs to that counter until then.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "fault.h"
+#include "future.h"
+#include "park.h"
+#include "pool.h"
+#include "timer.h"
+
+/* Longest nap of a helping waiter between looks at the queue. */
+#define HELP_NAP_MAX_NS 1000000
+/* Deepest nesting of helping waits on one worker's stack. */
+#define HELP_DEPTH_MAX 64
+
+static _Thread_local unsigned help_depth;
+
+int aq__wait_helping(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
+		     _Atomic uint32_t *nap_word, _Atomic uint32_t *nap_waiters,
+		     int64_t deadline)
+{
+	int64_t nap = 20000;
+	int rc;
+
+	/* Helping nests (a job run while helping may wait and help too):
+	 * bound the depth so the stack stays bounded; past it, just wait. */
+	help_depth++;
+	for (;;) {
+		uint32_t seen;
+		int64_t until;
+
+		if (done(ctx)) {
+			rc = 0;
+			break;
+		}
+		if (help_depth <= HELP_DEPTH_MAX && aq__worker_help(pool)) {
+			nap = 20000;
+			continue;
+		}
+		if (deadline >= 0 && aq__now_ns() >= deadline) {
+			rc = done(ctx) ? 0 : -ETIMEDOUT;
+			break;
+		}
+		until = aq__deadline(nap);
+		if (deadline >= 0 && deadline < until)
+			until = deadline;
+		/* The future handshake (future.c): raise waiters, re-check. */
+		seen = atomic_load(nap_word);
+		atomic_fetch_add(nap_waiters, 1);
+		if (!done(ctx))
+			aq__park_wait(nap_word, seen, until);
+		atomic_fetch_sub(nap_waiters, 1);
+		nap = nap * 2 > HELP_NAP_MAX_NS ? HELP_NAP_MAX_NS : nap * 2;
+	}
+	help_depth--;
+	return rc;
+}
+
+/* ---- aq_wait_all / aq_wait_any ------------------------------------------ */
+
+static bool futs_valid(aq_future *const *futs, unsigned n)
+{
+	if (!futs && n)
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if (!futs[i])
+			return false;
+	return true;
+}
+
+AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns)
+{
+	int64_t deadline;
+
+	if (!futs_valid(futs, n))
+		return -EINVAL;
+	deadline = aq__deadline(timeout_ns);
+	/* One after the other, each with what is left of the time: all are
+	 * resolved at the end exactly when each was on its turn. */
+	for (unsigned i = 0; i < n; i++) {
+		int64_t left = -1;
+		int rc;
+
+		if (deadline >= 0) {
+			left = deadline - aq__now_ns();
+			if (left < 0)
+				left = 0;
+		}
+		rc = aq_future_get(futs[i], NULL, left);
+		if (rc == -ETIMEDOUT)
+			return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+/* The first resolved future, or n. */
+static unsigned first_final(aq_future *const *futs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		/* Acquire: the caller then reads the outcome. */
+		if (aq__state_final(atomic_load_explicit(
+			    &futs[i]->state, memory_order_acquire)))
+			return i;
+	return n;
+}
+
+/* A heap-allocated event that outlives the waiter if it times out: each
+ * registration holds a reference, and the last one out frees it. */
+struct any_event {
+	_Atomic uint32_t seq;     /* bumped by each resolution */
+	_Atomic uint32_t waiters; /* the waiter parked on seq, if any */
+	_Atomic unsigned refs;
+};
+
+static void any_event_put(struct any_event *ev)
+{
+	if (atomic_fetch_sub(&ev->refs, 1) == 1)
+		free(ev);
+}
+
+static void any_event_fire(aq_future *fut, void *user)
+{
+	struct any_event *ev = user;
+
+	(void)fut;
+	atomic_fetch_add(&ev->seq, 1); /* seq_cst: handshake store half */
+	if (atomic_load(&ev->waiters))
+		aq__park_wake(&ev->seq, INT32_MAX);
+	any_event_put(ev);
+}
+
+struct any_ctx {
+	aq_future *const *futs;
+	unsigned n, found;
+};
+
+static bool any_done(void *arg)
+{
+	struct any_ctx *ctx = arg;
+
+	ctx->found = first_final(ctx->futs, ctx->n);
+	return ctx->found < ctx->n;
+}
+
+AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
+		       unsigned *index)
+{
+	struct any_ctx ctx = { futs, n, n };
+	struct any_event *ev;
+	int64_t deadline;
+	int rc = 0;
+
+	if (!futs_valid(futs, n) || n == 0 || !index)
+		return -EINVAL;
+	if (any_done(&ctx) || timeout_ns == 0)
+		goto out;
+	deadline = aq__deadline(timeout_ns);
+
+	/* On a worker of the first future's pool: help instead of sleeping
+	 * (the others' resolutions are seen on the next look). */
+	if (aq__worker_pool && aq__worker_pool == futs[0]->pool) {
+		rc = aq__wait_helping(aq__worker_pool, any_done, &ctx,
+				      &futs[0]->state, &futs[0]->waiters,
+				      deadline);
+		goto out;
+	}
+
+	ev = aq__malloc(sizeof(*ev));
+	if (!ev) {
+		/* No memory for the event: poll, politely. */
+		while (!any_done(&ctx) &&
+		       (deadline < 0 || aq__now_ns() < deadline))
+			aq__park_wait(&futs[0]->state,
+				      atomic_load(&futs[0]->state),
+				      aq__deadline(HELP_NAP_MAX_NS));
+		goto out;
+	}
+	atomic_init(&ev->seq, 0);
+	atomic_init(&ev->waiters, 0);
+	atomic_init(&ev->refs, n + 1);
+	for (unsigned i = 0; i < n; i++) {
+		struct aq__then *then = aq__malloc(sizeof(*then));
+
+		if (!then) { /* this one cannot wake us: napping covers it */
+			any_event_put(ev);
+			continue;
+		}
+		then->fn = any_event_fire;
+		then->user = ev;
+		then->channel = NULL;
+		aq__future_then_node(futs[i], then);
+	}
+	for (;;) {
+		uint32_t seq = atomic_load(&ev->seq);
+
+		if (any_done(&ctx))
+			break;
+		atomic_fetch_add(&ev->waiters, 1); /* handshake load half */
+		if (!any_done(&ctx) &&
+		    aq__park_wait(&ev->seq, seq, deadline) == -ETIMEDOUT &&
+		    !any_done(&ctx)) {
+			atomic_fetch_sub(&ev->waiters, 1);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		atomic_fetch_sub(&ev->waiters, 1);
+	}
+	any_event_put(ev);
+out:
+	if (ctx.found < n) {
+		*index = ctx.found;
+		return 0;
+	}
+	return rc ? rc : -ETIMEDOUT;
+}
+
+/* ---- opts.after ------------------------------------------------------------ */
+
+/* Every dependency has resolved: start the record, or skip it. */
+static void deps_settle(struct aq_future *rec)
+{
+	struct aq_pool *pool = rec->pool;
+	uint32_t expected = AQ_STATE_WAITING;
+	bool ok = true;
+	int rc;
+
+	for (unsigned i = 0; i < rec->ndeps; i++)
+		/* Acquire: each dependency's outcome is settled. */
+		if (atomic_load_explicit(&rec->deps[i]->state,
+					 memory_order_acquire) !=
+		    AQ_STATE_SUCCEEDED)
+			ok = false;
+	/* acq_rel: take over the record, or find a canceller did. */
+	if (!atomic_compare_exchange_strong_explicit(
+		    &rec->state, &expected,
+		    ok ? AQ_STATE_PENDING : AQ__STATE_CANCELLING,
+		    memory_order_acq_rel, memory_order_relaxed)) {
+		aq__future_put(rec);
+		return;
+	}
+	if (!ok) {
+		aq__future_finish(rec, AQ_STATE_SKIPPED, 0, NULL);
+		aq__future_put(rec);
+		return;
+	}
+	/* Also delayed and not yet due: the timer queues it. We may also be
+	 * a worker of this pool, which must not wait on its own full ring:
+	 * then the timer thread queues it too (due at once). */
+	rc = rec->due_ns > aq__pool_now(pool)
+		     ? -EAGAIN
+		     : aq__ring_push(&pool->ring,
+				     (struct aq__ring_item){ NULL, rec });
+	if (rc == -EAGAIN) {
+		atomic_store(&rec->state, AQ_STATE_DELAYED);
+		if (aq__timer_add(pool, rec) == 0)
+			return;
+		expected = AQ_STATE_DELAYED;
+		rc = atomic_compare_exchange_strong(&rec->state, &expected,
+						    AQ__STATE_CANCELLING)
+			     ? -ENOMEM
+			     : 1; /* cancelled meanwhile: only release */
+		if (rc == -ENOMEM)
+			aq__future_finish(rec, AQ_STATE_FAILED, ENOMEM, NULL);
+		aq__future_put(rec);
+		return;
+	}
+	if (rc == 0) {
+		aq__pool_wake_one(pool);
+		return;
+	}
+	/* The ring is closed: nothing will run it. */
+	expected = AQ_STATE_PENDING;
+	if (atomic_compare_exchange_strong(&rec->state, &expected,
+					   AQ__STATE_CANCELLING))
+		aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	aq__future_put(rec);
+}
+
+static void deps_one_done(aq_future *dep, void *user)
+{
+	struct aq_future *rec = user;
+
+	(void)dep;
+	if (atomic_fetch_sub(&rec->deps_left, 1) == 1)
+		deps_settle(rec);
+}
+
+int aq__deps_attach(struct aq_future *rec, aq_future *const *after,
+		    unsigned count)
+{
+	struct aq__then *nodes[AQ_AFTER_MAX];
+	unsigned i;
+
+	rec->deps = aq__calloc(count, sizeof(*rec->deps));
+	if (!rec->deps)
+		return -ENOMEM;
+	for (i = 0; i < count; i++) {
+		nodes[i] = aq__malloc(sizeof(*nodes[i]));
+		if (!nodes[i])
+			break;
+	}
+	if (i < count) {
+		while (i--)
+			free(nodes[i]);
+		free(rec->deps);
+		rec->deps = NULL;
+		return -ENOMEM;
+	}
+	atomic_store_explicit(&rec->state, AQ_STATE_WAITING,
+			      memory_order_relaxed);
+	atomic_init(&rec->deps_left, count + 1);
+	rec->ndeps = count;
+	for (i = 0; i < count; i++) {
+		/* Relaxed: the caller's reference keeps it alive meanwhile. */
+		atomic_fetch_add_explicit(&after[i]->refs, 1,
+					  memory_order_relaxed);
+		rec->deps[i] = after[i];
+		nodes[i]->fn = deps_one_done;
+		nodes[i]->user = rec;
+		nodes[i]->channel = NULL;
+		aq__future_then_node(after[i], nodes[i]);
+	}
+	return 0;
+}
+
+void aq__deps_arm(struct aq_future *rec)
+{
+	if (atomic_fetch_sub(&rec->deps_left, 1) == 1)
+		deps_settle(rec);
+}
