@@ -32,6 +32,12 @@ AQ_API const char *aq_strerror(int code)
 		return "Job is running";
 	case -EALREADY:
 		return "Job already finished";
+	case -ETIME:
+		return "Job expired: its deadline passed before it started";
+	case -EPIPE:
+		return "Job skipped: a job it ran after did not succeed";
+	case -EMFILE:
+		return "Too many open files";
 	case -EDEADLK:
 		return "Would deadlock: called from the pool's own worker";
 	default:

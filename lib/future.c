@@ -254,6 +254,7 @@ void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
 		fut->arg_destroy(fut->arg);
 	fut->result = result;
 	fut->code = code;
+	aq__stats_outcome(pool, final_state);
 	future_resolve(fut, final_state);
 	/* After the resolve the caller may release and the pool may go, but
 	 * not before this count drops: shutdown waits for it. */

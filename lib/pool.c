@@ -80,6 +80,7 @@ static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
 {
 	if (aq__ring_push(&pool->ring, item) != 0)
 		return false; /* full or closed: the caller runs it again */
+	aq__stat_add(&aq__tls_stats->requeued, 1, false);
 	aq__pool_wake_one(pool);
 	return true;
 }
@@ -91,14 +92,28 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 	void *ignored = NULL;
 	int rc;
 
-	if (cancel)
+	if (cancel) {
+		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
 		return;
+	}
+	aq__stat_add(&aq__tls_stats->started, 1, false);
 	for (;;) {
 		job_calls++;
 		in_inline_job = true;
+		/* Relaxed: a gauge for readers, written by this worker only. */
+		atomic_store_explicit(&aq__tls_stats->running, 1,
+				      memory_order_relaxed);
 		rc = item.fn(item.arg, &ignored);
+		atomic_store_explicit(&aq__tls_stats->running, 0,
+				      memory_order_relaxed);
 		in_inline_job = false;
-		if (rc != AQ_YIELD || requeue_on_ring(pool, item))
+		if (rc != AQ_YIELD) {
+			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
+					     : &aq__tls_stats->failed,
+				     1, false);
+			return;
+		}
+		if (requeue_on_ring(pool, item))
 			return;
 		/* Ring full or closed: call it again, unless cancelling.
 		 * Relaxed, as in worker_run(). */
@@ -106,6 +121,35 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 					 memory_order_relaxed))
 			return;
 	}
+}
+
+/* A call with timing on: hooks, histograms, and for a final outcome the
+ * time in system (W). */
+static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
+			     void **result)
+{
+	struct aq_job_event ev = { .id = rec->id, .attempt = rec->attempt };
+	int64_t start = aq__now_ns(), end;
+	int rc;
+
+	ev.wait_ns = start - rec->enqueue_ns;
+	if (pool->before_job)
+		pool->before_job(&ev, pool->hook_user);
+	rc = rec->fn(rec->arg, result);
+	end = aq__now_ns();
+	ev.run_ns = end - start;
+	ev.code = rc;
+	if (pool->after_job)
+		pool->after_job(&ev, pool->hook_user);
+	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns);
+	if (rc == AQ_YIELD) {
+		rec->enqueue_ns = end; /* its next wait starts now */
+	} else {
+		aq__stat_add(&aq__tls_stats->sojourn_ns,
+			     (uint64_t)(end - rec->submit_ns), false);
+		aq__stat_add(&aq__tls_stats->timed_done, 1, false);
+	}
+	return rc;
 }
 
 enum requeue { REQUEUED, RUN_AGAIN, GONE };
@@ -160,15 +204,25 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 				break;
 			}
 			/* A new attempt (a yield only pauses one). */
-			if (rec->attempt++ == 0)
+			if (rec->attempt++ == 0) {
 				rec->first_attempt_ns = now;
+				aq__stat_add(&aq__tls_stats->started, 1, false);
+			}
 			rec->last_attempt_ns = now;
 		}
 		current_rec = rec;
 		job_calls++;
 		rec->runs++;
 		result = NULL;
-		rc = rec->fn(rec->arg, &result);
+		/* Relaxed: a gauge, as in worker_run_inline(). */
+		atomic_store_explicit(&aq__tls_stats->running, 1,
+				      memory_order_relaxed);
+		if (pool->timing)
+			rc = worker_call_timed(pool, rec, &result);
+		else
+			rc = rec->fn(rec->arg, &result);
+		atomic_store_explicit(&aq__tls_stats->running, 0,
+				      memory_order_relaxed);
 		current_rec = NULL;
 		rec->yielded = rc == AQ_YIELD;
 		if (rc != AQ_YIELD)
@@ -426,6 +480,8 @@ static void pool_free(struct aq_pool *pool)
 	aq__threads_fini(pool);
 	pthread_cond_destroy(&pool->stopped_cond);
 	pthread_cond_destroy(&pool->timers_cond);
+	pthread_mutex_destroy(&pool->stats_lock);
+	free(pool->shared_stats);
 	pthread_mutex_destroy(&pool->lock);
 	pthread_mutex_destroy(&pool->sched_lock);
 	free(pool);
@@ -445,7 +501,8 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 		cfg = &defaults;
 	if (cfg->workers > AQ_WORKERS_MAX ||
 	    cfg->queue_capacity > AQ_QUEUE_CAPACITY_MAX ||
-	    (cfg->flags & ~AQ_POOL_BLOCK) || cfg->slice_ns < 0 ||
+	    (cfg->flags & ~(AQ_POOL_BLOCK | AQ_POOL_TIMING)) ||
+	    cfg->slice_ns < 0 ||
 	    (cfg->clock && !cfg->clock->now) ||
 	    (cfg->retry && !retry_policy_valid(cfg->retry)))
 		return -EINVAL;
@@ -459,6 +516,13 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	pthread_cond_init(&pool->stopped_cond, NULL);
 	pthread_cond_init(&pool->timers_cond, NULL);
 	pthread_mutex_init(&pool->sched_lock, NULL);
+	pthread_mutex_init(&pool->stats_lock, NULL);
+	pool->window.t_ns = aq__now_ns();
+	pool->before_job = cfg->before_job;
+	pool->after_job = cfg->after_job;
+	pool->hook_user = cfg->hook_user;
+	pool->timing = (cfg->flags & AQ_POOL_TIMING) || cfg->before_job ||
+		       cfg->after_job;
 	aq__timer_init(&pool->timer);
 	atomic_init(&pool->accepting, true);
 	pool->clock.now = default_clock;
@@ -476,9 +540,16 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 						? cfg->queue_capacity
 						: AQ_QUEUE_CAPACITY_DEFAULT);
 	if (rc == 0) {
+		void *mem;
+
 		pool->cache = aq__cache_create();
-		if (!pool->cache)
+		if (!pool->cache ||
+		    aq__fault(AQ_FAULT_ALLOC) ||
+		    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(struct aq__stats)))
 			rc = -ENOMEM;
+		else
+			pool->shared_stats = memset(mem, 0,
+						    sizeof(struct aq__stats));
 	}
 	if (rc == 0) {
 		rc = aq__threads_init(pool, cfg); /* initial count, or -errno */

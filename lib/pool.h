@@ -15,6 +15,7 @@
 #include "future.h"
 #include "park.h"
 #include "ring.h"
+#include "stats.h"
 #include "timer.h"
 
 enum aq__pool_phase {
@@ -91,6 +92,22 @@ struct aq_pool {
 	void (*on_thread_start)(unsigned index, void *user);
 	void (*on_thread_stop)(unsigned index, void *user);
 	void *thread_user;
+
+	/* Statistics (stats.c): a block per worker slot (stable addresses;
+	 * the pointer array grows with the slots, under lock) and one for
+	 * everyone else. */
+	struct aq__stats **wstats;
+	struct aq__stats *shared_stats;
+	bool timing;               /* measure wait and run times */
+	void (*before_job)(const struct aq_job_event *ev, void *user);
+	void (*after_job)(const struct aq_job_event *ev, void *user);
+	void *hook_user;
+	pthread_mutex_t stats_lock;
+	struct {                   /* the last aq_pool_stats() call */
+		int64_t t_ns;
+		uint64_t submitted, completed, busy_ns, sojourn_ns,
+			timed_done;
+	} window;                  /* under stats_lock */
 
 	/* Shutdown coordination: not on any hot path. */
 	pthread_mutex_t lock;

@@ -89,6 +89,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 		delay = 0;
 
 	rec->code = code; /* the error record shows the latest failure */
+	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
 	rec->due_ns = aq__pool_now(pool) + delay;
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_RETRYING,

@@ -8,9 +8,10 @@
  * workers pop straight from the ring, lock-free. With a scheduler, the ring
  * stays the lock-free front door and every op of the policy runs under one
  * mutex, sched_lock, so a policy is plain single-threaded code. A worker
- * that needs a job takes the lock once, moves up to RING_BATCH jobs from
- * the ring into the policy, pops one, and lets go: the lock is taken once
- * per batch of arrivals, not once per job on each side.
+ * that needs a job takes the lock once, moves every job the ring holds
+ * into the policy (so it chooses among all jobs submitted so far), pops
+ * one, and lets go: the lock is taken once per batch of arrivals, not
+ * once per job on each side.
  *
  * Every job popped gets exactly one done() call, whether it ran, yielded
  * (and is then pushed again) or turned out to be cancelled, so a policy
@@ -25,10 +26,6 @@
 #include "park.h"
 #include "pool.h"
 #include "scheduler.h"
-
-/* Jobs moved from the ring per lock hold. Big enough to amortise the lock
- * under load, small enough that one worker does not hold it for long. */
-#define RING_BATCH 64
 
 static inline struct aq_future *job_rec(const aq_job *job)
 {
@@ -78,23 +75,36 @@ void aq__sched_fini(struct aq_pool *pool)
 }
 
 /* Fail a job the policy would not take, outside the lock (arg_destroy is
- * the caller's code). */
+ * the caller's code), with the push's error as its failure code. */
 static void sched_reject(struct aq_future *rec, int rc)
 {
 	if (aq__future_claim(rec, false))
 		aq__future_finish(rec, AQ_STATE_FAILED,
-				  rc < 0 ? -rc : ENOMEM, NULL);
+				  rc < 0 && rc >= -4095 ? -rc : ENOMEM, NULL);
 	aq__future_put(rec);
 }
 
-struct aq_future *aq__sched_next(struct aq_pool *pool)
+static void sched_reject_all(struct aq_future *list)
 {
-	struct aq_future *rejected[RING_BATCH];
-	unsigned nrejected = 0;
-	aq_job *job;
+	while (list) {
+		struct aq_future *next = list->next_free;
 
-	pthread_mutex_lock(&pool->sched_lock);
-	for (int i = 0; i < RING_BATCH; i++) {
+		list->next_free = NULL;
+		sched_reject(list, list->code);
+		list = next;
+	}
+}
+
+/*
+ * Move what the ring holds into the policy, so that it chooses among every
+ * job submitted so far. Under sched_lock. At most one ring's worth, so a
+ * stream of producers cannot keep us here. Refused jobs are chained on
+ * *rejected through next_free (unused while a record is in flight), their
+ * push error in code.
+ */
+static void sched_refill(struct aq_pool *pool, struct aq_future **rejected)
+{
+	for (uint64_t n = 0; n <= pool->ring.mask; n++) {
 		struct aq__ring_item item;
 		struct aq_future *rec;
 		int rc;
@@ -106,33 +116,46 @@ struct aq_future *aq__sched_next(struct aq_pool *pool)
 		rec->seq = ++pool->sched_seq;
 		rc = pool->sched->push(pool->sched_state, rec_job(rec));
 		if (rc) {
-			rejected[nrejected++] = rec;
+			rec->code = rc;
+			rec->next_free = *rejected;
+			*rejected = rec;
 			continue;
 		}
 		held_add(pool, 1);
 	}
+}
+
+struct aq_future *aq__sched_next(struct aq_pool *pool)
+{
+	struct aq_future *rejected = NULL;
+	aq_job *job;
+
+	pthread_mutex_lock(&pool->sched_lock);
+	sched_refill(pool, &rejected);
 	job = pool->sched->pop(pool->sched_state);
 	if (job)
 		held_add(pool, -1);
 	pthread_mutex_unlock(&pool->sched_lock);
 
-	for (unsigned i = 0; i < nrejected; i++)
-		sched_reject(rejected[i], -ENOMEM);
+	sched_reject_all(rejected);
 	return job ? job_rec(job) : NULL;
 }
 
 void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
 		    bool requeue, bool popped)
 {
-	int rc = 0;
+	struct aq_future *rejected = NULL;
 	size_t held;
+	int rc = 0;
 
 	pthread_mutex_lock(&pool->sched_lock);
 	if (popped && pool->sched->done)
 		pool->sched->done(pool->sched_state, rec_job(rec));
 	if (requeue) {
-		/* A yielded job goes to the back: a new arrival number, and
-		 * its wait (for aging) starts again. */
+		/* A yielded job goes behind everything submitted before its
+		 * yield, the ring's contents included: a new arrival number,
+		 * and its wait (for aging) starts again. */
+		sched_refill(pool, &rejected);
 		rec->seq = ++pool->sched_seq;
 		rec->enqueue_ns = aq__now_ns();
 		rc = pool->sched->push(pool->sched_state, rec_job(rec));
@@ -142,6 +165,7 @@ void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
 	held = atomic_load_explicit(&pool->sched_held, memory_order_relaxed);
 	pthread_mutex_unlock(&pool->sched_lock);
 
+	sched_reject_all(rejected);
 	if (rc)
 		sched_reject(rec, rc);
 	if (held)

@@ -106,7 +106,7 @@ static bool submit_after_valid(const struct aq_job_opts *opts)
 static bool submit_needs_record(const struct aq_pool *pool,
 				const struct aq_job_opts *opts, bool fut)
 {
-	return fut || pool->sched || pool->has_retry ||
+	return fut || pool->sched || pool->has_retry || pool->timing ||
 	       (opts && (opts->arg_destroy || opts->delay_ns > 0 ||
 			 opts->run_at_ns || opts->deadline_ns || opts->retry));
 }
@@ -165,17 +165,15 @@ static void submit_discard(struct aq_pool *pool, struct aq_future *rec)
 	aq__future_put(rec);
 }
 
-AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
-		     const struct aq_job_opts *opts, aq_future **fut)
+static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
+		      const struct aq_job_opts *opts, aq_future **fut)
 {
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
 	int64_t due = 0;
 	int rc;
 
-	if (fut)
-		*fut = NULL;
-	if (aq_unlikely(!pool || !fn))
+	if (aq_unlikely(!fn))
 		return -EINVAL;
 	if (opts && ((opts->flags & ~JOB_FLAGS) ||
 		     (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
@@ -200,6 +198,8 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		rec->arg_destroy = opts ? opts->arg_destroy : NULL;
 		if (pool->sched)
 			submit_fill_sched(rec, opts);
+		if (pool->timing)
+			rec->submit_ns = rec->enqueue_ns = aq__now_ns();
 		due = submit_fill_time(pool, rec, opts);
 		if (rec->timer_user && (rc = submit_timer_user(pool)) != 0) {
 			rec->timer_user = false;
@@ -216,6 +216,7 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		rec->due_ns = due;
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
 		if (rc == 0) {
+			aq__stats_shared(pool, off_ring);
 			if (fut)
 				*fut = rec;
 			aq__deps_arm(rec);
@@ -227,6 +228,8 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
 		rc = aq__timer_add(pool, rec);
+		if (rc == 0)
+			aq__stats_shared(pool, off_ring);
 	} else {
 		rc = aq__ring_push(&pool->ring, item);
 		if (aq_unlikely(rc == -EAGAIN)) {
@@ -249,4 +252,20 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	if (fut)
 		*fut = rec;
 	return 0;
+}
+
+AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
+		     const struct aq_job_opts *opts, aq_future **fut)
+{
+	int rc;
+
+	if (fut)
+		*fut = NULL;
+	if (aq_unlikely(!pool))
+		return -EINVAL;
+	rc = submit_job(pool, fn, arg, opts, fut);
+	/* Refusals of a well-formed job count; bad arguments do not. */
+	if (aq_unlikely(rc) && rc != -EINVAL)
+		aq__stats_shared(pool, rejected);
+	return rc;
 }

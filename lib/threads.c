@@ -28,6 +28,7 @@
 struct worker_start {
 	struct aq_pool *pool;
 	unsigned index;
+	struct aq__stats *stats; /* the slot's counters */
 };
 
 static void *worker_thread(void *arg)
@@ -48,12 +49,24 @@ static void *worker_thread(void *arg)
 		pthread_setname_np(pthread_self(), name);
 	}
 #endif
+	aq__tls_stats = start.stats;
 	if (pool->on_thread_start)
 		pool->on_thread_start(start.index, pool->thread_user);
 	aq__worker_loop(pool, start.index);
 	if (pool->on_thread_stop)
 		pool->on_thread_stop(start.index, pool->thread_user);
 	return NULL;
+}
+
+/* A zeroed, cache-aligned counter block. */
+static struct aq__stats *stats_block_new(void)
+{
+	void *mem;
+
+	if (aq__fault(AQ_FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(struct aq__stats)))
+		return NULL;
+	return memset(mem, 0, sizeof(struct aq__stats));
 }
 
 int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
@@ -101,14 +114,23 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	/* Slots for every index the pool may use; resize can raise max up
 	 * to AQ_WORKERS_MAX, and grows this array then. */
 	pool->slots = aq__calloc(max, sizeof(*pool->slots));
-	if (!pool->slots)
+	pool->wstats = aq__calloc(max, sizeof(*pool->wstats));
+	if (!pool->slots || !pool->wstats)
 		return -ENOMEM;
-	pool->nslots = max;
+	pool->nslots = max; /* fini frees whichever blocks exist */
+	for (unsigned i = 0; i < max; i++) {
+		pool->wstats[i] = stats_block_new();
+		if (!pool->wstats[i])
+			return -ENOMEM;
+	}
 	return initial < min ? min : initial > max ? max : initial;
 }
 
 void aq__threads_fini(struct aq_pool *pool)
 {
+	for (unsigned i = 0; pool->wstats && i < pool->nslots; i++)
+		free(pool->wstats[i]);
+	free(pool->wstats);
 	free(pool->slots);
 	free(pool->cpus);
 }
@@ -137,6 +159,7 @@ static int threads_start(struct aq_pool *pool, unsigned index)
 		return -ENOMEM;
 	start->pool = pool;
 	start->index = index;
+	start->stats = pool->wstats[index];
 	pthread_attr_init(&attr);
 	if (pool->stack_size)
 		pthread_attr_setstacksize(&attr, pool->stack_size);
@@ -177,13 +200,24 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned count)
 		struct aq__slot *slots = aq__fault(AQ_FAULT_ALLOC)
 			? NULL
 			: realloc(pool->slots, count * sizeof(*slots));
+		struct aq__stats **wstats;
 
 		if (!slots)
 			return -ENOMEM;
-		memset(slots + pool->nslots, 0,
-		       (count - pool->nslots) * sizeof(*slots));
 		pool->slots = slots;
-		pool->nslots = count;
+		wstats = aq__fault(AQ_FAULT_ALLOC)
+			? NULL
+			: realloc(pool->wstats, count * sizeof(*wstats));
+		if (!wstats)
+			return -ENOMEM;
+		pool->wstats = wstats;
+		for (unsigned i = pool->nslots; i < count; i++) {
+			memset(&slots[i], 0, sizeof(slots[i]));
+			wstats[i] = stats_block_new();
+			if (!wstats[i])
+				return -ENOMEM;
+			pool->nslots = i + 1;
+		}
 	}
 	for (unsigned i = 0; i < pool->nslots && pool->live < count; i++) {
 		if (pool->slots[i].state == AQ__SLOT_EMPTY) {

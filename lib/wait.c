@@ -270,6 +270,8 @@ static void deps_settle(struct aq_future *rec)
 	/* Also delayed and not yet due: the timer queues it. We may also be
 	 * a worker of this pool, which must not wait on its own full ring:
 	 * then the timer thread queues it too (due at once). */
+	if (pool->timing)
+		rec->enqueue_ns = aq__now_ns(); /* its wait starts now */
 	rc = rec->due_ns > aq__pool_now(pool)
 		     ? -EAGAIN
 		     : aq__ring_push(&pool->ring,
@@ -289,6 +291,7 @@ static void deps_settle(struct aq_future *rec)
 		return;
 	}
 	if (rc == 0) {
+		aq__stats_shared(pool, released);
 		aq__pool_wake_one(pool);
 		return;
 	}

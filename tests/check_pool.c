@@ -1,8 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * check_pool.c - pools: configuration, submission paths, ordering, full-ring
- * behaviour (non-blocking and blocking), arg_destroy, and isolation.
- */
+/* check_pool.c - pools: config, submit paths, order, full ring, isolation. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -41,7 +38,7 @@ static int submit_plain_retry(aq_pool *pool, aq_job_fn fn, void *arg)
 	return ret;
 }
 
-/* ---- creation and configuration ------------------------------------------ */
+/* ---- creation and configuration ----------------------------------------- */
 
 START_TEST(test_create_defaults)
 {
@@ -79,7 +76,7 @@ START_TEST(test_create_workers_real)
 	ck_assert(th_gate_wait_entered(&gate, 3));
 	th_gate_open(&gate);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&gate.passed), 3);
+	ck_assert_int_eq(th_ld(&gate.passed), 3);
 	th_gate_destroy(&gate);
 }
 END_TEST
@@ -95,7 +92,7 @@ START_TEST(test_config_validation)
 		{ { .queue_capacity = AQ_QUEUE_CAPACITY_MAX + 1 },
 		  "capacity (1<<24)+1" },
 		{ { .queue_capacity = UINT_MAX }, "capacity UINT_MAX" },
-		{ { .flags = 0x2 }, "flags 0x2" },
+		{ { .flags = 0x4 }, "flags 0x4" },
 		{ { .flags = AQ_POOL_BLOCK | 0x80000000u }, "flags high bit" },
 		{ { .flags = ~0u }, "flags ~0" },
 	};
@@ -138,7 +135,7 @@ START_TEST(test_capacity_rounding)
 }
 END_TEST
 
-/* ---- results -------------------------------------------------------------- */
+/* ---- results ------------------------------------------------------------ */
 
 /* The README's example job. */
 static int square(void *arg, void **result)
@@ -237,7 +234,7 @@ START_TEST(test_results_and_codes)
 }
 END_TEST
 
-/* ---- fire-and-forget and concurrency ------------------------------------- */
+/* ---- fire-and-forget and concurrency ------------------------------------ */
 
 START_TEST(test_fire_and_forget)
 {
@@ -258,7 +255,7 @@ START_TEST(test_fire_and_forget)
 					   NULL),
 				 0);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&count), PLAIN + WITH_OPTS);
+	ck_assert_int_eq(th_ldl(&count), PLAIN + WITH_OPTS);
 }
 END_TEST
 
@@ -322,7 +319,7 @@ static void *cs_submitter(void *arg)
 		if (aq_future_get(t->futs[i], &result, -1) != 0 ||
 		    result != (void *)(idx + 1) ||
 		    aq_future_state(t->futs[i]) != AQ_STATE_SUCCEEDED ||
-		    atomic_load(&cs_destroyed[idx]) != 1)
+		    th_ld(&cs_destroyed[idx]) != 1)
 			t->get_errors++;
 		else
 			t->resolved++;
@@ -361,18 +358,18 @@ START_TEST(test_submit_concurrent)
 	}
 	ck_assert_uint_eq(resolved, CS_TOTAL / 2);
 	for (unsigned i = 0; i < CS_TOTAL; i++) {
-		ck_assert_msg(atomic_load(&cs_runs[i]) == 1,
+		ck_assert_msg(th_ld(&cs_runs[i]) == 1,
 			      "job %u ran %d times", i,
-			      atomic_load(&cs_runs[i]));
-		ck_assert_msg(atomic_load(&cs_destroyed[i]) ==
+			      th_ld(&cs_runs[i]));
+		ck_assert_msg(th_ld(&cs_destroyed[i]) ==
 				      (i % 2 == 0 ? 1 : 0),
 			      "job %u: arg_destroy ran %d times", i,
-			      atomic_load(&cs_destroyed[i]));
+			      th_ld(&cs_destroyed[i]));
 	}
 }
 END_TEST
 
-/* ---- submitting from inside a job ----------------------------------------- */
+/* ---- submitting from inside a job --------------------------------------- */
 
 #define NJ_PARENTS 8
 #define NJ_CHILDREN 100
@@ -443,11 +440,11 @@ START_TEST(test_submit_from_job)
 	/* Every parent has returned, so every child was accepted before the
 	 * drain: all of them run. */
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&children), NJ_PARENTS * NJ_CHILDREN);
+	ck_assert_int_eq(th_ldl(&children), NJ_PARENTS * NJ_CHILDREN);
 }
 END_TEST
 
-/* ---- order ------------------------------------------------------------------ */
+/* ---- order -------------------------------------------------------------- */
 
 #define FIFO_N 2000
 
@@ -503,7 +500,7 @@ START_TEST(test_fifo_one_worker)
 	}
 	th_gate_open(&gate);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&fifo_count), FIFO_N);
+	ck_assert_int_eq(th_ld(&fifo_count), FIFO_N);
 	for (int i = 0; i < FIFO_N; i++)
 		ck_assert_msg(fifo_order[i] == i,
 			      "position %d ran job %d", i, fifo_order[i]);
@@ -517,7 +514,7 @@ START_TEST(test_fifo_one_worker)
 }
 END_TEST
 
-/* ---- full ring ---------------------------------------------------------------- */
+/* ---- full ring ---------------------------------------------------------- */
 
 /*
  * A pool with one worker held by a gate job and a ring of `capacity` filled
@@ -566,8 +563,8 @@ static void full_pool_finish(struct full_pool *fp)
 		ck_assert_int_eq(aq_future_get(fp->fill_futs[i], &result, -1),
 				 0);
 		ck_assert_ptr_eq(result, (void *)(intptr_t)(100 + i));
-		ck_assert_int_eq(atomic_load(&fp->fill[i].ran), 1);
-		ck_assert_int_eq(atomic_load(&fp->fill[i].destroyed), 1);
+		ck_assert_int_eq(th_ld(&fp->fill[i].ran), 1);
+		ck_assert_int_eq(th_ld(&fp->fill[i].destroyed), 1);
 		aq_future_release(fp->fill_futs[i]);
 	}
 }
@@ -606,7 +603,7 @@ START_TEST(test_ring_full_eagain)
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(aq_submit(fp.pool, th_job_fn, &extra, NULL, NULL),
 			 -EAGAIN);
-	ck_assert_int_eq(atomic_load(&extra.destroyed), 0);
+	ck_assert_int_eq(th_ld(&extra.destroyed), 0);
 
 	full_pool_finish(&fp);
 	/* Both queued jobs have resolved, so the ring is empty again. */
@@ -615,8 +612,8 @@ START_TEST(test_ring_full_eagain)
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
 	aq_future_release(fut);
 	full_pool_teardown(&fp);
-	ck_assert_int_eq(atomic_load(&extra.ran), 1);
-	ck_assert_int_eq(atomic_load(&extra.destroyed), 1);
+	ck_assert_int_eq(th_ld(&extra.ran), 1);
+	ck_assert_int_eq(th_ld(&extra.destroyed), 1);
 }
 END_TEST
 
@@ -642,11 +639,11 @@ START_TEST(test_block_timeout)
 		      "gave up after %lld ns of a %lld ns timeout",
 		      (long long)waited, (long long)timeout);
 	ck_assert_ptr_null(fut);
-	ck_assert_int_eq(atomic_load(&extra.destroyed), 0);
+	ck_assert_int_eq(th_ld(&extra.destroyed), 0);
 	full_pool_finish(&fp);
 	full_pool_teardown(&fp);
-	ck_assert_int_eq(atomic_load(&extra.ran), 0);
-	ck_assert_int_eq(atomic_load(&extra.destroyed), 0);
+	ck_assert_int_eq(th_ld(&extra.ran), 0);
+	ck_assert_int_eq(th_ld(&extra.destroyed), 0);
 }
 END_TEST
 
@@ -704,7 +701,7 @@ static void blocked_start(struct blocked_submit *b, pthread_t *tid, int n)
 	 * that the wake-up path is what gets tested. */
 	th_sleep_ms(50);
 	for (int i = 0; i < n; i++)
-		ck_assert_msg(atomic_load(&b[i].returned) == 0,
+		ck_assert_msg(th_ld(&b[i].returned) == 0,
 			      "submitter %d returned %d on a full ring", i,
 			      b[i].ret);
 }
@@ -721,7 +718,7 @@ static void blocked_finish_ok(struct blocked_submit *b, pthread_t *tid,
 		ck_assert_ptr_nonnull(b[i].fut);
 		ck_assert_int_eq(aq_future_get(b[i].fut, &result, -1), 0);
 		ck_assert_ptr_eq(result, &b[i]);
-		ck_assert_int_eq(atomic_load(&b[i].job.ran), 1);
+		ck_assert_int_eq(th_ld(&b[i].job.ran), 1);
 		aq_future_release(b[i].fut);
 	}
 }
@@ -746,7 +743,7 @@ START_TEST(test_block_until_space)
 	blocked_finish_ok(b, tid, 2);
 	full_pool_teardown(&fp);
 	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(atomic_load(&b[i].job.destroyed), 1);
+		ck_assert_int_eq(th_ld(&b[i].job.destroyed), 1);
 }
 END_TEST
 
@@ -789,11 +786,11 @@ START_TEST(test_pool_block_default)
 			 -ETIMEDOUT);
 	ck_assert_int_eq(aq_submit(fp.pool, th_job_fn, &extra, &both, &fut),
 			 -EINVAL);
-	ck_assert_int_eq(atomic_load(&extra.destroyed), 0);
+	ck_assert_int_eq(th_ld(&extra.destroyed), 0);
 	full_pool_finish(&fp);
 	full_pool_teardown(&fp);
-	ck_assert_int_eq(atomic_load(&extra.ran), 0);
-	ck_assert_int_eq(atomic_load(&extra.destroyed), 0);
+	ck_assert_int_eq(th_ld(&extra.ran), 0);
+	ck_assert_int_eq(th_ld(&extra.destroyed), 0);
 }
 END_TEST
 
@@ -812,8 +809,8 @@ START_TEST(test_pool_block_forever)
 	full_pool_finish(&fp);
 	blocked_finish_ok(b, tid, 2);
 	full_pool_teardown(&fp);
-	ck_assert_int_eq(atomic_load(&b[0].job.destroyed), 0);
-	ck_assert_int_eq(atomic_load(&b[1].job.destroyed), 1);
+	ck_assert_int_eq(th_ld(&b[0].job.destroyed), 0);
+	ck_assert_int_eq(th_ld(&b[1].job.destroyed), 1);
 }
 END_TEST
 
@@ -879,10 +876,10 @@ static void run_inner_submit(unsigned pool_flags, int64_t pool_timeout,
 	}
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(atomic_load(&s.inner.ran), 0);
-	ck_assert_int_eq(atomic_load(&s.inner.destroyed), 0);
+	ck_assert_int_eq(th_ld(&s.inner.ran), 0);
+	ck_assert_int_eq(th_ld(&s.inner.destroyed), 0);
 	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(atomic_load(&fill[i].ran), 1);
+		ck_assert_int_eq(th_ld(&fill[i].ran), 1);
 	th_gate_destroy(&s.gate);
 }
 
@@ -902,7 +899,7 @@ START_TEST(test_block_inside_job)
 }
 END_TEST
 
-/* ---- arg_destroy ---------------------------------------------------------------- */
+/* ---- arg_destroy -------------------------------------------------------- */
 
 START_TEST(test_arg_destroy_once)
 {
@@ -928,11 +925,11 @@ START_TEST(test_arg_destroy_once)
 	ck_assert_int_eq(aq_submit(pool, th_job_fn, &fail, &opts, &ffail), 0);
 	ck_assert_int_eq(aq_future_get(fok, &result, -1), 0);
 	ck_assert_ptr_eq(result, &ok);
-	ck_assert_int_eq(atomic_load(&ok.destroyed), 1);
-	ck_assert_int_eq(atomic_load(&ok.returned_at_destroy), 1);
+	ck_assert_int_eq(th_ld(&ok.destroyed), 1);
+	ck_assert_int_eq(th_ld(&ok.returned_at_destroy), 1);
 	ck_assert_int_eq(aq_future_get(ffail, NULL, -1), 7);
-	ck_assert_int_eq(atomic_load(&fail.destroyed), 1);
-	ck_assert_int_eq(atomic_load(&fail.returned_at_destroy), 1);
+	ck_assert_int_eq(th_ld(&fail.destroyed), 1);
+	ck_assert_int_eq(th_ld(&fail.returned_at_destroy), 1);
 
 	/* Cancel: on the cancelling thread, before cancel returns. */
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &fgate), 0);
@@ -940,9 +937,9 @@ START_TEST(test_arg_destroy_once)
 	ck_assert_int_eq(aq_submit(pool, th_job_fn, &cancelled, &opts,
 				   &fcancel),
 			 0);
-	ck_assert_int_eq(atomic_load(&cancelled.destroyed), 0);
+	ck_assert_int_eq(th_ld(&cancelled.destroyed), 0);
 	ck_assert_int_eq(aq_future_cancel(fcancel), 0);
-	ck_assert_int_eq(atomic_load(&cancelled.destroyed), 1);
+	ck_assert_int_eq(th_ld(&cancelled.destroyed), 1);
 	ck_assert(pthread_equal(cancelled.destroy_thread, pthread_self()));
 
 	/* Fire-and-forget with arg_destroy. */
@@ -964,15 +961,15 @@ START_TEST(test_arg_destroy_once)
 			 -ESHUTDOWN);
 	aq_pool_destroy(pool);
 
-	ck_assert_int_eq(atomic_load(&ok.destroyed), 1);
-	ck_assert_int_eq(atomic_load(&fail.destroyed), 1);
-	ck_assert_int_eq(atomic_load(&cancelled.destroyed), 1);
-	ck_assert_int_eq(atomic_load(&cancelled.ran), 0);
-	ck_assert_int_eq(atomic_load(&forgotten.ran), 1);
-	ck_assert_int_eq(atomic_load(&forgotten.destroyed), 1);
-	ck_assert_int_eq(atomic_load(&forgotten.returned_at_destroy), 1);
-	ck_assert_int_eq(atomic_load(&rejected.ran), 0);
-	ck_assert_int_eq(atomic_load(&rejected.destroyed), 0);
+	ck_assert_int_eq(th_ld(&ok.destroyed), 1);
+	ck_assert_int_eq(th_ld(&fail.destroyed), 1);
+	ck_assert_int_eq(th_ld(&cancelled.destroyed), 1);
+	ck_assert_int_eq(th_ld(&cancelled.ran), 0);
+	ck_assert_int_eq(th_ld(&forgotten.ran), 1);
+	ck_assert_int_eq(th_ld(&forgotten.destroyed), 1);
+	ck_assert_int_eq(th_ld(&forgotten.returned_at_destroy), 1);
+	ck_assert_int_eq(th_ld(&rejected.ran), 0);
+	ck_assert_int_eq(th_ld(&rejected.destroyed), 0);
 	aq_future_release(fok);
 	aq_future_release(ffail);
 	aq_future_release(fcancel);
@@ -981,7 +978,98 @@ START_TEST(test_arg_destroy_once)
 }
 END_TEST
 
-/* ---- isolation -------------------------------------------------------------------- */
+struct cancel_thread {
+	aq_future *fut;
+	int ret; /* what aq_future_cancel returned */
+};
+
+static void *cancel_main(void *arg)
+{
+	struct cancel_thread *c = arg;
+
+	c->ret = aq_future_cancel(c->fut);
+	return NULL;
+}
+
+/*
+ * arg_destroy runs before the future resolves: while an arg_destroy is held
+ * on a gate, the job has returned (or was cancelled) yet get finds no
+ * outcome.
+ */
+START_TEST(test_arg_destroy_before_resolve)
+{
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+	struct th_gate gate, dgate[3];
+	struct th_job ok, fail, cancelled;
+	aq_future *fok, *ffail, *fcancel, *fgate;
+	struct cancel_thread ct;
+	pthread_t tid;
+	void *result = NULL;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	th_gate_init(&gate);
+	for (int i = 0; i < 3; i++)
+		th_gate_init(&dgate[i]);
+	th_job_init(&ok, NULL, 0, true, &ok);
+	ok.destroy_gate = &dgate[0];
+	th_job_init(&fail, NULL, 5, false, NULL);
+	fail.destroy_gate = &dgate[1];
+	th_job_init(&cancelled, NULL, 0, false, NULL);
+	cancelled.destroy_gate = &dgate[2];
+
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &ok, &opts, &fok), 0);
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &fail, &opts, &ffail), 0);
+
+	ck_assert(th_gate_wait_entered(&dgate[0], 1));
+	ck_assert_int_eq(th_ld(&ok.returned), 1);
+	ck_assert_int_eq(aq_future_get(fok, &result, 0), -ETIMEDOUT);
+	ck_assert_int_lt(aq_future_state(fok), AQ_STATE_SUCCEEDED);
+	th_gate_open(&dgate[0]);
+	ck_assert_int_eq(aq_future_get(fok, &result, -1), 0);
+	ck_assert_ptr_eq(result, &ok);
+
+	ck_assert(th_gate_wait_entered(&dgate[1], 1));
+	ck_assert_int_eq(th_ld(&fail.returned), 1);
+	ck_assert_int_eq(aq_future_get(ffail, NULL, 0), -ETIMEDOUT);
+	ck_assert_int_lt(aq_future_state(ffail), AQ_STATE_SUCCEEDED);
+	th_gate_open(&dgate[1]);
+	ck_assert_int_eq(aq_future_get(ffail, NULL, -1), 5);
+
+	/* Cancel, from another thread, its arg_destroy held. */
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &fgate), 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, &cancelled, &opts,
+				   &fcancel),
+			 0);
+	ct.fut = fcancel;
+	ct.ret = 1;
+	ck_assert_int_eq(pthread_create(&tid, NULL, cancel_main, &ct), 0);
+	ck_assert(th_gate_wait_entered(&dgate[2], 1));
+	ck_assert_int_eq(aq_future_get(fcancel, NULL, 0), -ETIMEDOUT);
+	ck_assert_int_lt(aq_future_state(fcancel), AQ_STATE_SUCCEEDED);
+	th_gate_open(&dgate[2]);
+	pthread_join(tid, NULL);
+	ck_assert_int_eq(ct.ret, 0);
+	ck_assert_int_eq(aq_future_get(fcancel, NULL, -1), -ECANCELED);
+	ck_assert_int_eq(aq_future_state(fcancel), AQ_STATE_CANCELLED);
+
+	th_gate_open(&gate);
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(th_ld(&ok.destroyed), 1);
+	ck_assert_int_eq(th_ld(&fail.destroyed), 1);
+	ck_assert_int_eq(th_ld(&cancelled.destroyed), 1);
+	ck_assert_int_eq(th_ld(&cancelled.ran), 0);
+	aq_future_release(fok);
+	aq_future_release(ffail);
+	aq_future_release(fcancel);
+	aq_future_release(fgate);
+	th_gate_destroy(&gate);
+	for (int i = 0; i < 3; i++)
+		th_gate_destroy(&dgate[i]);
+}
+END_TEST
+
+/* ---- isolation ---------------------------------------------------------- */
 
 START_TEST(test_two_pools)
 {
@@ -1004,7 +1092,7 @@ START_TEST(test_two_pools)
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
 	aq_future_release(fut);
 	ck_assert_int_eq(aq_pool_shutdown(b, AQ_SHUTDOWN_DRAIN), 0);
-	ck_assert_int_eq(atomic_load(&count_b), NB + 1);
+	ck_assert_int_eq(th_ldl(&count_b), NB + 1);
 	ck_assert_int_eq(aq_submit(b, th_count_job, &count_b, NULL, NULL),
 			 -ESHUTDOWN);
 	aq_pool_destroy(b);
@@ -1022,8 +1110,8 @@ START_TEST(test_two_pools)
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
 	aq_future_release(fut);
 	full_pool_teardown(&a);
-	ck_assert_int_eq(atomic_load(&extra.ran), 1);
-	ck_assert_int_eq(atomic_load(&count_b), NB + 1);
+	ck_assert_int_eq(th_ld(&extra.ran), 1);
+	ck_assert_int_eq(th_ldl(&count_b), NB + 1);
 }
 END_TEST
 
@@ -1049,6 +1137,7 @@ Suite *pool_suite(void)
 	tcase_add_test(submit, test_submit_from_job);
 	tcase_add_test(submit, test_fifo_one_worker);
 	tcase_add_test(submit, test_arg_destroy_once);
+	tcase_add_test(submit, test_arg_destroy_before_resolve);
 	tcase_add_test(submit, test_two_pools);
 	suite_add_tcase(s, submit);
 

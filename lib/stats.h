@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats.h - the pool's counters and timing histograms (see stats.c).
+ */
+#ifndef AQ_STATS_H
+#define AQ_STATS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compat.h"
+
+#define AQ__HIST_BUCKETS 64 /* bucket k: durations in [2^k, 2^(k+1)) ns */
+
+/*
+ * One writer's counters, on lines of their own. A worker owns its block
+ * and updates it with plain relaxed loads and stores (no locked
+ * instruction); the pool's shared block takes the rare updates from other
+ * threads (cancellers, the timer thread, failed submits) with fetch_add.
+ */
+struct aq__stats {
+	AQ_CACHE_ALIGNED _Atomic uint64_t started, succeeded, failed,
+		cancelled, expired, skipped, retried;
+	_Atomic uint64_t requeued;   /* yields pushed back on the ring */
+	_Atomic uint64_t released;   /* timer/dependency pushes on the ring */
+	_Atomic uint64_t off_ring;   /* accepted into timer or dependencies */
+	_Atomic uint64_t rejected;
+	_Atomic uint32_t running;    /* a worker's: 1 while in a job */
+	/* Timing (AQ_POOL_TIMING or job hooks). */
+	_Atomic uint64_t busy_ns, sojourn_ns, timed_done;
+	_Atomic uint64_t wait_sum, run_sum, wait_max, run_max;
+	_Atomic uint64_t wait_hist[AQ__HIST_BUCKETS];
+	_Atomic uint64_t run_hist[AQ__HIST_BUCKETS];
+};
+
+/* This thread's block if it is a worker of some pool, else NULL. */
+extern _Thread_local struct aq__stats *aq__tls_stats;
+
+/* Add n to a counter of blk: a plain update for the owning worker, an
+ * atomic one for the shared block. */
+static inline void aq__stat_add(_Atomic uint64_t *counter, uint64_t n,
+				bool shared)
+{
+	if (shared)
+		atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+	else
+		/* Relaxed load and store: one writer, readers only sum. */
+		atomic_store_explicit(
+			counter,
+			atomic_load_explicit(counter, memory_order_relaxed) + n,
+			memory_order_relaxed);
+}
+
+struct aq_pool;
+
+/* The block for updates made on this thread about pool's jobs. */
+struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared);
+
+/* Count an outcome (a final state) of one of pool's jobs, on any thread. */
+void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state);
+
+/* Count into the shared block (slow paths, any thread). */
+#define aq__stats_shared(pool, field)                                        \
+	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,            \
+				  memory_order_relaxed)
+
+/* Record one call's wait and run times into a worker's block. */
+void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns);
+
+#endif
