@@ -133,6 +133,18 @@ AQ_API int aq_pool_create(aq_pool **pool, const struct aq_pool_config *cfg);
  */
 AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags);
 
+/*
+ * aq_pool_shutdown() that gives up after timeout_ns (negative = never):
+ * -ETIMEDOUT when jobs still run (see aq_pool_running_jobs()); the pool
+ * keeps stopping, and a later call, or aq_pool_destroy(), waits again.
+ */
+AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
+				  int64_t timeout_ns);
+
+/* The ids of the jobs running now (0 for fire-and-forget jobs without a
+ * record): up to max written to ids; returns how many run. */
+AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max);
+
 /* Shut down (draining) if not already done, then free the pool. */
 AQ_API void aq_pool_destroy(aq_pool *pool);
 

@@ -36,6 +36,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -100,7 +101,9 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 	for (;;) {
 		job_calls++;
 		in_inline_job = true;
-		/* Relaxed: a gauge for readers, written by this worker only. */
+		/* Relaxed: gauges for readers, written by this worker only. */
+		atomic_store_explicit(&aq__tls_stats->current_id, 0,
+				      memory_order_relaxed);
 		atomic_store_explicit(&aq__tls_stats->running, 1,
 				      memory_order_relaxed);
 		rc = item.fn(item.arg, &ignored);
@@ -214,7 +217,9 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 		job_calls++;
 		rec->runs++;
 		result = NULL;
-		/* Relaxed: a gauge, as in worker_run_inline(). */
+		/* Relaxed: gauges, as in worker_run_inline(). */
+		atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
+				      memory_order_relaxed);
 		atomic_store_explicit(&aq__tls_stats->running, 1,
 				      memory_order_relaxed);
 		if (pool->timing)
@@ -513,8 +518,16 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 		return -ENOMEM;
 	pool = memset(mem, 0, sizeof(*pool));
 	pthread_mutex_init(&pool->lock, NULL);
-	pthread_cond_init(&pool->stopped_cond, NULL);
-	pthread_cond_init(&pool->timers_cond, NULL);
+	{
+		pthread_condattr_t attr;
+
+		/* Timed shutdown waits on the monotonic clock. */
+		pthread_condattr_init(&attr);
+		pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+		pthread_cond_init(&pool->stopped_cond, &attr);
+		pthread_cond_init(&pool->timers_cond, &attr);
+		pthread_condattr_destroy(&attr);
+	}
 	pthread_mutex_init(&pool->sched_lock, NULL);
 	pthread_mutex_init(&pool->stats_lock, NULL);
 	pool->window.t_ns = aq__now_ns();
@@ -565,7 +578,7 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 			pool_begin_stop(pool); /* the started ones exit */
 		pthread_mutex_unlock(&pool->lock);
 		if (rc)
-			aq__threads_join_all(pool);
+			aq__threads_join_all(pool, -1);
 	}
 	if (rc) {
 		pool_free(pool);
@@ -583,8 +596,26 @@ void aq__pool_timer_user_done(struct aq_pool *pool)
 	pthread_mutex_unlock(&pool->lock);
 }
 
-AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
+/* pthread_cond_timedwait on a monotonic condition variable, with the
+ * library's deadline convention (negative: none). */
+static int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
+			   int64_t deadline)
 {
+	struct timespec ts;
+
+	if (deadline < 0)
+		return pthread_cond_wait(cond, lock);
+	ts.tv_sec = deadline / 1000000000;
+	ts.tv_nsec = deadline % 1000000000;
+	return pthread_cond_timedwait(cond, lock, &ts);
+}
+
+AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
+				  int64_t timeout_ns)
+{
+	int64_t deadline = aq__deadline(timeout_ns);
+	int rc = 0;
+
 	if (!pool || (flags & ~AQ_SHUTDOWN_CANCEL))
 		return -EINVAL;
 	if (aq__worker_pool == pool)
@@ -601,8 +632,14 @@ AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
 	atomic_store(&pool->accepting, false);
 	if (pool->joining) {
 		/* Another caller joins; wait for it to finish. */
-		while (pool->phase != AQ__POOL_STOPPED)
-			pthread_cond_wait(&pool->stopped_cond, &pool->lock);
+		while (pool->phase != AQ__POOL_STOPPED && rc != ETIMEDOUT)
+			rc = cond_wait_until(&pool->stopped_cond, &pool->lock,
+					     deadline);
+		rc = pool->phase == AQ__POOL_STOPPED ? 0 : -ETIMEDOUT;
+		pthread_mutex_unlock(&pool->lock);
+		return rc;
+	}
+	if (pool->phase == AQ__POOL_STOPPED) {
 		pthread_mutex_unlock(&pool->lock);
 		return 0;
 	}
@@ -612,19 +649,59 @@ AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
 	 * open until none is left: when draining they run at their time;
 	 * when cancelling the timer thread and the workers cancel them.
 	 */
-	while (pool->timer_users)
-		pthread_cond_wait(&pool->timers_cond, &pool->lock);
-	pool_begin_stop(pool);
+	while (pool->timer_users && rc != ETIMEDOUT)
+		rc = cond_wait_until(&pool->timers_cond, &pool->lock,
+				     deadline);
+	if (pool->timer_users) {
+		pool->joining = false; /* a later call takes over */
+		pthread_mutex_unlock(&pool->lock);
+		return -ETIMEDOUT;
+	}
+	if (pool->phase == AQ__POOL_RUNNING)
+		pool_begin_stop(pool);
 	pthread_mutex_unlock(&pool->lock);
 
-	aq__threads_join_all(pool);
+	if (aq__threads_join_all(pool, deadline) == -ETIMEDOUT) {
+		pthread_mutex_lock(&pool->lock);
+		pool->joining = false;
+		pthread_mutex_unlock(&pool->lock);
+		return -ETIMEDOUT;
+	}
 	aq__timer_stop(pool);
 
 	pthread_mutex_lock(&pool->lock);
 	pool->phase = AQ__POOL_STOPPED;
+	pool->joining = false;
 	pthread_cond_broadcast(&pool->stopped_cond);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
+}
+
+AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
+{
+	return aq_pool_shutdown_timed(pool, flags, -1);
+}
+
+AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max)
+{
+	unsigned count = 0;
+
+	if (!pool || (!ids && max))
+		return -EINVAL;
+	pthread_mutex_lock(&pool->lock);
+	for (unsigned i = 0; i < pool->nslots; i++) {
+		struct aq__stats *blk = pool->wstats[i];
+
+		/* Relaxed: a snapshot; a job may end as we look. */
+		if (!atomic_load_explicit(&blk->running, memory_order_relaxed))
+			continue;
+		if (count < max)
+			ids[count] = atomic_load_explicit(&blk->current_id,
+							  memory_order_relaxed);
+		count++;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return (int)count;
 }
 
 AQ_API void aq_pool_destroy(aq_pool *pool)

@@ -156,8 +156,9 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned count);
  * now (its stop hook still to run). Takes the lock. */
 bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
 			    unsigned floor);
-/* Join every worker thread; no lock held; no spawns any more. */
-void aq__threads_join_all(struct aq_pool *pool);
+/* Join every worker thread by the deadline (negative: none); no lock held;
+ * no spawns any more. 0, or -ETIMEDOUT with the rest still joinable. */
+int aq__threads_join_all(struct aq_pool *pool, int64_t deadline);
 /* On a worker of pool: run rec here and now if it is still PENDING (a
  * waiter helping the very job it waits for; pool.c). */
 void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec);

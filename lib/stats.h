@@ -27,6 +27,7 @@ struct aq__stats {
 	_Atomic uint64_t off_ring;   /* accepted into timer or dependencies */
 	_Atomic uint64_t rejected;
 	_Atomic uint32_t running;    /* a worker's: 1 while in a job */
+	_Atomic uint64_t current_id; /* a worker's: that job's id (0: none) */
 	/* Timing (AQ_POOL_TIMING or job hooks). */
 	_Atomic uint64_t busy_ns, sojourn_ns, timed_done;
 	_Atomic uint64_t wait_sum, run_sum, wait_max, run_max;

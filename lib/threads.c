@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -248,24 +249,52 @@ bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
 	return retire;
 }
 
-void aq__threads_join_all(struct aq_pool *pool)
+/* Join one thread by the deadline (negative: none): 0 or -ETIMEDOUT. */
+static int join_until(pthread_t thread, int64_t deadline)
+{
+#if defined(__GLIBC__)
+	struct timespec ts;
+
+	if (deadline >= 0) {
+		ts.tv_sec = deadline / 1000000000;
+		ts.tv_nsec = deadline % 1000000000;
+		return pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC,
+					    &ts) == ETIMEDOUT
+			       ? -ETIMEDOUT
+			       : 0;
+	}
+#else
+	(void)deadline; /* no timed join: wait */
+#endif
+	pthread_join(thread, NULL);
+	return 0;
+}
+
+int aq__threads_join_all(struct aq_pool *pool, int64_t deadline)
 {
 	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < pool->nslots; i++) {
+		pthread_t thread;
+		bool live;
+
 		if (pool->slots[i].state == AQ__SLOT_EMPTY)
 			continue;
 		/* Unlocked while joining: a LIVE worker may still need the
 		 * lock on its way out. */
-		pthread_t thread = pool->slots[i].thread;
-
+		thread = pool->slots[i].thread;
+		live = pool->slots[i].state == AQ__SLOT_LIVE;
 		pthread_mutex_unlock(&pool->lock);
-		pthread_join(thread, NULL);
+		if (join_until(thread, deadline) == -ETIMEDOUT)
+			return -ETIMEDOUT; /* the slot stays, for a retry */
 		pthread_mutex_lock(&pool->lock);
 		pool->slots[i].state = AQ__SLOT_EMPTY;
+		if (live)
+			pool->live--;
+		atomic_store_explicit(&pool->nlive, pool->live,
+				      memory_order_relaxed);
 	}
-	pool->live = 0;
-	atomic_store_explicit(&pool->nlive, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&pool->lock);
+	return 0;
 }
 
 AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
