@@ -27,6 +27,13 @@ int64_t aq__deadline(int64_t timeout_ns);
 int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
 		  int64_t deadline_ns);
 
+/* a + b for a time and a non-negative duration, saturating at INT64_MAX
+ * rather than wrapping into the past. */
+static inline int64_t aq__time_add(int64_t a, int64_t b)
+{
+	return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
+}
+
 /* Wake up to n threads sleeping on word (INT32_MAX for all). */
 void aq__park_wake(_Atomic uint32_t *word, int n);
 

@@ -468,13 +468,6 @@ static int64_t default_clock(void *user)
 	return aq__now_ns();
 }
 
-static bool retry_policy_valid(const struct aq_retry_policy *p)
-{
-	return p->base_delay_ns >= 0 && p->max_delay_ns >= 0 &&
-	       p->factor >= 0 && !(p->flags & ~AQ_RETRY_JITTER) &&
-	       (p->never_retry || p->never_retry_count == 0);
-}
-
 static void pool_free(struct aq_pool *pool)
 {
 	aq__timer_fini(pool);
@@ -509,7 +502,7 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	    (cfg->flags & ~(AQ_POOL_BLOCK | AQ_POOL_TIMING)) ||
 	    cfg->slice_ns < 0 ||
 	    (cfg->clock && !cfg->clock->now) ||
-	    (cfg->retry && !retry_policy_valid(cfg->retry)))
+	    (cfg->retry && !aq__retry_policy_valid(cfg->retry)))
 		return -EINVAL;
 
 	/* The pool holds cache-aligned members, so align the allocation. */

@@ -52,6 +52,13 @@ int64_t aq__retry_backoff(const struct aq_retry_policy *policy, unsigned n)
 	return (int64_t)delay;
 }
 
+bool aq__retry_policy_valid(const struct aq_retry_policy *p)
+{
+	return p->base_delay_ns >= 0 && p->max_delay_ns >= 0 &&
+	       p->factor >= 0 && !(p->flags & ~AQ_RETRY_JITTER) &&
+	       (p->never_retry || p->never_retry_count == 0);
+}
+
 static bool retry_allowed(const struct aq_retry_policy *policy, int code)
 {
 	for (unsigned i = 0; i < policy->never_retry_count; i++)
@@ -90,7 +97,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 
 	rec->code = code; /* the error record shows the latest failure */
 	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
-	rec->due_ns = aq__pool_now(pool) + delay;
+	rec->due_ns = aq__time_add(aq__pool_now(pool), delay);
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_RETRYING,
 			      memory_order_release);

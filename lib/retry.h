@@ -13,6 +13,9 @@
 struct aq_pool;
 struct aq_future;
 
+/* Flags known, delays non-negative, never_retry present if counted. */
+bool aq__retry_policy_valid(const struct aq_retry_policy *policy);
+
 /* The delay before the attempt after attempt n (n >= 1) without jitter:
  * base * factor^(n-1), capped by max_delay_ns, at least 0. */
 int64_t aq__retry_backoff(const struct aq_retry_policy *policy, unsigned n);

@@ -36,8 +36,9 @@
  * a group with nothing queued starts after at most the sum of the weights
  * of the other groups in the round (one whole turn each) other starts: a
  * flood from one tenant of weight w delays another tenant's first job by
- * at most w starts. The bound counts jobs from the moment the job reaches
- * the policy; see the weak spots for the ring in front of it.
+ * at most w starts. The bound counts from the moment the job reaches the
+ * policy, which is the next time any worker looks for work: the seam then
+ * moves everything the ring holds into the policy (scheduler.c).
  *
  * Costs: push O(1) amortised (an expected O(1) hash lookup, the table
  * doubling as groups grow), pop O(1), done() O(1) amortised (the table
@@ -53,10 +54,6 @@
  *  - A turn is `weight` consecutive starts, so large weights make coarse
  *    interleaving: 100:200 has the shares of 1:2 but others wait up to 200
  *    starts. Use the smallest weights that express the ratio.
- *  - The policy sees a job only when the seam moves it out of the ring
- *    (RING_BATCH jobs per pop, scheduler.c), so behind a deep ring a new
- *    tenant's job waits for the ring ahead of it to drain before its bound
- *    above starts to count.
  *  - With a cap of n, a job that waits (aq_future_get()) for a job of its
  *    own group that is still queued can deadlock the group once n such
  *    waiters run: the one they wait for is never popped.

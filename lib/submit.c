@@ -18,6 +18,7 @@
 
 #include "fault.h"
 #include "pool.h"
+#include "retry.h"
 #include "timer.h"
 
 #define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
@@ -91,7 +92,7 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 	return rc;
 }
 
-static bool submit_after_valid(const struct aq_job_opts *opts)
+static bool submit_opts_valid(const struct aq_job_opts *opts)
 {
 	if (opts->after_count > AQ_AFTER_MAX ||
 	    (opts->after_count && !opts->after))
@@ -99,7 +100,7 @@ static bool submit_after_valid(const struct aq_job_opts *opts)
 	for (unsigned i = 0; i < opts->after_count; i++)
 		if (!opts->after[i])
 			return false;
-	return true;
+	return !opts->retry || aq__retry_policy_valid(opts->retry);
 }
 
 /* Does this job need a record rather than the bare {fn, arg}? */
@@ -129,7 +130,8 @@ static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 	if (opts && opts->run_at_ns)
 		due = opts->run_at_ns;
 	if (opts && opts->delay_ns > 0) {
-		int64_t after = aq__pool_now(pool) + opts->delay_ns;
+		int64_t after = aq__time_add(aq__pool_now(pool),
+					     opts->delay_ns);
 
 		due = after > due ? after : due;
 	}
@@ -181,7 +183,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		     opts->priority > AQ_PRIORITY_MAX ||
 		     opts->weight > AQ_WEIGHT_MAX || opts->delay_ns < 0 ||
 		     opts->run_at_ns < 0 || opts->deadline_ns < 0 ||
-		     !submit_after_valid(opts)))
+		     !submit_opts_valid(opts)))
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
 	if (aq_unlikely(!atomic_load_explicit(&pool->accepting,

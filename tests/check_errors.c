@@ -1,8 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * check_errors.c - aq_strerror, the version, and every public function's
- * answer to bad arguments.
- */
+/* check_errors.c - aq_strerror, the version, and bad arguments everywhere. */
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -18,7 +15,7 @@
 #define JOB_CODE_TEXT "Job failed with a job-defined code"
 #define UNKNOWN_TEXT "Unknown error"
 
-/* ---- aq_strerror ------------------------------------------------------------ */
+/* ---- aq_strerror -------------------------------------------------------- */
 
 START_TEST(test_strerror_named)
 {
@@ -67,7 +64,7 @@ START_TEST(test_strerror_other)
 }
 END_TEST
 
-/* ---- version -------------------------------------------------------------------- */
+/* ---- version ------------------------------------------------------------ */
 
 START_TEST(test_version)
 {
@@ -85,7 +82,7 @@ START_TEST(test_version)
 }
 END_TEST
 
-/* ---- bad arguments, table-driven -------------------------------------------------- */
+/* ---- bad arguments, table-driven ---------------------------------------- */
 
 static atomic_int destroyed; /* arg_destroy calls: must stay 0 */
 
@@ -352,10 +349,10 @@ START_TEST(test_bad_arguments)
 	}
 	/* No rejected submit called arg_destroy, and none of the calls
 	 * harmed the pool: it still accepts and runs a job. */
-	ck_assert_int_eq(atomic_load(&destroyed), 0);
+	ck_assert_int_eq(th_ld(&destroyed), 0);
 	ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL, &fut), 0);
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
-	ck_assert_int_eq(atomic_load(&count), 1);
+	ck_assert_int_eq(th_ldl(&count), 1);
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
 }

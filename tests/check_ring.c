@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * check_ring.c - unit and stress tests of the MPMC ring (lib/ring.c).
- */
+/* check_ring.c - unit and stress tests of the MPMC ring (lib/ring.c). */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -44,7 +42,7 @@ static void ring_init_ok(struct aq__ring *r, uint32_t capacity)
 	ck_assert_int_eq(aq__ring_init(r, capacity), 0);
 }
 
-/* ---- capacity --------------------------------------------------------- */
+/* ---- capacity ----------------------------------------------------------- */
 
 START_TEST(test_capacity_rounding)
 {
@@ -103,7 +101,7 @@ START_TEST(test_full_at_capacity)
 }
 END_TEST
 
-/* ---- order and emptiness ------------------------------------------------- */
+/* ---- order and emptiness ------------------------------------------------ */
 
 START_TEST(test_fifo_both_words)
 {
@@ -180,7 +178,7 @@ START_TEST(test_nonempty_has_space)
 }
 END_TEST
 
-/* ---- close and drained ------------------------------------------------- */
+/* ---- close and drained -------------------------------------------------- */
 
 START_TEST(test_close_empty)
 {
@@ -254,7 +252,7 @@ START_TEST(test_close_full)
 }
 END_TEST
 
-/* ---- wrap-around --------------------------------------------------------- */
+/* ---- wrap-around -------------------------------------------------------- */
 
 START_TEST(test_wraparound)
 {
@@ -316,7 +314,7 @@ START_TEST(test_wraparound)
 }
 END_TEST
 
-/* ---- stress: 4 producers x 4 consumers ------------------------------------ */
+/* ---- stress: 4 producers x 4 consumers ---------------------------------- */
 
 #define S_PRODUCERS 4
 #define S_CONSUMERS 4
@@ -475,7 +473,7 @@ START_TEST(test_stress_mpmc)
 }
 END_TEST
 
-/* ---- stress: close while producers push ----------------------------------- */
+/* ---- stress: close while producers push --------------------------------- */
 
 #define C_PRODUCERS 4
 #define C_CONSUMERS 2

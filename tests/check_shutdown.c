@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * check_shutdown.c - shutdown (drain and cancel), destroy, and their misuse.
- */
+/* check_shutdown.c - shutdown (drain and cancel), destroy, and misuse. */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -14,7 +12,7 @@
 #include "helpers.h"
 #include "suites.h"
 
-/* ---- shutdown in another thread, and knowing it has begun ---------------- */
+/* ---- shutdown in another thread, and knowing it has begun --------------- */
 
 struct shutdown_thread {
 	pthread_t tid;
@@ -86,7 +84,7 @@ static bool wait_shutdown_begun(aq_pool *pool, atomic_long *counter,
 	return false;
 }
 
-/* ---- drain ------------------------------------------------------------------- */
+/* ---- drain -------------------------------------------------------------- */
 
 #define DRAIN_N 10000
 
@@ -189,7 +187,7 @@ START_TEST(test_drain_behind_gate)
 }
 END_TEST
 
-/* ---- cancel --------------------------------------------------------------------- */
+/* ---- cancel ------------------------------------------------------------- */
 
 #define CQ_N 64 /* the ring's capacity: the queue is full */
 
@@ -298,7 +296,7 @@ START_TEST(test_cancel_queued)
 }
 END_TEST
 
-/* ---- after shutdown --------------------------------------------------------------- */
+/* ---- after shutdown ----------------------------------------------------- */
 
 START_TEST(test_submit_after_shutdown)
 {
@@ -388,7 +386,7 @@ START_TEST(test_shutdown_idle)
 }
 END_TEST
 
-/* ---- shutdown and destroy from inside a job --------------------------------------- */
+/* ---- shutdown and destroy from inside a job ----------------------------- */
 
 struct self_shutdown {
 	aq_pool *own;   /* the pool the job runs in */
@@ -440,7 +438,7 @@ START_TEST(test_shutdown_from_job)
 }
 END_TEST
 
-/* ---- destroy without shutdown --------------------------------------------------- */
+/* ---- destroy without shutdown ------------------------------------------- */
 
 static void *open_after_delay(void *gate)
 {
@@ -492,7 +490,7 @@ START_TEST(test_destroy_drains)
 }
 END_TEST
 
-/* ---- misuse ---------------------------------------------------------------------- */
+/* ---- misuse ------------------------------------------------------------- */
 
 START_TEST(test_shutdown_bad_args)
 {
@@ -516,7 +514,7 @@ START_TEST(test_shutdown_bad_args)
 }
 END_TEST
 
-/* ---- a blocked submit and a beginning shutdown ----------------------------------- */
+/* ---- a blocked submit and a beginning shutdown -------------------------- */
 
 struct blocked {
 	aq_pool *pool;
@@ -617,7 +615,7 @@ START_TEST(test_blocked_submit_shutdown)
 }
 END_TEST
 
-/* ---- concurrent shutdown callers -------------------------------------------------- */
+/* ---- concurrent shutdown callers ---------------------------------------- */
 
 START_TEST(test_concurrent_shutdowns)
 {

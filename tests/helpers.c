@@ -168,6 +168,7 @@ void th_job_init(struct th_job *j, struct th_gate *gate, int ret,
 		 bool store_result, void *result)
 {
 	j->gate = gate;
+	j->destroy_gate = NULL;
 	j->ret = ret;
 	j->store_result = store_result;
 	j->result = result;
@@ -197,6 +198,8 @@ void th_job_destroy(void *arg)
 	j->destroy_thread = pthread_self();
 	atomic_store(&j->returned_at_destroy, atomic_load(&j->returned));
 	atomic_fetch_add(&j->destroyed, 1);
+	if (j->destroy_gate)
+		th_gate_pass(j->destroy_gate);
 }
 
 int th_submit_retry(aq_pool *pool, aq_job_fn fn, void *arg,

@@ -18,7 +18,7 @@
 
 #include <asyncq.h>
 
-/* Tcase timeouts in seconds (Check multiplies them by CK_TIMEOUT_MULTIPLIER). */
+/* Tcase timeouts in seconds; Check multiplies them by CK_TIMEOUT_MULTIPLIER. */
 #define TH_TIMEOUT 60
 #define TH_TIMEOUT_STRESS 300
 
@@ -81,6 +81,8 @@ int th_count_job(void *arg, void **result);
  */
 struct th_job {
 	struct th_gate *gate; /* passed first when not NULL */
+	struct th_gate *destroy_gate; /* passed by th_job_destroy() after it
+					 counted, when not NULL */
 	int ret;              /* what the job returns */
 	bool store_result;    /* whether it writes *result */
 	void *result;         /* what it writes there */
@@ -96,6 +98,18 @@ void th_job_init(struct th_job *j, struct th_gate *gate, int ret,
 		 bool store_result, void *result);
 int th_job_fn(void *arg, void **result);
 void th_job_destroy(void *arg);
+
+/* Plain loads for assertions (Check prints the expression of a failed
+ * assertion; atomic_load() would print as its macro expansion). */
+static inline int th_ld(atomic_int *p)
+{
+	return atomic_load(p);
+}
+
+static inline long th_ldl(atomic_long *p)
+{
+	return atomic_load(p);
+}
 
 /*
  * Submit with AQ_JOB_NOBLOCK, retrying on -EAGAIN (yielding between tries)
