@@ -7,6 +7,8 @@
 #                        pkg-config (C and C++), and a lint of the man pages
 #   make check SANITIZE=address|thread   the suite under ASan+UBSan or TSan
 #   make bench           benchmarks against the peers (tests/bench/)
+#   make check-http      drive examples/http_server with curl (part of check)
+#   make bench-http      examples/http_server under wrk, offload vs inline
 #   make install / uninstall  honour prefix, libdir, includedir, mandir, DESTDIR
 #
 # V=1 shows the commands.
@@ -63,8 +65,8 @@ STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
 SONAME := libasyncq.so.$(MAJOR)
 
-.PHONY: all demo check check-unit check-install check-man bench install \
-	uninstall clean deps
+.PHONY: all demo check check-unit check-install check-man check-http bench \
+	bench-http install uninstall clean deps
 all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
 # ---- the library --------------------------------------------------------------
@@ -127,7 +129,7 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-unit
 ifeq ($(SANITIZE),)
-	@$(MAKE) --no-print-directory check-install check-man
+	@$(MAKE) --no-print-directory check-install check-man check-http
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -159,8 +161,23 @@ check-man:
 	$(call msg,LINT,man)
 	$(Q)sh tests/manlint.sh
 
+# The HTTP server example on a loopback port, driven with curl.
+check-http: build/examples/http_server
+	$(call msg,TEST,http_server)
+	$(Q)sh tests/http_test.sh
+
 bench: $(STATIC)
 	$(Q)$(MAKE) --no-print-directory -C tests/bench run
+	$(Q)if command -v wrk >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory bench-http; \
+	else \
+		echo "  SKIP    bench-http: wrk not installed" \
+			"(make bench-http installs it as root)"; \
+	fi
+
+# examples/http_server under wrk: offloading to a pool against inline.
+bench-http: build/examples/http_server
+	$(Q)sh tests/bench/http_bench.sh
 
 # ---- install -------------------------------------------------------------------
 install: all
@@ -187,4 +204,5 @@ clean:
 	rm -rf build
 	$(MAKE) --no-print-directory -C tests/bench clean
 
--include $(REL_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_BINS:.o=.d)
+-include $(REL_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_BINS:.o=.d) \
+	$(EXAMPLES:=.d)

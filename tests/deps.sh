@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Make sure what `make check` needs is here: pkg-config, Check (the test
-# framework) and groff (the man-page lint). As root with apt-get, install what
-# is missing; otherwise print the exact command and fail.
+# framework), groff (the man-page lint) and curl (check-http). As root with
+# apt-get, install what is missing; otherwise print the exact command and fail.
 missing=
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 if command -v pkg-config >/dev/null 2>&1; then
@@ -11,6 +11,7 @@ else
 	missing="$missing check"
 fi
 command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
