@@ -110,6 +110,7 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	atomic_init(&fut->cancel_requested, false);
 	fut->timer_index = SIZE_MAX;
 	fut->attempt = 0;
+	fut->first_attempt_ns = fut->last_attempt_ns = 0;
 	fut->yielded = false;
 	fut->runs = 0;
 	fut->deadline_ns = 0;

@@ -434,7 +434,8 @@ AQ_API int aq_job_yield_due(void)
 	struct aq_pool *pool = aq__worker_pool;
 	int64_t now;
 
-	if (!pool)
+	/* Only inside a job's own call: not in its arg_destroy or a hook. */
+	if (!pool || (!current_rec && !in_inline_job))
 		return 0;
 	now = aq__now_ns();
 	if (slice_call != job_calls) {

@@ -67,6 +67,22 @@ static bool retry_allowed(const struct aq_retry_policy *policy, int code)
 	return !policy->retryable || policy->retryable(code, policy->user);
 }
 
+/*
+ * A cancel asked for once the retry was decided (from on_retry, or from
+ * another thread meanwhile): the retry is what it stops, so the job ends
+ * CANCELLED (no on_error), as if it had been cancelled while RETRYING.
+ */
+static bool retry_cancelled(struct aq_future *rec)
+{
+	/* Relaxed: a flag; no data rides on it. */
+	if (!atomic_load_explicit(&rec->cancel_requested,
+				  memory_order_relaxed))
+		return false;
+	aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	aq__future_put(rec);
+	return true;
+}
+
 bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 			int code)
 {
@@ -76,7 +92,8 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 
 	if (!policy || rec->attempt >= policy->max_attempts)
 		return false;
-	/* Relaxed loads: advisory flags; no data rides on them. */
+	/* Relaxed loads: advisory flags; no data rides on them. A job that
+	 * saw a cancel request and still failed has failed: no retry. */
 	if (atomic_load_explicit(&pool->cancelling, memory_order_relaxed) ||
 	    atomic_load_explicit(&rec->cancel_requested, memory_order_relaxed))
 		return false;
@@ -94,6 +111,8 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 		return false; /* vetoed */
 	if (delay < 0)
 		delay = 0;
+	if (retry_cancelled(rec)) /* on_retry itself may have asked */
+		return true;
 
 	rec->code = code; /* the error record shows the latest failure */
 	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
@@ -101,8 +120,20 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_RETRYING,
 			      memory_order_release);
-	if (aq__timer_add(pool, rec) == 0)
+	/* A reference of our own across the hand-over: once in the timer,
+	 * the record may fire, run and be released at any moment. */
+	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+	if (aq__timer_add(pool, rec) == 0) {
+		/* A cancel that came while the attempt was settling found the
+		 * job RUNNING and only raised the flag: honour it now, as a
+		 * cancel of a RETRYING job. Relaxed: a flag, as above. */
+		if (atomic_load_explicit(&rec->cancel_requested,
+					 memory_order_relaxed))
+			aq_future_cancel(rec);
+		aq__future_put(rec);
 		return true;
+	}
+	atomic_fetch_sub_explicit(&rec->refs, 1, memory_order_relaxed);
 	/* No room in the timer: take the record back and fail it. A
 	 * canceller may have claimed it meanwhile: it resolved the record,
 	 * and the pool's reference, which the timer never took, is ours to

@@ -24,8 +24,8 @@ int64_t aq__retry_backoff(const struct aq_retry_policy *policy, unsigned n);
  * A worker's attempt of rec failed with code. Schedule a retry if the
  * policy allows it and on_retry does not veto it: true, and the record is
  * no longer the caller's (it waits in the timer with the pool's reference,
- * or a canceller resolved it and the reference was dropped). Otherwise
- * false, and the caller ends the job with aq__retry_fail().
+ * or it was cancelled, here or by a canceller, and the reference dropped).
+ * Otherwise false, and the caller ends the job with aq__retry_fail().
  */
 bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 			int code);

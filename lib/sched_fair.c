@@ -107,7 +107,7 @@ struct fair {
 	unsigned max_running;         /* 0 = no cap */
 };
 
-/* ---- the job's two slots ---------------------------------------------- */
+/* ---- the job's two slots ------------------------------------------------- */
 
 static inline aq_job **job_next(aq_job *job)
 {
@@ -119,7 +119,7 @@ static inline struct fair_group **job_group(aq_job *job)
 	return (struct fair_group **)&aq_job_sched_slots(job)[1];
 }
 
-/* ---- the hash table of groups ------------------------------------------ */
+/* ---- the hash table of groups -------------------------------------------- */
 
 /* A 64-bit finaliser (xor-shift and odd multiplies): every key bit moves
  * every hash bit, so sequential keys and keys that differ only in their
@@ -227,7 +227,7 @@ static void group_release(struct fair *q, struct fair_group *g)
 		table_resize(q, q->nbuckets / 2);
 }
 
-/* ---- the round --------------------------------------------------------------- */
+/* ---- the round ----------------------------------------------------------- */
 
 static inline bool group_capped(const struct fair *q,
 				const struct fair_group *g)
@@ -263,7 +263,7 @@ static void round_drop_head(struct fair *q)
 	g->round_next = NULL;
 }
 
-/* ---- the ops ---------------------------------------------------------------- */
+/* ---- the ops ------------------------------------------------------------- */
 
 static int fair_init(void **state, const void *params)
 {

@@ -126,8 +126,9 @@ static void timer_release(struct aq_pool *pool, struct aq_future *rec,
 		goto drop;
 	}
 	/* Not a worker, so waiting for ring space cannot deadlock. */
-	if (pool->timing)
-		rec->enqueue_ns = aq__now_ns(); /* its wait starts now */
+	/* Its wait (for stats, and for a scheduler's aging) starts now. */
+	if (pool->timing || pool->sched)
+		rec->enqueue_ns = aq__now_ns();
 	rc = aq__submit_push(pool, item, -1);
 	if (rc == 0) {
 		aq__stats_shared(pool, released);

@@ -270,8 +270,9 @@ static void deps_settle(struct aq_future *rec)
 	/* Also delayed and not yet due: the timer queues it. We may also be
 	 * a worker of this pool, which must not wait on its own full ring:
 	 * then the timer thread queues it too (due at once). */
-	if (pool->timing)
-		rec->enqueue_ns = aq__now_ns(); /* its wait starts now */
+	/* Its wait (for stats, and for a scheduler's aging) starts now. */
+	if (pool->timing || pool->sched)
+		rec->enqueue_ns = aq__now_ns();
 	rc = rec->due_ns > aq__pool_now(pool)
 		     ? -EAGAIN
 		     : aq__ring_push(&pool->ring,

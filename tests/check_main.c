@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+/* check_main.c - the one test runner: every suite, in fork mode. */
+
 /*
- * check_main.c - the one test runner: every suite, in fork mode.
- *
  * AQ_TEST_SUITE=name runs only that suite (ring, pool, future, shutdown,
- * errors, fault); Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
+ * errors, fault, sched, sched_fair, retry, timer, embed, compose, stats);
+ * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,10 @@ static const struct {
 	{ "ring", ring_suite },         { "pool", pool_suite },
 	{ "future", future_suite },     { "shutdown", shutdown_suite },
 	{ "errors", errors_suite },     { "fault", fault_suite },
+	{ "sched", sched_suite },       { "sched_fair", sched_fair_suite },
+	{ "retry", retry_suite },       { "timer", timer_suite },
+	{ "embed", embed_suite },       { "compose", compose_suite },
+	{ "stats", stats_suite },
 };
 
 int main(void)
@@ -35,8 +40,10 @@ int main(void)
 	}
 	if (added == 0) {
 		fprintf(stderr, "check_asyncq: no suite named \"%s\"; the "
-			"suites are ring, pool, future, shutdown, errors and "
-			"fault\n", only);
+			"suites are:", only);
+		for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+			fprintf(stderr, " %s", suites[i].name);
+		fputc('\n', stderr);
 		srunner_free(sr);
 		return EXIT_FAILURE;
 	}

@@ -13,5 +13,12 @@ Suite *future_suite(void);   /* futures: get, cancel, state, release */
 Suite *shutdown_suite(void); /* drain, cancel, destroy, misuse */
 Suite *errors_suite(void);   /* aq_strerror, version, bad arguments */
 Suite *fault_suite(void);    /* fault injection (tests/check_fault.c) */
+Suite *sched_suite(void);    /* schedulers: priority, aging, AQ_YIELD, ops */
+Suite *sched_fair_suite(void); /* the weighted fair scheduler */
+Suite *retry_suite(void);    /* retries, back-off, callbacks, error record */
+Suite *timer_suite(void);    /* delays, deadlines, the pool clock */
+Suite *embed_suite(void);    /* then-callbacks, channels, worker lifecycle */
+Suite *compose_suite(void);  /* wait-all/any, dependencies, nested waits */
+Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
 
 #endif
