@@ -385,9 +385,14 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 
 		if (worker_take(pool, &item)) {
 			if (just_woken) {
-				/* Chain: more work and idle workers left? */
+				/* Chain: more work and idle workers left? With
+				 * a scheduler the work may have just moved from
+				 * the ring into the policy. Relaxed: a hint. */
 				just_woken = false;
-				if (aq__ring_nonempty(&pool->ring))
+				if (aq__ring_nonempty(&pool->ring) ||
+				    (pool->sched &&
+				     atomic_load_explicit(&pool->sched_held,
+							  memory_order_relaxed)))
 					aq__pool_wake_one(pool);
 			}
 			worker_maybe_grow(pool);

@@ -97,14 +97,18 @@ static void sched_reject_all(struct aq_future *list)
 
 /*
  * Move what the ring holds into the policy, so that it chooses among every
- * job submitted so far. Under sched_lock. At most one ring's worth, so a
- * stream of producers cannot keep us here. Refused jobs are chained on
- * *rejected through next_free (unused while a record is in flight), their
- * push error in code.
+ * job submitted so far. Under sched_lock. The policy holds at most one
+ * ring's worth: beyond that jobs stay in the ring, whose fullness then
+ * pushes back on submitters, so queue_capacity still bounds memory (to
+ * twice the ring). Refused jobs are chained on *rejected through
+ * next_free (unused while a record is in flight), their push error in
+ * code.
  */
 static void sched_refill(struct aq_pool *pool, struct aq_future **rejected)
 {
-	for (uint64_t n = 0; n <= pool->ring.mask; n++) {
+	/* Relaxed: written only under this lock. */
+	while (atomic_load_explicit(&pool->sched_held, memory_order_relaxed) <=
+	       pool->ring.mask) {
 		struct aq__ring_item item;
 		struct aq_future *rec;
 		int rc;
