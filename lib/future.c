@@ -174,21 +174,14 @@ static void then_deliver(struct aq__then *then)
 		aq__then_run(then);
 }
 
-/* Publish a final state (result and code already written), wake any
- * waiter (the store half of the handshake in the file comment), and hand
- * the then-callbacks their turn, in registration order. */
-static void future_resolve(struct aq_future *fut, uint32_t final_state)
+/* Deliver a then-list taken from a record (newest first), oldest first.
+ * THEN_DONE means another thread took it: nothing to do. */
+static void then_deliver_list(struct aq__then *list)
 {
-	struct aq__then *list, *ordered = NULL;
+	struct aq__then *ordered = NULL;
 
-	atomic_store(&fut->state, final_state);
-	if (atomic_load(&fut->waiters))
-		aq__park_wake(&fut->state, INT_MAX);
-
-	/* Acquire: pairs with the registrations' release CAS, so their
-	 * nodes' fields are visible. */
-	list = atomic_exchange_explicit(&fut->then_head, THEN_DONE,
-					memory_order_acquire);
+	if (list == THEN_DONE)
+		return;
 	while (list) {
 		struct aq__then *next = list->next;
 
@@ -202,6 +195,25 @@ static void future_resolve(struct aq_future *fut, uint32_t final_state)
 		then_deliver(ordered);
 		ordered = next;
 	}
+}
+
+/*
+ * Publish a final state (result and code already written), wake any
+ * waiter (the store half of the handshake in the file comment), and hand
+ * the then-callbacks their turn, in registration order. A registration
+ * that sees the final state before we swap the list takes the list
+ * itself (see aq__future_then_node()): whoever swaps in THEN_DONE first
+ * delivers it.
+ */
+static void future_resolve(struct aq_future *fut, uint32_t final_state)
+{
+	atomic_store(&fut->state, final_state);
+	if (atomic_load(&fut->waiters))
+		aq__park_wake(&fut->state, INT_MAX);
+	/* Acquire: pairs with the registrations' release CAS, so their
+	 * nodes' fields are visible. */
+	then_deliver_list(atomic_exchange_explicit(&fut->then_head, THEN_DONE,
+						   memory_order_acquire));
 }
 
 AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
@@ -232,17 +244,34 @@ void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
 
 	/* Acquire on reload: seeing THEN_DONE means seeing the outcome. */
 	head = atomic_load_explicit(&fut->then_head, memory_order_acquire);
-	do {
+	for (;;) {
 		if (head == THEN_DONE) {
+			then->next = NULL;
+			then_deliver(then);
+			return;
+		}
+		/*
+		 * Resolved, but the resolver has not swapped the list yet: a
+		 * caller who saw the outcome (aq_future_get returned) must
+		 * not have its callback run later on the resolver's thread.
+		 * Take the list and deliver it, ours last. seq_cst: ordered
+		 * after our read of then_head above.
+		 */
+		if (aq__state_final(atomic_load(&fut->state))) {
+			then_deliver_list(atomic_exchange_explicit(
+				&fut->then_head, THEN_DONE,
+				memory_order_acquire));
 			then->next = NULL;
 			then_deliver(then);
 			return;
 		}
 		then->next = head;
 		/* Release: our node's fields travel with the pointer. */
-	} while (!atomic_compare_exchange_weak_explicit(
-		&fut->then_head, &head, then, memory_order_release,
-		memory_order_acquire));
+		if (atomic_compare_exchange_weak_explicit(
+			    &fut->then_head, &head, then, memory_order_release,
+			    memory_order_acquire))
+			return;
+	}
 }
 
 void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
@@ -298,6 +327,8 @@ static int future_outcome(const aq_future *fut, uint32_t state, void **result)
 	return fut->code;
 }
 
+static int future_cancel(aq_future *fut, uint32_t state);
+
 static bool future_is_final(void *fut)
 {
 	/* seq_cst: the helping waiter's re-check in the handshake. */
@@ -330,9 +361,12 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	deadline = aq__deadline(timeout_ns);
 	if (aq__worker_pool && aq__worker_pool == fut->pool) {
 		/* A job waiting on its own pool: help, don't block a worker;
-		 * best of all, run the awaited job itself if still queued. */
-		if (atomic_load_explicit(&fut->state, memory_order_relaxed) ==
-		    AQ_STATE_PENDING)
+		 * best of all, run the awaited job itself if still queued in
+		 * the ring. (Not when a scheduler may hold it: the policy
+		 * would meet it again, as a job it thinks is still queued.) */
+		if (!fut->pool->sched &&
+		    atomic_load_explicit(&fut->state, memory_order_relaxed) ==
+			    AQ_STATE_PENDING)
 			aq__worker_run_claimable(fut->pool, fut);
 		if (aq__wait_helping(fut->pool, future_is_final, fut,
 				     &fut->state, &fut->waiters,
@@ -358,12 +392,27 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 
 AQ_API int aq_future_cancel(aq_future *fut)
 {
+	struct aq_pool *pool;
 	uint32_t state;
+	int rc;
 
 	if (!fut)
 		return -EINVAL;
-	/* Relaxed: only picks the CAS to try; the CAS validates it. */
-	state = atomic_load_explicit(&fut->state, memory_order_relaxed);
+	/* Acquire: a resolved future is left alone, its pool maybe gone. */
+	state = atomic_load_explicit(&fut->state, memory_order_acquire);
+	if (aq__state_final(state))
+		return -EALREADY;
+	/* Not final: its pool is still running it. Keep shutdown from
+	 * finishing under us while we may resolve it (see pool.h). */
+	pool = fut->pool;
+	aq__pool_ext_enter(pool);
+	rc = future_cancel(fut, state);
+	aq__pool_ext_leave(pool);
+	return rc;
+}
+
+static int future_cancel(aq_future *fut, uint32_t state)
+{
 	for (;;) {
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.

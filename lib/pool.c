@@ -54,16 +54,71 @@ _Thread_local struct aq_pool *aq__worker_pool;
 /* Per worker thread: which job call this is, and when the running job's
  * current time slice began (see aq_job_yield_due()). */
 static _Thread_local uint64_t job_calls;
+static _Thread_local uint64_t slice_call;
+static _Thread_local int64_t slice_start_ns;
 /* The record whose job this thread is running, if any, or whether it is
  * running a fire-and-forget job without one (aq_job_attempt() & co). */
 static _Thread_local struct aq_future *current_rec;
 static _Thread_local bool in_inline_job;
 
+/* Calls nested on this thread's stack (a job that waits runs others). */
+static _Thread_local unsigned call_depth;
+
+/*
+ * What this thread is running, saved around every call and restored after
+ * it: a job that waits may run other jobs on the same stack (wait.c), and
+ * when they return the outer job must find its own context again.
+ */
+struct job_ctx {
+	struct aq_future *rec;
+	bool inline_job;
+	uint64_t id, slice_call;
+	uint32_t running;
+	int64_t slice_start;
+};
+
+static inline struct job_ctx ctx_enter(struct aq_future *rec)
+{
+	/* Relaxed: the gauges are written by this worker only. */
+	struct job_ctx saved = {
+		.rec = current_rec,
+		.inline_job = in_inline_job,
+		.id = atomic_load_explicit(&aq__tls_stats->current_id,
+					   memory_order_relaxed),
+		.running = atomic_load_explicit(&aq__tls_stats->running,
+						memory_order_relaxed),
+		.slice_call = slice_call,
+		.slice_start = slice_start_ns,
+	};
+
+	current_rec = rec;
+	in_inline_job = rec == NULL;
+	job_calls++;
+	call_depth++;
+	atomic_store_explicit(&aq__tls_stats->current_id, rec ? rec->id : 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, 1,
+			      memory_order_relaxed);
+	return saved;
+}
+
+static inline void ctx_leave(const struct job_ctx *saved)
+{
+	current_rec = saved->rec;
+	in_inline_job = saved->inline_job;
+	slice_call = saved->slice_call;
+	slice_start_ns = saved->slice_start;
+	call_depth--;
+	/* Relaxed, as in ctx_enter(). */
+	atomic_store_explicit(&aq__tls_stats->current_id, saved->id,
+			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, saved->running,
+			      memory_order_relaxed);
+}
+
 /* Not a job's return value: the outcome of a record whose deadline had
  * passed when a worker reached it. */
 #define AQ__EXPIRED (-4099)
-static _Thread_local uint64_t slice_call;
-static _Thread_local int64_t slice_start_ns;
 
 /* The ring is closed and, with a scheduler, the policy holds nothing. */
 static bool pool_drained(struct aq_pool *pool)
@@ -99,17 +154,10 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 	}
 	aq__stat_add(&aq__tls_stats->started, 1, false);
 	for (;;) {
-		job_calls++;
-		in_inline_job = true;
-		/* Relaxed: gauges for readers, written by this worker only. */
-		atomic_store_explicit(&aq__tls_stats->current_id, 0,
-				      memory_order_relaxed);
-		atomic_store_explicit(&aq__tls_stats->running, 1,
-				      memory_order_relaxed);
+		struct job_ctx saved = ctx_enter(NULL);
+
 		rc = item.fn(item.arg, &ignored);
-		atomic_store_explicit(&aq__tls_stats->running, 0,
-				      memory_order_relaxed);
-		in_inline_job = false;
+		ctx_leave(&saved);
 		if (rc != AQ_YIELD) {
 			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
 					     : &aq__tls_stats->failed,
@@ -118,11 +166,14 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 		}
 		if (requeue_on_ring(pool, item))
 			return;
-		/* Ring full or closed: call it again, unless cancelling.
-		 * Relaxed, as in worker_run(). */
+		/* Ring full or closed: call it again, unless cancelling (then
+		 * it stops here, as a cancelled job). Relaxed, as in
+		 * worker_run(). */
 		if (atomic_load_explicit(&pool->cancelling,
-					 memory_order_relaxed))
+					 memory_order_relaxed)) {
+			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
 			return;
+		}
 	}
 }
 
@@ -144,7 +195,9 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 	ev.code = rc;
 	if (pool->after_job)
 		pool->after_job(&ev, pool->hook_user);
-	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns);
+	/* Busy time counts the outermost call only: a nested call's time is
+	 * already inside the call that waited for it. */
+	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns, call_depth == 1);
 	if (rc == AQ_YIELD) {
 		rec->enqueue_ns = end; /* its next wait starts now */
 	} else {
@@ -188,6 +241,7 @@ static enum requeue requeue_record(struct aq_pool *pool,
 static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 			      bool cancel, bool popped)
 {
+	struct job_ctx saved;
 	void *result = NULL;
 	int64_t now;
 	int rc;
@@ -213,22 +267,14 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 			}
 			rec->last_attempt_ns = now;
 		}
-		current_rec = rec;
-		job_calls++;
+		saved = ctx_enter(rec);
 		rec->runs++;
 		result = NULL;
-		/* Relaxed: gauges, as in worker_run_inline(). */
-		atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
-				      memory_order_relaxed);
-		atomic_store_explicit(&aq__tls_stats->running, 1,
-				      memory_order_relaxed);
 		if (pool->timing)
 			rc = worker_call_timed(pool, rec, &result);
 		else
 			rc = rec->fn(rec->arg, &result);
-		atomic_store_explicit(&aq__tls_stats->running, 0,
-				      memory_order_relaxed);
-		current_rec = NULL;
+		ctx_leave(&saved);
 		rec->yielded = rc == AQ_YIELD;
 		if (rc != AQ_YIELD)
 			break;
@@ -296,9 +342,10 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	/* Acquire: pairs with the waker's release increment. */
 	uint32_t seq = atomic_load_explicit(&pool->wake_seq,
 					    memory_order_acquire);
-	/* Above the elastic floor, an idle worker waits only so long. */
+	/* In an elastic pool an idle worker waits only so long, then asks
+	 * (under the lock) whether it may retire. */
 	int64_t deadline =
-		atomic_load_explicit(&pool->nlive, memory_order_relaxed) >
+		atomic_load_explicit(&pool->max_workers, memory_order_relaxed) >
 				atomic_load_explicit(&pool->min_workers,
 						     memory_order_relaxed)
 			? aq__deadline(pool->idle_timeout_ns)
@@ -355,23 +402,15 @@ bool aq__worker_help(struct aq_pool *pool)
  * room for another worker. Two relaxed loads on the common path; the
  * decision is re-checked under the lock.
  */
-static void worker_maybe_grow(struct aq_pool *pool)
+void aq__pool_grow(struct aq_pool *pool)
 {
-	unsigned live = atomic_load_explicit(&pool->nlive,
-					     memory_order_relaxed);
-
-	if (aq_likely(live >= atomic_load_explicit(&pool->max_workers,
-						   memory_order_relaxed)))
-		return;
-	if (atomic_load_explicit(&pool->idle, memory_order_relaxed) ||
-	    !aq__ring_nonempty(&pool->ring))
-		return;
 	pthread_mutex_lock(&pool->lock);
 	if (pool->phase == AQ__POOL_RUNNING &&
 	    pool->live < atomic_load_explicit(&pool->max_workers,
 					      memory_order_relaxed))
 		aq__threads_spawn(pool, pool->live + 1); /* best effort */
 	pthread_mutex_unlock(&pool->lock);
+	aq__threads_reap(pool);
 }
 
 void aq__worker_loop(struct aq_pool *pool, unsigned index)
@@ -395,7 +434,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 							  memory_order_relaxed)))
 					aq__pool_wake_one(pool);
 			}
-			worker_maybe_grow(pool);
+			aq__pool_maybe_grow(pool);
 			worker_run(pool, item);
 			continue;
 		}
@@ -609,40 +648,28 @@ static int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *lock,
 	return pthread_cond_timedwait(cond, lock, &ts);
 }
 
-AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
-				  int64_t timeout_ns)
+/* Wait until no outside thread is working on one of our records. */
+static int pool_wait_ext(struct aq_pool *pool, int64_t deadline)
 {
-	int64_t deadline = aq__deadline(timeout_ns);
+	uint32_t n;
+
+	while ((n = atomic_load(&pool->ext_claims)) != 0)
+		if (aq__park_wait(&pool->ext_claims, n, deadline) ==
+		    -ETIMEDOUT)
+			return -ETIMEDOUT;
+	return 0;
+}
+
+/*
+ * The joiner's part: wait for timer users, close the ring, join the
+ * workers and the timer thread, wait for outside claims. Called with the
+ * lock held and pool->joining set; returns with the lock held. On a
+ * timeout the pool keeps stopping and another call can take over.
+ */
+static int pool_stop(struct aq_pool *pool, int64_t deadline)
+{
 	int rc = 0;
 
-	if (!pool || (flags & ~AQ_SHUTDOWN_CANCEL))
-		return -EINVAL;
-	if (aq__worker_pool == pool)
-		return -EDEADLK; /* we would wait for ourselves */
-	if (flags & AQ_SHUTDOWN_CANCEL) {
-		atomic_store(&pool->cancelling, true);
-		/* The timer thread cancels what it holds, now. */
-		aq__timer_kick(pool);
-	}
-
-	pthread_mutex_lock(&pool->lock);
-	/* Under the lock: a submit counting a timer user in sees either this
-	 * or its own count is waited for below. */
-	atomic_store(&pool->accepting, false);
-	if (pool->joining) {
-		/* Another caller joins; wait for it to finish. */
-		while (pool->phase != AQ__POOL_STOPPED && rc != ETIMEDOUT)
-			rc = cond_wait_until(&pool->stopped_cond, &pool->lock,
-					     deadline);
-		rc = pool->phase == AQ__POOL_STOPPED ? 0 : -ETIMEDOUT;
-		pthread_mutex_unlock(&pool->lock);
-		return rc;
-	}
-	if (pool->phase == AQ__POOL_STOPPED) {
-		pthread_mutex_unlock(&pool->lock);
-		return 0;
-	}
-	pool->joining = true;
 	/*
 	 * Delayed jobs and retries come back through the ring, so it stays
 	 * open until none is left: when draining they run at their time;
@@ -651,29 +678,68 @@ AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
 	while (pool->timer_users && rc != ETIMEDOUT)
 		rc = cond_wait_until(&pool->timers_cond, &pool->lock,
 				     deadline);
-	if (pool->timer_users) {
-		pool->joining = false; /* a later call takes over */
-		pthread_mutex_unlock(&pool->lock);
+	if (pool->timer_users)
 		return -ETIMEDOUT;
-	}
 	if (pool->phase == AQ__POOL_RUNNING)
 		pool_begin_stop(pool);
 	pthread_mutex_unlock(&pool->lock);
 
-	if (aq__threads_join_all(pool, deadline) == -ETIMEDOUT) {
-		pthread_mutex_lock(&pool->lock);
-		pool->joining = false;
-		pthread_mutex_unlock(&pool->lock);
-		return -ETIMEDOUT;
+	rc = aq__threads_join_all(pool, deadline);
+	if (rc == 0) {
+		aq__timer_stop(pool);
+		rc = pool_wait_ext(pool, deadline);
 	}
-	aq__timer_stop(pool);
+	pthread_mutex_lock(&pool->lock);
+	return rc;
+}
+
+AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
+				  int64_t timeout_ns)
+{
+	int64_t deadline = aq__deadline(timeout_ns);
+	int rc = 0;
+
+	if (!pool || (flags & ~AQ_SHUTDOWN_CANCEL))
+		return -EINVAL;
+	/* Its own worker or timer thread would wait for itself. */
+	if (aq__worker_pool == pool || aq__timer_pool == pool)
+		return -EDEADLK;
+	if (flags & AQ_SHUTDOWN_CANCEL) {
+		atomic_store(&pool->cancelling, true);
+		/* The timer thread cancels what it holds, now. */
+		aq__timer_kick(pool);
+	}
 
 	pthread_mutex_lock(&pool->lock);
-	pool->phase = AQ__POOL_STOPPED;
-	pool->joining = false;
-	pthread_cond_broadcast(&pool->stopped_cond);
+	/* Under the lock: a submit counting a timer user in sees either this
+	 * or its own count is waited for by the joiner. */
+	atomic_store(&pool->accepting, false);
+	for (;;) {
+		if (pool->phase == AQ__POOL_STOPPED) {
+			rc = 0;
+			break;
+		}
+		if (!pool->joining) {
+			/* Be the joiner (again, if an earlier one timed out). */
+			pool->joining = true;
+			rc = pool_stop(pool, deadline);
+			pool->joining = false;
+			if (rc == 0)
+				pool->phase = AQ__POOL_STOPPED;
+			/* Done, or gave up: either way others look again. */
+			pthread_cond_broadcast(&pool->stopped_cond);
+			break;
+		}
+		if (rc == ETIMEDOUT) {
+			rc = -ETIMEDOUT;
+			break;
+		}
+		/* Another caller joins; wait for it to finish or give up. */
+		rc = cond_wait_until(&pool->stopped_cond, &pool->lock,
+				     deadline);
+	}
 	pthread_mutex_unlock(&pool->lock);
-	return 0;
+	return rc;
 }
 
 AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags)
@@ -705,9 +771,10 @@ AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max)
 
 AQ_API void aq_pool_destroy(aq_pool *pool)
 {
-	/* From the pool's own worker we cannot join ourselves: a documented
-	 * misuse that leaves the pool alone rather than deadlock. */
-	if (!pool || aq__worker_pool == pool)
+	/* From the pool's own worker or timer thread we cannot join
+	 * ourselves: a documented misuse that leaves the pool alone rather
+	 * than deadlock. */
+	if (!pool || aq__worker_pool == pool || aq__timer_pool == pool)
 		return;
 	aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN);
 	pool_free(pool);

@@ -27,7 +27,12 @@ enum aq__pool_phase {
 /* A worker index's thread (threads.c). */
 struct aq__slot {
 	pthread_t thread;
-	enum { AQ__SLOT_EMPTY, AQ__SLOT_LIVE, AQ__SLOT_DONE } state;
+	enum {
+		AQ__SLOT_EMPTY,
+		AQ__SLOT_LIVE,    /* its worker runs */
+		AQ__SLOT_DONE,    /* retired, to be joined */
+		AQ__SLOT_REAPING  /* being joined, lock released */
+	} state;
 };
 
 struct aq_pool {
@@ -68,6 +73,10 @@ struct aq_pool {
 	_Atomic bool accepting;    /* false once shutdown began */
 	size_t timer_users;        /* under lock: delayed or retry-capable
 				      records not yet final */
+	_Atomic uint32_t ext_claims; /* threads other than workers and the
+					timer working on a record of this
+					pool (cancel, dependency release):
+					shutdown waits for them */
 
 	/* Cold fields, read-only after create unless noted. */
 	AQ_CACHE_ALIGNED _Atomic bool cancelling; /* a CANCEL shutdown: workers
@@ -137,6 +146,46 @@ static inline int64_t aq__pool_now(struct aq_pool *pool)
 	return pool->clock.now(pool->clock.user);
 }
 
+/*
+ * A thread that is not one of the pool's own starts or ends work on one of
+ * its records (a cancel, a dependency release): shutdown does not return
+ * while any is under way. The wake after the last leave may reach memory
+ * already freed by a shutdown that saw the count reach zero; a private
+ * futex wake on such an address finds no waiter and touches nothing.
+ */
+static inline void aq__pool_ext_enter(struct aq_pool *pool)
+{
+	atomic_fetch_add(&pool->ext_claims, 1); /* seq_cst: before the CAS */
+}
+
+static inline void aq__pool_ext_leave(struct aq_pool *pool)
+{
+	if (atomic_fetch_sub(&pool->ext_claims, 1) == 1)
+		aq__park_wake(&pool->ext_claims, INT32_MAX);
+}
+
+/* Start one more worker if below max (pool.c). */
+void aq__pool_grow(struct aq_pool *pool);
+
+/*
+ * An elastic pool under backlog: work waits, nobody is idle, and there is
+ * room for another worker. Relaxed loads of read-mostly words on the
+ * common path; the decision is re-checked under the lock. Called after a
+ * submit and when a worker takes a job.
+ */
+static inline void aq__pool_maybe_grow(struct aq_pool *pool)
+{
+	if (aq_likely(atomic_load_explicit(&pool->nlive,
+					   memory_order_relaxed) >=
+		      atomic_load_explicit(&pool->max_workers,
+					   memory_order_relaxed)))
+		return;
+	if (atomic_load_explicit(&pool->idle, memory_order_relaxed) ||
+	    !aq__ring_nonempty(&pool->ring))
+		return;
+	aq__pool_grow(pool);
+}
+
 /* A record that counted as a timer user became final (pool.c). */
 void aq__pool_timer_user_done(struct aq_pool *pool);
 
@@ -150,8 +199,10 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 /* Threads (threads.c). */
 int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
 void aq__threads_fini(struct aq_pool *pool);
-/* Start workers until `live` reaches count. Under lock. */
-int aq__threads_spawn(struct aq_pool *pool, unsigned count);
+/* Start workers until `live` reaches target. Under lock. */
+int aq__threads_spawn(struct aq_pool *pool, unsigned target);
+/* Join retired workers, with the lock released while joining. */
+void aq__threads_reap(struct aq_pool *pool);
 /* Retire the calling worker if more than floor live: true = it must exit
  * now (its stop hook still to run). Takes the lock. */
 bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
@@ -177,6 +228,9 @@ int aq__wait_helping(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
 
 /* The body of a worker thread (pool.c). */
 void aq__worker_loop(struct aq_pool *pool, unsigned index);
+
+/* The pool whose timer thread this is, or NULL (timer.c). */
+extern _Thread_local struct aq_pool *aq__timer_pool;
 
 /* The pool whose worker this thread is, or NULL (pool.c). */
 extern _Thread_local struct aq_pool *aq__worker_pool;

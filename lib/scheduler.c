@@ -97,18 +97,19 @@ static void sched_reject_all(struct aq_future *list)
 
 /*
  * Move what the ring holds into the policy, so that it chooses among every
- * job submitted so far. Under sched_lock. The policy holds at most one
- * ring's worth: beyond that jobs stay in the ring, whose fullness then
- * pushes back on submitters, so queue_capacity still bounds memory (to
- * twice the ring). Refused jobs are chained on *rejected through
+ * job submitted so far. Under sched_lock. The policy holds at most limit
+ * jobs (normally one ring's worth): beyond that jobs stay in the ring,
+ * whose fullness then pushes back on submitters, so queue_capacity still
+ * bounds memory (to about twice the ring). Refused jobs are chained on *rejected through
  * next_free (unused while a record is in flight), their push error in
  * code.
  */
-static void sched_refill(struct aq_pool *pool, struct aq_future **rejected)
+static void sched_refill(struct aq_pool *pool, struct aq_future **rejected,
+			 size_t limit)
 {
 	/* Relaxed: written only under this lock. */
-	while (atomic_load_explicit(&pool->sched_held, memory_order_relaxed) <=
-	       pool->ring.mask) {
+	while (atomic_load_explicit(&pool->sched_held, memory_order_relaxed) <
+	       limit) {
 		struct aq__ring_item item;
 		struct aq_future *rec;
 		int rc;
@@ -135,8 +136,18 @@ struct aq_future *aq__sched_next(struct aq_pool *pool)
 	aq_job *job;
 
 	pthread_mutex_lock(&pool->sched_lock);
-	sched_refill(pool, &rejected);
+	sched_refill(pool, &rejected, pool->ring.mask + 1);
 	job = pool->sched->pop(pool->sched_state);
+	if (!job && aq__ring_nonempty(&pool->ring)) {
+		/* The policy is full of jobs it may not start now (a capped
+		 * group): take another ring's worth, so that the job another
+		 * waits for is not stuck behind them. */
+		sched_refill(pool, &rejected,
+			     atomic_load_explicit(&pool->sched_held,
+						  memory_order_relaxed) +
+				     pool->ring.mask + 1);
+		job = pool->sched->pop(pool->sched_state);
+	}
 	if (job)
 		held_add(pool, -1);
 	pthread_mutex_unlock(&pool->sched_lock);
@@ -159,7 +170,7 @@ void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
 		/* A yielded job goes behind everything submitted before its
 		 * yield, the ring's contents included: a new arrival number,
 		 * and its wait (for aging) starts again. */
-		sched_refill(pool, &rejected);
+		sched_refill(pool, &rejected, pool->ring.mask + 1);
 		rec->seq = ++pool->sched_seq;
 		rec->enqueue_ns = aq__now_ns();
 		rc = pool->sched->push(pool->sched_state, rec_job(rec));

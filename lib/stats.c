@@ -73,7 +73,8 @@ static void stat_max(_Atomic uint64_t *max, uint64_t v)
 		atomic_store_explicit(max, v, memory_order_relaxed);
 }
 
-void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns)
+void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,
+		    bool busy)
 {
 	uint64_t w = wait_ns > 0 ? (uint64_t)wait_ns : 0;
 	uint64_t r = run_ns > 0 ? (uint64_t)run_ns : 0;
@@ -82,7 +83,8 @@ void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns)
 	aq__stat_add(&blk->run_hist[hist_bucket(r)], 1, false);
 	aq__stat_add(&blk->wait_sum, w, false);
 	aq__stat_add(&blk->run_sum, r, false);
-	aq__stat_add(&blk->busy_ns, r, false);
+	if (busy)
+		aq__stat_add(&blk->busy_ns, r, false);
 	stat_max(&blk->wait_max, w);
 	stat_max(&blk->run_max, r);
 }

@@ -66,7 +66,9 @@ void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state);
 	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,            \
 				  memory_order_relaxed)
 
-/* Record one call's wait and run times into a worker's block. */
-void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns);
+/* Record one call's wait and run times into a worker's block; busy: its
+ * run time is the worker's busy time (not nested in another call). */
+void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,
+		    bool busy);
 
 #endif

@@ -243,8 +243,10 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			if (budget != 0 && aq__worker_pool != pool)
 				rc = submit_wait_space(pool, item, budget);
 		}
-		if (rc == 0)
+		if (rc == 0) {
 			aq__pool_wake_one(pool);
+			aq__pool_maybe_grow(pool);
+		}
 	}
 	if (aq_unlikely(rc)) {
 		if (rec)

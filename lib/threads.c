@@ -43,10 +43,10 @@ static void *worker_thread(void *arg)
 		char name[16]; /* the kernel keeps 15 characters */
 
 		if (pool->name[0])
-			snprintf(name, sizeof(name), "aq-%s-%u", pool->name,
+			snprintf(name, sizeof(name), "aq-%s-%u", pool->name, // NOLINT(cert-err33-c): truncating is the point
 				 start.index);
 		else
-			snprintf(name, sizeof(name), "aq-%u", start.index);
+			snprintf(name, sizeof(name), "aq-%u", start.index); // NOLINT(cert-err33-c): truncating is the point
 		pthread_setname_np(pthread_self(), name);
 	}
 #endif
@@ -100,7 +100,7 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	pool->idle_timeout_ns = cfg->idle_timeout_ns ? cfg->idle_timeout_ns
 						     : INT64_C(10000000000);
 	if (cfg->name)
-		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name);
+		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name); // NOLINT(cert-err33-c): a truncated stem is documented
 	pool->stack_size = cfg->stack_size;
 	pool->on_thread_start = cfg->on_thread_start;
 	pool->on_thread_stop = cfg->on_thread_stop;
@@ -124,7 +124,7 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 		if (!pool->wstats[i])
 			return -ENOMEM;
 	}
-	return initial < min ? min : initial > max ? max : initial;
+	return initial < min ? min : initial > max ? max : initial; // NOLINT(bugprone-narrowing-conversions): at most AQ_WORKERS_MAX
 }
 
 void aq__threads_fini(struct aq_pool *pool)
@@ -136,15 +136,24 @@ void aq__threads_fini(struct aq_pool *pool)
 	free(pool->cpus);
 }
 
-/* Join retired threads. Under lock: they no longer take it. */
-static void threads_reap(struct aq_pool *pool)
+void aq__threads_reap(struct aq_pool *pool)
 {
+	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < pool->nslots; i++) {
-		if (pool->slots[i].state == AQ__SLOT_DONE) {
-			pthread_join(pool->slots[i].thread, NULL);
-			pool->slots[i].state = AQ__SLOT_EMPTY;
-		}
+		pthread_t thread;
+
+		if (pool->slots[i].state != AQ__SLOT_DONE)
+			continue;
+		/* Joined with the lock released: a retiring thread's stop
+		 * hook may still be running, and may call into the pool. */
+		thread = pool->slots[i].thread;
+		pool->slots[i].state = AQ__SLOT_REAPING;
+		pthread_mutex_unlock(&pool->lock);
+		pthread_join(thread, NULL);
+		pthread_mutex_lock(&pool->lock);
+		pool->slots[i].state = AQ__SLOT_EMPTY;
 	}
+	pthread_mutex_unlock(&pool->lock);
 }
 
 /* Start one worker at index. Under lock. */
@@ -177,6 +186,12 @@ static int threads_start(struct aq_pool *pool, unsigned index)
 	 * lands on it before it could block it. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	/* Counted before it starts, so the new worker's first look at the
+	 * count (to retire, or to park with a deadline) includes itself.
+	 * Relaxed: a mirror for hints; the lock orders the real count. */
+	pool->slots[index].state = AQ__SLOT_LIVE;
+	pool->live++;
+	atomic_store_explicit(&pool->nlive, pool->live, memory_order_relaxed);
 	rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
 	if (!rc)
 		rc = pthread_create(&pool->slots[index].thread, &attr,
@@ -184,19 +199,27 @@ static int threads_start(struct aq_pool *pool, unsigned index)
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	pthread_attr_destroy(&attr);
 	if (rc) {
+		pool->slots[index].state = AQ__SLOT_EMPTY;
+		pool->live--;
+		atomic_store_explicit(&pool->nlive, pool->live,
+				      memory_order_relaxed);
 		free(start);
 		return -rc;
 	}
-	pool->slots[index].state = AQ__SLOT_LIVE;
-	pool->live++;
-	/* Relaxed: a mirror for hints; the lock orders the real count. */
-	atomic_store_explicit(&pool->nlive, pool->live, memory_order_relaxed);
 	return 0;
 }
 
-int aq__threads_spawn(struct aq_pool *pool, unsigned count)
+int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 {
-	threads_reap(pool);
+	unsigned empty = 0, count;
+
+	/* Retired threads not yet joined keep their slots: count the free
+	 * ones, and grow the table if they are too few. */
+	for (unsigned i = 0; i < pool->nslots; i++)
+		empty += pool->slots[i].state == AQ__SLOT_EMPTY;
+	count = pool->nslots;
+	if (target > pool->live + empty)
+		count += target - pool->live - empty;
 	if (count > pool->nslots) {
 		struct aq__slot *slots = aq__fault(AQ_FAULT_ALLOC)
 			? NULL
@@ -220,7 +243,7 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned count)
 			pool->nslots = i + 1;
 		}
 	}
-	for (unsigned i = 0; i < pool->nslots && pool->live < count; i++) {
+	for (unsigned i = 0; i < pool->nslots && pool->live < target; i++) {
 		if (pool->slots[i].state == AQ__SLOT_EMPTY) {
 			int rc = threads_start(pool, i);
 
@@ -277,7 +300,10 @@ int aq__threads_join_all(struct aq_pool *pool, int64_t deadline)
 		pthread_t thread;
 		bool live;
 
-		if (pool->slots[i].state == AQ__SLOT_EMPTY)
+		/* EMPTY, or REAPING: being joined by a worker's aq__threads_
+		 * reap() (that worker is joined here in turn). */
+		if (pool->slots[i].state == AQ__SLOT_EMPTY ||
+		    pool->slots[i].state == AQ__SLOT_REAPING)
 			continue;
 		/* Unlocked while joining: a LIVE worker may still need the
 		 * lock on its way out. */
@@ -302,9 +328,12 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 {
 	int rc = 0;
 
+	unsigned old_min;
+
 	if (!pool || min_workers < 1 || min_workers > max_workers ||
 	    max_workers > AQ_WORKERS_MAX)
 		return -EINVAL;
+	aq__threads_reap(pool);
 	pthread_mutex_lock(&pool->lock);
 	if (pool->phase != AQ__POOL_RUNNING ||
 	    !atomic_load_explicit(&pool->accepting, memory_order_relaxed)) {
@@ -313,6 +342,8 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	}
 	/* Relaxed stores: workers read these as hints and re-check under
 	 * the lock before they retire or grow. */
+	old_min = atomic_load_explicit(&pool->min_workers,
+				       memory_order_relaxed);
 	atomic_store_explicit(&pool->min_workers, min_workers,
 			      memory_order_relaxed);
 	atomic_store_explicit(&pool->max_workers, max_workers,
@@ -320,9 +351,11 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	if (pool->live < min_workers)
 		rc = aq__threads_spawn(pool, min_workers);
 	pthread_mutex_unlock(&pool->lock);
-	/* Too many? Wake everyone: idle workers above max retire. */
+	/* Too many, or a lower floor? Wake everyone: idle workers above max
+	 * retire now, and those above the new min park with a deadline. */
 	if (atomic_load_explicit(&pool->nlive, memory_order_relaxed) >
-	    max_workers) {
+		    max_workers ||
+	    min_workers < old_min) {
 		atomic_fetch_add_explicit(&pool->wake_seq, 1,
 					  memory_order_release);
 		aq__park_wake(&pool->wake_seq, INT32_MAX);

@@ -31,6 +31,8 @@
 #include "pool.h"
 #include "timer.h"
 
+_Thread_local struct aq_pool *aq__timer_pool;
+
 static void heap_set(struct aq__timer *t, size_t i, struct aq_future *rec)
 {
 	t->heap[i] = rec;
@@ -114,6 +116,10 @@ static void timer_release(struct aq_pool *pool, struct aq_future *rec,
 
 	if (state != AQ_STATE_DELAYED && state != AQ_STATE_RETRYING)
 		goto drop; /* a canceller got it first */
+	/* Its wait (stats, a scheduler's aging) starts now; written before
+	 * the CAS publishes the record to claimers. */
+	if (!cancel && (pool->timing || pool->sched))
+		rec->enqueue_ns = aq__now_ns();
 	/* Release on success: the record's fields, written by the worker
 	 * that scheduled the retry or by the submitter, travel with it. */
 	if (!atomic_compare_exchange_strong_explicit(
@@ -126,9 +132,6 @@ static void timer_release(struct aq_pool *pool, struct aq_future *rec,
 		goto drop;
 	}
 	/* Not a worker, so waiting for ring space cannot deadlock. */
-	/* Its wait (for stats, and for a scheduler's aging) starts now. */
-	if (pool->timing || pool->sched)
-		rec->enqueue_ns = aq__now_ns();
 	rc = aq__submit_push(pool, item, -1);
 	if (rc == 0) {
 		aq__stats_shared(pool, released);
@@ -160,6 +163,7 @@ static void *timer_main(void *arg)
 	struct aq_pool *pool = arg;
 	struct aq__timer *t = &pool->timer;
 
+	aq__timer_pool = pool; /* callbacks run here may not stop the pool */
 	pthread_mutex_lock(&t->lock);
 	while (!t->stop) {
 		struct aq_future *rec;

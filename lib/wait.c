@@ -180,13 +180,16 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		goto out;
 	deadline = aq__deadline(timeout_ns);
 
-	/* On a worker of the first future's pool: help instead of sleeping
-	 * (the others' resolutions are seen on the next look). */
-	if (aq__worker_pool && aq__worker_pool == futs[0]->pool) {
-		rc = aq__wait_helping(aq__worker_pool, any_done, &ctx,
-				      &futs[0]->state, &futs[0]->waiters,
-				      deadline);
-		goto out;
+	/* On a worker of one of the futures' pools: help instead of
+	 * sleeping, napping on that future (the others' resolutions are
+	 * seen on the next look, at most a nap later). */
+	for (unsigned i = 0; aq__worker_pool && i < n; i++) {
+		if (futs[i]->pool == aq__worker_pool) {
+			rc = aq__wait_helping(aq__worker_pool, any_done, &ctx,
+					      &futs[i]->state,
+					      &futs[i]->waiters, deadline);
+			goto out;
+		}
 	}
 
 	ev = aq__malloc(sizeof(*ev));
@@ -206,7 +209,7 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		struct aq__then *then = aq__malloc(sizeof(*then));
 
 		if (!then) { /* this one cannot wake us: napping covers it */
-			any_event_put(ev);
+			any_event_put(ev); // NOLINT(clang-analyzer-unix.Malloc): refcounted, n + 1 puts in all
 			continue;
 		}
 		then->fn = any_event_fire;
@@ -229,7 +232,7 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		}
 		atomic_fetch_sub(&ev->waiters, 1);
 	}
-	any_event_put(ev);
+	any_event_put(ev); // NOLINT(clang-analyzer-unix.Malloc): refcounted, n + 1 puts in all
 out:
 	if (ctx.found < n) {
 		*index = ctx.found;
@@ -240,68 +243,111 @@ out:
 
 /* ---- opts.after ------------------------------------------------------------ */
 
-/* Every dependency has resolved: start the record, or skip it. */
+/* A record that could not be queued goes to the timer, due at once
+ * (from DELAYED); if even that fails it fails with ENOMEM. */
+static void deps_to_timer(struct aq_pool *pool, struct aq_future *rec)
+{
+	uint32_t expected = AQ_STATE_DELAYED;
+
+	if (aq__timer_add(pool, rec) == 0)
+		return;
+	/* A canceller may have taken it meanwhile: then only release. */
+	if (atomic_compare_exchange_strong(&rec->state, &expected,
+					   AQ__STATE_CANCELLING))
+		aq__future_finish(rec, AQ_STATE_FAILED, ENOMEM, NULL);
+	aq__future_put(rec);
+}
+
+/*
+ * Every dependency has resolved: start the record, skip it, or hand it to
+ * the timer if it is also delayed. Runs on whichever thread resolved the
+ * last dependency, possibly not one of the pool's; the pool is alive (the
+ * record is WAITING, a timer user shutdown waits for) and the external
+ * claim keeps it so until we are done with it.
+ */
 static void deps_settle(struct aq_future *rec)
 {
 	struct aq_pool *pool = rec->pool;
-	uint32_t expected = AQ_STATE_WAITING;
+	uint32_t expected = AQ_STATE_WAITING, target;
 	bool ok = true;
 	int rc;
 
+	aq__pool_ext_enter(pool);
 	for (unsigned i = 0; i < rec->ndeps; i++)
 		/* Acquire: each dependency's outcome is settled. */
 		if (atomic_load_explicit(&rec->deps[i]->state,
 					 memory_order_acquire) !=
 		    AQ_STATE_SUCCEEDED)
 			ok = false;
-	/* acq_rel: take over the record, or find a canceller did. */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &rec->state, &expected,
-		    ok ? AQ_STATE_PENDING : AQ__STATE_CANCELLING,
-		    memory_order_acq_rel, memory_order_relaxed)) {
-		aq__future_put(rec);
-		return;
-	}
-	if (!ok) {
-		aq__future_finish(rec, AQ_STATE_SKIPPED, 0, NULL);
-		aq__future_put(rec);
-		return;
-	}
-	/* Also delayed and not yet due: the timer queues it. We may also be
-	 * a worker of this pool, which must not wait on its own full ring:
-	 * then the timer thread queues it too (due at once). */
-	/* Its wait (for stats, and for a scheduler's aging) starts now. */
+	/* Its wait (stats, a scheduler's aging) starts now; written before
+	 * the CAS publishes the record to claimers. */
 	if (pool->timing || pool->sched)
 		rec->enqueue_ns = aq__now_ns();
-	rc = rec->due_ns > aq__pool_now(pool)
-		     ? -EAGAIN
-		     : aq__ring_push(&pool->ring,
-				     (struct aq__ring_item){ NULL, rec });
-	if (rc == -EAGAIN) {
-		atomic_store(&rec->state, AQ_STATE_DELAYED);
-		if (aq__timer_add(pool, rec) == 0)
-			return;
-		expected = AQ_STATE_DELAYED;
-		rc = atomic_compare_exchange_strong(&rec->state, &expected,
-						    AQ__STATE_CANCELLING)
-			     ? -ENOMEM
-			     : 1; /* cancelled meanwhile: only release */
-		if (rc == -ENOMEM)
-			aq__future_finish(rec, AQ_STATE_FAILED, ENOMEM, NULL);
+	target = !ok				      ? AQ__STATE_CANCELLING
+		 : rec->due_ns > aq__pool_now(pool) ? AQ_STATE_DELAYED
+						      : AQ_STATE_PENDING;
+	/* acq_rel: take over the record, or find a canceller did. */
+	if (!atomic_compare_exchange_strong_explicit(
+		    &rec->state, &expected, target, memory_order_acq_rel,
+		    memory_order_relaxed)) {
 		aq__future_put(rec);
-		return;
-	}
-	if (rc == 0) {
+	} else if (!ok) {
+		aq__future_finish(rec, AQ_STATE_SKIPPED, 0, NULL);
+		aq__future_put(rec);
+	} else if (target == AQ_STATE_DELAYED) {
+		deps_to_timer(pool, rec);
+	} else if ((rc = aq__ring_push(&pool->ring,
+				       (struct aq__ring_item){ NULL, rec })) ==
+		   0) {
 		aq__stats_shared(pool, released);
 		aq__pool_wake_one(pool);
+	} else if (rc == -EAGAIN) {
+		/* Full, and we may be one of its workers, which must not
+		 * wait on it: the timer thread queues it. A waiter helping
+		 * may have claimed it meanwhile: then only release. */
+		expected = AQ_STATE_PENDING;
+		rec->due_ns = 0;
+		if (atomic_compare_exchange_strong(&rec->state, &expected,
+						   AQ_STATE_DELAYED))
+			deps_to_timer(pool, rec);
+		else
+			aq__future_put(rec);
+	} else {
+		/* The ring is closed: nothing will run it. */
+		expected = AQ_STATE_PENDING;
+		if (atomic_compare_exchange_strong(&rec->state, &expected,
+						   AQ__STATE_CANCELLING))
+			aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+		aq__future_put(rec);
+	}
+	aq__pool_ext_leave(pool);
+}
+
+/*
+ * Records whose last dependency resolved while this thread was already
+ * settling one: a failed head of a long chain skips the next job from
+ * inside its own resolution, and so on; settling them in a loop here
+ * instead of recursing keeps the stack flat however long the chain.
+ */
+static _Thread_local struct aq_future *settle_queue;
+static _Thread_local bool settling;
+
+static void deps_ready(struct aq_future *rec)
+{
+	if (settling) {
+		rec->next_free = settle_queue; /* unused while in flight */
+		settle_queue = rec;
 		return;
 	}
-	/* The ring is closed: nothing will run it. */
-	expected = AQ_STATE_PENDING;
-	if (atomic_compare_exchange_strong(&rec->state, &expected,
-					   AQ__STATE_CANCELLING))
-		aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
-	aq__future_put(rec);
+	settling = true;
+	deps_settle(rec);
+	while (settle_queue) {
+		rec = settle_queue;
+		settle_queue = rec->next_free;
+		rec->next_free = NULL;
+		deps_settle(rec);
+	}
+	settling = false;
 }
 
 static void deps_one_done(aq_future *dep, void *user)
@@ -310,7 +356,7 @@ static void deps_one_done(aq_future *dep, void *user)
 
 	(void)dep;
 	if (atomic_fetch_sub(&rec->deps_left, 1) == 1)
-		deps_settle(rec);
+		deps_ready(rec);
 }
 
 int aq__deps_attach(struct aq_future *rec, aq_future *const *after,
@@ -354,5 +400,5 @@ int aq__deps_attach(struct aq_future *rec, aq_future *const *after,
 void aq__deps_arm(struct aq_future *rec)
 {
 	if (atomic_fetch_sub(&rec->deps_left, 1) == 1)
-		deps_settle(rec);
+		deps_ready(rec);
 }

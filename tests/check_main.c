@@ -3,7 +3,8 @@
 
 /*
  * AQ_TEST_SUITE=name runs only that suite (ring, pool, future, shutdown,
- * errors, fault, sched, sched_fair, retry, timer, embed, compose, stats);
+ * errors, fault, sched, sched_fair, retry, timer, embed, compose, stats,
+ * badinput);
  * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
@@ -22,7 +23,7 @@ static const struct {
 	{ "sched", sched_suite },       { "sched_fair", sched_fair_suite },
 	{ "retry", retry_suite },       { "timer", timer_suite },
 	{ "embed", embed_suite },       { "compose", compose_suite },
-	{ "stats", stats_suite },
+	{ "stats", stats_suite },       { "badinput", badinput_suite },
 };
 
 int main(void)

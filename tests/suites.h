@@ -20,5 +20,6 @@ Suite *timer_suite(void);    /* delays, deadlines, the pool clock */
 Suite *embed_suite(void);    /* then-callbacks, channels, worker lifecycle */
 Suite *compose_suite(void);  /* wait-all/any, dependencies, nested waits */
 Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
+Suite *badinput_suite(void); /* every public function, every bad argument */
 
 #endif

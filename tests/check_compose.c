@@ -1,0 +1,1279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check_compose.c - composing jobs: aq_wait_all and aq_wait_any, jobs that
+ * run after others (opts.after: chains, fan-in, SKIPPED), and nested waits
+ * that help instead of deadlocking (1- and 2-worker pools, fork-join).
+ *
+ * Outcomes are made deterministic with gates: a gate job holds a worker,
+ * so whatever is submitted behind it is PENDING (or WAITING) until the
+ * test opens the gate.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include "helpers.h"
+#include "suites.h"
+
+#define MS INT64_C(1000000)
+
+/* The longest a test waits for anything: generous, scaled for sanitizers. */
+static int64_t long_ns(void)
+{
+	return (int64_t)(th_poll_seconds() * 1e9);
+}
+
+/* A job submitted behind a 1-worker pool's gate, or the gate job itself. */
+struct held_pool {
+	aq_pool *pool;
+	struct th_gate gate;
+	aq_future *gate_fut;
+};
+
+static void held_init(struct held_pool *h, unsigned workers)
+{
+	h->pool = th_pool(workers, 256, 0, 0);
+	th_gate_init(&h->gate);
+	for (unsigned i = 0; i < workers; i++) {
+		aq_future *f = NULL;
+
+		ck_assert_int_eq(aq_submit(h->pool, th_gate_job, &h->gate,
+					   NULL, i ? &f : &h->gate_fut),
+				 0);
+		aq_future_release(f);
+	}
+	ck_assert(th_gate_wait_entered(&h->gate, (int)workers));
+}
+
+static void held_fini(struct held_pool *h)
+{
+	th_gate_open(&h->gate);
+	aq_future_release(h->gate_fut);
+	aq_pool_destroy(h->pool);
+	th_gate_destroy(&h->gate);
+}
+
+static aq_future *submit_job(aq_pool *pool, struct th_job *j)
+{
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+	aq_future *f = NULL;
+
+	ck_assert_int_eq(aq_submit(pool, th_job_fn, j, &opts, &f), 0);
+	return f;
+}
+
+/* The pool the fork-join jobs submit to (each test runs in its own
+ * process, and sets it before the first submit). */
+static aq_pool *cur_pool;
+
+/* ---- aq_wait_all -------------------------------------------------------- */
+
+START_TEST(test_wait_all_mixed)
+{
+	struct held_pool h;
+	struct th_job ok, bad, cancelled, late;
+	struct aq_job_opts past = { .arg_destroy = th_job_destroy,
+				    .deadline_ns = 1 };
+	aq_future *f[5];
+	void *r = NULL;
+	int64_t start, waited;
+
+	held_init(&h, 1);
+	th_job_init(&ok, NULL, 0, true, (void *)0x11);
+	th_job_init(&bad, NULL, 7, false, NULL);
+	th_job_init(&cancelled, NULL, 0, false, NULL);
+	th_job_init(&late, NULL, 0, false, NULL);
+	f[0] = submit_job(h.pool, &ok);
+	f[1] = submit_job(h.pool, &bad);
+	f[2] = submit_job(h.pool, &cancelled);
+	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &late, &past, &f[3]), 0);
+	f[4] = h.gate_fut;
+
+	/* Nothing is resolved: a look, then a short wait, time out. */
+	ck_assert_int_eq(aq_wait_all(f, 5, 0), -ETIMEDOUT);
+	start = th_now_ns();
+	ck_assert_int_eq(aq_wait_all(f, 5, 20 * MS), -ETIMEDOUT);
+	waited = th_now_ns() - start;
+	ck_assert_msg(waited >= 18 * MS, "gave up after %lld ns",
+		      (long long)waited);
+	/* One resolved of five is not all. */
+	ck_assert_int_eq(aq_future_cancel(f[2]), 0);
+	ck_assert_int_eq(aq_wait_all(f, 5, 5 * MS), -ETIMEDOUT);
+	ck_assert_int_eq(aq_wait_all(&f[2], 1, 0), 0);
+
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_wait_all(f, 5, long_ns()), 0);
+	/* Every outcome, whatever it is, is there to read at once. */
+	ck_assert_int_eq(aq_future_get(f[0], &r, 0), 0);
+	ck_assert_ptr_eq(r, (void *)0x11);
+	ck_assert_int_eq(aq_future_get(f[1], NULL, 0), 7);
+	ck_assert_int_eq(aq_future_get(f[2], NULL, 0), -ECANCELED);
+	ck_assert_int_eq(aq_future_get(f[3], NULL, 0), -ETIME);
+	ck_assert_int_eq(aq_future_get(f[4], NULL, 0), 0);
+	ck_assert_int_eq(th_ld(&cancelled.ran), 0);
+	ck_assert_int_eq(th_ld(&late.ran), 0);
+	ck_assert_int_eq(th_ld(&late.destroyed), 1);
+	/* Already resolved: 0 even with a zero timeout, and again. */
+	ck_assert_int_eq(aq_wait_all(f, 5, 0), 0);
+	ck_assert_int_eq(aq_wait_all(f, 5, -1), 0);
+	for (int i = 0; i < 4; i++)
+		aq_future_release(f[i]);
+	held_fini(&h);
+}
+END_TEST
+
+struct opener {
+	struct th_gate *gate;
+	unsigned delay_ms;
+};
+
+static void *open_later(void *arg)
+{
+	struct opener *o = arg;
+
+	th_sleep_ms(o->delay_ms);
+	th_gate_open(o->gate);
+	return NULL;
+}
+
+START_TEST(test_wait_all_forever_and_two_pools)
+{
+	struct held_pool a, b;
+	struct th_job ja, jb;
+	struct opener oa = { &a.gate, 10 }, ob = { &b.gate, 30 };
+	pthread_t ta, tb;
+	aq_future *f[4];
+
+	held_init(&a, 1);
+	held_init(&b, 1);
+	th_job_init(&ja, NULL, 0, true, (void *)1);
+	th_job_init(&jb, NULL, 0, true, (void *)2);
+	f[0] = submit_job(a.pool, &ja);
+	f[1] = b.gate_fut;
+	f[2] = submit_job(b.pool, &jb);
+	f[3] = a.gate_fut;
+	ck_assert_int_eq(pthread_create(&ta, NULL, open_later, &oa), 0);
+	ck_assert_int_eq(pthread_create(&tb, NULL, open_later, &ob), 0);
+	/* Negative = forever: returns once both pools' jobs are done. */
+	ck_assert_int_eq(aq_wait_all(f, 4, -1), 0);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_ge(aq_future_state(f[i]), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(th_ld(&ja.ran) + th_ld(&jb.ran), 2);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	aq_future_release(f[0]);
+	aq_future_release(f[2]);
+	held_fini(&a);
+	held_fini(&b);
+}
+END_TEST
+
+START_TEST(test_wait_all_einval)
+{
+	struct held_pool h;
+	aq_future *f[2];
+
+	held_init(&h, 1);
+	f[0] = h.gate_fut;
+	f[1] = NULL;
+	ck_assert_int_eq(aq_wait_all(NULL, 1, 0), -EINVAL);
+	ck_assert_int_eq(aq_wait_all(NULL, 1, -1), -EINVAL);
+	ck_assert_int_eq(aq_wait_all(f, 2, -1), -EINVAL);
+	/* A NULL entry is refused even behind an unresolved one. */
+	ck_assert_int_eq(aq_wait_all(f, 2, 0), -EINVAL);
+	/* No futures at all: all of them (none) are resolved. */
+	ck_assert_int_eq(aq_wait_all(f, 0, 0), 0);
+	ck_assert_int_eq(aq_wait_all(f, 1, 0), -ETIMEDOUT);
+	held_fini(&h);
+}
+END_TEST
+
+/* ---- aq_wait_any -------------------------------------------------------- */
+
+START_TEST(test_wait_any_lowest_resolved)
+{
+	struct held_pool h;
+	struct th_job j[4];
+	aq_future *f[5];
+	unsigned idx = 99;
+	int64_t start, waited;
+
+	held_init(&h, 1);
+	for (int i = 0; i < 4; i++) {
+		th_job_init(&j[i], NULL, i, false, NULL);
+		f[i] = submit_job(h.pool, &j[i]);
+	}
+	f[4] = h.gate_fut;
+	/* Nothing resolved: -ETIMEDOUT, *index untouched. */
+	ck_assert_int_eq(aq_wait_any(f, 5, 0, &idx), -ETIMEDOUT);
+	ck_assert_uint_eq(idx, 99);
+	start = th_now_ns();
+	ck_assert_int_eq(aq_wait_any(f, 5, 20 * MS, &idx), -ETIMEDOUT);
+	waited = th_now_ns() - start;
+	ck_assert_msg(waited >= 18 * MS, "gave up after %lld ns",
+		      (long long)waited);
+	ck_assert_uint_eq(idx, 99);
+
+	/* Cancel 3 then 1: the lowest resolved index is reported. */
+	ck_assert_int_eq(aq_future_cancel(f[3]), 0);
+	ck_assert_int_eq(aq_wait_any(f, 5, 0, &idx), 0);
+	ck_assert_uint_eq(idx, 3);
+	ck_assert_int_eq(aq_future_cancel(f[1]), 0);
+	ck_assert_int_eq(aq_wait_any(f, 5, -1, &idx), 0);
+	ck_assert_uint_eq(idx, 1);
+	ck_assert_int_eq(aq_future_get(f[idx], NULL, 0), -ECANCELED);
+	/* Only the unresolved ones: still none. */
+	ck_assert_int_eq(aq_wait_any(&f[4], 1, 5 * MS, &idx), -ETIMEDOUT);
+	ck_assert_uint_eq(idx, 1);
+
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_wait_all(f, 5, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_any(f, 5, 0, &idx), 0);
+	ck_assert_uint_eq(idx, 0);
+	ck_assert_int_eq(aq_future_get(f[2], NULL, 0), 2);
+	ck_assert_int_eq(th_ld(&j[1].ran) + th_ld(&j[3].ran), 0);
+	for (int i = 0; i < 4; i++)
+		aq_future_release(f[i]);
+	held_fini(&h);
+}
+END_TEST
+
+START_TEST(test_wait_any_wakes_on_later_entry)
+{
+	/* Two workers, each held by its own gate; the second gate opens
+	 * from another thread while the test sleeps in aq_wait_any. */
+	aq_pool *pool = th_pool(2, 16, 0, 0);
+	struct th_gate g1, g2;
+	struct opener o = { &g2, 20 };
+	aq_future *f[2];
+	pthread_t t;
+	unsigned idx = 99;
+
+	th_gate_init(&g1);
+	th_gate_init(&g2);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &g1, NULL, &f[0]), 0);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &g2, NULL, &f[1]), 0);
+	ck_assert(th_gate_wait_entered(&g1, 1));
+	ck_assert(th_gate_wait_entered(&g2, 1));
+	ck_assert_int_eq(pthread_create(&t, NULL, open_later, &o), 0);
+	ck_assert_int_eq(aq_wait_any(f, 2, long_ns(), &idx), 0);
+	ck_assert_uint_eq(idx, 1);
+	ck_assert_int_eq(aq_future_state(f[0]), AQ_STATE_RUNNING);
+	pthread_join(t, NULL);
+
+	/* And forever (negative timeout) on the first. */
+	o.gate = &g1;
+	ck_assert_int_eq(pthread_create(&t, NULL, open_later, &o), 0);
+	ck_assert_int_eq(aq_wait_any(f, 1, -1, &idx), 0);
+	ck_assert_uint_eq(idx, 0);
+	pthread_join(t, NULL);
+	aq_future_release(f[0]);
+	aq_future_release(f[1]);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&g1);
+	th_gate_destroy(&g2);
+}
+END_TEST
+
+START_TEST(test_wait_any_einval)
+{
+	struct held_pool h;
+	aq_future *f[2];
+	unsigned idx = 99;
+
+	held_init(&h, 1);
+	f[0] = h.gate_fut;
+	f[1] = NULL;
+	ck_assert_int_eq(aq_wait_any(f, 0, 0, &idx), -EINVAL);
+	ck_assert_int_eq(aq_wait_any(f, 1, 0, NULL), -EINVAL);
+	ck_assert_int_eq(aq_wait_any(NULL, 1, 0, &idx), -EINVAL);
+	ck_assert_int_eq(aq_wait_any(f, 2, 0, &idx), -EINVAL);
+	ck_assert_int_eq(aq_wait_any(f, 2, -1, &idx), -EINVAL);
+	ck_assert_uint_eq(idx, 99);
+	held_fini(&h);
+}
+END_TEST
+
+/* ---- opts.after: dependencies ------------------------------------------- */
+
+/*
+ * A job that adds `add` to the results of the jobs it runs after, and
+ * notes what it saw of them.
+ */
+struct link {
+	intptr_t add;
+	atomic_int ran;
+	atomic_int destroyed;
+	unsigned deps_seen;   /* aq_job_dep_count() inside the job */
+	bool past_end_null;   /* aq_job_dep(count) was NULL */
+	int dep_rc;           /* the first non-zero aq_future_get of a dep */
+	aq_future *nested;    /* waited for before the deps are read */
+	unsigned attempt_after_nested; /* aq_job_attempt() after that wait */
+};
+
+static void link_init(struct link *l, intptr_t add)
+{
+	memset(l, 0, sizeof(*l));
+	l->add = add;
+	atomic_init(&l->ran, 0);
+	atomic_init(&l->destroyed, 0);
+}
+
+static int link_job(void *arg, void **result)
+{
+	struct link *l = arg;
+	intptr_t sum = l->add;
+
+	atomic_fetch_add(&l->ran, 1);
+	if (l->nested) {
+		aq_future_get(l->nested, NULL, -1);
+		l->attempt_after_nested = aq_job_attempt();
+	}
+	l->deps_seen = aq_job_dep_count();
+	l->past_end_null = aq_job_dep(l->deps_seen) == NULL;
+	for (unsigned i = 0; i < l->deps_seen; i++) {
+		void *r = NULL;
+		int rc = aq_future_get(aq_job_dep(i), &r, 0);
+
+		if (rc && !l->dep_rc)
+			l->dep_rc = rc;
+		sum += (intptr_t)r;
+	}
+	*result = (void *)sum;
+	return 0;
+}
+
+static void link_destroy(void *arg)
+{
+	atomic_fetch_add(&((struct link *)arg)->destroyed, 1);
+}
+
+static int submit_after(aq_pool *pool, aq_job_fn fn, void *arg,
+			void (*destroy)(void *), aq_future *const *deps,
+			unsigned n, aq_future **fut)
+{
+	struct aq_job_opts opts = { .arg_destroy = destroy,
+				    .after = deps,
+				    .after_count = n };
+
+	return aq_submit(pool, fn, arg, &opts, fut);
+}
+
+static aq_future *link_after(aq_pool *pool, struct link *l,
+			     aq_future *const *deps, unsigned n)
+{
+	aq_future *f = NULL;
+
+	ck_assert_int_eq(submit_after(pool, link_job, l, link_destroy, deps,
+				      n, &f),
+			 0);
+	return f;
+}
+
+START_TEST(test_chain_passes_value)
+{
+	/* a -> b -> c, each adding to what the one before returned. */
+	aq_pool *pool = th_pool(2, 64, 0, 0);
+	struct th_gate gate;
+	struct th_job a;
+	struct link b, c;
+	aq_future *fa, *fb, *fc;
+	void *r = NULL;
+
+	th_gate_init(&gate);
+	th_job_init(&a, &gate, 0, true, (void *)1);
+	link_init(&b, 10);
+	link_init(&c, 100);
+	fa = submit_job(pool, &a);
+	fb = link_after(pool, &b, &fa, 1);
+	fc = link_after(pool, &c, &fb, 1);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	ck_assert_int_eq(aq_future_state(fc), AQ_STATE_WAITING);
+	ck_assert_int_eq(aq_future_get(fc, NULL, 5 * MS), -ETIMEDOUT);
+	ck_assert_int_eq(th_ld(&b.ran), 0);
+
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(fc, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)111);
+	ck_assert_int_eq(aq_future_get(fb, &r, 0), 0);
+	ck_assert_ptr_eq(r, (void *)11);
+	ck_assert_uint_eq(b.deps_seen, 1);
+	ck_assert_uint_eq(c.deps_seen, 1);
+	ck_assert(b.past_end_null && c.past_end_null);
+	ck_assert_int_eq(b.dep_rc, 0);
+	ck_assert_int_eq(th_ld(&b.ran) + th_ld(&c.ran), 2);
+	ck_assert_int_eq(th_ld(&b.destroyed) + th_ld(&c.destroyed), 2);
+	/* Outside a job there are no dependencies. */
+	ck_assert_ptr_null(aq_job_dep(0));
+	ck_assert_uint_eq(aq_job_dep_count(), 0);
+	aq_future_release(fa);
+	aq_future_release(fb);
+	aq_future_release(fc);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+#define CHORD 50
+
+static int index_job(void *arg, void **result)
+{
+	*result = arg;
+	return 0;
+}
+
+START_TEST(test_chord_fan_in)
+{
+	/* 50 parallel jobs, then one that sums their results. */
+	aq_pool *pool = th_pool(2, 256, 0, 0);
+	aq_future *parts[CHORD], *sum_fut;
+	struct link sum;
+	void *r = NULL;
+
+	link_init(&sum, 0);
+	for (intptr_t i = 0; i < CHORD; i++)
+		ck_assert_int_eq(aq_submit(pool, index_job, (void *)(i + 1),
+					   NULL, &parts[i]),
+				 0);
+	sum_fut = link_after(pool, &sum, parts, CHORD);
+	/* The callers' references may go at once: the job holds its own. */
+	for (int i = 0; i < CHORD; i++)
+		aq_future_release(parts[i]);
+	ck_assert_int_eq(aq_future_get(sum_fut, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)(intptr_t)(CHORD * (CHORD + 1) / 2));
+	ck_assert_uint_eq(sum.deps_seen, CHORD);
+	ck_assert(sum.past_end_null);
+	ck_assert_int_eq(sum.dep_rc, 0);
+	ck_assert_int_eq(th_ld(&sum.ran), 1);
+	ck_assert_int_eq(th_ld(&sum.destroyed), 1);
+	aq_future_release(sum_fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_after_max_and_resolved)
+{
+	/* AQ_AFTER_MAX entries (the same future each time), all resolved
+	 * before the submit: the job runs at once and sees every entry. */
+	static aq_future *deps[AQ_AFTER_MAX];
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	aq_future *dep, *f;
+	struct link l;
+	void *r = NULL;
+
+	ck_assert_int_eq(aq_submit(pool, index_job, (void *)2, NULL, &dep),
+			 0);
+	ck_assert_int_eq(aq_future_get(dep, NULL, long_ns()), 0);
+	for (unsigned i = 0; i < AQ_AFTER_MAX; i++)
+		deps[i] = dep;
+	link_init(&l, 1);
+	f = link_after(pool, &l, deps, AQ_AFTER_MAX);
+	aq_future_release(dep);
+	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)(intptr_t)(1 + 2 * AQ_AFTER_MAX));
+	ck_assert_uint_eq(l.deps_seen, AQ_AFTER_MAX);
+	aq_future_release(f);
+
+	/* after_count 0 ignores after; no future at all is fine too. */
+	link_init(&l, 5);
+	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, deps,
+				      0, &f),
+			 0);
+	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)5);
+	ck_assert_uint_eq(l.deps_seen, 0);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+START_TEST(test_after_einval)
+{
+	static aq_future *many[AQ_AFTER_MAX + 1];
+	static int not_a_future;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	aq_future *dep, *withnull[2];
+	aq_future *f = (aq_future *)&not_a_future; /* must become NULL */
+	struct link l;
+
+	ck_assert_int_eq(aq_submit(pool, index_job, NULL, NULL, &dep), 0);
+	for (unsigned i = 0; i <= AQ_AFTER_MAX; i++)
+		many[i] = dep;
+	withnull[0] = dep;
+	withnull[1] = NULL;
+	link_init(&l, 0);
+	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, many,
+				      AQ_AFTER_MAX + 1, &f),
+			 -EINVAL);
+	ck_assert_ptr_null(f);
+	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy,
+				      withnull, 2, &f),
+			 -EINVAL);
+	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
+				      1, &f),
+			 -EINVAL);
+	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
+				      1, NULL),
+			 -EINVAL);
+	/* A refused submit never calls arg_destroy, nor runs anything. */
+	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
+	ck_assert_int_eq(th_ld(&l.ran), 0);
+	ck_assert_int_eq(th_ld(&l.destroyed), 0);
+	aq_future_release(dep);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * A dependency that does not succeed: the dependent never runs, resolves
+ * SKIPPED (-EPIPE), and its arg_destroy runs once.
+ */
+static void assert_skipped(aq_future *f, struct link *l)
+{
+	void *r = (void *)0x77;
+
+	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), -EPIPE);
+	ck_assert_ptr_eq(r, (void *)0x77); /* untouched */
+	ck_assert_int_eq(aq_future_state(f), AQ_STATE_SKIPPED);
+	ck_assert_int_eq(th_ld(&l->ran), 0);
+	ck_assert_int_eq(th_ld(&l->destroyed), 1);
+}
+
+START_TEST(test_dep_failed_skips)
+{
+	aq_pool *pool = th_pool(2, 64, 0, 0);
+	struct th_gate gate;
+	struct th_job ok, bad;
+	struct link b, c, d;
+	aq_future *fok, *fbad, *fb, *fc, *fd, *both[2];
+
+	th_gate_init(&gate);
+	th_job_init(&ok, NULL, 0, true, (void *)1);
+	th_job_init(&bad, &gate, 9, false, NULL);
+	link_init(&b, 0);
+	link_init(&c, 0);
+	link_init(&d, 0);
+	fok = submit_job(pool, &ok);
+	fbad = submit_job(pool, &bad);
+	both[0] = fok;
+	both[1] = fbad;
+	fb = link_after(pool, &b, both, 2); /* one succeeds, one fails */
+	fc = link_after(pool, &c, &fb, 1);  /* skipped after skipped */
+	fd = link_after(pool, &d, &fok, 1); /* unaffected */
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	th_gate_open(&gate);
+	assert_skipped(fb, &b);
+	assert_skipped(fc, &c);
+	ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
+	ck_assert_int_eq(th_ld(&d.ran), 1);
+	ck_assert_int_eq(aq_future_get(fbad, NULL, 0), 9);
+	/* Skipped is final: cancel finds it resolved. */
+	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
+	aq_future_release(fok);
+	aq_future_release(fbad);
+	aq_future_release(fb);
+	aq_future_release(fc);
+	aq_future_release(fd);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+START_TEST(test_dep_cancelled_skips)
+{
+	struct held_pool h;
+	struct th_job a;
+	struct link b;
+	aq_future *fa, *fb;
+
+	held_init(&h, 1);
+	th_job_init(&a, NULL, 0, false, NULL);
+	link_init(&b, 0);
+	fa = submit_job(h.pool, &a);
+	fb = link_after(h.pool, &b, &fa, 1);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	ck_assert_int_eq(aq_future_cancel(fa), 0);
+	/* Settled by the cancel itself, while the worker is still held. */
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_SKIPPED);
+	assert_skipped(fb, &b);
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
+	ck_assert_int_eq(th_ld(&a.ran) + th_ld(&b.ran), 0);
+	ck_assert_int_eq(th_ld(&b.destroyed), 1);
+	aq_future_release(fa);
+	aq_future_release(fb);
+	held_fini(&h);
+}
+END_TEST
+
+START_TEST(test_dep_expired_skips)
+{
+	struct held_pool h;
+	struct th_job a;
+	struct link b;
+	struct aq_job_opts past = { .arg_destroy = th_job_destroy,
+				    .deadline_ns = 1 };
+	aq_future *fa, *fb;
+
+	held_init(&h, 1);
+	th_job_init(&a, NULL, 0, false, NULL);
+	link_init(&b, 0);
+	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &a, &past, &fa), 0);
+	fb = link_after(h.pool, &b, &fa, 1);
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_future_get(fa, NULL, long_ns()), -ETIME);
+	assert_skipped(fb, &b);
+	ck_assert_int_eq(th_ld(&a.ran), 0);
+	aq_future_release(fa);
+	aq_future_release(fb);
+	held_fini(&h);
+}
+END_TEST
+
+START_TEST(test_cancel_waiting)
+{
+	struct held_pool h;
+	struct link b;
+	aq_future *fb;
+
+	held_init(&h, 1);
+	link_init(&b, 0);
+	fb = link_after(h.pool, &b, &h.gate_fut, 1);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	ck_assert_int_eq(aq_future_cancel(fb), 0);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
+	ck_assert_int_eq(th_ld(&b.destroyed), 1);
+	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
+	/* The dependency resolving later changes nothing. */
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(th_ld(&b.ran), 0);
+	ck_assert_int_eq(th_ld(&b.destroyed), 1);
+	aq_future_release(fb);
+	held_fini(&h);
+}
+END_TEST
+
+START_TEST(test_dep_deadline_while_waiting)
+{
+	/* The deadline keeps running while a job waits for its deps. */
+	struct held_pool h;
+	struct link b;
+	struct aq_job_opts opts = { .arg_destroy = link_destroy,
+				    .after_count = 1 };
+	aq_future *fb;
+
+	held_init(&h, 1);
+	link_init(&b, 0);
+	opts.after = &h.gate_fut;
+	opts.deadline_ns = aq_pool_now(h.pool) + 2 * MS;
+	ck_assert_int_eq(aq_submit(h.pool, link_job, &b, &opts, &fb), 0);
+	th_sleep_ms(10);
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_future_get(fb, NULL, long_ns()), -ETIME);
+	ck_assert_int_eq(th_ld(&b.ran), 0);
+	ck_assert_int_eq(th_ld(&b.destroyed), 1);
+	aq_future_release(fb);
+	held_fini(&h);
+}
+END_TEST
+
+START_TEST(test_deps_across_pools)
+{
+	/* b on pool B runs after a on pool A and x on B; A is destroyed
+	 * before b runs, and b still reads a's result. */
+	struct held_pool a_side, b_side;
+	struct th_job a, x;
+	struct link b;
+	aq_future *deps[2], *fb;
+	void *r = NULL;
+
+	held_init(&a_side, 1);
+	held_init(&b_side, 1);
+	th_job_init(&a, NULL, 0, true, (void *)20);
+	th_job_init(&x, NULL, 0, true, (void *)300);
+	link_init(&b, 1);
+	deps[0] = submit_job(a_side.pool, &a);
+	deps[1] = submit_job(b_side.pool, &x);
+	fb = link_after(b_side.pool, &b, deps, 2);
+	aq_future_release(deps[0]);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	/* A runs its job and goes away; B is still held. */
+	held_fini(&a_side);
+	ck_assert_int_eq(th_ld(&a.ran), 1);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	th_gate_open(&b_side.gate);
+	ck_assert_int_eq(aq_future_get(fb, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)321);
+	ck_assert_uint_eq(b.deps_seen, 2);
+	aq_future_release(deps[1]);
+	aq_future_release(fb);
+	held_fini(&b_side);
+}
+END_TEST
+
+/* ---- nested waits ------------------------------------------------------- */
+
+static int plus_one_job(void *arg, void **result)
+{
+	*result = (void *)((intptr_t)arg + 1);
+	return 0;
+}
+
+/* Submits a child (or a chain of them, arg = depth) and waits for it. */
+static int parent_job(void *arg, void **result)
+{
+	intptr_t depth = (intptr_t)arg;
+	aq_future *child;
+	void *r = NULL;
+	int rc;
+
+	if (depth <= 0)
+		return plus_one_job((void *)41, result);
+	rc = aq_submit(cur_pool, parent_job, (void *)(depth - 1),
+		       NULL, &child);
+	if (rc)
+		return 100;
+	rc = aq_future_get(child, &r, -1);
+	aq_future_release(child);
+	if (rc)
+		return 101;
+	*result = r;
+	return 0;
+}
+
+START_TEST(test_nested_one_worker)
+{
+	/* Room for the chain: a child run in place on its parent's stack
+	 * keeps its ring slot until a worker reaches it. */
+	aq_pool *pool = th_pool(1, 256, 0, 0);
+	aq_future *f;
+	void *r = NULL;
+
+	cur_pool = pool;
+	ck_assert_int_eq(aq_submit(pool, parent_job, (void *)1, NULL, &f), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)42);
+	aq_future_release(f);
+	/* A chain 200 deep, each level waiting for the next. */
+	ck_assert_int_eq(aq_submit(pool, parent_job, (void *)200, NULL, &f),
+			 0);
+	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)42);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* Queues `n` counting jobs, then a child, and waits for the child: on one
+ * worker the queued jobs ahead of the child must not block it. */
+struct crowd {
+	aq_pool *pool;
+	int n;
+	atomic_long counted;
+};
+
+static int crowd_job(void *arg, void **result)
+{
+	struct crowd *c = arg;
+	aq_future *child;
+	void *r = NULL;
+	int rc;
+
+	for (int i = 0; i < c->n; i++)
+		if (aq_submit(c->pool, th_count_job, &c->counted, NULL, NULL))
+			return 100;
+	if (aq_submit(c->pool, plus_one_job, (void *)6, NULL, &child))
+		return 101;
+	rc = aq_future_get(child, &r, -1);
+	aq_future_release(child);
+	*result = r;
+	return rc;
+}
+
+START_TEST(test_nested_behind_queued)
+{
+	for (unsigned workers = 1; workers <= 2; workers++) {
+		aq_pool *pool = th_pool(workers, 1024, 0, 0);
+		struct crowd c = { pool, 100, 0 };
+		aq_future *f[4];
+		void *r = NULL;
+
+		for (int i = 0; i < 4; i++)
+			ck_assert_int_eq(aq_submit(pool, crowd_job, &c, NULL,
+						   &f[i]),
+					 0);
+		for (int i = 0; i < 4; i++) {
+			ck_assert_int_eq(aq_future_get(f[i], &r, long_ns()),
+					 0);
+			ck_assert_ptr_eq(r, (void *)7);
+			aq_future_release(f[i]);
+		}
+		aq_pool_destroy(pool);
+		ck_assert_int_eq(th_ldl(&c.counted), 400);
+	}
+}
+END_TEST
+
+/* Waits for a job another worker holds: a short wait times out (with
+ * nothing queued to help with), then a long one sees it finish. */
+struct holder_wait {
+	aq_future *held;
+	int first_rc, second_rc;
+	atomic_int first_done;
+};
+
+static int wait_held_job(void *arg, void **result)
+{
+	struct holder_wait *w = arg;
+
+	(void)result;
+	w->first_rc = aq_future_get(w->held, NULL, 20 * MS);
+	atomic_store(&w->first_done, 1);
+	w->second_rc = aq_future_get(w->held, NULL, -1);
+	return 0;
+}
+
+START_TEST(test_nested_wait_on_running)
+{
+	aq_pool *pool = th_pool(2, 16, 0, 0);
+	struct th_gate gate;
+	struct holder_wait w = { 0 };
+	aq_future *f;
+
+	th_gate_init(&gate);
+	atomic_init(&w.first_done, 0);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &w.held),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	ck_assert_int_eq(aq_submit(pool, wait_held_job, &w, NULL, &f), 0);
+	ck_assert(th_poll_int(&w.first_done, 1));
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_int_eq(w.first_rc, -ETIMEDOUT);
+	ck_assert_int_eq(w.second_rc, 0);
+	aq_future_release(w.held);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+/* Parallel Fibonacci: fib(n) submits fib(n-1) and fib(n-2) and waits. */
+static int fib_job(void *arg, void **result)
+{
+	intptr_t n = (intptr_t)arg, sum = 0;
+	aq_future *f[2] = { NULL, NULL };
+
+	if (n < 2) {
+		*result = (void *)n;
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		void *r = NULL;
+		int rc = aq_submit(cur_pool, fib_job,
+				   (void *)(n - 1 - i), NULL, &f[i]);
+
+		/* A full ring refuses a worker at once: compute it here. */
+		if (rc == -EAGAIN) {
+			fib_job((void *)(n - 1 - i), &r);
+			sum += (intptr_t)r;
+		} else if (rc) {
+			return 100;
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		void *r = NULL;
+
+		if (!f[i])
+			continue;
+		if (aq_future_get(f[i], &r, -1) != 0)
+			return 101;
+		aq_future_release(f[i]);
+		sum += (intptr_t)r;
+	}
+	*result = (void *)sum;
+	return 0;
+}
+
+static void fib_on(unsigned workers)
+{
+	aq_pool *pool = th_pool(workers, 0, 0, 0);
+	aq_future *f;
+	void *r = NULL;
+
+	cur_pool = pool;
+	ck_assert_int_eq(aq_submit(pool, fib_job, (void *)20, NULL, &f), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, 10 * long_ns()), 0);
+	ck_assert_ptr_eq(r, (void *)6765);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+}
+
+START_TEST(test_fib_two_workers)
+{
+	fib_on(2);
+}
+END_TEST
+
+START_TEST(test_fib_one_worker)
+{
+	fib_on(1);
+}
+END_TEST
+
+/* Parallel merge sort: halves are sorted by child jobs down to a depth. */
+#define SORT_N (1u << 16)
+#define SORT_DEPTH 12
+
+struct sort_task {
+	int *a, *tmp;
+	size_t lo, hi;
+	int depth;
+};
+
+static int cmp_int(const void *x, const void *y)
+{
+	int a = *(const int *)x, b = *(const int *)y;
+
+	return (a > b) - (a < b);
+}
+
+static int sort_job(void *arg, void **result)
+{
+	struct sort_task *t = arg, half[2];
+	aq_future *f[2] = { NULL, NULL };
+	size_t mid = t->lo + (t->hi - t->lo) / 2, i, j, k;
+
+	(void)result;
+	if (t->depth == 0 || t->hi - t->lo < 32) {
+		qsort(t->a + t->lo, t->hi - t->lo, sizeof(int), cmp_int);
+		return 0;
+	}
+	half[0] = (struct sort_task){ t->a, t->tmp, t->lo, mid, t->depth - 1 };
+	half[1] = (struct sort_task){ t->a, t->tmp, mid, t->hi, t->depth - 1 };
+	for (int h = 0; h < 2; h++) {
+		int rc = aq_submit(cur_pool, sort_job, &half[h],
+				   NULL, &f[h]);
+
+		if (rc == -EAGAIN)
+			sort_job(&half[h], NULL);
+		else if (rc)
+			return 100;
+	}
+	for (int h = 0; h < 2; h++) {
+		if (!f[h])
+			continue;
+		if (aq_future_get(f[h], NULL, -1) != 0)
+			return 101;
+		aq_future_release(f[h]);
+	}
+	for (i = t->lo, j = mid, k = t->lo; k < t->hi; k++)
+		t->tmp[k] = j >= t->hi || (i < mid && t->a[i] <= t->a[j])
+				    ? t->a[i++]
+				    : t->a[j++];
+	memcpy(t->a + t->lo, t->tmp + t->lo, (t->hi - t->lo) * sizeof(int));
+	return 0;
+}
+
+/* An order-independent checksum of a multiset of ints. */
+static uint64_t mix(uint32_t v)
+{
+	uint64_t x = v * UINT64_C(0x9E3779B97F4A7C15);
+
+	return x ^ (x >> 29);
+}
+
+START_TEST(test_merge_sort)
+{
+	aq_pool *pool = th_pool(2, 0, 0, 0);
+	int *a = malloc(SORT_N * sizeof(int)), *tmp = malloc(SORT_N * sizeof(int));
+	struct sort_task top = { a, tmp, 0, SORT_N, SORT_DEPTH };
+	uint64_t sum_before = 0, sum_after = 0, x = 88172645463325252u;
+	aq_future *f;
+
+	ck_assert(a && tmp);
+	for (size_t i = 0; i < SORT_N; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		a[i] = (int)(x % 1000003) - 500000;
+		sum_before += mix((uint32_t)a[i]);
+	}
+	cur_pool = pool;
+	ck_assert_int_eq(aq_submit(pool, sort_job, &top, NULL, &f), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, 10 * long_ns()), 0);
+	for (size_t i = 0; i < SORT_N; i++) {
+		sum_after += mix((uint32_t)a[i]);
+		if (i)
+			ck_assert_int_le(a[i - 1], a[i]);
+	}
+	ck_assert_uint_eq(sum_after, sum_before);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+	free(a);
+	free(tmp);
+}
+END_TEST
+
+/* Inside a job on a 1-worker pool: wait_all on children, then wait_any on
+ * two more, one of which can only resolve by the helping worker. */
+static int gather_job(void *arg, void **result)
+{
+	aq_future *f[8];
+	intptr_t sum = 0;
+	unsigned idx = 99;
+	int rc;
+
+	(void)arg;
+	for (intptr_t i = 0; i < 8; i++)
+		if (aq_submit(cur_pool, plus_one_job, (void *)i,
+			      NULL, &f[i]))
+			return 100;
+	if (aq_wait_all(f, 8, -1) != 0)
+		return 101;
+	for (int i = 0; i < 8; i++) {
+		void *r = NULL;
+
+		if (aq_future_get(f[i], &r, 0) != 0)
+			return 102;
+		sum += (intptr_t)r;
+		aq_future_release(f[i]);
+	}
+	/* wait_any: nothing resolved yet, both queued behind us. */
+	for (intptr_t i = 0; i < 2; i++)
+		if (aq_submit(cur_pool, plus_one_job,
+			      (void *)(1000 * (i + 1)), NULL, &f[i]))
+			return 103;
+	rc = aq_wait_any(f, 2, -1, &idx);
+	if (rc != 0 || idx > 1 ||
+	    aq_future_state(f[idx]) != AQ_STATE_SUCCEEDED)
+		return 104;
+	if (aq_wait_all(f, 2, -1) != 0)
+		return 105;
+	aq_future_release(f[0]);
+	aq_future_release(f[1]);
+	*result = (void *)sum;
+	return 0;
+}
+
+START_TEST(test_wait_all_any_inside_job)
+{
+	for (unsigned workers = 1; workers <= 2; workers++) {
+		aq_pool *pool = th_pool(workers, 64, 0, 0);
+		aq_future *f[3];
+		void *r = NULL;
+
+		cur_pool = pool;
+		for (int i = 0; i < 3; i++)
+			ck_assert_int_eq(aq_submit(pool, gather_job, NULL,
+						   NULL, &f[i]),
+					 0);
+		ck_assert_int_eq(aq_wait_all(f, 3, long_ns()), 0);
+		for (int i = 0; i < 3; i++) {
+			ck_assert_int_eq(aq_future_get(f[i], &r, 0), 0);
+			ck_assert_ptr_eq(r, (void *)36); /* 1 + ... + 8 */
+			aq_future_release(f[i]);
+		}
+		aq_pool_destroy(pool);
+	}
+}
+END_TEST
+
+/* Inside a job: wait_all and wait_any with timeouts on a job another pool
+ * holds (nothing here can help it along). */
+static int timed_waits_job(void *arg, void **result)
+{
+	aq_future *held = arg;
+	unsigned idx = 99;
+
+	(void)result;
+	if (aq_wait_all(&held, 1, 10 * MS) != -ETIMEDOUT)
+		return 1;
+	if (aq_wait_any(&held, 1, 10 * MS, &idx) != -ETIMEDOUT || idx != 99)
+		return 2;
+	if (aq_wait_any(&held, 1, 0, &idx) != -ETIMEDOUT)
+		return 3;
+	return 0;
+}
+
+START_TEST(test_waits_inside_job_time_out)
+{
+	struct held_pool other;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct th_gate gate;
+	aq_future *f, *held;
+
+	/* On another pool's job: a plain wait. */
+	held_init(&other, 1);
+	ck_assert_int_eq(aq_submit(pool, timed_waits_job, other.gate_fut,
+				   NULL, &f),
+			 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	aq_future_release(f);
+	held_fini(&other);
+	aq_pool_destroy(pool);
+
+	/* On its own pool's job that the other worker holds: the wait
+	 * helps, finds nothing queued, and still times out. */
+	pool = th_pool(2, 16, 0, 0);
+	th_gate_init(&gate);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &held), 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	ck_assert_int_eq(aq_submit(pool, timed_waits_job, held, NULL, &f), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	th_gate_open(&gate);
+	aq_future_release(f);
+	aq_future_release(held);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+/*
+ * Regression: aq_wait_any() inside a job helped only when futs[0] belonged
+ * to the job's own pool. With futs[0] from another (held) pool and futs[1]
+ * a child queued on its own 1-worker pool, it slept on the only worker,
+ * and the child could not run until futs[0] resolved.
+ */
+struct any_mixed {
+	aq_future *foreign; /* held on another pool */
+	int rc;
+	unsigned idx;
+};
+
+static int any_mixed_job(void *arg, void **result)
+{
+	struct any_mixed *m = arg;
+	aq_future *f[2];
+
+	(void)result;
+	m->idx = 99;
+	if (aq_submit(cur_pool, plus_one_job, (void *)1, NULL, &f[1]))
+		return 100;
+	f[0] = m->foreign;
+	m->rc = aq_wait_any(f, 2, (int64_t)(th_time_scale() * 1e9), &m->idx);
+	aq_future_release(f[1]);
+	return 0;
+}
+
+START_TEST(test_wait_any_helps_for_later_entries)
+{
+	struct held_pool other;
+	struct any_mixed m = { 0 };
+	aq_future *f;
+
+	held_init(&other, 1);
+	cur_pool = th_pool(1, 16, 0, 0);
+	m.foreign = other.gate_fut;
+	ck_assert_int_eq(aq_submit(cur_pool, any_mixed_job, &m, NULL, &f), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_msg(m.rc == 0 && m.idx == 1,
+		      "wait_any inside a job: %d, index %u (0, 1)", m.rc,
+		      m.idx);
+	aq_future_release(f);
+	aq_pool_destroy(cur_pool);
+	held_fini(&other);
+}
+END_TEST
+
+/*
+ * Regression: a job that waits (helping, so that another job runs on its
+ * stack) lost its own context afterwards: aq_job_dep_count() 0 and
+ * aq_job_attempt() 0 once the nested job had returned.
+ */
+START_TEST(test_nested_wait_keeps_job_context)
+{
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct th_gate gate;
+	aq_future *dep, *fb;
+	struct link b;
+	void *r = NULL;
+
+	th_gate_init(&gate);
+	ck_assert_int_eq(aq_submit(pool, index_job, (void *)5, NULL, &dep), 0);
+	ck_assert_int_eq(aq_future_get(dep, NULL, long_ns()), 0);
+	link_init(&b, 1);
+	/* The nested future is queued behind b, so b's wait runs it. */
+	{
+		aq_future *hold;
+
+		ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL,
+					   &hold),
+				 0);
+		ck_assert(th_gate_wait_entered(&gate, 1));
+		fb = link_after(pool, &b, &dep, 1);
+		ck_assert_int_eq(aq_submit(pool, plus_one_job, (void *)0,
+					   NULL, &b.nested),
+				 0);
+		th_gate_open(&gate);
+		aq_future_release(hold);
+	}
+	ck_assert_int_eq(aq_future_get(fb, &r, long_ns()), 0);
+	ck_assert_msg(b.deps_seen == 1 && b.attempt_after_nested == 1 &&
+			      r == (void *)6,
+		      "after a nested wait that ran a job in place, the job "
+		      "saw %u dependencies (1), attempt %u (1), and returned "
+		      "%ld (6)",
+		      b.deps_seen, b.attempt_after_nested, (long)(intptr_t)r);
+	aq_future_release(b.nested);
+	aq_future_release(dep);
+	aq_future_release(fb);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+Suite *compose_suite(void)
+{
+	Suite *s = suite_create("compose");
+	TCase *wait = tcase_create("wait");
+	TCase *deps = tcase_create("deps");
+	TCase *nested = tcase_create("nested");
+
+	tcase_set_timeout(wait, TH_TIMEOUT);
+	tcase_add_test(wait, test_wait_all_mixed);
+	tcase_add_test(wait, test_wait_all_forever_and_two_pools);
+	tcase_add_test(wait, test_wait_all_einval);
+	tcase_add_test(wait, test_wait_any_lowest_resolved);
+	tcase_add_test(wait, test_wait_any_wakes_on_later_entry);
+	tcase_add_test(wait, test_wait_any_einval);
+	suite_add_tcase(s, wait);
+
+	tcase_set_timeout(deps, TH_TIMEOUT);
+	tcase_add_test(deps, test_chain_passes_value);
+	tcase_add_test(deps, test_chord_fan_in);
+	tcase_add_test(deps, test_after_max_and_resolved);
+	tcase_add_test(deps, test_after_einval);
+	tcase_add_test(deps, test_dep_failed_skips);
+	tcase_add_test(deps, test_dep_cancelled_skips);
+	tcase_add_test(deps, test_dep_expired_skips);
+	tcase_add_test(deps, test_cancel_waiting);
+	tcase_add_test(deps, test_dep_deadline_while_waiting);
+	tcase_add_test(deps, test_deps_across_pools);
+	suite_add_tcase(s, deps);
+
+	tcase_set_timeout(nested, TH_TIMEOUT_STRESS);
+	tcase_add_test(nested, test_nested_one_worker);
+	tcase_add_test(nested, test_nested_behind_queued);
+	tcase_add_test(nested, test_nested_wait_on_running);
+	tcase_add_test(nested, test_fib_two_workers);
+	tcase_add_test(nested, test_fib_one_worker);
+	tcase_add_test(nested, test_merge_sort);
+	tcase_add_test(nested, test_wait_all_any_inside_job);
+	tcase_add_test(nested, test_waits_inside_job_time_out);
+	tcase_add_test(nested, test_nested_wait_keeps_job_context);
+	tcase_add_test(nested, test_wait_any_helps_for_later_entries);
+	suite_add_tcase(s, nested);
+	return s;
+}
