@@ -6,6 +6,9 @@
 #   make check           the Check suite, a staged install built with
 #                        pkg-config (C and C++), and a lint of the man pages
 #   make check SANITIZE=address|thread   the suite under ASan+UBSan or TSan
+#   make stress [STRESS_SECONDS=20] [SANITIZE=...]  the stress program
+#   make fuzz [FUZZ_RUNS=N]  libFuzzer on the API and the HTTP parser (tests/fuzz/)
+#   make analyze         gcc -fanalyzer, cppcheck and clang-tidy over lib/
 #   make bench           benchmarks against the peers (tests/bench/)
 #   make check-http      drive examples/http_server with curl (part of check)
 #   make bench-http      examples/http_server under wrk, offload vs inline
@@ -57,7 +60,8 @@ LIB_SRCS := $(wildcard lib/*.c)
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
-TEST_SRCS := $(wildcard tests/*.c)
+# tests/stress.c is a program of its own (make stress), not a suite.
+TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
@@ -70,10 +74,16 @@ SONAME := libasyncq.so.$(MAJOR)
 all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
 # ---- the library --------------------------------------------------------------
+# initial-exec TLS: the workers' thread-locals are read on every job, and
+# the default model for a shared library calls __tls_get_addr each time.
+# The library's few thread-local bytes fit glibc's static TLS surplus, so
+# it can still be dlopen()ed.
+LIB_TLS := -ftls-model=initial-exec
+
 build/rel/%.o: lib/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_TLS) -fPIC -c -o $@ $<
 
 $(STATIC): $(REL_OBJS)
 	$(call msg,AR,$@)
@@ -156,6 +166,31 @@ check-install: all
 	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-cxx >/dev/null
 	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq.7
 	$(Q)echo "  staged install: C and C++ builds ran"
+
+# The stress program (tests/stress.c), against the test build of the library
+# so that SANITIZE applies: `make stress [STRESS_SECONDS=N] [STRESS_SEED=S]`.
+STRESS_SECONDS ?= 20
+STRESS_OBJ := build/$(TVAR)/tests/stress.o
+.PHONY: stress
+build/$(TVAR)/stress: $(STRESS_OBJ) $(TEST_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS_THREADS)
+
+stress: build/$(TVAR)/stress
+	$(call msg,STRESS,$<)
+	$(Q)./$< -d $(STRESS_SECONDS) $(if $(STRESS_SEED),-s $(STRESS_SEED))
+
+-include $(STRESS_OBJ:.o=.d)
+
+# libFuzzer harnesses (clang), a fixed number of runs each on a copy of the
+# seed corpora under build/fuzz: `make fuzz [FUZZ_RUNS=N] [FUZZ_TIME=s]`.
+.PHONY: fuzz analyze
+fuzz:
+	$(Q)$(MAKE) --no-print-directory -C tests/fuzz run
+
+# Static analysis of lib/; any finding fails (tests/analyze.sh, .clang-tidy).
+analyze:
+	$(Q)sh tests/analyze.sh
 
 check-man:
 	$(call msg,LINT,man)

@@ -65,9 +65,11 @@ static _Thread_local bool in_inline_job;
 static _Thread_local unsigned call_depth;
 
 /*
- * What this thread is running, saved around every call and restored after
- * it: a job that waits may run other jobs on the same stack (wait.c), and
- * when they return the outer job must find its own context again.
+ * What this thread is running. A job that waits may run other jobs on the
+ * same stack (wait.c); the two entry points for that, aq__worker_help()
+ * and aq__worker_run_claimable(), save it first and restore it after, so
+ * the outer job finds its own context again (aq_job_* answers, gauges,
+ * its time slice). Plain calls only set and clear it.
  */
 struct job_ctx {
 	struct aq_future *rec;
@@ -77,7 +79,7 @@ struct job_ctx {
 	int64_t slice_start;
 };
 
-static inline struct job_ctx ctx_enter(struct aq_future *rec)
+static struct job_ctx ctx_save(void)
 {
 	/* Relaxed: the gauges are written by this worker only. */
 	struct job_ctx saved = {
@@ -91,28 +93,42 @@ static inline struct job_ctx ctx_enter(struct aq_future *rec)
 		.slice_start = slice_start_ns,
 	};
 
-	current_rec = rec;
-	in_inline_job = rec == NULL;
-	job_calls++;
-	call_depth++;
-	atomic_store_explicit(&aq__tls_stats->current_id, rec ? rec->id : 0,
-			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, 1,
-			      memory_order_relaxed);
 	return saved;
 }
 
-static inline void ctx_leave(const struct job_ctx *saved)
+static void ctx_restore(const struct job_ctx *saved)
 {
 	current_rec = saved->rec;
 	in_inline_job = saved->inline_job;
 	slice_call = saved->slice_call;
 	slice_start_ns = saved->slice_start;
-	call_depth--;
-	/* Relaxed, as in ctx_enter(). */
+	/* Relaxed, as in ctx_save(). */
 	atomic_store_explicit(&aq__tls_stats->current_id, saved->id,
 			      memory_order_relaxed);
 	atomic_store_explicit(&aq__tls_stats->running, saved->running,
+			      memory_order_relaxed);
+}
+
+static inline void ctx_enter(struct aq_future *rec)
+{
+	current_rec = rec;
+	in_inline_job = rec == NULL;
+	job_calls++;
+	call_depth++;
+	/* Relaxed: gauges for readers, written by this worker only. */
+	atomic_store_explicit(&aq__tls_stats->current_id, rec ? rec->id : 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, 1,
+			      memory_order_relaxed);
+}
+
+static inline void ctx_leave(void)
+{
+	current_rec = NULL;
+	in_inline_job = false;
+	call_depth--;
+	/* Relaxed, as in ctx_enter(). */
+	atomic_store_explicit(&aq__tls_stats->running, 0,
 			      memory_order_relaxed);
 }
 
@@ -154,10 +170,9 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 	}
 	aq__stat_add(&aq__tls_stats->started, 1, false);
 	for (;;) {
-		struct job_ctx saved = ctx_enter(NULL);
-
+		ctx_enter(NULL);
 		rc = item.fn(item.arg, &ignored);
-		ctx_leave(&saved);
+		ctx_leave();
 		if (rc != AQ_YIELD) {
 			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
 					     : &aq__tls_stats->failed,
@@ -238,10 +253,12 @@ static enum requeue requeue_record(struct aq_pool *pool,
  * deadline, call it (again, while it yields and cannot be queued), and
  * settle the outcome: success, cancellation, a retry, or failure.
  */
-static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
-			      bool cancel, bool popped)
+/* Kept out of line: the fire-and-forget path through worker_run() then
+ * needs few registers and no big prologue. */
+static __attribute__((noinline)) void
+worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
+		  bool popped)
 {
-	struct job_ctx saved;
 	void *result = NULL;
 	int64_t now;
 	int rc;
@@ -267,14 +284,14 @@ static void worker_run_record(struct aq_pool *pool, struct aq_future *rec,
 			}
 			rec->last_attempt_ns = now;
 		}
-		saved = ctx_enter(rec);
+		ctx_enter(rec);
 		rec->runs++;
 		result = NULL;
 		if (pool->timing)
 			rc = worker_call_timed(pool, rec, &result);
 		else
 			rc = rec->fn(rec->arg, &result);
-		ctx_leave(&saved);
+		ctx_leave();
 		rec->yielded = rc == AQ_YIELD;
 		if (rc != AQ_YIELD)
 			break;
@@ -381,19 +398,25 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 
 void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 {
+	struct job_ctx saved = ctx_save();
+
 	/* Our own reference: the queue's copy keeps the pool's, and drops
 	 * it when it reaches the record and finds it taken. */
 	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
 	worker_run_record(pool, rec, false, false);
+	ctx_restore(&saved);
 }
 
 bool aq__worker_help(struct aq_pool *pool)
 {
 	struct aq__ring_item item;
+	struct job_ctx saved;
 
 	if (!worker_take(pool, &item))
 		return false;
+	saved = ctx_save();
 	worker_run(pool, item);
+	ctx_restore(&saved);
 	return true;
 }
 
@@ -609,6 +632,11 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	}
 	if (rc == 0)
 		rc = aq__sched_init(pool, cfg);
+	pool->record_always = pool->sched || pool->has_retry || pool->timing;
+	atomic_store_explicit(&pool->elastic,
+			      atomic_load(&pool->max_workers) >
+				      atomic_load(&pool->min_workers),
+			      memory_order_relaxed);
 	if (rc == 0) {
 		pthread_mutex_lock(&pool->lock);
 		rc = aq__threads_spawn(pool, initial);

@@ -39,6 +39,20 @@ struct aq_pool {
 	struct aq__ring ring; /* the submission queue; aligned lines inside */
 
 	/*
+	 * Read by every submit and every pop, written almost never (at
+	 * create, shutdown or resize): one line, shared read-only by all.
+	 */
+	AQ_CACHE_ALIGNED _Atomic bool accepting; /* false once shutdown
+						    began */
+	_Atomic bool cancelling;   /* a CANCEL shutdown: workers cancel, not
+				      run */
+	_Atomic bool elastic;      /* max_workers > min_workers: check for
+				      growth after submits and pops */
+	bool record_always;        /* a scheduler, a default retry policy or
+				      timing: every job needs a record */
+	const struct aq_sched_ops *sched; /* NULL: the ring's own FIFO */
+
+	/*
 	 * Parking: written only when a worker parks or is woken, read by
 	 * every submit, so they share one line apart from the ring counters.
 	 */
@@ -58,7 +72,6 @@ struct aq_pool {
 	 * Every op runs under sched_lock (see sched.c).
 	 */
 	AQ_CACHE_ALIGNED pthread_mutex_t sched_lock;
-	const struct aq_sched_ops *sched;
 	void *sched_state;
 	_Atomic size_t sched_held; /* jobs the policy holds; written under
 				      sched_lock, read without it */
@@ -70,7 +83,6 @@ struct aq_pool {
 	struct aq_retry_policy retry_default; /* copied; used if has_retry */
 	bool has_retry;
 	_Atomic uint64_t next_id;  /* job ids of records, from 1 */
-	_Atomic bool accepting;    /* false once shutdown began */
 	size_t timer_users;        /* under lock: delayed or retry-capable
 				      records not yet final */
 	_Atomic uint32_t ext_claims; /* threads other than workers and the
@@ -79,9 +91,7 @@ struct aq_pool {
 					shutdown waits for them */
 
 	/* Cold fields, read-only after create unless noted. */
-	AQ_CACHE_ALIGNED _Atomic bool cancelling; /* a CANCEL shutdown: workers
-						     cancel, not run */
-	struct aq__cache *cache; /* job records (futures) */
+	AQ_CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
 	unsigned flags;            /* AQ_POOL_* */
 	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
 	int64_t slice_ns;          /* for aq_job_yield_due() */
@@ -175,10 +185,11 @@ void aq__pool_grow(struct aq_pool *pool);
  */
 static inline void aq__pool_maybe_grow(struct aq_pool *pool)
 {
-	if (aq_likely(atomic_load_explicit(&pool->nlive,
-					   memory_order_relaxed) >=
-		      atomic_load_explicit(&pool->max_workers,
-					   memory_order_relaxed)))
+	if (aq_likely(!atomic_load_explicit(&pool->elastic,
+					    memory_order_relaxed)) ||
+	    atomic_load_explicit(&pool->nlive, memory_order_relaxed) >=
+		    atomic_load_explicit(&pool->max_workers,
+					 memory_order_relaxed))
 		return;
 	if (atomic_load_explicit(&pool->idle, memory_order_relaxed) ||
 	    !aq__ring_nonempty(&pool->ring))

@@ -107,7 +107,7 @@ static bool submit_opts_valid(const struct aq_job_opts *opts)
 static bool submit_needs_record(const struct aq_pool *pool,
 				const struct aq_job_opts *opts, bool fut)
 {
-	return fut || pool->sched || pool->has_retry || pool->timing ||
+	return fut || pool->record_always ||
 	       (opts && (opts->arg_destroy || opts->delay_ns > 0 ||
 			 opts->run_at_ns || opts->deadline_ns || opts->retry));
 }
@@ -262,6 +262,36 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut)
 {
 	int rc;
+
+	/*
+	 * The fast path: fire-and-forget, no options, a pool that needs no
+	 * record. Two words into the ring, then a look at whether a worker
+	 * sleeps. Relaxed: accepting and record_always are read-mostly
+	 * flags; the ring's closed bit is the real gate at shutdown.
+	 */
+	if (aq_likely(pool && fn && !opts && !fut &&
+		      !pool->record_always &&
+		      atomic_load_explicit(&pool->accepting,
+					   memory_order_relaxed))) {
+		rc = aq__ring_push(&pool->ring,
+				   (struct aq__ring_item){ fn, arg });
+		if (aq_likely(rc == 0)) {
+			aq__pool_wake_one(pool);
+			aq__pool_maybe_grow(pool);
+			return 0;
+		}
+		if (rc == -EAGAIN && (pool->flags & AQ_POOL_BLOCK) &&
+		    aq__worker_pool != pool)
+			rc = submit_wait_space(
+				pool, (struct aq__ring_item){ fn, arg },
+				submit_wait_budget(pool, NULL));
+		if (rc == 0) {
+			aq__pool_wake_one(pool);
+			return 0;
+		}
+		aq__stats_shared(pool, rejected);
+		return rc;
+	}
 
 	if (fut)
 		*fut = NULL;

@@ -348,6 +348,8 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 			      memory_order_relaxed);
 	atomic_store_explicit(&pool->max_workers, max_workers,
 			      memory_order_relaxed);
+	atomic_store_explicit(&pool->elastic, max_workers > min_workers,
+			      memory_order_relaxed);
 	if (pool->live < min_workers)
 		rc = aq__threads_spawn(pool, min_workers);
 	pthread_mutex_unlock(&pool->lock);
