@@ -168,12 +168,14 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
 		return;
 	}
-	aq__stat_add(&aq__tls_stats->started, 1, false);
+	/* Without a record a yielded job cannot tell a resumed call from a
+	 * first one, so it counts as started when it ends, not here. */
 	for (;;) {
 		ctx_enter(NULL);
 		rc = item.fn(item.arg, &ignored);
 		ctx_leave();
 		if (rc != AQ_YIELD) {
+			aq__stat_add(&aq__tls_stats->started, 1, false);
 			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
 					     : &aq__tls_stats->failed,
 				     1, false);
@@ -186,6 +188,7 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 		 * worker_run(). */
 		if (atomic_load_explicit(&pool->cancelling,
 					 memory_order_relaxed)) {
+			aq__stat_add(&aq__tls_stats->started, 1, false);
 			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
 			return;
 		}

@@ -30,7 +30,9 @@ struct aq__slot {
 	enum {
 		AQ__SLOT_EMPTY,
 		AQ__SLOT_LIVE,    /* its worker runs */
-		AQ__SLOT_DONE,    /* retired, to be joined */
+		AQ__SLOT_RETIRING, /* retired, its stop hook may still run */
+		AQ__SLOT_DONE,    /* retired and done with the pool: to be
+				     joined, then its index is free */
 		AQ__SLOT_REAPING  /* being joined, lock released */
 	} state;
 };

@@ -56,6 +56,13 @@ static void *worker_thread(void *arg)
 	aq__worker_loop(pool, start.index);
 	if (pool->on_thread_stop)
 		pool->on_thread_stop(start.index, pool->thread_user);
+	/* Retired (not shut down): the index may be reused once the stop
+	 * hook has returned, and the thread is joinable. After this unlock
+	 * the thread never touches the pool again. */
+	pthread_mutex_lock(&pool->lock);
+	if (pool->slots[start.index].state == AQ__SLOT_RETIRING)
+		pool->slots[start.index].state = AQ__SLOT_DONE;
+	pthread_mutex_unlock(&pool->lock);
 	return NULL;
 }
 
@@ -211,19 +218,11 @@ static int threads_start(struct aq_pool *pool, unsigned index)
 
 int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 {
-	unsigned empty = 0, count;
-
-	/* Retired threads not yet joined keep their slots: count the free
-	 * ones, and grow the table if they are too few. */
-	for (unsigned i = 0; i < pool->nslots; i++)
-		empty += pool->slots[i].state == AQ__SLOT_EMPTY;
-	count = pool->nslots;
-	if (target > pool->live + empty)
-		count += target - pool->live - empty;
-	if (count > pool->nslots) {
+	/* A raised max_workers may need a bigger table. */
+	if (target > pool->nslots) {
 		struct aq__slot *slots = aq__fault(AQ_FAULT_ALLOC)
 			? NULL
-			: realloc(pool->slots, count * sizeof(*slots));
+			: realloc(pool->slots, target * sizeof(*slots));
 		struct aq__stats **wstats;
 
 		if (!slots)
@@ -231,11 +230,11 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 		pool->slots = slots;
 		wstats = aq__fault(AQ_FAULT_ALLOC)
 			? NULL
-			: realloc(pool->wstats, count * sizeof(*wstats));
+			: realloc(pool->wstats, target * sizeof(*wstats));
 		if (!wstats)
 			return -ENOMEM;
 		pool->wstats = wstats;
-		for (unsigned i = pool->nslots; i < count; i++) {
+		for (unsigned i = pool->nslots; i < target; i++) {
 			memset(&slots[i], 0, sizeof(slots[i]));
 			wstats[i] = stats_block_new();
 			if (!wstats[i])
@@ -243,15 +242,25 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 			pool->nslots = i + 1;
 		}
 	}
+	/* The lowest free indexes first. A DONE slot's thread has run its
+	 * stop hook and let go of the lock for good: joining it here, under
+	 * the lock, is quick and cannot deadlock. A RETIRING one (stop hook
+	 * still running) or REAPING one is not free yet. */
 	for (unsigned i = 0; i < pool->nslots && pool->live < target; i++) {
-		if (pool->slots[i].state == AQ__SLOT_EMPTY) {
-			int rc = threads_start(pool, i);
+		int rc;
 
-			if (rc)
-				return rc;
+		if (pool->slots[i].state == AQ__SLOT_DONE) {
+			pthread_join(pool->slots[i].thread, NULL);
+			pool->slots[i].state = AQ__SLOT_EMPTY;
 		}
+		if (pool->slots[i].state != AQ__SLOT_EMPTY)
+			continue;
+		rc = threads_start(pool, i);
+		if (rc)
+			return rc;
 	}
-	return 0;
+	/* Indexes still held by retiring threads: try again later. */
+	return pool->live < target ? -EAGAIN : 0;
 }
 
 bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
@@ -265,7 +274,7 @@ bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
 		pool->live--;
 		atomic_store_explicit(&pool->nlive, pool->live,
 				      memory_order_relaxed);
-		pool->slots[index].state = AQ__SLOT_DONE;
+		pool->slots[index].state = AQ__SLOT_RETIRING;
 		retire = true;
 	}
 	pthread_mutex_unlock(&pool->lock);
@@ -301,7 +310,8 @@ int aq__threads_join_all(struct aq_pool *pool, int64_t deadline)
 		bool live;
 
 		/* EMPTY, or REAPING: being joined by a worker's aq__threads_
-		 * reap() (that worker is joined here in turn). */
+		 * reap() (that worker is joined here in turn). RETIRING and
+		 * DONE threads are joined here, so none outlives shutdown. */
 		if (pool->slots[i].state == AQ__SLOT_EMPTY ||
 		    pool->slots[i].state == AQ__SLOT_REAPING)
 			continue;
@@ -326,9 +336,8 @@ int aq__threads_join_all(struct aq_pool *pool, int64_t deadline)
 AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 			  unsigned max_workers)
 {
-	int rc = 0;
-
 	unsigned old_min;
+	int rc = 0;
 
 	if (!pool || min_workers < 1 || min_workers > max_workers ||
 	    max_workers > AQ_WORKERS_MAX)
@@ -350,8 +359,20 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 			      memory_order_relaxed);
 	atomic_store_explicit(&pool->elastic, max_workers > min_workers,
 			      memory_order_relaxed);
-	if (pool->live < min_workers)
-		rc = aq__threads_spawn(pool, min_workers);
+	/* Indexes held by workers still in their stop hooks come free in a
+	 * moment: wait for them, with the lock released (a stop hook must
+	 * not call aq_pool_resize() on its own pool). */
+	while (pool->live < min_workers &&
+	       (rc = aq__threads_spawn(pool, min_workers)) == -EAGAIN &&
+	       pool->phase == AQ__POOL_RUNNING) {
+		struct timespec nap = { 0, 100000 };
+
+		pthread_mutex_unlock(&pool->lock);
+		nanosleep(&nap, NULL);
+		pthread_mutex_lock(&pool->lock);
+	}
+	if (pool->live >= min_workers)
+		rc = 0; /* a worker growing the pool may have got there first */
 	pthread_mutex_unlock(&pool->lock);
 	/* Too many, or a lower floor? Wake everyone: idle workers above max
 	 * retire now, and those above the new min park with a deadline. */
