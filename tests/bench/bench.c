@@ -16,12 +16,25 @@
  * meanwhile. The tables go to stdout, a machine-readable copy to the file
  * named on the command line (results.txt).
  *
+ * More workloads: sched and schednoop (sched_bench.c) run libasyncq alone
+ * under each of its schedulers, interleaved with the rest run by run.
+ * instr and mem are measured once, after the timed runs (so they are not
+ * in the load figure), by programs of their own: instr.sh runs build/instr
+ * under valgrind's callgrind (instructions per job), build/mem is linked
+ * with a malloc interposer (bytes per queued job, mallocs per job). Their
+ * figures join the summary, next to the issue-7 targets.
+ *
  * Environment: BENCH_RUNS (runs, default 5), BENCH_SCALE (divide every job
- * count), BENCH_ONLY (comma list of workloads), BENCH_CONTENDERS (comma list
- * of contender names), BENCH_STALL_S (watchdog, default 20 s),
- * BENCH_AQ_SUBMIT (retry or block: libasyncq's ff submit path).
+ * count), BENCH_ONLY (comma list of workloads: ff, ff2, work, rt, idle,
+ * sched, schednoop, instr, mem), BENCH_CONTENDERS (comma list of contender
+ * names), BENCH_STALL_S (watchdog, default 20 s), BENCH_AQ_SUBMIT (retry or
+ * block: libasyncq's ff submit path), BENCH_INSTR_CMD and BENCH_MEM_CMD
+ * (the programs behind instr and mem; default sh ./instr.sh and
+ * ./build/mem, run from tests/bench), INSTR_TIMEOUT (instr.sh: seconds per
+ * valgrind run).
  */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdarg.h>
@@ -31,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,16 +52,20 @@
 
 #include "bench.h"
 
-#define WORKERS 2              /* every contender gets this many */
+#define WORKERS BENCH_WORKERS  /* every contender gets this many */
 #define FF_JOBS 2000000UL      /* ff and ff2 jobs per run, before scaling */
 #define WORK_JOBS 200000UL     /* work jobs per run, before scaling */
 #define WORK_JOB_NS 1000.0     /* the target length of one work job */
 #define RT_TRIPS 20000UL       /* rt round trips per run, before scaling */
 #define IDLE_BURST 100000UL    /* ff jobs that precede the idle window */
 #define IDLE_WINDOW_NS 1000000000LL /* the idle window: one second */
+#define INSTR_JOBS 200000UL    /* instr: N, the jobs of the long run */
+#define MEM_JOBS 100000UL      /* mem: jobs queued, and jobs counted */
+#define OUTSIDE_STALL_S 3600   /* the watchdog's patience with instr.sh,
+				  whose every valgrind run has a timeout */
 #define MAX_RUNS 1000          /* most BENCH_RUNS accepts */
 #define MAX_CONTENDERS 8
-#define MAX_METRICS 3
+#define MAX_METRICS 6
 
 /* ---- the contenders ------------------------------------------------------ */
 
@@ -90,10 +108,19 @@ static int ncontenders;
 
 /* ---- workloads and what they report ------------------------------------- */
 
-enum workload_id { WL_FF, WL_FF2, WL_WORK, WL_RT, WL_IDLE, WL_COUNT };
+enum workload_id {
+	WL_FF,
+	WL_FF2,
+	WL_WORK,
+	WL_RT,
+	WL_IDLE,
+	WL_INSTR, /* once, after the timed runs: instr.sh under callgrind */
+	WL_MEM,   /* once, after the timed runs: build/mem */
+	WL_COUNT
+};
 
 /* How a metric is printed. */
-enum metric_kind { K_RATE, K_EFF, K_USEC, K_PCT };
+enum metric_kind { K_RATE, K_EFF, K_USEC, K_PCT, K_COUNT, K_BYTES };
 
 struct metric {
 	const char *key;   /* its name in results.txt */
@@ -110,23 +137,58 @@ struct workload {
 	struct metric metrics[MAX_METRICS];
 	unsigned long jobs;  /* jobs (or round trips) per run, after scaling */
 	int selected;        /* named in BENCH_ONLY (all when it is unset) */
+	int once;            /* measured once, by an outside program, not
+				run by run: its figures do not vary with the
+				machine's load (instructions, allocations) */
 };
 
 static struct workload workloads[WL_COUNT] = {
 	[WL_FF] = { "ff", 1, { { "jobs_per_s", "jobs/s", K_RATE, 1, 1 } },
-		    0, 0 },
+		    0, 0, 0 },
 	[WL_FF2] = { "ff2", 1, { { "jobs_per_s", "jobs/s", K_RATE, 1, 1 } },
-		     0, 0 },
+		     0, 0, 0 },
 	[WL_WORK] = { "work", 1,
-		      { { "efficiency", "effic.", K_EFF, 1, 1 } }, 0, 0 },
+		      { { "efficiency", "effic.", K_EFF, 1, 1 } }, 0, 0, 0 },
 	[WL_RT] = { "rt", 3,
 		    { { "p50_us", "p50 us", K_USEC, 0, 1 },
 		      { "p99_us", "p99 us", K_USEC, 0, 1 },
 		      { "p999_us", "p99.9 us", K_USEC, 0, 1 } },
-		    0, 0 },
+		    0, 0, 0 },
 	[WL_IDLE] = { "idle", 1,
-		      { { "cpu_pct", "% core", K_PCT, 0, 0 } }, 0, 0 },
+		      { { "cpu_pct", "% core", K_PCT, 0, 0 } }, 0, 0, 0 },
+	/* Instructions per job: (Ir(N) - Ir(1)) / (N - 1), all threads; and
+	 * the part of it inside the contender's own code (instr.sh). */
+	[WL_INSTR] = { "instr", 4,
+		       { { "ff_ir", "ff instr", K_COUNT, 0, 1 },
+			 { "ff_own_ir", "ff own", K_COUNT, 0, 0 },
+			 { "fut_ir", "fut instr", K_COUNT, 0, 1 },
+			 { "fut_own_ir", "fut own", K_COUNT, 0, 0 } },
+		       0, 0, 1 },
+	/* Memory (mem.c): bytes per queued job and mallocs per job. */
+	[WL_MEM] = { "mem", 6,
+		     { { "queued_ff_bytes", "B/q ff", K_BYTES, 0, 0 },
+		       { "ring_slot_bytes", "B/slot", K_BYTES, 0, 0 },
+		       { "heap_ff_bytes", "heap B/ff", K_BYTES, 0, 0 },
+		       { "heap_fut_bytes", "heap B/fut", K_BYTES, 0, 0 },
+		       { "mallocs_ff", "malloc/ff", K_COUNT, 0, 0 },
+		       { "mallocs_fut", "malloc/fut", K_COUNT, 0, 0 } },
+		     0, 0, 1 },
 };
+
+/* Metric indices of the once-workloads, as laid out above. */
+enum { M_INSTR_FF, M_INSTR_FF_OWN, M_INSTR_FUT, M_INSTR_FUT_OWN };
+enum {
+	M_MEM_QUEUED_FF,
+	M_MEM_RING_SLOT,
+	M_MEM_HEAP_FF,
+	M_MEM_HEAP_FUT,
+	M_MEM_MALLOCS_FF,
+	M_MEM_MALLOCS_FUT
+};
+
+/* The sched workloads: libasyncq alone, one column per scheduler, so
+ * they keep their own tables (sched_bench.c); selected like the rest. */
+static int sched_selected[SCHED_KINDS];
 
 /*
  * Everything measured: per workload, contender and metric, one value per
@@ -135,10 +197,18 @@ static struct workload workloads[WL_COUNT] = {
 static double *values[WL_COUNT][MAX_CONTENDERS][MAX_METRICS];
 static const char *not_applicable[WL_COUNT][MAX_CONTENDERS];
 static char notes[WL_COUNT][MAX_CONTENDERS][200]; /* last run's note */
+/* A once-workload's lines of explanation from its program, and why it
+ * was skipped if it was. */
+static char once_notes[WL_COUNT][2048];
+static char once_skipped[WL_COUNT][200];
 
 static int nruns = 5;        /* BENCH_RUNS */
 static unsigned long scale = 1; /* BENCH_SCALE */
 static unsigned stall_seconds = 20; /* BENCH_STALL_S */
+/* What the watchdog allows now: stall_seconds, or more while an outside
+ * program (valgrind) runs, which has its own timeout (instr.sh). */
+static atomic_uint stall_limit = 20;
+static int full_run; /* every workload and contender, unscaled, >= 5 runs */
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -320,7 +390,7 @@ static void *watchdog_main(void *arg)
 			still = 0;
 			continue;
 		}
-		if (++still < stall_seconds)
+		if (++still < atomic_load(&stall_limit))
 			continue;
 		fflush(stdout);
 		fprintf(stderr,
@@ -370,6 +440,59 @@ static void run_verify(const char *wl, const char *ct)
 	sem_destroy(&all_done);
 }
 
+/* The same, for workloads in other files (bench.h). */
+void bench_run_begin(unsigned long jobs)
+{
+	run_begin(jobs);
+}
+
+void bench_run_wait_all(void)
+{
+	run_wait_all();
+}
+
+void bench_run_verify(const char *workload, const char *what)
+{
+	run_verify(workload, what);
+}
+
+void bench_set_where(const char *workload, const char *contender)
+{
+	atomic_store(&where.workload, workload);
+	atomic_store(&where.contender, contender);
+	atomic_fetch_add(&where.epoch, 1);
+}
+
+void bench_set_step(const char *step)
+{
+	set_step(step);
+}
+
+int64_t bench_now_ns(void)
+{
+	return now_ns();
+}
+
+void bench_progress_open(int open)
+{
+	progress_open = open;
+}
+
+double bench_median(const double *v, int n)
+{
+	return median(v, n);
+}
+
+double bench_min(const double *v, int n)
+{
+	return min_of(v, n);
+}
+
+double bench_max(const double *v, int n)
+{
+	return max_of(v, n);
+}
+
 /* ---- the jobs -------------------------------------------------------------- */
 
 /* The no-op job of ff, ff2 and idle: it only counts itself. */
@@ -380,10 +503,12 @@ static void noop_job_run(struct bench_job *job)
 }
 
 static struct bench_job noop_job = { noop_job_run };
+struct bench_job bench_noop_job = { noop_job_run };
 
 /* Spin iterations that make one work job last about WORK_JOB_NS. */
 static unsigned long spin_iterations = 1000;
 static double work_job_ns; /* one work job's measured length, one thread */
+double bench_work_job_ns;  /* the same, for other files */
 static volatile unsigned long spin_sink; /* never written in practice */
 
 /* Busy work with no memory traffic: an xorshift chain. */
@@ -410,6 +535,7 @@ static void work_job_run(struct bench_job *job)
 }
 
 static struct bench_job work_job = { work_job_run };
+struct bench_job bench_work_job = { work_job_run };
 
 /* The length of one work job on this thread, best of five trials. */
 static double measure_work_job(void)
@@ -442,6 +568,7 @@ static void calibrate_work_job(void)
 		spin_iterations = scaled < 1 ? 1 : (unsigned long)scaled;
 	}
 	work_job_ns = measure_work_job();
+	bench_work_job_ns = work_job_ns;
 	atomic_store(&completed.done, 0);
 }
 
@@ -712,6 +839,8 @@ static void run_one(enum workload_id wl, int ci, int run)
 	case WL_IDLE:
 		measure_idle(ci, out);
 		break;
+	case WL_INSTR: /* once, by run_outside() */
+	case WL_MEM:
 	case WL_COUNT:
 		break;
 	}
@@ -782,6 +911,10 @@ static void report_load(FILE *out, const char *prefix, const char *when,
 static void fmt_value(char *buf, size_t size, enum metric_kind kind,
 		      double v)
 {
+	if (isnan(v)) {
+		snprintf(buf, size, "n/a");
+		return;
+	}
 	switch (kind) {
 	case K_RATE:
 		snprintf(buf, size, "%.2f M", v / 1e6);
@@ -794,6 +927,13 @@ static void fmt_value(char *buf, size_t size, enum metric_kind kind,
 		break;
 	case K_PCT:
 		snprintf(buf, size, "%.2f %%", v);
+		break;
+	case K_COUNT: /* 0 and 1 mallocs read better without a ".0" */
+		snprintf(buf, size, v == (long)v && v < 10 ? "%.0f" : "%.1f",
+			 v);
+		break;
+	case K_BYTES:
+		snprintf(buf, size, v == (long)v ? "%.0f B" : "%.1f B", v);
 		break;
 	}
 }
@@ -812,13 +952,20 @@ static int is_peer(int ci)
 	       !(contenders[ci]->flags & CT_INLINE);
 }
 
-/* The median of a cell in *med; 0 when the cell does not apply. */
+/* Values per cell: one per run, or one for a once-workload. */
+static int wl_runs(int wl)
+{
+	return workloads[wl].once ? 1 : nruns;
+}
+
+/* The median of a cell in *med; 0 when the cell does not apply or this
+ * metric was not measured (NaN) for it. */
 static int cell_median(enum workload_id wl, int ci, int m, double *med)
 {
 	if (not_applicable[wl][ci])
 		return 0;
-	*med = median(values[wl][ci][m], nruns);
-	return 1;
+	*med = median(values[wl][ci][m], wl_runs(wl));
+	return !isnan(*med);
 }
 
 /* libasyncq relative to contender ci: >1 means libasyncq is better. */
@@ -862,6 +1009,16 @@ static void describe_workload(enum workload_id wl, char *buf, size_t size)
 		snprintf(buf, size, "CPU of the whole process in the 1 s after "
 			 "a burst of %lu jobs, %% of one core", n);
 		break;
+	case WL_INSTR:
+		snprintf(buf, size, "instructions per job under valgrind "
+			 "--tool=callgrind, (Ir(N) - Ir(1)) / (N - 1), "
+			 "N = %lu", n);
+		break;
+	case WL_MEM:
+		snprintf(buf, size, "bytes per queued job and mallocs per job "
+			 "in steady state, counted by a link-time malloc "
+			 "interposer (build/mem)");
+		break;
 	case WL_COUNT:
 		break;
 	}
@@ -893,13 +1050,25 @@ static void print_section(enum workload_id wl)
 						   ? "aq/peer"
 						   : "peer/aq")
 					: "";
+	const int n = wl_runs(wl);
 	char descr[200];
 
 	describe_workload(wl, descr, sizeof(descr));
-	printf("\n%s: %s; %d workers, %d run%s\n", w->key, descr, WORKERS,
-	       nruns, nruns == 1 ? "" : "s");
-	print_row("contender", "metric", "median", "min", "max",
-		  rate ? "ns/job" : "", ratio_hdr);
+	if (w->once) {
+		printf("\n%s: %s; measured once (it does not vary with the "
+		       "load)\n", w->key, descr);
+		if (once_skipped[wl][0]) {
+			printf("  skipped: %s\n", once_skipped[wl]);
+			return;
+		}
+		print_row("contender", "metric", "value", "", "", "",
+			  ratio_hdr);
+	} else {
+		printf("\n%s: %s; %d workers, %d run%s\n", w->key, descr,
+		       WORKERS, nruns, nruns == 1 ? "" : "s");
+		print_row("contender", "metric", "median", "min", "max",
+			  rate ? "ns/job" : "", ratio_hdr);
+	}
 	for (int ci = 0; ci < ncontenders; ci++) {
 		if (not_applicable[wl][ci]) {
 			printf("  %-14s %-9s %s\n", contenders[ci]->name,
@@ -911,11 +1080,13 @@ static void print_section(enum workload_id wl)
 			const double *v = values[wl][ci][m];
 			char med[32], lo[32], hi[32], extra[32] = "",
 							      ratio[32] = "-";
-			double r, md = median(v, nruns);
+			double r, md = median(v, n);
 
 			fmt_value(med, sizeof(med), mt->kind, md);
-			fmt_value(lo, sizeof(lo), mt->kind, min_of(v, nruns));
-			fmt_value(hi, sizeof(hi), mt->kind, max_of(v, nruns));
+			fmt_value(lo, sizeof(lo), mt->kind, min_of(v, n));
+			fmt_value(hi, sizeof(hi), mt->kind, max_of(v, n));
+			if (w->once)
+				lo[0] = hi[0] = '\0';
 			if (mt->kind == K_RATE)
 				snprintf(extra, sizeof(extra), "%.1f",
 					 1e9 / md);
@@ -940,6 +1111,8 @@ static void print_section(enum workload_id wl)
 	    find_contender(contender_direct.name) >= 0)
 		printf("  note: every job increments one shared atomic "
 		       "counter; direct shows what that alone costs\n");
+	if (w->once)
+		fputs(once_notes[wl], stdout);
 }
 
 /* The summary rows, and the issue-7 target of each. */
@@ -950,16 +1123,28 @@ struct summary_row {
 	const char *what; /* the target in words; NULL: none */
 	double vs_best;   /* libasyncq must beat the best peer by this; 0: no */
 	double absolute;  /* or libasyncq's own value must pass this; 0: no */
+	int at_most;      /* or libasyncq's own value must be <= limit */
+	double limit;
 };
 
 static const struct summary_row summary_rows[] = {
-	{ WL_FF, 0, "ff jobs/s", ">= 5x the best peer", 5, 0 },
-	{ WL_FF2, 0, "ff2 jobs/s", ">= 5x the best peer", 5, 0 },
-	{ WL_WORK, 0, "work efficiency", ">= 0.85", 0, 0.85 },
-	{ WL_RT, 0, "rt p50 us", "<= half the best peer's", 2, 0 },
-	{ WL_RT, 1, "rt p99 us", "<= a third of the best peer's", 3, 0 },
-	{ WL_RT, 2, "rt p99.9 us", NULL, 0, 0 },
-	{ WL_IDLE, 0, "idle % of a core", "< 1 % of a core", 0, 1.0 },
+	{ WL_FF, 0, "ff jobs/s", ">= 5x the best peer", 5, 0, 0, 0 },
+	{ WL_FF2, 0, "ff2 jobs/s", ">= 5x the best peer", 5, 0, 0, 0 },
+	{ WL_WORK, 0, "work efficiency", ">= 0.85", 0, 0.85, 0, 0 },
+	{ WL_RT, 0, "rt p50 us", "<= half the best peer's", 2, 0, 0, 0 },
+	{ WL_RT, 1, "rt p99 us", "<= a third of the best peer's", 3, 0, 0,
+	  0 },
+	{ WL_RT, 2, "rt p99.9 us", NULL, 0, 0, 0, 0 },
+	{ WL_IDLE, 0, "idle % of a core", "< 1 % of a core", 0, 1.0, 0, 0 },
+	{ WL_INSTR, M_INSTR_FF, "instr/ff job", "<= 100 instructions", 0, 0, 1,
+	  100 },
+	{ WL_INSTR, M_INSTR_FF_OWN, "  in own code", NULL, 0, 0, 0, 0 },
+	{ WL_INSTR, M_INSTR_FUT, "instr/fut job", NULL, 0, 0, 0, 0 },
+	{ WL_INSTR, M_INSTR_FUT_OWN, "  in own code", NULL, 0, 0, 0, 0 },
+	{ WL_MEM, M_MEM_QUEUED_FF, "bytes/queued ff", "<= 64 bytes", 0, 0, 1,
+	  64 },
+	{ WL_MEM, M_MEM_MALLOCS_FF, "mallocs/ff job", "zero", 0, 0, 1, 0 },
+	{ WL_MEM, M_MEM_MALLOCS_FUT, "mallocs/fut job", "zero", 0, 0, 1, 0 },
 };
 
 /* The peer with the best median for a row (not libasyncq, not direct). */
@@ -989,10 +1174,14 @@ static void print_summary(void)
 	int aq = find_contender(contender_asyncq.name);
 	char buf[48];
 
-	printf("\nSummary: medians of %d run%s, %d workers each. Ratio rows: "
-	       "libasyncq vs that contender,\n>1 = libasyncq better "
-	       "(throughput and efficiency aq/peer, latency peer/aq).\n",
-	       nruns, nruns == 1 ? "" : "s", WORKERS);
+	printf("\nSummary: medians of %d run%s (instr and mem: measured once), "
+	       "%d workers each. Ratio rows:\nlibasyncq vs that contender, >1 "
+	       "= libasyncq better (throughput and efficiency aq/peer,\n"
+	       "latency, instructions peer/aq). instr: per job, all threads; "
+	       "own code: the pool's\nown functions only (see the instr "
+	       "section). fut: a future per job (peers: a\nmutex+condvar "
+	       "cell). mem: bytes/queued ff = ring slot + heap per queued "
+	       "job.\n", nruns, nruns == 1 ? "" : "s", WORKERS);
 	printf("%-17s", "");
 	for (int ci = 0; ci < ncontenders; ci++)
 		printf(" %13s", contenders[ci]->name);
@@ -1002,7 +1191,7 @@ static void print_summary(void)
 		const struct metric *mt = &workloads[t->wl].metrics[t->metric];
 		double v;
 
-		if (!workloads[t->wl].selected)
+		if (!workloads[t->wl].selected || once_skipped[t->wl][0])
 			continue;
 		printf("%-17s", t->row);
 		for (int ci = 0; ci < ncontenders; ci++) {
@@ -1055,10 +1244,16 @@ static void print_summary(void)
 		else if (t->absolute > 0)
 			met = mt->higher_better ? aq_v >= t->absolute
 						: aq_v < t->absolute;
+		else if (t->at_most)
+			met = aq_v <= t->limit;
 		if (met >= 0)
 			printf(": %s", met ? "met" : "MISSED");
 		putchar('\n');
 	}
+	for (int wl = 0; wl < WL_COUNT; wl++)
+		if (workloads[wl].selected && once_skipped[wl][0])
+			printf("  %-17s skipped: %s\n", workloads[wl].key,
+			       once_skipped[wl]);
 }
 
 /* The machine's CPU model, from /proc/cpuinfo when there is one. */
@@ -1119,6 +1314,9 @@ static void write_results(const char *path, double busy)
 	report_load(f, "# ", "on average during the runs", busy);
 	fprintf(f, "# work job: %.1f ns (%lu spin iterations)\n", work_job_ns,
 		spin_iterations);
+	/* plot.sh copies only a full run's results into docs/bench/. */
+	fprintf(f, "# full run: %s\n", full_run ? "yes" : "no (BENCH_ONLY, "
+		"BENCH_CONTENDERS, BENCH_SCALE or BENCH_RUNS < 5)");
 	fprintf(f, "# columns: workload contender metric median min max "
 		"ratio\n# ratio: libasyncq vs the contender, >1 = libasyncq "
 		"better (higher_better metrics aq/peer, others peer/aq); - "
@@ -1129,41 +1327,139 @@ static void write_results(const char *path, double busy)
 		for (int ci = 0; ci < ncontenders; ci++)
 			for (int m = 0; m < workloads[wl].nmetrics; m++) {
 				const double *v = values[wl][ci][m];
-				double r;
+				double r, med;
 
 				fprintf(f, "%s %s %s ", workloads[wl].key,
 					contenders[ci]->name,
 					workloads[wl].metrics[m].key);
-				if (not_applicable[wl][ci]) {
+				if (!cell_median((enum workload_id)wl, ci, m,
+						 &med)) {
 					fprintf(f, "na na na na\n");
 					continue;
 				}
-				fprintf(f, "%.6g %.6g %.6g ", median(v, nruns),
-					min_of(v, nruns), max_of(v, nruns));
+				fprintf(f, "%.6g %.6g %.6g ", med,
+					min_of(v, wl_runs(wl)),
+					max_of(v, wl_runs(wl)));
 				if (ratio_to(wl, ci, m, &r))
 					fprintf(f, "%.4g\n", r);
 				else
 					fprintf(f, "-\n");
 			}
 	}
+	for (int k = 0; k < SCHED_KINDS; k++)
+		if (sched_selected[k])
+			sched_bench_write((enum sched_kind)k, f);
 	fprintf(f, "# raw: run workload contender metric value\n");
 	for (int run = 0; run < nruns; run++)
 		for (int wl = 0; wl < WL_COUNT; wl++) {
 			if (!workloads[wl].selected)
 				continue;
+			if (run >= wl_runs(wl))
+				continue;
 			for (int ci = 0; ci < ncontenders; ci++) {
 				if (not_applicable[wl][ci])
 					continue;
-				for (int m = 0; m < workloads[wl].nmetrics; m++)
+				for (int m = 0; m < workloads[wl].nmetrics;
+				     m++) {
+					if (isnan(values[wl][ci][m][run]))
+						continue;
 					fprintf(f, "raw %d %s %s %s %.6g\n",
 						run + 1, workloads[wl].key,
 						contenders[ci]->name,
 						workloads[wl].metrics[m].key,
 						values[wl][ci][m][run]);
+				}
 			}
 		}
+	for (int k = 0; k < SCHED_KINDS; k++)
+		if (sched_selected[k])
+			sched_bench_write_raw((enum sched_kind)k, f);
 	if (fclose(f) != 0)
 		bench_die("cannot write %s: %s", path, strerror(errno));
+}
+
+/* ---- instr and mem: programs of their own ------------------------------- */
+
+/*
+ * Run the program behind a once-workload and take its figures. It speaks a
+ * line protocol on stdout:
+ *   value <contender> <metric key> <number>
+ *   note <text>      (printed under the workload's table)
+ *   skip <reason>    (the workload could not be measured here)
+ * and anything else is progress, copied to stderr. Each line counts as
+ * progress for the watchdog, which is patient meanwhile: valgrind is slow
+ * and instr.sh puts a timeout on each of its runs.
+ */
+static int run_outside(enum workload_id wl, const char *env_cmd,
+		       const char *default_cmd)
+{
+	const char *cmd = getenv(env_cmd);
+	char line[1024], n[32], names[256] = "";
+	FILE *p;
+	int status, failed = 0;
+
+	if (!cmd || !*cmd)
+		cmd = default_cmd;
+	/* The program's knobs: its job count and the contenders wanted. */
+	snprintf(n, sizeof(n), "%lu", workloads[wl].jobs);
+	setenv("BENCH_N", n, 1);
+	for (int ci = 0; ci < ncontenders; ci++)
+		snprintf(names + strlen(names), sizeof(names) - strlen(names),
+			 "%s%s", ci ? "," : "", contenders[ci]->name);
+	setenv("BENCH_CONTENDER_LIST", names, 1);
+
+	bench_set_where(workloads[wl].key, "-");
+	set_step(cmd);
+	atomic_store(&stall_limit, OUTSIDE_STALL_S);
+	fflush(NULL);
+	p = popen(cmd, "r");
+	if (!p) {
+		snprintf(once_skipped[wl], sizeof(once_skipped[wl]),
+			 "could not run '%s': %s", cmd, strerror(errno));
+		atomic_store(&stall_limit, stall_seconds);
+		return 0;
+	}
+	while (fgets(line, sizeof(line), p)) {
+		char ct[64], key[64];
+		double v;
+		int ci, m = -1;
+
+		line[strcspn(line, "\n")] = '\0';
+		atomic_fetch_add(&where.epoch, 1);
+		if (sscanf(line, "value %63s %63s %lf", ct, key, &v) == 3) {
+			ci = find_contender(ct);
+			for (int i = 0; i < workloads[wl].nmetrics; i++)
+				if (strcmp(workloads[wl].metrics[i].key, key) ==
+				    0)
+					m = i;
+			if (ci < 0 || m < 0)
+				continue; /* not selected, or not ours */
+			values[wl][ci][m][0] = v;
+			not_applicable[wl][ci] = NULL;
+		} else if (strncmp(line, "note ", 5) == 0) {
+			size_t len = strlen(once_notes[wl]);
+
+			snprintf(once_notes[wl] + len,
+				 sizeof(once_notes[wl]) - len, "  %s\n",
+				 line + 5);
+		} else if (strncmp(line, "skip ", 5) == 0) {
+			snprintf(once_skipped[wl], sizeof(once_skipped[wl]),
+				 "%.190s", line + 5);
+		} else {
+			fprintf(stderr, "%s\n", line);
+		}
+		if (strstr(line, "FAILED"))
+			failed = 1;
+	}
+	status = pclose(p);
+	atomic_store(&stall_limit, stall_seconds);
+	if (status != 0) {
+		snprintf(once_skipped[wl], sizeof(once_skipped[wl]),
+			 "FAILED: '%s' exited with status %d", cmd,
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		failed = 1;
+	}
+	return failed;
 }
 
 /* ---- main ------------------------------------------------------------------ */
@@ -1183,11 +1479,21 @@ static void configure(void)
 	workloads[WL_WORK].jobs = WORK_JOBS / scale;
 	workloads[WL_RT].jobs = RT_TRIPS / scale;
 	workloads[WL_IDLE].jobs = IDLE_BURST / scale;
+	workloads[WL_INSTR].jobs = INSTR_JOBS / scale;
+	workloads[WL_MEM].jobs = MEM_JOBS / scale;
 	for (int wl = 0; wl < WL_COUNT; wl++) {
-		if (workloads[wl].jobs < 2)
-			workloads[wl].jobs = 2;
+		unsigned long least = workloads[wl].once ? 1000 : 2;
+
+		if (workloads[wl].jobs < least)
+			workloads[wl].jobs = least;
 		workloads[wl].selected =
 			!only || !*only || in_list(only, workloads[wl].key);
+	}
+	for (int k = 0; k < SCHED_KINDS; k++) {
+		sched_selected[k] =
+			!only || !*only || in_list(only, sched_kind_key[k]);
+		if (sched_selected[k])
+			sched_bench_init((enum sched_kind)k, nruns, scale);
 	}
 	if (only && *only) {
 		/* Every name in the list must be a workload. */
@@ -1198,13 +1504,21 @@ static void configure(void)
 			for (int wl = 0; wl < WL_COUNT; wl++)
 				known |= strlen(workloads[wl].key) == len &&
 					 strncmp(s, workloads[wl].key, len) == 0;
+			for (int k = 0; k < SCHED_KINDS; k++)
+				known |= strlen(sched_kind_key[k]) == len &&
+					 strncmp(s, sched_kind_key[k], len) ==
+						 0;
 			if (!known && len)
 				bench_die("BENCH_ONLY: unknown workload '%.*s'"
-					  " (ff, ff2, work, rt, idle)",
+					  " (ff, ff2, work, rt, idle, sched, "
+					  "schednoop, instr, mem)",
 					  (int)len, s);
 			s += len + (s[len] == ',');
 		}
 	}
+	full_run = (!only || !*only) && (!which || !*which) && scale == 1 &&
+		   nruns >= 5;
+	atomic_store(&stall_limit, stall_seconds);
 	for (size_t i = 0; i < nknown; i++)
 		if (!which || !*which ||
 		    in_list(which, known_contenders[i]->name))
@@ -1217,11 +1531,17 @@ static void configure(void)
 			if (wl == WL_FF2 &&
 			    !(contenders[ci]->flags & CT_MT_SUBMIT))
 				not_applicable[wl][ci] = "n/a (not thread-safe)";
+			/* Until its program reports a figure for it. */
+			if (workloads[wl].once)
+				not_applicable[wl][ci] = "not measured";
 			for (int m = 0; m < workloads[wl].nmetrics; m++) {
 				values[wl][ci][m] =
 					calloc((size_t)nruns, sizeof(double));
 				if (!values[wl][ci][m])
 					bench_die("out of memory");
+				for (int r = 0; r < nruns && workloads[wl].once;
+				     r++)
+					values[wl][ci][m][r] = NAN;
 			}
 		}
 }
@@ -1232,7 +1552,7 @@ int main(int argc, char **argv)
 	struct load_sample before, start, end;
 	double busy;
 	pthread_t watchdog;
-	int rc;
+	int rc, failed = 0;
 
 	if (argc > 2)
 		bench_die("usage: bench [results-file]");
@@ -1257,7 +1577,7 @@ int main(int argc, char **argv)
 	for (int run = 0; run < nruns; run++) {
 		atomic_store(&where.run, run + 1);
 		for (int wl = 0; wl < WL_COUNT; wl++) {
-			if (!workloads[wl].selected)
+			if (!workloads[wl].selected || workloads[wl].once)
 				continue;
 			fprintf(stderr, "run %d/%d %-5s", run + 1, nruns,
 				workloads[wl].key);
@@ -1271,18 +1591,44 @@ int main(int argc, char **argv)
 			fputc('\n', stderr);
 			progress_open = 0;
 		}
+		for (int k = 0; k < SCHED_KINDS; k++)
+			if (sched_selected[k])
+				sched_bench_run((enum sched_kind)k, run);
 	}
 
+	/* The load figure covers the timed runs only: valgrind, a child,
+	 * would count as another process. */
 	load_sample(&end);
 	busy = other_load(&start, &end);
+	if (workloads[WL_INSTR].selected) {
+		fprintf(stderr, "instr: valgrind --tool=callgrind (slow; "
+			"deterministic, so measured once)\n");
+		failed |= run_outside(WL_INSTR, "BENCH_INSTR_CMD",
+				      "sh ./instr.sh");
+	}
+	if (workloads[WL_MEM].selected) {
+		fprintf(stderr, "mem: build/mem (malloc interposer)\n");
+		failed |= run_outside(WL_MEM, "BENCH_MEM_CMD", "./build/mem");
+	}
 
 	for (int wl = 0; wl < WL_COUNT; wl++)
-		if (workloads[wl].selected)
+		if (workloads[wl].selected && !workloads[wl].once)
+			print_section((enum workload_id)wl);
+	for (int k = 0; k < SCHED_KINDS; k++)
+		if (sched_selected[k])
+			sched_bench_print((enum sched_kind)k);
+	for (int wl = 0; wl < WL_COUNT; wl++)
+		if (workloads[wl].selected && workloads[wl].once)
 			print_section((enum workload_id)wl);
 	print_summary();
 	putchar('\n');
 	report_load(stdout, "", "on average during the runs", busy);
 	write_results(results, busy);
+	if (failed) {
+		printf("\nFAILED: instr or mem reported a failure (above). "
+		       "Results in %s.\n", results);
+		return 1;
+	}
 	printf("\nEvery run completed exactly its job count. Results also in "
 	       "%s.\n", results);
 	return 0;

@@ -11,6 +11,7 @@
 #ifndef BENCH_H
 #define BENCH_H
 
+#include <stdio.h>
 #include <stdnoreturn.h>
 
 /* A unit of work as the driver sees it: fn(job) runs it. */
@@ -63,6 +64,44 @@ static inline void bench_cpu_relax(void)
 	__asm__ __volatile__("yield" ::: "memory");
 #endif
 }
+
+/*
+ * Driver services for workloads that live outside bench.c (sched_bench.c):
+ * the shared jobs, the completion count that every run verifies, the
+ * watchdog's idea of where the driver is, and the statistics.
+ */
+#include <stdint.h>
+
+#define BENCH_WORKERS 2 /* every contender, every pool, gets this many */
+
+extern struct bench_job bench_noop_job; /* counts itself, nothing else */
+extern struct bench_job bench_work_job; /* ~1 us busy work, then counts */
+extern double bench_work_job_ns;        /* its measured length */
+
+/* Begin a run that must complete exactly `jobs` jobs; wait until it has;
+ * after the pool is gone, die unless exactly that many ran. */
+void bench_run_begin(unsigned long jobs);
+void bench_run_wait_all(void);
+void bench_run_verify(const char *workload, const char *what);
+/* Tell the watchdog what the driver is doing now (also counts progress). */
+void bench_set_where(const char *workload, const char *contender);
+void bench_set_step(const char *step);
+int64_t bench_now_ns(void);
+/* A progress line on stderr is open (1) or ended (0): bench_die() then
+ * starts its message on a line of its own. */
+void bench_progress_open(int open);
+double bench_median(const double *v, int n);
+double bench_min(const double *v, int n);
+double bench_max(const double *v, int n);
+
+/* The sched workloads (sched_bench.c): libasyncq under each scheduler. */
+enum sched_kind { SCHED_WORK, SCHED_NOOP, SCHED_KINDS };
+extern const char *const sched_kind_key[SCHED_KINDS]; /* "sched", ... */
+void sched_bench_init(enum sched_kind kind, int nruns, unsigned long scale);
+void sched_bench_run(enum sched_kind kind, int run);
+void sched_bench_print(enum sched_kind kind);
+void sched_bench_write(enum sched_kind kind, FILE *out);
+void sched_bench_write_raw(enum sched_kind kind, FILE *out);
 
 /* The contenders; the peers exist only when the Makefile found them. */
 extern const struct contender contender_asyncq;
