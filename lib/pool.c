@@ -150,9 +150,13 @@ static bool pool_drained(struct aq_pool *pool)
 /* A FIFO pool's job yielded: queue it again at the ring's tail. */
 static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
 {
-	if (aq__ring_push(&pool->ring, item) != 0)
-		return false; /* full or closed: the caller runs it again */
+	/* Counted first (see aq__stats_shared()); this worker's own block,
+	 * so taking it back is a plain store too. */
 	aq__stat_add(&aq__tls_stats->requeued, 1, false);
+	if (aq__ring_push(&pool->ring, item) != 0) {
+		aq__stat_add(&aq__tls_stats->requeued, UINT64_MAX, false);
+		return false; /* full or closed: the caller runs it again */
+	}
 	aq__pool_wake_one(pool);
 	return true;
 }

@@ -212,7 +212,9 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 /* Threads (threads.c). */
 int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
 void aq__threads_fini(struct aq_pool *pool);
-/* Start workers until `live` reaches target. Under lock. */
+/* Start workers until `live` reaches target. Under lock. 0, an error of
+ * the thread library or -ENOMEM, or -EBUSY: the free indexes are still
+ * held by retiring workers' stop hooks. */
 int aq__threads_spawn(struct aq_pool *pool, unsigned target);
 /* Join retired workers, with the lock released while joining. */
 void aq__threads_reap(struct aq_pool *pool);

@@ -61,9 +61,17 @@ struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared);
 /* Count an outcome (a final state) of one of pool's jobs, on any thread. */
 void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state);
 
-/* Count into the shared block (slow paths, any thread). */
+/*
+ * Count into the shared block (slow paths, any thread). A push that
+ * re-queues a job is counted before the push, and taken back if the push
+ * fails, so that a reader who has seen the job finish also sees it
+ * counted (aq_pool_stats() derives "submitted" from these).
+ */
 #define aq__stats_shared(pool, field)                                        \
 	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,            \
+				  memory_order_relaxed)
+#define aq__stats_shared_undo(pool, field)                                   \
+	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,            \
 				  memory_order_relaxed)
 
 /* Record one call's wait and run times into a worker's block; busy: its

@@ -216,22 +216,24 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		/* After others: their last resolution queues it, or hands
 		 * it to the timer if it is also delayed (wait.c). */
 		rec->due_ns = due;
+		aq__stats_shared(pool, off_ring); /* first: see stats.h */
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
 		if (rc == 0) {
-			aq__stats_shared(pool, off_ring);
 			if (fut)
 				*fut = rec;
 			aq__deps_arm(rec);
 			return 0;
 		}
+		aq__stats_shared_undo(pool, off_ring);
 	} else if (due) {
 		/* Delayed: the timer queues it when due (timer.c). */
 		rec->due_ns = due;
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
+		aq__stats_shared(pool, off_ring); /* first: see stats.h */
 		rc = aq__timer_add(pool, rec);
-		if (rc == 0)
-			aq__stats_shared(pool, off_ring);
+		if (rc)
+			aq__stats_shared_undo(pool, off_ring);
 	} else {
 		rc = aq__ring_push(&pool->ring, item);
 		if (aq_unlikely(rc == -EAGAIN)) {

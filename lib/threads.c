@@ -260,7 +260,7 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 			return rc;
 	}
 	/* Indexes still held by retiring threads: try again later. */
-	return pool->live < target ? -EAGAIN : 0;
+	return pool->live < target ? -EBUSY : 0;
 }
 
 bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
@@ -281,22 +281,31 @@ bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
 	return retire;
 }
 
-/* Join one thread by the deadline (negative: none): 0 or -ETIMEDOUT. */
+/*
+ * Join one thread by the deadline (negative: none): 0 or -ETIMEDOUT. The
+ * deadline is on CLOCK_MONOTONIC; pthread_timedjoin_np() wants real time,
+ * so it is converted once (a wall-clock step during the wait shifts it).
+ * pthread_clockjoin_np() would avoid that, but ThreadSanitizer does not
+ * know it and would then lose track of the joined thread.
+ */
 static int join_until(pthread_t thread, int64_t deadline)
 {
 #if defined(__GLIBC__)
-	struct timespec ts;
-
 	if (deadline >= 0) {
-		ts.tv_sec = deadline / 1000000000;
-		ts.tv_nsec = deadline % 1000000000;
-		return pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC,
-					    &ts) == ETIMEDOUT
+		struct timespec now, ts;
+		int64_t left = deadline - aq__now_ns(), real;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		real = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
+		       (left > 0 ? left : 0);
+		ts.tv_sec = real / 1000000000;
+		ts.tv_nsec = real % 1000000000;
+		return pthread_timedjoin_np(thread, NULL, &ts) == ETIMEDOUT
 			       ? -ETIMEDOUT
 			       : 0;
 	}
 #else
-	(void)deadline; /* no timed join: wait */
+	(void)deadline; /* no timed join here: wait */
 #endif
 	pthread_join(thread, NULL);
 	return 0;
@@ -363,7 +372,7 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	 * moment: wait for them, with the lock released (a stop hook must
 	 * not call aq_pool_resize() on its own pool). */
 	while (pool->live < min_workers &&
-	       (rc = aq__threads_spawn(pool, min_workers)) == -EAGAIN &&
+	       (rc = aq__threads_spawn(pool, min_workers)) == -EBUSY &&
 	       pool->phase == AQ__POOL_RUNNING) {
 		struct timespec nap = { 0, 100000 };
 

@@ -132,12 +132,13 @@ static void timer_release(struct aq_pool *pool, struct aq_future *rec,
 		goto drop;
 	}
 	/* Not a worker, so waiting for ring space cannot deadlock. */
+	aq__stats_shared(pool, released); /* first: see stats.h */
 	rc = aq__submit_push(pool, item, -1);
 	if (rc == 0) {
-		aq__stats_shared(pool, released);
 		aq__pool_wake_one(pool);
 		return;
 	}
+	aq__stats_shared_undo(pool, released);
 	/* The ring closed under us: nothing will run it any more. */
 	state = AQ_STATE_PENDING;
 	if (atomic_compare_exchange_strong(&rec->state, &state,

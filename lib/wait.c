@@ -296,12 +296,12 @@ static void deps_settle(struct aq_future *rec)
 		aq__future_put(rec);
 	} else if (target == AQ_STATE_DELAYED) {
 		deps_to_timer(pool, rec);
-	} else if ((rc = aq__ring_push(&pool->ring,
+	} else if (aq__stats_shared(pool, released), /* first: stats.h */
+		   (rc = aq__ring_push(&pool->ring,
 				       (struct aq__ring_item){ NULL, rec })) ==
-		   0) {
-		aq__stats_shared(pool, released);
+			   0) {
 		aq__pool_wake_one(pool);
-	} else if (rc == -EAGAIN) {
+	} else if (aq__stats_shared_undo(pool, released), rc == -EAGAIN) {
 		/* Full, and we may be one of its workers, which must not
 		 * wait on it: the timer thread queues it. A waiter helping
 		 * may have claimed it meanwhile: then only release. */

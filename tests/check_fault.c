@@ -7,6 +7,7 @@
 
 #include "asyncq.h"
 #include "fault.h"
+#include "helpers.h"
 #include "suites.h"
 
 static int noop(void *arg, void **result)
@@ -138,6 +139,331 @@ START_TEST(future_records_are_recycled)
 }
 END_TEST
 
+/* ---- every failure point of the other entry points ----------------------- */
+
+#define MS 1000000LL
+
+static void hook(const struct aq_job_event *ev, void *user)
+{
+	(void)ev;
+	(void)user;
+}
+
+static int always_retry(int code, void *user)
+{
+	(void)code;
+	(void)user;
+	return 1;
+}
+
+/* aq_pool_create with every feature on: a scheduler, a retry policy, an
+ * elastic size, timing and hooks. Every allocation fails with -ENOMEM and
+ * every thread creation with -EAGAIN, *pool untouched, nothing leaked. */
+START_TEST(full_create_fails_cleanly_at_every_point)
+{
+	struct aq_retry_policy retry = { .max_attempts = 3,
+					 .base_delay_ns = MS,
+					 .retryable = always_retry };
+	struct aq_pool_config cfg = { .workers = 3,
+				      .min_workers = 2,
+				      .max_workers = 4,
+				      .flags = AQ_POOL_TIMING,
+				      .sched = aq_sched_fair(),
+				      .retry = &retry,
+				      .before_job = hook,
+				      .after_job = hook };
+	long allocs = 0, threads = 0;
+
+	for (long nth = 1;; nth++) {
+		aq_pool *pool = (aq_pool *)(uintptr_t)0x1;
+		int rc;
+
+		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		rc = aq_pool_create(&pool, &cfg);
+		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		if (rc == 0) {
+			aq_future *fut;
+
+			ck_assert_int_eq(aq_submit(pool, noop, NULL, NULL,
+						   &fut), 0);
+			ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+			aq_future_release(fut);
+			aq_pool_destroy(pool);
+			break;
+		}
+		ck_assert_int_eq(rc, -ENOMEM);
+		ck_assert_ptr_eq(pool, (aq_pool *)(uintptr_t)0x1);
+		allocs++;
+	}
+	for (long nth = 1;; nth++) {
+		aq_pool *pool = NULL;
+		int rc;
+
+		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		rc = aq_pool_create(&pool, &cfg);
+		aq__fault_arm(AQ_FAULT_THREAD, 0);
+		if (rc == 0) {
+			aq_pool_destroy(pool);
+			break;
+		}
+		ck_assert_int_eq(rc, -EAGAIN);
+		ck_assert_ptr_null(pool);
+		threads++;
+	}
+	/* pool, ring, record cache, slot and stats tables, one stats block
+	 * and one start block per worker, the scheduler's state */
+	ck_assert_int_ge(allocs, 12);
+	ck_assert_int_ge(threads, 2); /* the min_workers started at create */
+}
+END_TEST
+
+static atomic_int then_ran;
+
+static void then_count(aq_future *fut, void *user)
+{
+	(void)fut;
+	(void)user;
+	atomic_fetch_add(&then_ran, 1);
+}
+
+static bool dispatch_one(void *ctx)
+{
+	return aq_channel_dispatch(ctx, 0) == 1;
+}
+
+/* aq_future_then without memory: -ENOMEM, the callback never runs (inline
+ * or on a channel), the future still resolves. */
+START_TEST(then_fails_cleanly_at_every_allocation)
+{
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct th_gate gate;
+	aq_channel *ch;
+	aq_future *fut;
+	long points = 0;
+
+	th_gate_init(&gate);
+	ck_assert_int_eq(aq_channel_create(&ch, 0), 0);
+	atomic_store(&then_ran, 0);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &fut), 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	for (int on_channel = 0; on_channel < 2; on_channel++) {
+		for (long nth = 1;; nth++) {
+			int rc;
+
+			aq__fault_arm(AQ_FAULT_ALLOC, nth);
+			rc = aq_future_then(fut, then_count, NULL,
+					    on_channel ? ch : NULL);
+			aq__fault_arm(AQ_FAULT_ALLOC, 0);
+			if (rc == 0)
+				break;
+			ck_assert_int_eq(rc, -ENOMEM);
+			points++;
+		}
+	}
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_SUCCEEDED);
+	/* Only the two registrations that succeeded ran (the callbacks are
+	 * delivered just after the future resolves: poll). */
+	ck_assert(th_poll(dispatch_one, ch));
+	ck_assert(th_poll_int(&then_ran, 2));
+	th_sleep_ms(10);
+	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 0);
+	ck_assert_int_eq(th_ld(&then_ran), 2);
+	/* On a resolved future, a failed registration does not run it either. */
+	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	ck_assert_int_eq(aq_future_then(fut, then_count, NULL, NULL), -ENOMEM);
+	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	ck_assert_int_eq(th_ld(&then_ran), 2);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 0);
+	aq_channel_destroy(ch);
+	th_gate_destroy(&gate);
+	ck_assert_int_ge(points, 2);
+}
+END_TEST
+
+/* aq_channel_create: no descriptor is -EMFILE, no memory -ENOMEM. */
+START_TEST(channel_create_fails_cleanly_at_every_point)
+{
+	long points = 0;
+	aq_channel *ch;
+
+	for (int site = 0; site < 2; site++) {
+		enum aq__fault_site fs = site ? AQ_FAULT_ALLOC : AQ_FAULT_FD;
+
+		for (long nth = 1;; nth++) {
+			int rc;
+
+			ch = (aq_channel *)(uintptr_t)0x1;
+			aq__fault_arm(fs, nth);
+			rc = aq_channel_create(&ch, 0);
+			aq__fault_arm(fs, 0);
+			if (rc == 0) {
+				ck_assert_int_ge(aq_channel_fd(ch), 0);
+				aq_channel_destroy(ch);
+				break;
+			}
+			ck_assert_int_eq(rc, site ? -ENOMEM : -EMFILE);
+			ck_assert_ptr_eq(ch, (aq_channel *)(uintptr_t)0x1);
+			points++;
+		}
+	}
+	ck_assert_int_ge(points, 2);
+}
+END_TEST
+
+/* The timer thread starts with the first delayed job: when it cannot, the
+ * delayed submit fails with -EAGAIN, its arg is not destroyed, nothing is
+ * left counted (a shutdown completes), and the pool still works. The same
+ * for every allocation of a first delayed submit. */
+START_TEST(first_delayed_submit_fails_cleanly)
+{
+	long points = 0;
+
+	for (int site = 0; site < 2; site++) {
+		enum aq__fault_site fs = site ? AQ_FAULT_ALLOC : AQ_FAULT_THREAD;
+
+		for (long nth = 1;; nth++) {
+			struct aq_job_opts opts = { .delay_ns = MS,
+						    .arg_destroy =
+							    count_destroy };
+			aq_pool *pool = th_pool(1, 16, 0, 0);
+			aq_future *fut = (aq_future *)(uintptr_t)0x1;
+			int rc;
+
+			atomic_store(&destroyed, 0);
+			aq__fault_arm(fs, nth);
+			rc = aq_submit(pool, noop, NULL, &opts, &fut);
+			aq__fault_arm(fs, 0);
+			if (rc == 0) {
+				ck_assert_int_eq(aq_future_get(fut, NULL, -1),
+						 0);
+				aq_future_release(fut);
+				aq_pool_destroy(pool);
+				ck_assert_int_eq(atomic_load(&destroyed), 1);
+				break;
+			}
+			ck_assert_int_eq(rc, site ? -ENOMEM : -EAGAIN);
+			ck_assert_ptr_null(fut);
+			ck_assert_int_eq(atomic_load(&destroyed), 0);
+			/* The pool still works, delayed jobs included. */
+			ck_assert_int_eq(aq_submit(pool, noop, NULL, &opts,
+						   &fut), 0);
+			ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+			aq_future_release(fut);
+			/* No timer user left behind: a shutdown completes
+			 * (else the test times out). */
+			ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
+			aq_pool_destroy(pool);
+			ck_assert_int_eq(atomic_load(&destroyed), 1);
+			points++;
+		}
+	}
+	ck_assert_int_ge(points, 2); /* the thread, the record or the heap */
+}
+END_TEST
+
+/*
+ * aq_pool_resize raising min: a table that cannot grow is -ENOMEM (some
+ * workers may have started); a worker that cannot start is retried by
+ * resize itself (it cannot tell pthread_create's EAGAIN from an index
+ * still held by a retiring worker), so it returns 0 here, though
+ * aq_pool_resize(3) documents -EAGAIN. Either way the pool still works and
+ * a later resize gets there.
+ */
+START_TEST(resize_fails_cleanly_at_every_point)
+{
+	long points = 0;
+
+	for (int site = 0; site < 2; site++) {
+		enum aq__fault_site fs = site ? AQ_FAULT_ALLOC : AQ_FAULT_THREAD;
+
+		for (long nth = 1;; nth++) {
+			aq_pool *pool = th_pool(1, 16, 0, 0);
+			aq_future *fut;
+			int rc;
+			long calls;
+
+			aq__fault_arm(fs, nth);
+			rc = aq_pool_resize(pool, 3, 8);
+			calls = aq__fault_calls(fs);
+			aq__fault_arm(fs, 0);
+			ck_assert_msg(rc == 0 || rc == (site ? -ENOMEM : -EAGAIN),
+				      "resize with fault %d at %ld: %d", site,
+				      nth, rc);
+			ck_assert_int_eq(aq_submit(pool, noop, NULL, NULL,
+						   &fut), 0);
+			ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+			aq_future_release(fut);
+			ck_assert_int_eq(aq_pool_resize(pool, 3, 8), 0);
+			ck_assert_int_ge(aq_pool_workers(pool), 3);
+			ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
+			aq_pool_destroy(pool);
+			if (calls < nth)
+				break; /* no call reached the armed one */
+			points++;
+		}
+	}
+	/* two workers started; slot and stats tables, stats blocks and start
+	 * blocks allocated */
+	ck_assert_int_ge(points, 6);
+}
+END_TEST
+
+/* A submit with dependencies without memory: -ENOMEM, its arg not
+ * destroyed, the dependencies unaffected (they run and resolve, and the
+ * caller's references stay good). */
+START_TEST(dependent_submit_fails_cleanly_at_every_allocation)
+{
+	aq_pool *pool = th_pool(2, 16, 0, 0);
+	struct th_gate gate;
+	aq_future *deps[2], *fut;
+	struct aq_job_opts opts = { .arg_destroy = count_destroy,
+				    .after = deps,
+				    .after_count = 2 };
+	long points = 0;
+
+	th_gate_init(&gate);
+	atomic_store(&destroyed, 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL,
+					   &deps[i]), 0);
+	ck_assert(th_gate_wait_entered(&gate, 2));
+	for (long nth = 1;; nth++) {
+		int rc;
+
+		fut = (aq_future *)(uintptr_t)0x1;
+		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		rc = aq_submit(pool, noop, NULL, &opts, &fut);
+		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		if (rc == 0)
+			break;
+		ck_assert_int_eq(rc, -ENOMEM);
+		ck_assert_ptr_null(fut);
+		ck_assert_int_eq(atomic_load(&destroyed), 0);
+		for (int i = 0; i < 2; i++)
+			ck_assert_int_eq(aq_future_state(deps[i]),
+					 AQ_STATE_RUNNING);
+		points++;
+	}
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(aq_future_get(deps[i], NULL, -1), 0);
+		aq_future_release(deps[i]);
+	}
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(atomic_load(&destroyed), 1);
+	th_gate_destroy(&gate);
+	/* the dependency array and one node per dependency (the record may
+	 * come from the pool's cache) */
+	ck_assert_int_ge(points, 3);
+}
+END_TEST
+
 Suite *fault_suite(void)
 {
 	Suite *s = suite_create("fault");
@@ -149,6 +475,12 @@ Suite *fault_suite(void)
 	tcase_add_test(tc, submit_fails_cleanly_without_memory);
 	tcase_add_test(tc, fire_and_forget_makes_no_allocation);
 	tcase_add_test(tc, future_records_are_recycled);
+	tcase_add_test(tc, full_create_fails_cleanly_at_every_point);
+	tcase_add_test(tc, then_fails_cleanly_at_every_allocation);
+	tcase_add_test(tc, channel_create_fails_cleanly_at_every_point);
+	tcase_add_test(tc, first_delayed_submit_fails_cleanly);
+	tcase_add_test(tc, resize_fails_cleanly_at_every_point);
+	tcase_add_test(tc, dependent_submit_fails_cleanly_at_every_allocation);
 	suite_add_tcase(s, tc);
 	return s;
 }

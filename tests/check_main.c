@@ -4,7 +4,7 @@
 /*
  * AQ_TEST_SUITE=name runs only that suite (ring, pool, future, shutdown,
  * errors, fault, sched, sched_fair, retry, timer, embed, compose, stats,
- * badinput);
+ * badinput, shutdown_timed, overload);
  * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
@@ -24,6 +24,8 @@ static const struct {
 	{ "retry", retry_suite },       { "timer", timer_suite },
 	{ "embed", embed_suite },       { "compose", compose_suite },
 	{ "stats", stats_suite },       { "badinput", badinput_suite },
+	{ "shutdown_timed", shutdown_timed_suite },
+	{ "overload", overload_suite },
 };
 
 int main(void)

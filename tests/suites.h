@@ -21,5 +21,7 @@ Suite *embed_suite(void);    /* then-callbacks, channels, worker lifecycle */
 Suite *compose_suite(void);  /* wait-all/any, dependencies, nested waits */
 Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
 Suite *badinput_suite(void); /* every public function, every bad argument */
+Suite *shutdown_timed_suite(void); /* shutdown deadlines, running jobs */
+Suite *overload_suite(void);  /* producers outrun the pool: bounded, lossless */
 
 #endif
