@@ -121,23 +121,22 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	return fut;
 }
 
-void aq__future_put(struct aq_future *fut)
+/* Give a record whose last reference is gone back to its cache. */
+static void future_recycle(struct aq_future *fut)
 {
 	struct aq__cache *cache = fut->cache;
 	bool free_cache = false;
 
-	/* acq_rel: our last accesses to the record happen before whoever
-	 * drops the final reference recycles it (the acquire half). */
-	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) != 1)
-		return;
-
-	free(fut->message);
-	fut->message = NULL;
-	for (unsigned i = 0; i < fut->ndeps; i++)
-		aq__future_put(fut->deps[i]);
-	free(fut->deps);
-	fut->deps = NULL;
-	fut->ndeps = 0;
+	/* free(NULL) is common here: skip the calls. */
+	if (fut->message) {
+		free(fut->message);
+		fut->message = NULL;
+	}
+	if (fut->deps) {
+		free(fut->deps);
+		fut->deps = NULL;
+		fut->ndeps = 0;
+	}
 	pthread_mutex_lock(&cache->lock);
 	cache->outstanding--;
 	if (cache->closed) {
@@ -150,6 +149,42 @@ void aq__future_put(struct aq_future *fut)
 	pthread_mutex_unlock(&cache->lock);
 	if (free_cache)
 		cache_free(cache);
+}
+
+void aq__future_put(struct aq_future *fut)
+{
+	struct aq_future *todo;
+
+	/* acq_rel: our last accesses to the record happen before whoever
+	 * drops the final reference recycles it (the acquire half). */
+	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	/*
+	 * A record holds references to the jobs it ran after, which may be
+	 * the last ones, and so on down a chain: release them with a work
+	 * list instead of recursion, so a long chain cannot overflow the
+	 * stack. Records on the list are ours (no references left), so
+	 * next_free is free to link them.
+	 */
+	fut->next_free = NULL;
+	todo = fut;
+	while (todo) {
+		struct aq_future *rec = todo;
+
+		todo = rec->next_free;
+		for (unsigned i = 0; i < rec->ndeps; i++) {
+			struct aq_future *dep = rec->deps[i];
+
+			/* acq_rel, as above. */
+			if (atomic_fetch_sub_explicit(&dep->refs, 1,
+						      memory_order_acq_rel) ==
+			    1) {
+				dep->next_free = todo;
+				todo = dep;
+			}
+		}
+		future_recycle(rec);
+	}
 }
 
 /*

@@ -109,7 +109,8 @@ static bool submit_needs_record(const struct aq_pool *pool,
 {
 	return fut || pool->record_always ||
 	       (opts && (opts->arg_destroy || opts->delay_ns > 0 ||
-			 opts->run_at_ns || opts->deadline_ns || opts->retry));
+			 opts->run_at_ns || opts->deadline_ns || opts->retry ||
+			 opts->after_count));
 }
 
 /* Failure handling and time: the retry policy, the deadline, and when the
@@ -212,7 +213,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		item.arg = rec;
 	}
 
-	if (opts && opts->after_count) {
+	if (rec && opts && opts->after_count) { /* after_count: rec exists */
 		/* After others: their last resolution queues it, or hands
 		 * it to the timer if it is also delayed (wait.c). */
 		rec->due_ns = due;

@@ -220,7 +220,15 @@ int aq__timer_add(struct aq_pool *pool, struct aq_future *rec)
 	int rc = 0;
 
 	pthread_mutex_lock(&t->lock);
-	if (!t->started)
+	/* A canceller that took the record (it CASes the state, then looks
+	 * here under this lock) must not find it added after its look. */
+	{
+		uint32_t state = atomic_load(&rec->state);
+
+		if (state != AQ_STATE_DELAYED && state != AQ_STATE_RETRYING)
+			rc = -ECANCELED;
+	}
+	if (rc == 0 && !t->started)
 		rc = timer_start(pool);
 	if (rc == 0 && t->len == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 64;

@@ -30,8 +30,11 @@ void aq__timer_fini(struct aq_pool *pool);
 
 /*
  * Hold a DELAYED or RETRYING record (with the pool's reference) until its
- * due_ns on the pool clock, then queue it. 0, -ENOMEM, or the thread
- * library's error if the timer thread could not start.
+ * due_ns on the pool clock, then queue it. 0, -ENOMEM, the thread
+ * library's error if the timer thread could not start, or -ECANCELED if a
+ * canceller took the record first. On any error the record is not held:
+ * the caller keeps the pool's reference (and finds a cancelled record no
+ * longer in the state it set).
  */
 int aq__timer_add(struct aq_pool *pool, struct aq_future *rec);
 
