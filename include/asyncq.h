@@ -77,7 +77,8 @@ struct aq_clock {
  * `struct aq_pool_config cfg = {0};` is always valid.
  */
 struct aq_pool_config {
-	unsigned workers;        /* worker threads; 0 = online CPUs */
+	unsigned workers;        /* worker threads at start; 0 = online
+				    CPUs; kept within min/max_workers */
 	unsigned queue_capacity; /* ring slots, rounded up to a power of two;
 				    0 = AQ_QUEUE_CAPACITY_DEFAULT */
 	unsigned flags;          /* AQ_POOL_* bits */
@@ -97,9 +98,11 @@ struct aq_pool_config {
 					 CLOCK_MONOTONIC clock */
 
 	/* Worker threads (man aq_pool_config). */
-	unsigned min_workers;    /* elastic pool: fewest workers kept; 0 =
-				    a fixed pool of `workers` */
-	unsigned max_workers;    /* elastic pool: most workers; 0 = workers */
+	unsigned min_workers;    /* fewest workers kept; 0 = the starting
+				    count (workers, or online CPUs) */
+	unsigned max_workers;    /* most workers; 0 = the larger of the
+				    starting count and min_workers.
+				    max > min makes the pool elastic */
 	int64_t idle_timeout_ns; /* elastic pool: a worker idle this long
 				    above min_workers retires; 0 = 10 s */
 	const char *name;        /* threads are named "aq-<name>-<n>"; NULL =
@@ -129,7 +132,8 @@ AQ_API int aq_pool_create(aq_pool **pool, const struct aq_pool_config *cfg);
 
 /*
  * Stop accepting jobs, resolve every accepted job (run or cancelled, as
- * flags say) and join the workers. Blocks until that is done.
+ * flags say) and join the workers. Blocks until that is done; -EDEADLK on
+ * the pool's own worker or timer thread.
  */
 AQ_API int aq_pool_shutdown(aq_pool *pool, unsigned flags);
 
@@ -148,7 +152,8 @@ AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max);
 /* Shut down (draining) if not already done, then free the pool. */
 AQ_API void aq_pool_destroy(aq_pool *pool);
 
-/* The number of worker threads and the ring capacity the pool really has. */
+/* The number of worker threads running now (elastic pools and resizes
+ * change it; 0 after shutdown), and the ring's fixed capacity. */
 AQ_API int aq_pool_workers(const aq_pool *pool);
 AQ_API int aq_pool_capacity(const aq_pool *pool);
 
@@ -274,7 +279,7 @@ AQ_API int aq_job_cancelled(void);
 /* Inside a job: its deadline on the pool clock, 0 if none. */
 AQ_API int64_t aq_job_deadline(void);
 /* Inside a job: attach a message to its error record (copied).
- * 0, -EINVAL (NULL, or not in a job with a future), -ENOMEM. */
+ * 0, -EINVAL (NULL, or not in a job that has a record), -ENOMEM. */
 AQ_API int aq_job_fail_msg(const char *message);
 
 /* Inside a job submitted with opts.after: the i-th future it ran after
@@ -383,8 +388,9 @@ enum aq_state {
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
 /*
- * Stop a job that is not running: 0. A running job is not interrupted, but
- * aq_job_cancelled() turns true for it: -EBUSY. Resolved: -EALREADY.
+ * Stop a job that waits (pending, delayed, retrying or waiting): 0. A
+ * running job is not interrupted, but aq_job_cancelled() turns true for
+ * it and it is not retried: -EBUSY. Resolved: -EALREADY.
  */
 AQ_API int aq_future_cancel(aq_future *fut);
 
@@ -449,7 +455,8 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *stats);
 
 /* What the per-job hooks (cfg.before_job, cfg.after_job) are told. */
 struct aq_job_event {
-	uint64_t id;      /* 0 for a fire-and-forget job without a record */
+	uint64_t id;      /* the job's id, from 1 (hooks give every job a
+			     record, so never 0) */
 	unsigned attempt;
 	int64_t wait_ns;  /* submit (or release) to start */
 	int64_t run_ns;   /* after_job only: the call's duration */

@@ -3,6 +3,7 @@
  * error.c - names for the library's return codes, and its version.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "asyncq.h"
 
@@ -39,10 +40,21 @@ AQ_API const char *aq_strerror(int code)
 	case -EMFILE:
 		return "Too many open files";
 	case -EDEADLK:
-		return "Would deadlock: called from the pool's own worker";
+		return "Would deadlock: called from one of the pool's own threads";
 	default:
-		return "Unknown error";
+		break;
 	}
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
+	/* System errors passed through (from pthread_create(), eventfd(),
+	 * a scheduler's init): glibc's static, thread-safe description. */
+	{
+		const char *desc = strerrordesc_np(-code);
+
+		if (desc)
+			return desc;
+	}
+#endif
+	return "Unknown error";
 }
 
 AQ_API unsigned aq_version(void)

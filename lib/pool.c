@@ -132,9 +132,6 @@ static inline void ctx_leave(void)
 			      memory_order_relaxed);
 }
 
-/* Not a job's return value: the outcome of a record whose deadline had
- * passed when a worker reached it. */
-#define AQ__EXPIRED (-4099)
 
 /* The ring is closed and, with a scheduler, the policy holds nothing. */
 static bool pool_drained(struct aq_pool *pool)
@@ -266,9 +263,10 @@ static __attribute__((noinline)) void
 worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 		  bool popped)
 {
+	bool expired = false; /* its deadline passed before it started */
 	void *result = NULL;
 	int64_t now;
-	int rc;
+	int rc = 0;
 
 	if (!aq__future_claim(rec, cancel)) {
 		/* Cancelled before it ran; the scheduler still hears of it. */
@@ -281,7 +279,7 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 		now = aq__pool_now(pool);
 		if (!rec->yielded) {
 			if (rec->deadline_ns && now >= rec->deadline_ns) {
-				rc = AQ__EXPIRED;
+				expired = true;
 				break;
 			}
 			/* A new attempt (a yield only pauses one). */
@@ -310,10 +308,10 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 	 * already be running on another worker. */
 	if (popped)
 		aq__sched_done(pool, rec, false, true);
-	if (rc == 0) {
-		aq__future_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
-	} else if (rc == AQ__EXPIRED) {
+	if (expired) {
 		aq__future_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
+	} else if (rc == 0) {
+		aq__future_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
 	} else if (rc == AQ_JOB_CANCELLED) {
 		aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
 	} else {

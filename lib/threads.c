@@ -86,6 +86,10 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 		  : cpus < 1   ? 1
 		  : cpus > (long)AQ_WORKERS_MAX ? AQ_WORKERS_MAX
 						: (unsigned)cpus;
+	/* Only a maximum given: start with no more than it allows. */
+	if (!cfg->workers && !cfg->min_workers && cfg->max_workers &&
+	    initial > cfg->max_workers)
+		initial = cfg->max_workers;
 	min = cfg->min_workers ? cfg->min_workers : initial;
 	max = cfg->max_workers ? cfg->max_workers
 	      : initial > min  ? initial
