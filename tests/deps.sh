@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Make sure what `make check` needs is here: pkg-config, Check (the test
-# framework), groff (the man-page lint) and curl (check-http). As root with
+# framework), groff (the man-page lint), curl (check-http) and a C++
+# compiler (the staged install is built as C++ too). As root with
 # apt-get, install what is missing; otherwise print the exact command and fail.
 missing=
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
@@ -11,6 +12,8 @@ else
 	missing="$missing check"
 fi
 command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
+# The staged-install check also builds the example as C++.
+command -v "${CXX:-c++}" >/dev/null 2>&1 || missing="$missing g++"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 [ -z "$missing" ] && exit 0
 
