@@ -47,7 +47,7 @@ AQ_API const char *aq_strerror(int code)
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 32)
 	/* System errors passed through (from pthread_create(), eventfd(),
 	 * a scheduler's init): glibc's static, thread-safe description. */
-	{
+	if (code >= -4095) { /* the errno range; -INT_MIN would overflow */
 		const char *desc = strerrordesc_np(-code);
 
 		if (desc)
