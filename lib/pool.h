@@ -180,21 +180,31 @@ static inline void aq__pool_ext_leave(struct aq_pool *pool)
 void aq__pool_grow(struct aq_pool *pool);
 
 /*
- * An elastic pool under backlog: work waits, nobody is idle, and there is
- * room for another worker. Relaxed loads of read-mostly words on the
- * common path; the decision is re-checked under the lock. Called after a
- * submit and when a worker takes a job.
+ * An elastic pool under backlog: more jobs wait than there are workers,
+ * nobody is idle, and there is room for another worker. (A job or two
+ * waiting for a worker that is about to take them is not a backlog.)
+ * Relaxed loads of read-mostly words on the common path; the decision is
+ * re-checked under the lock. Called after a submit and when a worker
+ * takes a job.
  */
 static inline void aq__pool_maybe_grow(struct aq_pool *pool)
 {
+	unsigned live;
+
 	if (aq_likely(!atomic_load_explicit(&pool->elastic,
-					    memory_order_relaxed)) ||
-	    atomic_load_explicit(&pool->nlive, memory_order_relaxed) >=
-		    atomic_load_explicit(&pool->max_workers,
-					 memory_order_relaxed))
+					    memory_order_relaxed)))
 		return;
-	if (atomic_load_explicit(&pool->idle, memory_order_relaxed) ||
-	    !aq__ring_nonempty(&pool->ring))
+	live = atomic_load_explicit(&pool->nlive, memory_order_relaxed);
+	if (live >= atomic_load_explicit(&pool->max_workers,
+					 memory_order_relaxed) ||
+	    atomic_load_explicit(&pool->idle, memory_order_relaxed))
+		return;
+	/* Relaxed: a hint; claims counted, published or not. */
+	if ((atomic_load_explicit(&pool->ring.tail, memory_order_relaxed) &
+	     ~AQ_RING_CLOSED) -
+		    atomic_load_explicit(&pool->ring.head,
+					 memory_order_relaxed) <=
+	    live)
 		return;
 	aq__pool_grow(pool);
 }
