@@ -33,27 +33,9 @@ static void count_destroy(void *arg)
 START_TEST(create_fails_cleanly_at_every_allocation)
 {
 	struct aq_pool_config cfg = { .workers = 2 };
-	long points = 0;
 
-	for (long nth = 1;; nth++) {
-		aq_pool *pool = (aq_pool *)(uintptr_t)0x1;
-		int rc;
-
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
-		rc = aq_pool_create(&pool, &cfg);
-		if (rc == 0) {
-			aq__fault_arm(AQ_FAULT_ALLOC, 0);
-			ck_assert_int_eq(aq_pool_workers(pool), 2);
-			aq_pool_destroy(pool);
-			break;
-		}
-		ck_assert_int_eq(rc, -ENOMEM);
-		ck_assert_ptr_eq(pool, (aq_pool *)(uintptr_t)0x1);
-		points++;
-	}
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
 	/* pool, ring cells, record cache, thread table */
-	ck_assert_int_ge(points, 4);
+	ck_assert_int_ge(th_create_alloc_faults(&cfg), 4);
 }
 END_TEST
 
@@ -172,29 +154,8 @@ START_TEST(full_create_fails_cleanly_at_every_point)
 				      .retry = &retry,
 				      .before_job = hook,
 				      .after_job = hook };
-	long allocs = 0, threads = 0;
+	long allocs = th_create_alloc_faults(&cfg), threads = 0;
 
-	for (long nth = 1;; nth++) {
-		aq_pool *pool = (aq_pool *)(uintptr_t)0x1;
-		int rc;
-
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
-		rc = aq_pool_create(&pool, &cfg);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
-		if (rc == 0) {
-			aq_future *fut;
-
-			ck_assert_int_eq(aq_submit(pool, noop, NULL, NULL,
-						   &fut), 0);
-			ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
-			aq_future_release(fut);
-			aq_pool_destroy(pool);
-			break;
-		}
-		ck_assert_int_eq(rc, -ENOMEM);
-		ck_assert_ptr_eq(pool, (aq_pool *)(uintptr_t)0x1);
-		allocs++;
-	}
 	for (long nth = 1;; nth++) {
 		aq_pool *pool = NULL;
 		int rc;

@@ -1263,27 +1263,9 @@ START_TEST(test_create_alloc_faults)
 	struct aq_pool_config cfg = { .workers = 2,
 				      .sched = ops,
 				      .sched_params = _i ? &aging : NULL };
-	long points = 0;
 
-	for (long nth = 1;; nth++) {
-		aq_pool *pool = (aq_pool *)(uintptr_t)0x1;
-		int rc;
-
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
-		rc = aq_pool_create(&pool, &cfg);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
-		if (rc == 0) {
-			ck_assert_int_eq(aq_pool_workers(pool), 2);
-			aq_pool_destroy(pool);
-			break;
-		}
-		ck_assert_msg(rc == -ENOMEM, "%s, allocation %ld failed: %d",
-			      ops->name, nth, rc);
-		ck_assert_ptr_eq(pool, (aq_pool *)(uintptr_t)0x1);
-		points++;
-	}
 	/* pool, ring cells, record cache, thread table, the policy's state */
-	ck_assert_int_ge(points, 5);
+	ck_assert_msg(th_create_alloc_faults(&cfg) >= 5, "%s", ops->name);
 }
 END_TEST
 

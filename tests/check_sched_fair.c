@@ -894,25 +894,9 @@ END_TEST
 START_TEST(test_create_alloc_faults)
 {
 	struct aq_pool_config cfg = { .workers = 2, .sched = aq_sched_fair() };
-	long points = 0;
 
-	for (long nth = 1;; nth++) {
-		aq_pool *pool = (aq_pool *)(uintptr_t)0x1;
-		int rc;
-
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
-		rc = aq_pool_create(&pool, &cfg);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
-		if (rc == 0) {
-			aq_pool_destroy(pool);
-			break;
-		}
-		ck_assert_msg(rc == -ENOMEM, "allocation %ld: %d", nth, rc);
-		ck_assert_ptr_eq(pool, (aq_pool *)(uintptr_t)0x1);
-		points++;
-	}
 	/* pool, ring, record cache, threads, the policy and its buckets */
-	ck_assert_int_ge(points, 6);
+	ck_assert_int_ge(th_create_alloc_faults(&cfg), 6);
 }
 END_TEST
 

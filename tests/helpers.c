@@ -9,6 +9,7 @@
 
 #include <check.h>
 
+#include "fault.h"
 #include "helpers.h"
 
 double th_time_scale(void)
@@ -232,4 +233,38 @@ aq_pool *th_pool(unsigned workers, unsigned capacity, unsigned flags,
 		      "flags %#x): %d", workers, capacity, flags, ret);
 	ck_assert_ptr_nonnull(pool);
 	return pool;
+}
+
+static int th_fault_noop(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return 0;
+}
+
+long th_create_alloc_faults(const struct aq_pool_config *cfg)
+{
+	long points = 0;
+
+	for (long nth = 1;; nth++) {
+		aq_pool *pool = (aq_pool *)(uintptr_t)0x1;
+		aq_future *fut;
+		int rc;
+
+		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		rc = aq_pool_create(&pool, cfg);
+		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		if (rc == 0) {
+			ck_assert_int_eq(aq_submit(pool, th_fault_noop, NULL,
+						   NULL, &fut), 0);
+			ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+			aq_future_release(fut);
+			aq_pool_destroy(pool);
+			return points;
+		}
+		ck_assert_msg(rc == -ENOMEM, "allocation %ld failed: %d", nth,
+			      rc);
+		ck_assert_ptr_eq(pool, (aq_pool *)(uintptr_t)0x1);
+		points++;
+	}
 }

@@ -123,4 +123,12 @@ int th_submit_retry(aq_pool *pool, aq_job_fn fn, void *arg,
 aq_pool *th_pool(unsigned workers, unsigned capacity, unsigned flags,
 		 int64_t block_timeout_ns);
 
+/*
+ * Fail each allocation of aq_pool_create(cfg) in turn (fault.h), from the
+ * first until a create succeeds: every failed one must return -ENOMEM and
+ * leave *pool untouched (leaks are the ASan run's to catch); the pool that
+ * finally comes up must run a job. Returns how many points were failed.
+ */
+long th_create_alloc_faults(const struct aq_pool_config *cfg);
+
 #endif
