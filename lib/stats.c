@@ -156,7 +156,7 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 {
 	static const struct aq__stats zero;
 	struct aq__stats sum = zero;
-	uint64_t pushes, completed, running = 0;
+	uint64_t head, pushes, completed, running = 0;
 	int64_t now;
 	double secs;
 
@@ -173,10 +173,13 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	pthread_mutex_unlock(&pool->lock);
 	stats_sum(&sum, pool->shared_stats);
 
-	/* seq_cst loads of the ring counters: a consistent-enough pair. */
+	/* Head before tail (seq_cst): a consumer only claims a cell a
+	 * producer already pushed, so the tail read after the head is never
+	 * behind it and the difference never wraps. Read the other way round,
+	 * pops made between the two loads gave a "negative" queue. */
+	head = atomic_load(&pool->ring.head);
 	pushes = atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED;
-	st->queued = pushes - atomic_load(&pool->ring.head) +
-		     LOAD(pool->sched_held);
+	st->queued = pushes - head + LOAD(pool->sched_held);
 	pthread_mutex_lock(&pool->timer.lock);
 	st->delayed = pool->timer.len;
 	pthread_mutex_unlock(&pool->timer.lock);

@@ -642,6 +642,7 @@ struct reader {
 	aq_pool *pool;
 	atomic_int stop;
 	long reads;
+	long wrapped; /* gauges read as "negative" (wrapped) values */
 };
 
 static void *read_stats(void *arg)
@@ -650,9 +651,14 @@ static void *read_stats(void *arg)
 	struct aq_pool_stats st;
 
 	while (!atomic_load(&r->stop)) {
-		if (aq_pool_stats(r->pool, &st) == 0 &&
-		    completed(&st) <= st.submitted + 1000000)
-			r->reads++;
+		if (aq_pool_stats(r->pool, &st) != 0)
+			continue;
+		r->reads++;
+		/* No gauge can be near 2^64: that would be a count that
+		 * went below zero between two loads. */
+		if (st.queued > UINT32_MAX || st.running > UINT32_MAX ||
+		    completed(&st) > st.submitted + 1000000)
+			r->wrapped++;
 	}
 	return NULL;
 }
@@ -660,7 +666,7 @@ static void *read_stats(void *arg)
 START_TEST(test_stats_while_running)
 {
 	aq_pool *pool = pool_with(2, 4096, AQ_POOL_TIMING, NULL);
-	struct reader r[2] = { { pool, 0, 0 }, { pool, 0, 0 } };
+	struct reader r[2] = { { pool, 0, 0, 0 }, { pool, 0, 0, 0 } };
 	pthread_t t[2];
 	atomic_long counted;
 	struct aq_pool_stats st;
@@ -679,6 +685,9 @@ START_TEST(test_stats_while_running)
 		atomic_store(&r[i].stop, 1);
 		pthread_join(t[i], NULL);
 		ck_assert_int_gt(r[i].reads, 0);
+		ck_assert_msg(r[i].wrapped == 0,
+			      "%ld of %ld reads had a wrapped gauge",
+			      r[i].wrapped, r[i].reads);
 	}
 	st = stats_of(pool);
 	ck_assert_int_eq(th_ldl(&counted), jobs);
