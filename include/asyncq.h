@@ -219,6 +219,24 @@ struct aq_job_opts {
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut);
 
+/* One job of a batch: fn(arg). */
+struct aq_job {
+	aq_job_fn fn;
+	void *arg;
+};
+
+/*
+ * Submit jobs[0..n-1], in order, each with opts. Fire-and-forget jobs with
+ * no record to make go onto the ring many slots per atomic claim, with one
+ * wake. futs, if not NULL, receives a future per accepted job (NULL for
+ * the rest). Returns how many were accepted: n, or fewer when the ring
+ * filled (or the wait for space timed out, or shutdown began) after some
+ * were; a negative error when none was. n = 0 returns 0.
+ */
+AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs,
+			   unsigned n, const struct aq_job_opts *opts,
+			   aq_future **futs);
+
 /* ---- Failure handling: retries, errors, time ------------------------------ */
 
 /* What a callback learns of the job it is called for. */

@@ -56,13 +56,23 @@ _Thread_local struct aq_pool *aq__worker_pool;
 static _Thread_local uint64_t job_calls;
 static _Thread_local uint64_t slice_call;
 static _Thread_local int64_t slice_start_ns;
-/* The record whose job this thread is running, if any, or whether it is
- * running a fire-and-forget job without one (aq_job_attempt() & co). */
+/* The record whose job this thread is running, if any (aq_job_attempt()
+ * & co). A fire-and-forget job without one shows as the running gauge's
+ * AQ__RUNNING_INLINE instead (in_inline_job()). */
 static _Thread_local struct aq_future *current_rec;
-static _Thread_local bool in_inline_job;
 
-/* Calls nested on this thread's stack (a job that waits runs others). */
+/* Calls of job records nested on this thread's stack (a job that waits
+ * runs others); only timing reads it (worker_call_timed()). */
 static _Thread_local unsigned call_depth;
+
+/* Is this thread inside a fire-and-forget job's own call? */
+static inline bool in_inline_job(void)
+{
+	/* Relaxed: this worker's own gauge. */
+	return aq__tls_stats &&
+	       atomic_load_explicit(&aq__tls_stats->running,
+				    memory_order_relaxed) == AQ__RUNNING_INLINE;
+}
 
 /*
  * What this thread is running. A job that waits may run other jobs on the
@@ -73,18 +83,17 @@ static _Thread_local unsigned call_depth;
  */
 struct job_ctx {
 	struct aq_future *rec;
-	bool inline_job;
 	uint64_t id, slice_call;
 	uint32_t running;
 	int64_t slice_start;
 };
 
+/* Save the context and clear it for a nested call. */
 static struct job_ctx ctx_save(void)
 {
 	/* Relaxed: the gauges are written by this worker only. */
 	struct job_ctx saved = {
 		.rec = current_rec,
-		.inline_job = in_inline_job,
 		.id = atomic_load_explicit(&aq__tls_stats->current_id,
 					   memory_order_relaxed),
 		.running = atomic_load_explicit(&aq__tls_stats->running,
@@ -93,13 +102,17 @@ static struct job_ctx ctx_save(void)
 		.slice_start = slice_start_ns,
 	};
 
+	/* The nested call starts from "no job", as a call from the worker
+	 * loop does: inline_call() sets only what differs from that. */
+	current_rec = NULL;
+	atomic_store_explicit(&aq__tls_stats->current_id, 0,
+			      memory_order_relaxed);
 	return saved;
 }
 
 static void ctx_restore(const struct job_ctx *saved)
 {
 	current_rec = saved->rec;
-	in_inline_job = saved->inline_job;
 	slice_call = saved->slice_call;
 	slice_start_ns = saved->slice_start;
 	/* Relaxed, as in ctx_save(). */
@@ -112,22 +125,23 @@ static void ctx_restore(const struct job_ctx *saved)
 static inline void ctx_enter(struct aq_future *rec)
 {
 	current_rec = rec;
-	in_inline_job = rec == NULL;
 	job_calls++;
 	call_depth++;
 	/* Relaxed: gauges for readers, written by this worker only. */
-	atomic_store_explicit(&aq__tls_stats->current_id, rec ? rec->id : 0,
+	atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
 			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, 1,
+	atomic_store_explicit(&aq__tls_stats->running, AQ__RUNNING_RECORD,
 			      memory_order_relaxed);
 }
 
 static inline void ctx_leave(void)
 {
 	current_rec = NULL;
-	in_inline_job = false;
 	call_depth--;
-	/* Relaxed, as in ctx_enter(). */
+	/* Relaxed, as in ctx_enter(). current_id goes back to 0 so that a
+	 * fire-and-forget call (inline_call()) need not store it. */
+	atomic_store_explicit(&aq__tls_stats->current_id, 0,
+			      memory_order_relaxed);
 	atomic_store_explicit(&aq__tls_stats->running, 0,
 			      memory_order_relaxed);
 }
@@ -158,23 +172,41 @@ static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
 	return true;
 }
 
-/* Fire-and-forget without options: nothing to resolve. */
-static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
-			      bool cancel)
+/*
+ * One call of a fire-and-forget job: no record, so its whole context is
+ * the running gauge, set to AQ__RUNNING_INLINE (which is also how aq_job_*
+ * know they are in one), and the call count for aq_job_yield_due().
+ * current_rec and current_id are already NULL and 0: every call leaves
+ * them so (ctx_leave(), ctx_save()). call_depth is left alone: only timing
+ * reads it, and a pool with timing on has no fire-and-forget items (every
+ * job gets a record, pool->record_always). *ignored is never read.
+ */
+static inline int inline_call(struct aq__ring_item item)
 {
-	void *ignored = NULL;
+	struct aq__stats *st = aq__tls_stats;
+	void *ignored;
 	int rc;
 
-	if (cancel) {
-		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
-		return;
-	}
+	job_calls++;
+	/* Relaxed, as in ctx_enter(). */
+	atomic_store_explicit(&st->running, AQ__RUNNING_INLINE,
+			      memory_order_relaxed);
+	rc = item.fn(item.arg, &ignored);
+	atomic_store_explicit(&st->running, 0, memory_order_relaxed);
+	return rc;
+}
+
+/*
+ * A fire-and-forget call ended with rc other than 0: count a failure, or
+ * queue a yielded job again (calling it again while that is impossible).
+ * Out of line, so that the common case in worker_run() stays small.
+ */
+static __attribute__((noinline)) void
+worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
+{
 	/* Without a record a yielded job cannot tell a resumed call from a
-	 * first one, so it counts as started when it ends, not here. */
+	 * first one, so it counts as started when it ends, not before. */
 	for (;;) {
-		ctx_enter(NULL);
-		rc = item.fn(item.arg, &ignored);
-		ctx_leave();
 		if (rc != AQ_YIELD) {
 			aq__stat_add(&aq__tls_stats->started, 1, false);
 			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
@@ -193,6 +225,7 @@ static void worker_run_inline(struct aq_pool *pool, struct aq__ring_item item,
 			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
 			return;
 		}
+		rc = inline_call(item);
 	}
 }
 
@@ -325,18 +358,71 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 	aq__future_put(rec);
 }
 
-/* Run one item taken from the ring or the scheduler. */
-static void worker_run(struct aq_pool *pool, struct aq__ring_item item)
+/*
+ * Run one item taken from the ring or the scheduler; cancel: a cancelling
+ * shutdown was seen. The common case, a fire-and-forget job that succeeds,
+ * is the whole of it: the call and one counter (ran_ok, see stats.h).
+ */
+static inline void worker_run_as(struct aq_pool *pool,
+				 struct aq__ring_item item, bool cancel)
+{
+	int rc;
+
+	if (aq_unlikely(!item.fn)) {
+		worker_run_record(pool, item.arg, cancel, pool->sched != NULL);
+		return;
+	}
+	if (aq_unlikely(cancel)) {
+		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+		return;
+	}
+	rc = inline_call(item);
+	if (aq_likely(rc == 0))
+		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
+	else
+		worker_inline_rest(pool, item, rc);
+}
+
+static inline void worker_run(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Relaxed: a cancelling shutdown is advisory per item; items taken
 	 * before the flag is seen simply run, as they would have anyway. */
-	bool cancel = atomic_load_explicit(&pool->cancelling,
-					   memory_order_relaxed);
+	worker_run_as(pool, item,
+		      atomic_load_explicit(&pool->cancelling,
+					   memory_order_relaxed));
+}
 
-	if (item.fn)
-		worker_run_inline(pool, item, cancel);
-	else
-		worker_run_record(pool, item.arg, cancel, pool->sched != NULL);
+/* pop_attn was not 0 after a pop: wake blocked producers, consider
+ * growing, and say whether a cancelling shutdown is under way. */
+static __attribute__((noinline)) bool worker_attend(struct aq_pool *pool,
+						    uint32_t attn)
+{
+	if (attn & AQ__ATTN_WAITERS)
+		aq__pool_wake_producers(pool);
+	if (attn & AQ__ATTN_ELASTIC)
+		aq__pool_maybe_grow(pool);
+	return attn & AQ__ATTN_CANCEL;
+}
+
+/*
+ * A FIFO pool's worker that found work stays here while the ring has more:
+ * pop, one look at pop_attn (blocked producers, growth, cancel: usually 0),
+ * run. That is the whole per-job cost of a fire-and-forget job on the
+ * worker side; the chained wake, the scheduler test and the retire check
+ * of the outer loop are paid once per burst, not once per job.
+ */
+static void worker_burst(struct aq_pool *pool)
+{
+	struct aq__ring_item item;
+
+	while (aq__ring_pop(&pool->ring, &item)) {
+		/* seq_cst: the read half of the full-ring handshake, as in
+		 * aq__pool_freed_slot(). */
+		uint32_t attn = atomic_load(&pool->pop_attn);
+
+		worker_run_as(pool, item,
+			      aq_unlikely(attn) && worker_attend(pool, attn));
+	}
 }
 
 /* The next item for this worker, from the ring or the scheduler. */
@@ -464,6 +550,8 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			}
 			aq__pool_maybe_grow(pool);
 			worker_run(pool, item);
+			if (!pool->sched)
+				worker_burst(pool);
 			continue;
 		}
 		if (pool_drained(pool))
@@ -507,7 +595,7 @@ AQ_API int aq_job_yield_due(void)
 	int64_t now;
 
 	/* Only inside a job's own call: not in its arg_destroy or a hook. */
-	if (!pool || (!current_rec && !in_inline_job))
+	if (!pool || (!current_rec && !in_inline_job()))
 		return 0;
 	now = aq__now_ns();
 	if (slice_call != job_calls) {
@@ -638,9 +726,8 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	if (rc == 0)
 		rc = aq__sched_init(pool, cfg);
 	pool->record_always = pool->sched || pool->has_retry || pool->timing;
-	atomic_store_explicit(&pool->elastic,
-			      atomic_load(&pool->max_workers) >
-				      atomic_load(&pool->min_workers),
+	aq__pool_set_elastic(pool);
+	atomic_store_explicit(&pool->fast_submit, !pool->record_always,
 			      memory_order_relaxed);
 	if (rc == 0) {
 		pthread_mutex_lock(&pool->lock);
@@ -739,6 +826,7 @@ AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
 		return -EDEADLK;
 	if (flags & AQ_SHUTDOWN_CANCEL) {
 		atomic_store(&pool->cancelling, true);
+		atomic_fetch_or(&pool->pop_attn, AQ__ATTN_CANCEL);
 		/* The timer thread cancels what it holds, now. */
 		aq__timer_kick(pool);
 	}
@@ -747,6 +835,7 @@ AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
 	/* Under the lock: a submit counting a timer user in sees either this
 	 * or its own count is waited for by the joiner. */
 	atomic_store(&pool->accepting, false);
+	atomic_store(&pool->fast_submit, false);
 	for (;;) {
 		if (pool->phase == AQ__POOL_STOPPED) {
 			rc = 0;
@@ -845,7 +934,7 @@ AQ_API unsigned aq_job_attempt(void)
 {
 	if (current_rec)
 		return current_rec->attempt;
-	return in_inline_job ? 1 : 0;
+	return in_inline_job() ? 1 : 0;
 }
 
 AQ_API int aq_job_cancelled(void)

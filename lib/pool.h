@@ -48,8 +48,9 @@ struct aq_pool {
 						    began */
 	_Atomic bool cancelling;   /* a CANCEL shutdown: workers cancel, not
 				      run */
-	_Atomic bool elastic;      /* max_workers > min_workers: check for
-				      growth after submits and pops */
+	/* accepting && !record_always: the one flag aq_submit()'s fast path
+	 * reads (cleared with accepting). */
+	_Atomic bool fast_submit;
 	bool record_always;        /* a scheduler, a default retry policy or
 				      timing: every job needs a record */
 	const struct aq_sched_ops *sched; /* NULL: the ring's own FIFO */
@@ -58,16 +59,27 @@ struct aq_pool {
 	 * Parking: written only when a worker parks or is woken, read by
 	 * every submit, so they share one line apart from the ring counters.
 	 */
-	AQ_CACHE_ALIGNED _Atomic uint32_t idle; /* workers parked or about to
-						   park (see pool.c) */
+	/*
+	 * Workers parked or about to park (see pool.c), plus AQ__IDLE_ELASTIC
+	 * while max_workers > min_workers: a submit reads this one word, and
+	 * when it is 0 it has nobody to wake and no growth to consider.
+	 */
+	AQ_CACHE_ALIGNED _Atomic uint32_t idle;
 	_Atomic uint32_t waking;   /* 1 while a wake is under way and no woken
 				      worker has taken it yet */
 	_Atomic uint32_t wake_seq; /* the futex word idle workers sleep on;
 				      bumped by every wake */
 
-	/* Producers blocked on a full ring: read after every pop. */
-	AQ_CACHE_ALIGNED _Atomic uint32_t space_waiters;
-	_Atomic uint32_t space_seq; /* their futex word; bumped on wakes */
+	/*
+	 * What a worker must look at after a pop, in one word so that the
+	 * common case is one load and one branch: the number of producers
+	 * blocked on a full ring (AQ__ATTN_WAITERS bits), a cancelling
+	 * shutdown (AQ__ATTN_CANCEL, set with `cancelling`) and an elastic
+	 * pool (AQ__ATTN_ELASTIC, as in `idle`).
+	 */
+	AQ_CACHE_ALIGNED _Atomic uint32_t pop_attn;
+	_Atomic uint32_t space_seq; /* blocked producers' futex word; bumped
+				       on wakes */
 
 	/*
 	 * The pluggable scheduler; sched is NULL for the ring's own FIFO.
@@ -138,18 +150,26 @@ struct aq_pool {
 	bool joining;                /* under lock: one caller joins workers */
 };
 
+#define AQ__ATTN_CANCEL (UINT32_C(1) << 31)
+#define AQ__ATTN_ELASTIC (UINT32_C(1) << 30)
+#define AQ__ATTN_WAITERS (AQ__ATTN_ELASTIC - 1)
+
+/* Wake every producer blocked on a full ring. */
+static inline void aq__pool_wake_producers(struct aq_pool *pool)
+{
+	/* Release: pairs with the blocked producer's acquire load of
+	 * space_seq before it sleeps. */
+	atomic_fetch_add_explicit(&pool->space_seq, 1, memory_order_release);
+	aq__park_wake(&pool->space_seq, INT32_MAX);
+}
+
 /* A slot was freed: wake producers blocked on a full ring, if any. */
 static inline void aq__pool_freed_slot(struct aq_pool *pool)
 {
 	/* seq_cst: the read half of the full-ring handshake; the store half
 	 * was the seq_cst claim on head inside aq__ring_pop(). */
-	if (aq_unlikely(atomic_load(&pool->space_waiters))) {
-		/* Release: pairs with the blocked producer's acquire load of
-		 * space_seq before it sleeps. */
-		atomic_fetch_add_explicit(&pool->space_seq, 1,
-					  memory_order_release);
-		aq__park_wake(&pool->space_seq, INT32_MAX);
-	}
+	if (aq_unlikely(atomic_load(&pool->pop_attn) & AQ__ATTN_WAITERS))
+		aq__pool_wake_producers(pool);
 }
 
 /* The pool's clock (struct aq_clock), in nanoseconds. */
@@ -176,8 +196,31 @@ static inline void aq__pool_ext_leave(struct aq_pool *pool)
 		aq__park_wake(&pool->ext_claims, INT32_MAX);
 }
 
+#define AQ__IDLE_ELASTIC (UINT32_C(1) << 31)
+#define AQ__IDLE_COUNT (AQ__IDLE_ELASTIC - 1)
+
 /* Start one more worker if below max (pool.c). */
 void aq__pool_grow(struct aq_pool *pool);
+
+/* Set or clear the elastic bits (of idle and pop_attn) from max_workers >
+ * min_workers. */
+static inline void aq__pool_set_elastic(struct aq_pool *pool)
+{
+	/* Relaxed: a hint (growth is re-checked under the lock); the
+	 * read-modify-writes keep the counts that share the words. */
+	if (atomic_load_explicit(&pool->max_workers, memory_order_relaxed) >
+	    atomic_load_explicit(&pool->min_workers, memory_order_relaxed)) {
+		atomic_fetch_or_explicit(&pool->idle, AQ__IDLE_ELASTIC,
+					 memory_order_relaxed);
+		atomic_fetch_or_explicit(&pool->pop_attn, AQ__ATTN_ELASTIC,
+					 memory_order_relaxed);
+	} else {
+		atomic_fetch_and_explicit(&pool->idle, AQ__IDLE_COUNT,
+					  memory_order_relaxed);
+		atomic_fetch_and_explicit(&pool->pop_attn, ~AQ__ATTN_ELASTIC,
+					  memory_order_relaxed);
+	}
+}
 
 /*
  * An elastic pool under backlog: more jobs wait than there are workers,
@@ -189,15 +232,14 @@ void aq__pool_grow(struct aq_pool *pool);
  */
 static inline void aq__pool_maybe_grow(struct aq_pool *pool)
 {
+	uint32_t idle = atomic_load_explicit(&pool->idle, memory_order_relaxed);
 	unsigned live;
 
-	if (aq_likely(!atomic_load_explicit(&pool->elastic,
-					    memory_order_relaxed)))
-		return;
+	if (aq_likely(idle != AQ__IDLE_ELASTIC))
+		return; /* not elastic, or a worker is idle */
 	live = atomic_load_explicit(&pool->nlive, memory_order_relaxed);
 	if (live >= atomic_load_explicit(&pool->max_workers,
-					 memory_order_relaxed) ||
-	    atomic_load_explicit(&pool->idle, memory_order_relaxed))
+					 memory_order_relaxed))
 		return;
 	/* Relaxed: a hint; claims counted, published or not. */
 	if ((atomic_load_explicit(&pool->ring.tail, memory_order_relaxed) &
@@ -269,7 +311,7 @@ extern _Thread_local struct aq_pool *aq__worker_pool;
 static inline void aq__pool_wake_one(struct aq_pool *pool)
 {
 	/* seq_cst: the read half of the parking handshake (see pool.c). */
-	if (aq_likely(atomic_load(&pool->idle) == 0))
+	if (aq_likely((atomic_load(&pool->idle) & AQ__IDLE_COUNT) == 0))
 		return;
 	/* Relaxed peek first so that a stream of submits does not bounce the
 	 * line with an exchange while one wake is in flight; the exchange

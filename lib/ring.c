@@ -59,88 +59,74 @@ void aq__ring_fini(struct aq__ring *r)
 	r->cells = NULL;
 }
 
-int aq__ring_push(struct aq__ring *r, struct aq__ring_item item)
-{
-	/* Relaxed: only a hint where to start; the CAS below validates it. */
-	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
-
-	for (;;) {
-		struct aq__ring_cell *cell;
-		uint64_t seq;
-		int64_t dif;
-
-		if (aq_unlikely(pos & AQ_RING_CLOSED))
-			return -ESHUTDOWN;
-		cell = &r->cells[pos & r->mask];
-		/* Acquire: pairs with the consumer's release in pop, so our
-		 * write of the item cannot overtake its read of the old one. */
-		seq = atomic_load_explicit(&cell->seq, memory_order_acquire);
-		dif = (int64_t)(seq - pos);
-		if (dif == 0) {
-			/*
-			 * seq_cst: the claim is the store half of the pool's
-			 * parking handshake (a worker raises its idle count,
-			 * then reads tail; we claim, then read the idle count),
-			 * so the two must be in one total order.
-			 */
-			if (atomic_compare_exchange_weak_explicit(
-				    &r->tail, &pos, pos + 1,
-				    memory_order_seq_cst, memory_order_relaxed)) {
-				cell->item = item;
-				/* Release: publishes the item to the consumer's
-				 * acquire load of seq. */
-				atomic_store_explicit(&cell->seq, pos + 1,
-						      memory_order_release);
-				return 0;
-			}
-			/* The failed CAS reloaded pos (closed bit included). */
-		} else if (dif < 0) {
-			return -EAGAIN; /* the cell still holds last lap's item */
-		} else {
-			/* Another producer took pos; relaxed as above. */
-			pos = atomic_load_explicit(&r->tail,
-						   memory_order_relaxed);
-		}
-	}
-}
-
-bool aq__ring_pop(struct aq__ring *r, struct aq__ring_item *out)
+/*
+ * Batch claim: cells pos .. pos+k-1 each show seq == their position (free
+ * for this lap), so one CAS of tail from pos to pos+k makes all k ours.
+ * None of them can change between the look and the CAS: a cell's seq moves
+ * on only when a producer claims its position, and nobody claimed any
+ * position from pos on if tail still reads pos. The look stops at the
+ * first cell that is not free (a full ring, or another producer ahead of
+ * us), so k is never more than the free space.
+ */
+int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 {
 	/* Relaxed: a hint, validated by the CAS. */
-	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
+	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
+	/* Read-only after init: in locals, so that the loops below do not
+	 * reload them after every atomic access. */
+	struct aq__ring_cell *const cells = r->cells;
+	struct aq__ring_cell *const end = cells + r->mask + 1;
+	const uint64_t mask = r->mask;
 
+	if (n == 0)
+		return 0;
 	for (;;) {
-		struct aq__ring_cell *cell = &r->cells[pos & r->mask];
-		/* Acquire: pairs with the producer's release publish, so the
-		 * item we read is the one it wrote. */
-		uint64_t seq = atomic_load_explicit(&cell->seq,
-						    memory_order_acquire);
-		int64_t dif = (int64_t)(seq - (pos + 1));
+		/* The loops walk a cell pointer and wrap it at the end of the
+		 * array, rather than index by (pos + i) & mask each time. */
+		struct aq__ring_cell *cell = &cells[pos & mask];
+		uint64_t seq = 0;
+		unsigned k = 0;
 
-		if (dif == 0) {
-			/*
-			 * seq_cst: the claim is the store half of the
-			 * full-ring handshake (a blocked producer raises its
-			 * waiter count, then reads head; we claim, then read
-			 * the waiter count).
-			 */
-			if (atomic_compare_exchange_weak_explicit(
-				    &r->head, &pos, pos + 1,
-				    memory_order_seq_cst, memory_order_relaxed)) {
-				*out = cell->item;
-				/* Release: our read of the item happens before
-				 * the next producer's write (its acquire). */
-				atomic_store_explicit(&cell->seq,
-						      pos + r->mask + 1,
-						      memory_order_release);
-				return true;
-			}
-		} else if (dif < 0) {
-			return false; /* empty, or the next item not published */
-		} else {
-			pos = atomic_load_explicit(&r->head,
-						   memory_order_relaxed);
+		if (pos & AQ_RING_CLOSED)
+			return -ESHUTDOWN;
+		while (k < n) {
+			/* Acquire, as in push: the consumer's read of last
+			 * lap's item comes before our write. */
+			seq = atomic_load_explicit(&cell->seq,
+						   memory_order_acquire);
+			if (seq != pos + k)
+				break;
+			k++;
+			if (++cell == end)
+				cell = cells;
 		}
+		if (k == 0) {
+			if ((int64_t)(seq - pos) < 0)
+				return -EAGAIN; /* last lap's item still there */
+			/* Another producer took pos. */
+			pos = atomic_load_explicit(&r->tail,
+						   memory_order_relaxed);
+			continue;
+		}
+		/* seq_cst: the store half of the parking handshake, as in
+		 * aq__ring_push(). */
+		if (atomic_compare_exchange_weak_explicit(
+			    &r->tail, &pos, pos + k, memory_order_seq_cst,
+			    memory_order_relaxed)) {
+			cell = &cells[pos & mask];
+			for (unsigned i = 0; i < k; i++) {
+				cell->item.fn = jobs[i].fn;
+				cell->item.arg = jobs[i].arg;
+				/* Release: publishes this item; consumers take
+				 * the cells in order, each when it is ready. */
+				atomic_store_explicit(&cell->seq, pos + i + 1,
+						      memory_order_release);
+				if (++cell == end)
+					cell = cells;
+			}
+			return (int)k;
+		}
+		/* The failed CAS reloaded pos (closed bit included). */
 	}
 }
 

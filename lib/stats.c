@@ -97,6 +97,7 @@ static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 #define ADD(f) atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f), \
 				     memory_order_relaxed)
 	ADD(started);
+	ADD(ran_ok);
 	ADD(succeeded);
 	ADD(failed);
 	ADD(cancelled);
@@ -167,7 +168,8 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < pool->nslots; i++) {
 		stats_sum(&sum, pool->wstats[i]);
-		running += LOAD(pool->wstats[i]->running);
+		running += LOAD(pool->wstats[i]->running) !=
+			   AQ__RUNNING_NONE;
 	}
 	st->workers = pool->live;
 	pthread_mutex_unlock(&pool->lock);
@@ -186,8 +188,8 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 
 	st->submitted = pushes - LOAD(sum.requeued) - LOAD(sum.released) +
 			LOAD(sum.off_ring);
-	st->started = LOAD(sum.started);
-	st->succeeded = LOAD(sum.succeeded);
+	st->started = LOAD(sum.started) + LOAD(sum.ran_ok);
+	st->succeeded = LOAD(sum.succeeded) + LOAD(sum.ran_ok);
 	st->failed = LOAD(sum.failed);
 	st->retried = LOAD(sum.retried);
 	st->cancelled = LOAD(sum.cancelled);

@@ -22,11 +22,15 @@
 struct aq__stats {
 	AQ_CACHE_ALIGNED _Atomic uint64_t started, succeeded, failed,
 		cancelled, expired, skipped, retried;
+	/* Fire-and-forget jobs that ran once and succeeded: they count as
+	 * started and as succeeded, with one store instead of two (a reader
+	 * adds them to both). */
+	_Atomic uint64_t ran_ok;
 	_Atomic uint64_t requeued;   /* yields pushed back on the ring */
 	_Atomic uint64_t released;   /* timer/dependency pushes on the ring */
 	_Atomic uint64_t off_ring;   /* accepted into timer or dependencies */
 	_Atomic uint64_t rejected;
-	_Atomic uint32_t running;    /* a worker's: 1 while in a job */
+	_Atomic uint32_t running;    /* a worker's: AQ__RUNNING_* */
 	_Atomic uint64_t current_id; /* a worker's: that job's id (0: none) */
 	/* Timing (AQ_POOL_TIMING or job hooks). */
 	_Atomic uint64_t busy_ns, sojourn_ns, timed_done;
@@ -34,6 +38,12 @@ struct aq__stats {
 	_Atomic uint64_t wait_hist[AQ__HIST_BUCKETS];
 	_Atomic uint64_t run_hist[AQ__HIST_BUCKETS];
 };
+
+/* A worker's running gauge: in no job, in a job with a record, or in a
+ * fire-and-forget job's call. */
+#define AQ__RUNNING_NONE 0
+#define AQ__RUNNING_RECORD 1
+#define AQ__RUNNING_INLINE 2
 
 /* This thread's block if it is a worker of some pool, else NULL. */
 extern _Thread_local struct aq__stats *aq__tls_stats;

@@ -9,12 +9,17 @@
  * travels as {NULL, record}, the record coming from the pool's cache.
  *
  * Full ring, blocking submit: a Dekker handshake like the workers' parking.
- * The producer raises space_waiters and then re-reads the ring's counters;
- * a consumer claims a slot (seq_cst CAS on head) and then reads
- * space_waiters. One of them sees the other, so a producer never sleeps
+ * The producer raises the waiter count in pop_attn and then re-reads the
+ * ring's counters; a consumer claims a slot (seq_cst CAS on head) and then
+ * reads pop_attn. One of them sees the other, so a producer never sleeps
  * through the slot that would have let it in.
+ *
+ * aq_submit_batch() puts fire-and-forget jobs on the ring many slots per
+ * claim (aq__ring_push_n()) and jobs that need records through the same
+ * submit_job() as aq_submit(), one deadline for the whole batch.
  */
 #include <errno.h>
+#include <limits.h>
 
 #include "fault.h"
 #include "pool.h"
@@ -55,11 +60,11 @@ static void submit_fill_sched(struct aq_future *rec,
 	rec->sched_slots[0] = rec->sched_slots[1] = NULL;
 }
 
-/* The ring was full: wait for a slot until the budget runs out. */
+/* The ring was full: wait for a slot until the deadline (negative: none;
+ * see aq__deadline()), and push item into it. */
 static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
-			     int64_t budget_ns)
+			     int64_t deadline)
 {
-	int64_t deadline = aq__deadline(budget_ns);
 	int rc;
 
 	for (;;) {
@@ -68,11 +73,11 @@ static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
 						    memory_order_acquire);
 		int wait_rc = 0;
 
-		atomic_fetch_add(&pool->space_waiters, 1); /* seq_cst */
+		atomic_fetch_add(&pool->pop_attn, 1); /* seq_cst */
 		if (!aq__ring_has_space(&pool->ring))       /* seq_cst */
 			wait_rc = aq__park_wait(&pool->space_seq, seq,
 						deadline);
-		atomic_fetch_sub(&pool->space_waiters, 1);
+		atomic_fetch_sub(&pool->pop_attn, 1);
 
 		rc = aq__ring_push(&pool->ring, item);
 		if (rc != -EAGAIN)
@@ -88,12 +93,17 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 	int rc = aq__ring_push(&pool->ring, item);
 
 	if (aq_unlikely(rc == -EAGAIN) && budget_ns != 0)
-		rc = submit_wait_space(pool, item, budget_ns);
+		rc = submit_wait_space(pool, item, aq__deadline(budget_ns));
 	return rc;
 }
 
 static bool submit_opts_valid(const struct aq_job_opts *opts)
 {
+	if ((opts->flags & ~JOB_FLAGS) || (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
+	    opts->priority < AQ_PRIORITY_MIN ||
+	    opts->priority > AQ_PRIORITY_MAX || opts->weight > AQ_WEIGHT_MAX ||
+	    opts->delay_ns < 0 || opts->run_at_ns < 0 || opts->deadline_ns < 0)
+		return false;
 	if (opts->after_count > AQ_AFTER_MAX ||
 	    (opts->after_count && !opts->after))
 		return false;
@@ -176,15 +186,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 	int64_t due = 0;
 	int rc;
 
-	if (aq_unlikely(!fn))
-		return -EINVAL;
-	if (opts && ((opts->flags & ~JOB_FLAGS) ||
-		     (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
-		     opts->priority < AQ_PRIORITY_MIN ||
-		     opts->priority > AQ_PRIORITY_MAX ||
-		     opts->weight > AQ_WEIGHT_MAX || opts->delay_ns < 0 ||
-		     opts->run_at_ns < 0 || opts->deadline_ns < 0 ||
-		     !submit_opts_valid(opts)))
+	if (aq_unlikely(!fn) || (opts && !submit_opts_valid(opts)))
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
 	if (aq_unlikely(!atomic_load_explicit(&pool->accepting,
@@ -244,7 +246,8 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			 * ring could leave nobody to empty it: it gets
 			 * -EAGAIN at once. */
 			if (budget != 0 && aq__worker_pool != pool)
-				rc = submit_wait_space(pool, item, budget);
+				rc = submit_wait_space(pool, item,
+						       aq__deadline(budget));
 		}
 		if (rc == 0) {
 			aq__pool_wake_one(pool);
@@ -261,48 +264,194 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 	return 0;
 }
 
-AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
-		     const struct aq_job_opts *opts, aq_future **fut)
+/*
+ * Everything aq_submit() does besides the fast path: bad arguments, jobs
+ * that need a record, a full ring (blocking or not), shutdown. Out of line
+ * so that the fast path needs no stack frame and no saved registers.
+ */
+static __attribute__((noinline)) int
+submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
+	    const struct aq_job_opts *opts, aq_future **fut)
 {
 	int rc;
-
-	/*
-	 * The fast path: fire-and-forget, no options, a pool that needs no
-	 * record. Two words into the ring, then a look at whether a worker
-	 * sleeps. Relaxed: accepting and record_always are read-mostly
-	 * flags; the ring's closed bit is the real gate at shutdown.
-	 */
-	if (aq_likely(pool && fn && !opts && !fut &&
-		      !pool->record_always &&
-		      atomic_load_explicit(&pool->accepting,
-					   memory_order_relaxed))) {
-		rc = aq__ring_push(&pool->ring,
-				   (struct aq__ring_item){ fn, arg });
-		if (aq_likely(rc == 0)) {
-			aq__pool_wake_one(pool);
-			aq__pool_maybe_grow(pool);
-			return 0;
-		}
-		if (rc == -EAGAIN && (pool->flags & AQ_POOL_BLOCK) &&
-		    aq__worker_pool != pool)
-			rc = submit_wait_space(
-				pool, (struct aq__ring_item){ fn, arg },
-				submit_wait_budget(pool, NULL));
-		if (rc == 0) {
-			aq__pool_wake_one(pool);
-			return 0;
-		}
-		aq__stats_shared(pool, rejected);
-		return rc;
-	}
 
 	if (fut)
 		*fut = NULL;
 	if (aq_unlikely(!pool))
 		return -EINVAL;
+	if (fn && !opts && !fut &&
+	    atomic_load_explicit(&pool->fast_submit, memory_order_relaxed)) {
+		/* The fast path's job, which found the ring full (or raced
+		 * with shutdown): try once more, then block or refuse. */
+		struct aq__ring_item item = { fn, arg };
+
+		rc = aq__ring_push(&pool->ring, item);
+		if (rc == -EAGAIN && (pool->flags & AQ_POOL_BLOCK) &&
+		    aq__worker_pool != pool)
+			rc = submit_wait_space(
+				pool, item,
+				aq__deadline(submit_wait_budget(pool, NULL)));
+		if (rc == 0) {
+			aq__pool_wake_one(pool);
+			aq__pool_maybe_grow(pool);
+			return 0;
+		}
+		aq__stats_shared(pool, rejected);
+		return rc;
+	}
 	rc = submit_job(pool, fn, arg, opts, fut);
 	/* Refusals of a well-formed job count; bad arguments do not. */
 	if (aq_unlikely(rc) && rc != -EINVAL)
 		aq__stats_shared(pool, rejected);
+	return rc;
+}
+
+/* A fast-path push found idle workers or an elastic pool. */
+static __attribute__((noinline)) int submit_pushed(aq_pool *pool)
+{
+	aq__pool_wake_one(pool);
+	aq__pool_maybe_grow(pool);
+	return 0;
+}
+
+AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
+		     const struct aq_job_opts *opts, aq_future **fut)
+{
+	/*
+	 * The fast path: fire-and-forget, no options, a pool that needs no
+	 * record and still accepts (fast_submit; relaxed, a read-mostly flag:
+	 * the ring's closed bit is the real gate at shutdown). Two words
+	 * into the ring, then one load of the idle word: 0 means no worker
+	 * sleeps and the pool is not elastic, so there is nothing more to do.
+	 * About 30 instructions and no stack frame (make bench, instr).
+	 */
+	if (aq_likely(pool && fn && !opts && !fut) &&
+	    aq_likely(atomic_load_explicit(&pool->fast_submit,
+					   memory_order_relaxed)) &&
+	    aq_likely(aq__ring_push(&pool->ring,
+				    (struct aq__ring_item){ fn, arg }) == 0)) {
+		/* seq_cst: the read half of the parking handshake, as in
+		 * aq__pool_wake_one(). */
+		uint32_t idle = atomic_load(&pool->idle);
+
+		if (aq_likely(idle == 0))
+			return 0;
+		/* A worker sleeps, but a wake is already on its way to one
+		 * (it will chain to the next): nothing to do either. This
+		 * is the common case while a burst wakes the pool up.
+		 * Relaxed, as in aq__pool_wake_one(). */
+		if (!(idle & AQ__IDLE_ELASTIC) &&
+		    atomic_load_explicit(&pool->waking, memory_order_relaxed))
+			return 0;
+		return submit_pushed(pool);
+	}
+	return submit_slow(pool, fn, arg, opts, fut);
+}
+
+/* ---- batches ------------------------------------------------------------- */
+
+/*
+ * Inline items, many per claim (aq__ring_push_n()). A worker is woken after
+ * every claim, before any wait for space: the workers must be up to empty
+ * the ring for us. Returns how many were pushed, or an error if none was.
+ */
+static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
+			     unsigned n, int64_t budget)
+{
+	/* A worker of this pool that sleeps on its own full ring could leave
+	 * nobody to empty it: it does not wait (as in submit_job()). */
+	bool may_wait = budget != 0 && aq__worker_pool != pool;
+	int64_t deadline = may_wait ? aq__deadline(budget) : -1;
+	unsigned done = 0;
+	int rc = 0;
+
+	while (done < n) {
+		rc = aq__ring_push_n(&pool->ring, jobs + done, n - done);
+		if (rc == -EAGAIN && may_wait) {
+			/* Full: wait for one slot and take it, then claim
+			 * again whatever has come free meanwhile. */
+			struct aq__ring_item item = { jobs[done].fn,
+						      jobs[done].arg };
+
+			rc = submit_wait_space(pool, item, deadline);
+			if (rc == 0)
+				rc = 1;
+		}
+		if (rc < 0)
+			break;
+		done += (unsigned)rc;
+		aq__pool_wake_one(pool);
+		aq__pool_maybe_grow(pool);
+	}
+	return done ? (int)done : rc;
+}
+
+/*
+ * Jobs that need records (futures, options, or a pool that records every
+ * job), one submit_job() each. A wait for space shares one deadline
+ * across the batch, so a timeout bounds the whole call.
+ */
+static int submit_batch_records(struct aq_pool *pool,
+				const struct aq_job *jobs, unsigned n,
+				const struct aq_job_opts *opts,
+				aq_future **futs)
+{
+	struct aq_job_opts each = opts ? *opts : (struct aq_job_opts){ 0 };
+	int64_t budget = submit_wait_budget(pool, opts);
+	int64_t deadline = budget > 0 ? aq__deadline(budget) : -1;
+	bool out_of_time = false;
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < n; i++) {
+		if (budget > 0) {
+			int64_t left = deadline - aq__now_ns();
+
+			each.flags &= ~JOB_FLAGS;
+			out_of_time = left <= 0;
+			each.flags |= out_of_time ? AQ_JOB_NOBLOCK : AQ_JOB_BLOCK;
+			each.timeout_ns = out_of_time ? 0 : left;
+		}
+		rc = submit_job(pool, jobs[i].fn, jobs[i].arg, &each,
+				futs ? &futs[i] : NULL);
+		if (rc)
+			break;
+	}
+	if (rc == -EAGAIN && out_of_time)
+		rc = -ETIMEDOUT;
+	return i ? (int)i : rc;
+}
+
+AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs,
+			   unsigned n, const struct aq_job_opts *opts,
+			   aq_future **futs)
+{
+	int rc;
+
+	/* The count is returned as an int. */
+	if (n > INT_MAX)
+		return -EINVAL;
+	if (futs)
+		for (unsigned i = 0; i < n; i++)
+			futs[i] = NULL;
+	if (!pool || (n && !jobs) || (opts && !submit_opts_valid(opts)))
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (!jobs[i].fn)
+			return -EINVAL;
+	if (n == 0)
+		return 0;
+	/* Relaxed: a fast refusal, as in submit_job(). */
+	if (!atomic_load_explicit(&pool->accepting, memory_order_relaxed))
+		rc = -ESHUTDOWN;
+	else if (!futs && !submit_needs_record(pool, opts, false))
+		rc = submit_batch_ring(pool, jobs, n,
+				       submit_wait_budget(pool, opts));
+	else
+		rc = submit_batch_records(pool, jobs, n, opts, futs);
+	/* Refusals count per job, as they would one aq_submit() each. */
+	atomic_fetch_add_explicit(&pool->shared_stats->rejected,
+				  n - (rc > 0 ? (unsigned)rc : 0),
+				  memory_order_relaxed);
 	return rc;
 }

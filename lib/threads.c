@@ -370,8 +370,7 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 			      memory_order_relaxed);
 	atomic_store_explicit(&pool->max_workers, max_workers,
 			      memory_order_relaxed);
-	atomic_store_explicit(&pool->elastic, max_workers > min_workers,
-			      memory_order_relaxed);
+	aq__pool_set_elastic(pool);
 	/* Indexes held by workers still in their stop hooks come free in a
 	 * moment: wait for them, with the lock released (a stop hook must
 	 * not call aq_pool_resize() on its own pool). */

@@ -404,20 +404,30 @@ static const struct submit_case {
 	  -ESHUTDOWN },
 };
 
-static int run_submit_case(const struct submit_case *c)
+/* Each case is tried with aq_submit() and, as a batch of one job, with
+ * aq_submit_batch(): the same job must meet the same refusal. */
+static int run_submit_case(const struct submit_case *c, bool batch)
 {
 	struct aq_job_opts opts = c->opts;
 	aq_pool *pool = c->to == TO_POOL ? fx.pool
 			: c->to == TO_DEAD ? fx.dead
 					   : NULL;
+	struct aq_job job = { c->null_fn ? NULL : noop_job, NULL };
 	aq_future *fut = SENTINEL;
 	int ret;
 
 	opts.arg_destroy = count_destroy;
 	if (c->nan_retry)
 		opts.retry = &retry_nan_factor;
-	ret = aq_submit(pool, c->null_fn ? NULL : noop_job, NULL,
-			c->no_opts ? NULL : &opts, &fut);
+	if (batch) {
+		ret = aq_submit_batch(pool, &job, 1, c->no_opts ? NULL : &opts,
+				      &fut);
+		if (ret == 1)
+			ret = 0;
+	} else {
+		ret = aq_submit(pool, job.fn, job.arg,
+				c->no_opts ? NULL : &opts, &fut);
+	}
 	if (ret == 0) {
 		aq_future_get(fut, NULL, -1);
 		aq_future_release(fut);
@@ -427,6 +437,67 @@ static int run_submit_case(const struct submit_case *c)
 		fx.dead_refusals++;
 	/* On failure *fut is set to NULL (aq_submit(3)). */
 	return fut == NULL ? ret : SIDE_EFFECT;
+}
+
+/* ---- aq_submit_batch: what only a batch can get wrong --------------------- */
+
+static const struct aq_job two_jobs_second_null[2] = { { noop_job, NULL },
+						       { NULL, NULL } };
+
+static int batch_null_pool(void)
+{
+	struct aq_job job = { noop_job, NULL };
+
+	return aq_submit_batch(NULL, &job, 1, NULL, NULL);
+}
+
+static int batch_null_pool_empty(void)
+{
+	return aq_submit_batch(NULL, NULL, 0, NULL, NULL);
+}
+
+static int batch_null_jobs(void)
+{
+	aq_future *futs[1] = { SENTINEL };
+	int ret = aq_submit_batch(fx.pool, NULL, 1, NULL, futs);
+
+	return futs[0] == NULL ? ret : SIDE_EFFECT;
+}
+
+/* n must fit the int return: refused before the array is read (it holds
+ * one job) and before futs is written (it holds one pointer). */
+static int batch_n_too_big(void)
+{
+	struct aq_job job = { noop_job, NULL };
+	aq_future *futs[1] = { SENTINEL };
+	int ret = aq_submit_batch(fx.pool, &job, (unsigned)INT_MAX + 1, NULL,
+				  futs);
+
+	return futs[0] == SENTINEL ? ret : SIDE_EFFECT;
+}
+
+/* One bad job refuses the whole batch: the good one before it must not
+ * run (the "nothing changed" checks count the pool's jobs). */
+static int batch_second_fn_null(void)
+{
+	aq_future *futs[2] = { SENTINEL, SENTINEL };
+	int ret = aq_submit_batch(fx.pool, two_jobs_second_null, 2, NULL, futs);
+
+	return futs[0] == NULL && futs[1] == NULL ? ret : SIDE_EFFECT;
+}
+
+static int batch_second_fn_null_ff(void)
+{
+	return aq_submit_batch(fx.pool, two_jobs_second_null, 2, NULL, NULL);
+}
+
+static int batch_bad_opts(void)
+{
+	static const struct aq_job_opts bad = { .flags = AQ_JOB_BLOCK |
+							 AQ_JOB_NOBLOCK };
+	struct aq_job job = { noop_job, NULL };
+
+	return aq_submit_batch(fx.pool, &job, 1, &bad, NULL);
 }
 
 /* ---- everything else ----------------------------------------------------- */
@@ -1094,6 +1165,16 @@ static const struct call_case {
 	  -EINVAL },
 	{ "aq_pool_running_jobs", "NULL ids, max UINT_MAX",
 	  running_null_ids_many, -EINVAL },
+	{ "aq_submit_batch", "NULL pool", batch_null_pool, -EINVAL },
+	{ "aq_submit_batch", "NULL pool, n 0", batch_null_pool_empty, -EINVAL },
+	{ "aq_submit_batch", "NULL jobs, n 1", batch_null_jobs, -EINVAL },
+	{ "aq_submit_batch", "n INT_MAX + 1", batch_n_too_big, -EINVAL },
+	{ "aq_submit_batch", "second fn NULL, with futures",
+	  batch_second_fn_null, -EINVAL },
+	{ "aq_submit_batch", "second fn NULL, fire-and-forget",
+	  batch_second_fn_null_ff, -EINVAL },
+	{ "aq_submit_batch", "BLOCK | NOBLOCK, fire-and-forget",
+	  batch_bad_opts, -EINVAL },
 	{ "aq_pool_destroy", "NULL", destroy_null, 0 },
 	{ "aq_pool_destroy", "from its own worker", in_own_destroy, 0 },
 	{ "aq_pool_workers", "NULL", workers_null, -EINVAL },
@@ -1425,12 +1506,15 @@ START_TEST(test_bad_inputs)
 		check_case(create_cases[i].fn, create_cases[i].what,
 			   run_create_case(&create_cases[i]),
 			   create_cases[i].expect);
-	for (size_t i = 0; i < nsubmit; i++, tried++) {
+	for (size_t i = 0; i < nsubmit; i++, tried += 2) {
 		check_case("aq_submit", submit_cases[i].what,
-			   run_submit_case(&submit_cases[i]),
+			   run_submit_case(&submit_cases[i], false),
+			   submit_cases[i].expect);
+		check_case("aq_submit_batch", submit_cases[i].what,
+			   run_submit_case(&submit_cases[i], true),
 			   submit_cases[i].expect);
 		if (submit_cases[i].expect == -ESHUTDOWN)
-			expected_refusals++;
+			expected_refusals += 2;
 	}
 	for (size_t i = 0; i < ncall; i++, tried++)
 		check_case(call_cases[i].fn, call_cases[i].what,

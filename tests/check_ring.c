@@ -122,6 +122,126 @@ START_TEST(test_fifo_both_words)
 }
 END_TEST
 
+/* ---- batches (aq__ring_push_n) ----------------------------------------- */
+
+/* jobs[i] = item_of(base + i, base + i), as struct aq_job. */
+static void jobs_of(struct aq_job *jobs, unsigned n, uintptr_t base)
+{
+	for (unsigned i = 0; i < n; i++) {
+		struct aq__ring_item it = item_of(base + i, base + i);
+
+		jobs[i].fn = it.fn;
+		jobs[i].arg = it.arg;
+	}
+}
+
+/* A batch takes what room there is, in order, and no more. */
+START_TEST(test_push_n_partial)
+{
+	struct aq_job jobs[10];
+	struct aq__ring r;
+	struct aq__ring_item out;
+
+	ring_init_ok(&r, 8);
+	for (uintptr_t i = 1; i <= 3; i++)
+		ck_assert_int_eq(aq__ring_push(&r, item_of(i, i)), 0);
+	jobs_of(jobs, 10, 4);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs, 0), 0);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs, 10), 5); /* 4 .. 8 */
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs + 5, 5), -EAGAIN);
+	ck_assert_int_eq(aq__ring_push(&r, item_of(99, 99)), -EAGAIN);
+	/* Two pops: room for exactly two of the rest. */
+	ck_assert(aq__ring_pop(&r, &out));
+	ck_assert(aq__ring_pop(&r, &out));
+	ck_assert_ptr_eq(out.arg, (void *)2);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs + 5, 5), 2); /* 9, 10 */
+	for (uintptr_t i = 3; i <= 10; i++) {
+		ck_assert(aq__ring_pop(&r, &out));
+		ck_assert_ptr_eq(out.arg, (void *)i);
+		ck_assert(fn_is(out, i));
+	}
+	ck_assert(!aq__ring_pop(&r, &out));
+	ck_assert(!aq__ring_nonempty(&r));
+	aq__ring_fini(&r);
+}
+END_TEST
+
+/* Batches go round the ring many times, each exactly once and in order. */
+START_TEST(test_push_n_laps)
+{
+	struct aq_job jobs[7];
+	struct aq__ring r;
+	struct aq__ring_item out;
+	uintptr_t next_in = 1, next_out = 1;
+
+	ring_init_ok(&r, 16);
+	while (next_in <= 5000) {
+		int n;
+
+		jobs_of(jobs, 7, next_in);
+		n = aq__ring_push_n(&r, jobs, 7);
+		ck_assert_msg(n >= 1 && n <= 7, "push_n returned %d", n);
+		next_in += (uintptr_t)n;
+		/* Drain at a different pace, so that the free room and the
+		 * batch boundaries keep shifting against the ring's end. */
+		for (int i = 0; i < 5 && aq__ring_pop(&r, &out); i++) {
+			ck_assert_ptr_eq(out.arg, (void *)next_out);
+			ck_assert(fn_is(out, next_out));
+			next_out++;
+		}
+		while (!aq__ring_has_space(&r) && aq__ring_pop(&r, &out)) {
+			ck_assert_ptr_eq(out.arg, (void *)next_out);
+			next_out++;
+		}
+	}
+	while (aq__ring_pop(&r, &out)) {
+		ck_assert_ptr_eq(out.arg, (void *)next_out);
+		next_out++;
+	}
+	ck_assert_uint_eq(next_out, next_in);
+	aq__ring_fini(&r);
+}
+END_TEST
+
+START_TEST(test_push_n_closed)
+{
+	struct aq_job jobs[4];
+	struct aq__ring r;
+	struct aq__ring_item out;
+
+	ring_init_ok(&r, 4);
+	jobs_of(jobs, 4, 1);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs, 2), 2);
+	aq__ring_close(&r);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs + 2, 2), -ESHUTDOWN);
+	/* What was pushed before the close still comes out. */
+	ck_assert(aq__ring_pop(&r, &out));
+	ck_assert_ptr_eq(out.arg, (void *)1);
+	ck_assert(aq__ring_pop(&r, &out));
+	ck_assert_ptr_eq(out.arg, (void *)2);
+	ck_assert(aq__ring_drained(&r));
+	aq__ring_fini(&r);
+}
+END_TEST
+
+/* Closed and full: both push and push_n say closed, not full (a push whose
+ * position carries the closed bit can never match a cell). */
+START_TEST(test_push_closed_full)
+{
+	struct aq_job jobs[2];
+	struct aq__ring r;
+
+	ring_init_ok(&r, 2);
+	jobs_of(jobs, 2, 1);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs, 2), 2);
+	ck_assert_int_eq(aq__ring_push(&r, item_of(3, 3)), -EAGAIN);
+	aq__ring_close(&r);
+	ck_assert_int_eq(aq__ring_push(&r, item_of(3, 3)), -ESHUTDOWN);
+	ck_assert_int_eq(aq__ring_push_n(&r, jobs, 2), -ESHUTDOWN);
+	aq__ring_fini(&r);
+}
+END_TEST
+
 START_TEST(test_pop_empty)
 {
 	struct aq__ring r;
@@ -328,6 +448,7 @@ static atomic_uint s_dequeued;     /* items dequeued, all consumers */
 
 struct s_producer {
 	unsigned id;
+	bool batches;      /* push with aq__ring_push_n(), 1..17 at a time */
 	uint64_t checksum; /* sum of the values it pushed */
 	unsigned errors;   /* pushes that failed with other than -EAGAIN */
 };
@@ -351,7 +472,31 @@ static void *s_produce(void *arg)
 	struct s_producer *p = arg;
 
 	pthread_barrier_wait(&s_start);
-	for (unsigned seq = 0; seq < S_PER_PRODUCER; seq++) {
+	for (unsigned seq = 0; p->batches && seq < S_PER_PRODUCER;) {
+		struct aq_job jobs[17];
+		unsigned n = 1 + (seq * 7 + p->id) % 17;
+		int ret;
+
+		if (n > S_PER_PRODUCER - seq)
+			n = S_PER_PRODUCER - seq;
+		for (unsigned i = 0; i < n; i++) {
+			struct aq__ring_item it =
+				item_of(p->id, s_value(p->id, seq + i));
+
+			jobs[i].fn = it.fn;
+			jobs[i].arg = it.arg;
+		}
+		while ((ret = aq__ring_push_n(&s_ring, jobs, n)) == -EAGAIN)
+			sched_yield();
+		if (ret < 1 || (unsigned)ret > n) {
+			p->errors++;
+			break;
+		}
+		for (unsigned i = 0; i < (unsigned)ret; i++)
+			p->checksum += s_value(p->id, seq + i);
+		seq += (unsigned)ret;
+	}
+	for (unsigned seq = 0; !p->batches && seq < S_PER_PRODUCER; seq++) {
 		uintptr_t v = s_value(p->id, seq);
 		struct aq__ring_item it = item_of(p->id, v);
 		int ret;
@@ -405,6 +550,8 @@ static void *s_consume(void *arg)
 	return NULL;
 }
 
+/* _i = 0: single pushes; 1: producers 1 and 3 push in batches of 1..17
+ * (aq__ring_push_n()), racing the single pushes of 0 and 2. */
 START_TEST(test_stress_mpmc)
 {
 	pthread_t pt[S_PRODUCERS], ct[S_CONSUMERS];
@@ -431,6 +578,7 @@ START_TEST(test_stress_mpmc)
 				 0);
 	for (unsigned i = 0; i < S_PRODUCERS; i++) {
 		prod[i].id = i;
+		prod[i].batches = _i == 1 && (i & 1);
 		ck_assert_int_eq(pthread_create(&pt[i], NULL, s_produce,
 						&prod[i]),
 				 0);
@@ -625,10 +773,14 @@ Suite *ring_suite(void)
 	tcase_add_test(tc, test_close_with_items);
 	tcase_add_test(tc, test_close_full);
 	tcase_add_test(tc, test_wraparound);
+	tcase_add_test(tc, test_push_n_partial);
+	tcase_add_test(tc, test_push_n_laps);
+	tcase_add_test(tc, test_push_n_closed);
+	tcase_add_test(tc, test_push_closed_full);
 	suite_add_tcase(s, tc);
 
 	tcase_set_timeout(stress, TH_TIMEOUT_STRESS);
-	tcase_add_test(stress, test_stress_mpmc);
+	tcase_add_loop_test(stress, test_stress_mpmc, 0, 2);
 	tcase_add_test(stress, test_stress_close);
 	suite_add_tcase(s, stress);
 	return s;

@@ -61,6 +61,7 @@
 #define MAX_WORKERS 4
 #define HELD_MAX 32        /* futures a producer holds at once */
 #define TICKETS 256        /* fire-and-forget arguments per producer */
+#define TICKET_BATCH 8     /* tickets per aq_submit_batch() at most */
 #define LIVE_LIMIT 4096    /* producers pause above this many live jobs */
 #define FAIL_CODE 5        /* what a failing job returns */
 #define FATAL_CODE 77      /* a code one policy never retries */
@@ -151,6 +152,9 @@ static struct {
 	atomic_long accepted, accepted_ff, accepted_fut, accepted_nested,
 		accepted_cb, refused, refused_again, refused_timedout,
 		refused_shutdown, refused_nomem;
+	/* Ticket batches (aq_submit_batch()), and the jobs turned away at
+	 * the tail of a batch that got only part of its jobs in. */
+	atomic_long batches, refused_partial;
 	/* Calls of job functions: all, first attempts, yields, and calls
 	 * made by jobs whose record has hooks (all of them when hooks are
 	 * on). */
@@ -777,41 +781,73 @@ static void channel_then(aq_future *fut, void *user)
 		submit_random(&rng, false, true, NULL, NULL);
 }
 
-/* Fire-and-forget with a ticket; false when every ticket is in use. */
+/*
+ * Fire-and-forget with tickets: one with aq_submit(), or now and then a
+ * batch of up to TICKET_BATCH with aq_submit_batch(), whose result says
+ * which got in (a prefix). False when every ticket is in use.
+ */
 static bool submit_ticket(struct producer *p)
 {
-	struct ticket *t = NULL;
+	struct ticket *ts[TICKET_BATCH];
+	struct aq_job jobs[TICKET_BATCH];
 	struct aq_job_opts opts = { .flags = AQ_JOB_NOBLOCK };
+	unsigned want = chance(&p->rng, 20)
+				? 2 + rnd_below(&p->rng, TICKET_BATCH - 1)
+				: 1;
+	unsigned n = 0, accepted;
+	bool batch;
 	int rc;
 
-	for (unsigned i = 0; i < TICKETS && !t; i++) {
+	for (unsigned i = 0; i < TICKETS && n < want; i++) {
 		struct ticket *c = &p->tickets[(p->next_ticket + i) % TICKETS];
 
 		/* Acquire: pairs with the job's release of the ticket. */
 		if (!atomic_load_explicit(&c->queued, memory_order_acquire))
-			t = c;
+			ts[n++] = c;
 	}
-	if (!t)
+	if (n == 0)
 		return false;
-	p->next_ticket = (unsigned)(t - p->tickets + 1) % TICKETS;
-	t->yields = chance(&p->rng, 10) ? 1 + rnd_below(&p->rng, 2) : 0;
-	/* With a retry policy a failure would be retried, and the ticket
-	 * could not tell its last call: tickets then never fail. */
-	t->fail = !has_retry_default && chance(&p->rng, 10);
-	t->resuming = false;
-	atomic_store(&t->queued, 1);
-	/* Bare: no options, no future, the job as {fn, arg} in lean pools. */
-	rc = aq_submit(pool, ticket_job, t,
-		       chance(&p->rng, 50) ? NULL : &opts, NULL);
-	if (rc != 0) {
-		atomic_store(&t->queued, 0);
-		count_refusal(rc);
-		if (rc == -ESHUTDOWN)
-			p->saw_shutdown = true;
-		return true;
+	p->next_ticket = (unsigned)(ts[n - 1] - p->tickets + 1) % TICKETS;
+	for (unsigned i = 0; i < n; i++) {
+		struct ticket *t = ts[i];
+
+		t->yields = chance(&p->rng, 10) ? 1 + rnd_below(&p->rng, 2) : 0;
+		/* With a retry policy a failure would be retried, and the
+		 * ticket could not tell its last call: tickets then never
+		 * fail. */
+		t->fail = !has_retry_default && chance(&p->rng, 10);
+		t->resuming = false;
+		atomic_store(&t->queued, 1);
+		jobs[i] = (struct aq_job){ ticket_job, t };
 	}
-	atomic_fetch_add(&g.accepted, 1);
-	atomic_fetch_add(&g.accepted_ff, 1);
+	batch = want > 1;
+	/* Bare: no options, no future, the job as {fn, arg} in lean pools;
+	 * or NOBLOCK. A bare batch in a pool with AQ_POOL_BLOCK may wait. */
+	if (batch) {
+		rc = aq_submit_batch(pool, jobs, n,
+				     chance(&p->rng, 50) ? NULL : &opts, NULL);
+		atomic_fetch_add(&g.batches, 1);
+		if (rc == 0 || rc > (int)n)
+			violation("aq_submit_batch of %u returned %d", n, rc);
+		accepted = rc > 0 ? (unsigned)rc : 0;
+	} else {
+		rc = aq_submit(pool, ticket_job, ts[0],
+			       chance(&p->rng, 50) ? NULL : &opts, NULL);
+		accepted = rc == 0;
+	}
+	for (unsigned i = accepted; i < n; i++) {
+		atomic_store(&ts[i]->queued, 0);
+		if (rc < 0) {
+			count_refusal(rc);
+		} else {
+			atomic_fetch_add(&g.refused, 1);
+			atomic_fetch_add(&g.refused_partial, 1);
+		}
+	}
+	if (rc == -ESHUTDOWN)
+		p->saw_shutdown = true;
+	atomic_fetch_add(&g.accepted, accepted);
+	atomic_fetch_add(&g.accepted_ff, accepted);
 	return true;
 }
 
@@ -1363,11 +1399,13 @@ int main(int argc, char **argv)
 	phase_set("done", 30 * scale);
 
 	printf("stress: %ld accepted (%ld fire-and-forget, %ld with futures, "
-	       "%ld nested, %ld from callbacks), %ld refused (%ld EAGAIN, "
-	       "%ld ETIMEDOUT, %ld ESHUTDOWN)\n",
+	       "%ld nested, %ld from callbacks; %ld batches), %ld refused "
+	       "(%ld EAGAIN, %ld ETIMEDOUT, %ld ESHUTDOWN, %ld at the tail "
+	       "of a batch)\n",
 	       L(accepted), L(accepted_ff), L(accepted_fut),
-	       L(accepted_nested), L(accepted_cb), L(refused),
-	       L(refused_again), L(refused_timedout), L(refused_shutdown));
+	       L(accepted_nested), L(accepted_cb), L(batches), L(refused),
+	       L(refused_again), L(refused_timedout), L(refused_shutdown),
+	       L(refused_partial));
 	printf("stress: %ld calls, %" PRIu64 " started, %" PRIu64
 	       " succeeded, %" PRIu64 " failed, %" PRIu64 " retried (%ld "
 	       "vetoed), %ld yields, %" PRIu64 " cancelled (%ld by cancel, "

@@ -9,6 +9,7 @@
 
 Suite *ring_suite(void);     /* lib/ring.c, through the aq__ring_* API */
 Suite *pool_suite(void);     /* pools: configuration, submission, blocking */
+Suite *batch_suite(void);    /* aq_submit_batch */
 Suite *future_suite(void);   /* futures: get, cancel, state, release */
 Suite *shutdown_suite(void); /* drain, cancel, destroy, misuse */
 Suite *errors_suite(void);   /* aq_strerror, version, bad arguments */

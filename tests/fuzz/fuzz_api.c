@@ -60,6 +60,7 @@
 
 #define MAX_OPS 64     /* operations per input */
 #define MAX_JOBS 48    /* submits per input */
+#define MAX_BATCH 6    /* jobs per aq_submit_batch() */
 #define MAX_REGS 96    /* then-registrations per input */
 #define SMALL_NS 100000 /* a "small" timeout: 100 us */
 #define HANG_NS INT64_C(10000000000) /* a get that must not time out */
@@ -454,17 +455,25 @@ static void observe(struct job *j, int rc, void *result)
 	j->observed_result = result;
 }
 
-static void op_submit(struct input *in)
+/*
+ * Submit count jobs alike (behaviour and options from the input): one with
+ * aq_submit() when count is 1, else a batch with aq_submit_batch(), whose
+ * result must say exactly which of them were accepted (a prefix).
+ */
+static void submit_jobs(struct input *in, unsigned count)
 {
 	struct job *j;
 	struct aq_job_opts opts = { 0 };
+	struct aq_job batch[MAX_BATCH];
+	aq_future *futs[MAX_BATCH];
 	aq_future *fut = NULL;
 	unsigned b1 = take(in), b2 = take(in), b3 = take(in);
 	const struct aq_retry_policy *retry = NULL;
 	bool invalid = false;
+	unsigned accepted;
 	int rc;
 
-	if (run.njobs == MAX_JOBS)
+	if (run.njobs + count > MAX_JOBS)
 		return;
 	j = &run.jobs[run.njobs];
 	memset(j, 0, sizeof(*j));
@@ -569,29 +578,75 @@ static void op_submit(struct input *in)
 	if (j->max_attempts == 0)
 		j->max_attempts = 1;
 
-	rc = aq_submit(run.pool, fuzz_job, j, &opts,
-		       j->has_future ? &fut : NULL);
-	run.njobs++;
-	j->submit_rc = rc;
+	/* The rest of the batch: the same job under its own index. */
+	for (unsigned i = 1; i < count; i++) {
+		struct job *c = &run.jobs[run.njobs + i];
+
+		*c = *j;
+		c->index = j->index + (int)i;
+		snprintf(c->msg, sizeof(c->msg), "msg-%d", c->index);
+		atomic_init(&c->active, 0);
+		atomic_init(&c->calls, 0);
+		atomic_init(&c->last_ret, 0);
+		atomic_init(&c->destroyed, 0);
+		atomic_init(&c->on_error, 0);
+		atomic_init(&c->on_retry, 0);
+	}
+	if (count == 1) {
+		rc = aq_submit(run.pool, fuzz_job, j, &opts,
+			       j->has_future ? &fut : NULL);
+		futs[0] = fut;
+		accepted = rc == 0;
+	} else {
+		for (unsigned i = 0; i < count; i++) {
+			batch[i].fn = fuzz_job;
+			batch[i].arg = &run.jobs[run.njobs + i];
+			futs[i] = (aq_future *)(uintptr_t)1; /* must be set */
+		}
+		rc = aq_submit_batch(run.pool, batch, count, &opts,
+				     j->has_future ? futs : NULL);
+		CHECK(rc != 0 && rc <= (int)count,
+		      "aq_submit_batch of %u: %d", count, rc);
+		accepted = rc > 0 ? (unsigned)rc : 0;
+		if (rc > 0)
+			rc = 0;
+	}
 	if (invalid) {
-		CHECK(rc == -EINVAL, "aq_submit with an invalid option: %d",
-		      rc);
+		CHECK(rc == -EINVAL, "submit with an invalid option: %d", rc);
 	} else if (run.shut) {
-		CHECK(rc == -ESHUTDOWN, "aq_submit after shutdown: %d", rc);
+		CHECK(rc == -ESHUTDOWN, "submit after shutdown: %d", rc);
 	} else {
 		CHECK(rc == 0 || rc == -EAGAIN || rc == -ETIMEDOUT,
-		      "aq_submit: %d", rc);
+		      "submit: %d", rc);
 	}
-	if (rc != 0) {
-		CHECK(fut == NULL, "aq_submit failed but set *fut");
-		if (rc != -EINVAL)
-			run.rejected++;
-		return;
+	for (unsigned i = 0; i < count; i++) {
+		struct job *c = &run.jobs[run.njobs + i];
+
+		c->submit_rc = i < accepted ? 0 : rc ? rc : -EAGAIN;
+		if (i >= accepted) {
+			CHECK(!c->has_future || futs[i] == NULL,
+			      "job %d was not accepted but has a future",
+			      c->index);
+			if (rc != -EINVAL)
+				run.rejected++;
+			continue;
+		}
+		CHECK(!c->has_future || futs[i] != NULL, "submit: no future");
+		c->accepted = true;
+		c->fut = c->has_future ? futs[i] : NULL;
+		run.accepted++;
 	}
-	CHECK(!j->has_future || fut != NULL, "aq_submit: no future");
-	j->accepted = true;
-	j->fut = fut;
-	run.accepted++;
+	run.njobs += count;
+}
+
+static void op_submit(struct input *in)
+{
+	submit_jobs(in, 1);
+}
+
+static void op_submit_batch(struct input *in)
+{
+	submit_jobs(in, 2 + take(in) % (MAX_BATCH - 1));
 }
 
 static void op_get(struct input *in)
@@ -1132,8 +1187,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		switch (take(&in) % 16) {
 		case 0:
 		case 1:
-		case 2:
 			op_submit(&in);
+			break;
+		case 2:
+			op_submit_batch(&in);
 			break;
 		case 3:
 		case 4:
