@@ -71,6 +71,7 @@
 
 static const struct contender *const known_contenders[] = {
 	&contender_asyncq,
+	&contender_asyncq_batch,
 	&contender_textbook,
 #ifdef HAVE_GLIB
 	&contender_glib,
@@ -592,6 +593,8 @@ static void *producer_main(void *arg)
 	p->started_ns = now_ns();
 	for (unsigned long i = 0; i < p->jobs; i++)
 		p->ct->submit(p->pool, p->job);
+	if (p->ct->flush)
+		p->ct->flush(p->pool);
 	return NULL;
 }
 
@@ -613,6 +616,8 @@ static int64_t timed_batch(const struct contender *ct, void *pool,
 		t0 = now_ns();
 		for (unsigned long i = 0; i < jobs; i++)
 			ct->submit(pool, job);
+		if (ct->flush)
+			ct->flush(pool);
 	} else {
 		pthread_barrier_init(&start, NULL, nproducers + 1);
 		for (unsigned i = 0; i < nproducers; i++) {
@@ -949,6 +954,7 @@ static int find_contender(const char *name)
 static int is_peer(int ci)
 {
 	return contenders[ci] != &contender_asyncq &&
+	       contenders[ci] != &contender_asyncq_batch &&
 	       !(contenders[ci]->flags & CT_INLINE);
 }
 
@@ -1531,6 +1537,9 @@ static void configure(void)
 			if (wl == WL_FF2 &&
 			    !(contenders[ci]->flags & CT_MT_SUBMIT))
 				not_applicable[wl][ci] = "n/a (not thread-safe)";
+			if ((contenders[ci]->flags & CT_FF_ONLY) &&
+			    wl != WL_FF && wl != WL_FF2 && wl != WL_INSTR)
+				not_applicable[wl][ci] = "n/a (ff only)";
 			/* Until its program reports a figure for it. */
 			if (workloads[wl].once)
 				not_applicable[wl][ci] = "not measured";

@@ -22,6 +22,8 @@ struct bench_job {
 /* Contender capabilities (struct contender.flags). */
 #define CT_MT_SUBMIT 0x1u /* submit may be called from several threads */
 #define CT_INLINE 0x2u    /* submit runs the job itself (the direct call) */
+#define CT_FF_ONLY 0x4u   /* measured in ff and ff2 only (a variant of
+			     another contender's submit path) */
 
 struct contender {
 	const char *name;  /* column label in the tables */
@@ -31,6 +33,9 @@ struct contender {
 	void *(*create)(unsigned workers);
 	/* Queue job to run once on a worker (fire and forget). */
 	void (*submit)(void *pool, struct bench_job *job);
+	/* Optional: called by each submitting thread after its last submit,
+	 * for a contender that gathers submits (a batch) before queueing. */
+	void (*flush)(void *pool);
 	/*
 	 * Optional: submit job and wait for it with the contender's own
 	 * completion mechanism (a future, an event loop). NULL means the
@@ -105,6 +110,7 @@ void sched_bench_write_raw(enum sched_kind kind, FILE *out);
 
 /* The contenders; the peers exist only when the Makefile found them. */
 extern const struct contender contender_asyncq;
+extern const struct contender contender_asyncq_batch;
 extern const struct contender contender_textbook;
 extern const struct contender contender_direct;
 #ifdef HAVE_GLIB

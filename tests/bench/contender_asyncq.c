@@ -156,3 +156,79 @@ const struct contender contender_asyncq = {
 	.note = aq_note,
 	.version = aq_version_string,
 };
+
+/* ---- libasyncq-b64: the same pool, fed with aq_submit_batch() ---------- */
+
+/*
+ * Each submitting thread gathers BATCH_JOBS jobs and hands them over with
+ * one aq_submit_batch(), which claims ring slots for as many as fit with
+ * one atomic operation; a partial batch is topped up after the same
+ * PAUSE-then-yield back-off as a single submit. ff and ff2 only: it is how
+ * a producer that has many jobs at hand submits them, not a different
+ * pool.
+ */
+#define BATCH_JOBS 64
+
+static _Thread_local struct aq_job batch_buf[BATCH_JOBS];
+static _Thread_local unsigned batch_len;
+
+static void aq_batch_flush(void *pool)
+{
+	struct aq_contender *c = pool;
+	unsigned done = 0, failures = 0;
+
+	while (done < batch_len) {
+		int rc = aq_submit_batch(c->pool, batch_buf + done,
+					 batch_len - done, NULL, NULL);
+
+		if (rc > 0) {
+			done += (unsigned)rc;
+			if (done == batch_len)
+				break;
+		} else if (rc != -EAGAIN) {
+			bench_die("aq_submit_batch: %s", aq_strerror(rc));
+		}
+		if (++failures <= SPINS_BEFORE_YIELD)
+			bench_cpu_relax();
+		else
+			sched_yield();
+	}
+	batch_len = 0;
+	if (failures)
+		/* Relaxed, as in aq_submit_ff(). */
+		atomic_fetch_add_explicit(&c->full_retries, failures,
+					  memory_order_relaxed);
+}
+
+static void aq_batch_submit(void *pool, struct bench_job *job)
+{
+	batch_buf[batch_len++] = (struct aq_job){ aq_trampoline, job };
+	if (batch_len == BATCH_JOBS)
+		aq_batch_flush(pool);
+}
+
+static const char *aq_batch_note(void *pool)
+{
+	struct aq_contender *c = pool;
+
+	snprintf(c->note, sizeof(c->note),
+		 "aq_submit_batch() of %d jobs per call, the rest retried "
+		 "on a full ring; ring %d slots; %lu full-ring retries in the "
+		 "last run", BATCH_JOBS, aq_pool_capacity(c->pool),
+		 atomic_load_explicit(&c->full_retries, memory_order_relaxed));
+	return c->note;
+}
+
+const struct contender contender_asyncq_batch = {
+	.name = "libasyncq-b64",
+	.descr = "libasyncq fed with aq_submit_batch(), 64 jobs per call "
+		 "(ff, ff2 only)",
+	.flags = CT_MT_SUBMIT | CT_FF_ONLY,
+	.create = aq_create,
+	.submit = aq_batch_submit,
+	.flush = aq_batch_flush,
+	.roundtrip = aq_roundtrip,
+	.destroy = aq_destroy,
+	.note = aq_batch_note,
+	.version = aq_version_string,
+};

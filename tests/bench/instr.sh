@@ -100,7 +100,7 @@ for ct in $("$BIN" --list); do
 	wanted "$ct" || continue
 	own_file='' own_obj=''
 	case $ct in
-	libasyncq)
+	libasyncq|libasyncq-b64)
 		own_file="^($LIBDIR|(\.\./\.\./)?lib)/[^/]*\.[ch]$" ;;
 	textbook) own_file='(^|/)peer_textbook\.c$' ;;
 	C-Thread-Pool) own_file='(^|/)thpool\.c$' ;;
