@@ -49,6 +49,9 @@
  * the futex round trip when jobs arrive in quick succession. */
 #define WORKER_SPIN_ITERATIONS 256
 
+/* The most free slots a blocked producer waits for (see aq_pool_create()). */
+#define SPACE_WAKE_MAX 256
+
 _Thread_local struct aq_pool *aq__worker_pool;
 
 /* Per worker thread: which job call this is, and when the running job's
@@ -398,7 +401,7 @@ static __attribute__((noinline)) bool worker_attend(struct aq_pool *pool,
 						    uint32_t attn)
 {
 	if (attn & AQ__ATTN_WAITERS)
-		aq__pool_wake_producers(pool);
+		aq__pool_space_freed(pool);
 	if (attn & AQ__ATTN_ELASTIC)
 		aq__pool_maybe_grow(pool);
 	return attn & AQ__ATTN_CANCEL;
@@ -706,6 +709,25 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	rc = aq__ring_init(&pool->ring, cfg->queue_capacity
 						? cfg->queue_capacity
 						: AQ_QUEUE_CAPACITY_DEFAULT);
+	/*
+	 * Producers blocked on a full ring are woken once this many slots
+	 * are free, not after every pop: a wake is a system call on the
+	 * worker's side and a context switch on theirs, which, paid per job,
+	 * made a blocking submit four times slower than a retried one. A
+	 * quarter of the ring, at most SPACE_WAKE_MAX: a woken producer gets
+	 * a run of submits, and waits at most that many jobs longer than a
+	 * wake per slot would make it. Liveness: once a producer sleeps on a
+	 * full ring, every later pop looks, and the one that leaves the
+	 * threshold free wakes it (producers that keep refilling the ring
+	 * meanwhile hold it off, as they would hold off any submit).
+	 */
+	if (rc == 0) {
+		uint32_t quarter = aq__ring_capacity(&pool->ring) / 4;
+
+		pool->space_wake_free = quarter < 1		 ? 1
+					: quarter > SPACE_WAKE_MAX ? SPACE_WAKE_MAX
+								   : quarter;
+	}
 	if (rc == 0) {
 		void *mem;
 

@@ -80,6 +80,7 @@ struct aq_pool {
 	AQ_CACHE_ALIGNED _Atomic uint32_t pop_attn;
 	_Atomic uint32_t space_seq; /* blocked producers' futex word; bumped
 				       on wakes */
+	uint32_t space_wake_free;   /* free slots that wake them (pool.c) */
 
 	/*
 	 * The pluggable scheduler; sched is NULL for the ring's own FIFO.
@@ -163,13 +164,28 @@ static inline void aq__pool_wake_producers(struct aq_pool *pool)
 	aq__park_wake(&pool->space_seq, INT32_MAX);
 }
 
+/*
+ * A pop saw producers blocked on a full ring: wake them once enough slots
+ * are free (space_wake_free, see pool.c), not on every pop. seq_cst loads,
+ * head first: the tail read after it is never behind it.
+ */
+static inline void aq__pool_space_freed(struct aq_pool *pool)
+{
+	uint64_t head = atomic_load(&pool->ring.head);
+	uint64_t used = (atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED) -
+			head;
+
+	if (aq__ring_capacity(&pool->ring) - used >= pool->space_wake_free)
+		aq__pool_wake_producers(pool);
+}
+
 /* A slot was freed: wake producers blocked on a full ring, if any. */
 static inline void aq__pool_freed_slot(struct aq_pool *pool)
 {
 	/* seq_cst: the read half of the full-ring handshake; the store half
 	 * was the seq_cst claim on head inside aq__ring_pop(). */
 	if (aq_unlikely(atomic_load(&pool->pop_attn) & AQ__ATTN_WAITERS))
-		aq__pool_wake_producers(pool);
+		aq__pool_space_freed(pool);
 }
 
 /* The pool's clock (struct aq_clock), in nanoseconds. */

@@ -113,17 +113,29 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 		if (atomic_compare_exchange_weak_explicit(
 			    &r->tail, &pos, pos + k, memory_order_seq_cst,
 			    memory_order_relaxed)) {
+			/*
+			 * Write every item, then publish them last to first.
+			 * Consumers take cells in order, so they wait at the
+			 * first one until the whole run is out, then find the
+			 * rest ready; published first to last, they chased
+			 * the writes cell by cell, and each look at a cell
+			 * not yet published pulled its line away from us
+			 * (measured: batches then ran at half the speed of
+			 * single submits).
+			 */
 			cell = &cells[pos & mask];
 			for (unsigned i = 0; i < k; i++) {
 				cell->item.fn = jobs[i].fn;
 				cell->item.arg = jobs[i].arg;
-				/* Release: publishes this item; consumers take
-				 * the cells in order, each when it is ready. */
-				atomic_store_explicit(&cell->seq, pos + i + 1,
-						      memory_order_release);
 				if (++cell == end)
 					cell = cells;
 			}
+			for (unsigned i = k; i-- > 0;)
+				/* Release: publishes item i (and, for i = 0,
+				 * the writes of the whole run). */
+				atomic_store_explicit(
+					&cells[(pos + i) & mask].seq,
+					pos + i + 1, memory_order_release);
 			return (int)k;
 		}
 		/* The failed CAS reloaded pos (closed bit included). */

@@ -60,8 +60,19 @@ static void submit_fill_sched(struct aq_future *rec,
 	rec->sched_slots[0] = rec->sched_slots[1] = NULL;
 }
 
-/* The ring was full: wait for a slot until the deadline (negative: none;
- * see aq__deadline()), and push item into it. */
+/*
+ * The ring was full: wait for a slot until the deadline (negative: none;
+ * see aq__deadline()), and push item into it.
+ *
+ * Workers wake blocked producers only once a run of slots is free
+ * (space_wake_free, see aq_pool_create()), which saves a system call per
+ * job when jobs are short. When they are long, that run could take long
+ * to come free while a slot already is: so a blocked producer also looks
+ * for itself every SPACE_POLL_NS. Its extra wait is bounded by that, at
+ * the price of a thousand wake-ups a second while it stays blocked.
+ */
+#define SPACE_POLL_NS 1000000
+
 static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
 			     int64_t deadline)
 {
@@ -71,18 +82,21 @@ static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
 		/* Acquire: pairs with the consumer's release increment. */
 		uint32_t seq = atomic_load_explicit(&pool->space_seq,
 						    memory_order_acquire);
-		int wait_rc = 0;
 
 		atomic_fetch_add(&pool->pop_attn, 1); /* seq_cst */
-		if (!aq__ring_has_space(&pool->ring))       /* seq_cst */
-			wait_rc = aq__park_wait(&pool->space_seq, seq,
-						deadline);
+		if (!aq__ring_has_space(&pool->ring)) {     /* seq_cst */
+			int64_t nap = aq__deadline(SPACE_POLL_NS);
+
+			aq__park_wait(&pool->space_seq, seq,
+				      deadline >= 0 && deadline < nap ? deadline
+								      : nap);
+		}
 		atomic_fetch_sub(&pool->pop_attn, 1);
 
 		rc = aq__ring_push(&pool->ring, item);
 		if (rc != -EAGAIN)
 			return rc;
-		if (wait_rc == -ETIMEDOUT)
+		if (deadline >= 0 && aq__now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
 }

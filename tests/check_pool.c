@@ -747,6 +747,104 @@ START_TEST(test_block_until_space)
 }
 END_TEST
 
+/*
+ * Workers wake blocked producers once a run of slots is free (a quarter of
+ * the ring, here 16 of 64), not after every pop. A producer pushing 2000
+ * blocking submits through a 64-slot ring gets every one in, in order.
+ */
+struct stream {
+	aq_pool *pool;
+	atomic_long *counter;
+	int bad; /* submits that did not return 0 */
+};
+
+static void *blocking_stream(void *arg)
+{
+	static const struct aq_job_opts block = { .flags = AQ_JOB_BLOCK };
+	struct stream *s = arg;
+
+	for (int i = 0; i < 2000; i++)
+		if (aq_submit(s->pool, th_count_job, s->counter, &block,
+			      NULL) != 0)
+			s->bad++;
+	return NULL;
+}
+
+START_TEST(test_block_stream)
+{
+	aq_pool *pool = th_pool(1, 64, 0, 0);
+	atomic_long counter;
+	struct stream s[2] = { { pool, &counter, 0 }, { pool, &counter, 0 } };
+	pthread_t t[2];
+
+	atomic_init(&counter, 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, blocking_stream,
+						&s[i]),
+				 0);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(s[i].bad, 0);
+	}
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(th_ldl(&counter), 4000);
+}
+END_TEST
+
+/*
+ * A slot is free but the workers are stuck, so the run of free slots that
+ * would wake a blocked producer never comes: the producer still gets in,
+ * because it also looks for itself (every millisecond, aq_submit(3)).
+ */
+START_TEST(test_block_one_slot_free)
+{
+	struct aq_job_opts forever = { .flags = AQ_JOB_BLOCK,
+				       .arg_destroy = th_job_destroy };
+	struct th_gate first, stuck;
+	aq_future *first_fut, *stuck_fut;
+	struct blocked_submit b;
+	atomic_long counter;
+	pthread_t tid;
+	aq_pool *pool = th_pool(1, 64, 0, 0);
+
+	atomic_init(&counter, 0);
+	th_gate_init(&first);
+	th_gate_init(&stuck);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &first, NULL,
+				   &first_fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&first, 1));
+	/* The ring: the stuck gate job, then 63 counting jobs: full. */
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &stuck, NULL,
+				   &stuck_fut),
+			 0);
+	for (int i = 0; i < 63; i++)
+		ck_assert_int_eq(aq_submit(pool, th_count_job, &counter, NULL,
+					   NULL),
+				 0);
+	ck_assert_int_eq(aq_submit(pool, th_count_job, &counter, NULL, NULL),
+			 -EAGAIN);
+	blocked_init(&b, pool, &forever);
+	blocked_start(&b, &tid, 1);
+	/* The worker takes the stuck job (one slot free) and stays in it. */
+	th_gate_open(&first);
+	ck_assert(th_gate_wait_entered(&stuck, 1));
+	ck_assert_msg(th_poll_int(&b.returned, 1),
+		      "a blocked submit stayed blocked with a slot free");
+	ck_assert_int_eq(b.ret, 0);
+	th_gate_open(&stuck);
+	blocked_finish_ok(&b, &tid, 1);
+	ck_assert_int_eq(aq_future_get(first_fut, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_get(stuck_fut, NULL, -1), 0);
+	aq_future_release(first_fut);
+	aq_future_release(stuck_fut);
+	aq_pool_destroy(pool);
+	ck_assert_int_eq(th_ldl(&counter), 63);
+	th_gate_destroy(&first);
+	th_gate_destroy(&stuck);
+}
+END_TEST
+
 /* AQ_POOL_BLOCK makes blocking the default; AQ_JOB_NOBLOCK overrides it. */
 START_TEST(test_pool_block_default)
 {
@@ -1145,6 +1243,8 @@ Suite *pool_suite(void)
 	tcase_add_test(full, test_ring_full_eagain);
 	tcase_add_test(full, test_block_timeout);
 	tcase_add_test(full, test_block_until_space);
+	tcase_add_test(full, test_block_stream);
+	tcase_add_test(full, test_block_one_slot_free);
 	tcase_add_test(full, test_pool_block_default);
 	tcase_add_test(full, test_pool_block_forever);
 	tcase_add_test(full, test_block_inside_job);
