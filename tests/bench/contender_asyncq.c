@@ -175,20 +175,23 @@ static _Thread_local unsigned batch_len;
 static void aq_batch_flush(void *pool)
 {
 	struct aq_contender *c = pool;
-	unsigned done = 0, failures = 0;
+	unsigned done = 0, failures = 0, backoff = 0;
 
 	while (done < batch_len) {
 		int rc = aq_submit_batch(c->pool, batch_buf + done,
 					 batch_len - done, NULL, NULL);
 
 		if (rc > 0) {
+			/* Progress: try the rest at once, and start the
+			 * back-off afresh, as a single submit does per job. */
 			done += (unsigned)rc;
-			if (done == batch_len)
-				break;
-		} else if (rc != -EAGAIN) {
-			bench_die("aq_submit_batch: %s", aq_strerror(rc));
+			backoff = 0;
+			continue;
 		}
-		if (++failures <= SPINS_BEFORE_YIELD)
+		if (rc != -EAGAIN)
+			bench_die("aq_submit_batch: %s", aq_strerror(rc));
+		failures++;
+		if (++backoff <= SPINS_BEFORE_YIELD)
 			bench_cpu_relax();
 		else
 			sched_yield();
