@@ -4,8 +4,9 @@
  * requested workers and a 65536-slot ring. The ring is finite, so a
  * fire-and-forget submit that finds it full is retried: a few PAUSE spins,
  * then sched_yield() so the workers get the core. That measures the ring
- * rather than the blocking path; BENCH_AQ_SUBMIT=block switches to
- * AQ_JOB_BLOCK for comparison. Round trips use a future (aq_submit with fut,
+ * rather than the blocking path; BENCH_AQ_SUBMIT=block creates the pool
+ * with AQ_POOL_BLOCK instead, so that a submit on a full ring sleeps until
+ * the workers have made room (the fast path is the same until then). Round trips use a future (aq_submit with fut,
  * then aq_future_get), the way a libasyncq user waits for one result.
  */
 #include <errno.h>
@@ -24,7 +25,7 @@
 
 struct aq_contender {
 	aq_pool *pool;
-	int use_block;             /* submit with AQ_JOB_BLOCK, not a retry */
+	int use_block;             /* AQ_POOL_BLOCK: sleep on a full ring */
 	atomic_ulong full_retries; /* submits that found the ring full; only
 				      a failed submit touches it, so the
 				      fast path shares no counter */
@@ -56,6 +57,8 @@ static void *aq_create(unsigned workers)
 	else if (mode && *mode && strcmp(mode, "retry") != 0)
 		bench_die("BENCH_AQ_SUBMIT must be retry or block, not '%s'",
 			  mode);
+	if (c->use_block)
+		cfg.flags = AQ_POOL_BLOCK; /* no timeout: wait for room */
 	rc = aq_pool_create(&c->pool, &cfg);
 	if (rc < 0)
 		bench_die("aq_pool_create: %s", aq_strerror(rc));
@@ -67,15 +70,14 @@ static void *aq_create(unsigned workers)
 
 static void aq_submit_ff(void *pool, struct bench_job *job)
 {
-	static const struct aq_job_opts block = { .flags = AQ_JOB_BLOCK };
 	struct aq_contender *c = pool;
 	unsigned long failures = 0;
 	int rc;
 
 	if (c->use_block) {
-		rc = aq_submit(c->pool, aq_trampoline, job, &block, NULL);
+		rc = aq_submit(c->pool, aq_trampoline, job, NULL, NULL);
 		if (rc < 0)
-			bench_die("aq_submit (AQ_JOB_BLOCK): %s",
+			bench_die("aq_submit (AQ_POOL_BLOCK): %s",
 				  aq_strerror(rc));
 		return;
 	}
@@ -132,8 +134,9 @@ static const char *aq_note(void *pool)
 
 	if (c->use_block)
 		snprintf(c->note, sizeof(c->note),
-			 "submit with AQ_JOB_BLOCK (waits for ring space); "
-			 "ring %d slots", aq_pool_capacity(c->pool));
+			 "pool with AQ_POOL_BLOCK: a submit on a full ring "
+			 "sleeps until there is room; ring %d slots",
+			 aq_pool_capacity(c->pool));
 	else
 		snprintf(c->note, sizeof(c->note),
 			 "submit retried on -EAGAIN (%d PAUSEs, then "
