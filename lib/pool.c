@@ -33,6 +33,7 @@
  * and every claimed slot has been consumed, so no accepted job is stranded.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,10 @@
 /* Idle polls of the ring before parking: ~ a few microseconds, which hides
  * the futex round trip when jobs arrive in quick succession. */
 #define WORKER_SPIN_ITERATIONS 256
+
+/* Looks at an item claimed but not yet published before a worker yields
+ * its core to the producer (see aq__worker_loop()): about a microsecond. */
+#define WORKER_STALL_YIELD 32
 
 /* The most free slots a blocked producer waits for (see aq_pool_create()). */
 #define SPACE_WAKE_MAX 256
@@ -533,6 +538,7 @@ void aq__pool_grow(struct aq_pool *pool)
 void aq__worker_loop(struct aq_pool *pool, unsigned index)
 {
 	bool just_woken = false;
+	unsigned stalled = 0; /* looks in a row at a claimed, unready item */
 
 	aq__worker_pool = pool;
 	for (;;) {
@@ -540,6 +546,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 		int spins, parked;
 
 		if (worker_take(pool, &item)) {
+			stalled = 0;
 			if (just_woken) {
 				/* Chain: more work and idle workers left? With
 				 * a scheduler the work may have just moved from
@@ -574,8 +581,22 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			if (aq__ring_nonempty(&pool->ring))
 				break;
 		}
-		if (spins < WORKER_SPIN_ITERATIONS)
+		if (spins < WORKER_SPIN_ITERATIONS) {
+			/*
+			 * An item is there at once but could not be taken: a
+			 * producer has claimed its slot and not yet written
+			 * it. That takes nanoseconds, unless the producer was
+			 * preempted in between; then, with more threads than
+			 * cores, it may need our core to finish, and spinning
+			 * here until our time slice ends would keep it
+			 * waiting. So after a few such looks, yield.
+			 */
+			if (spins == 0 && ++stalled >= WORKER_STALL_YIELD) {
+				stalled = 0;
+				sched_yield();
+			}
 			continue;
+		}
 		parked = worker_park(pool, &item);
 		if (parked > 0) {
 			worker_run(pool, item);
