@@ -7,6 +7,7 @@
  * worker parking, future waits and full-ring waits share one tested path.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <time.h>
 
@@ -36,19 +37,30 @@ int64_t aq__deadline(int64_t timeout_ns)
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* deadline_ns as the futex calls take it: *tsp = NULL for none, else ts
+ * filled; true (and nothing to wait for) when it has passed. */
+static bool futex_deadline(int64_t deadline_ns, struct timespec *ts,
+			   struct timespec **tsp)
+{
+	*tsp = NULL;
+	if (deadline_ns < 0)
+		return false;
+	if (aq__now_ns() >= deadline_ns)
+		return true;
+	ts->tv_sec = deadline_ns / 1000000000;
+	ts->tv_nsec = deadline_ns % 1000000000;
+	*tsp = ts;
+	return false;
+}
+
 int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
 		  int64_t deadline_ns)
 {
-	struct timespec ts, *tsp = NULL;
+	struct timespec ts, *tsp;
 	long rc;
 
-	if (deadline_ns >= 0) {
-		if (aq__now_ns() >= deadline_ns)
-			return -ETIMEDOUT;
-		ts.tv_sec = deadline_ns / 1000000000;
-		ts.tv_nsec = deadline_ns % 1000000000;
-		tsp = &ts;
-	}
+	if (futex_deadline(deadline_ns, &ts, &tsp))
+		return -ETIMEDOUT;
 	/*
 	 * FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline, so a
 	 * wait interrupted by a signal or a spurious wake resumes with the
@@ -66,6 +78,49 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
 		0);
 }
+
+#ifdef SYS_futex_waitv
+#define HAVE_PARK_ANY 1
+
+/* Set once futex_waitv() said ENOSYS: later calls do not ask again. */
+static atomic_bool waitv_missing;
+
+/*
+ * futex_waitv() (Linux 5.16): one sleep on up to 128 private futex words,
+ * woken by an ordinary FUTEX_WAKE on any of them. Its deadline is absolute
+ * on the clock we name, as with FUTEX_WAIT_BITSET above.
+ */
+int aq__park_wait_any(_Atomic uint32_t *const *words,
+		      const uint32_t *expected, unsigned n,
+		      int64_t deadline_ns)
+{
+	struct futex_waitv v[AQ__PARK_ANY_MAX];
+	struct timespec ts, *tsp;
+	long rc;
+
+	/* Relaxed: a cache of the kernel's answer. */
+	if (n > AQ__PARK_ANY_MAX ||
+	    atomic_load_explicit(&waitv_missing, memory_order_relaxed))
+		return -ENOSYS;
+	if (futex_deadline(deadline_ns, &ts, &tsp))
+		return -ETIMEDOUT;
+	for (unsigned i = 0; i < n; i++)
+		v[i] = (struct futex_waitv){
+			.val = expected[i],
+			.uaddr = (uint64_t)(uintptr_t)words[i],
+			.flags = FUTEX_32 | FUTEX_PRIVATE_FLAG,
+		};
+	rc = syscall(SYS_futex_waitv, v, n, 0, tsp, CLOCK_MONOTONIC);
+	if (rc == -1 && errno == ENOSYS) {
+		atomic_store_explicit(&waitv_missing, true,
+				      memory_order_relaxed);
+		return -ENOSYS;
+	}
+	if (rc == -1 && errno == ETIMEDOUT)
+		return -ETIMEDOUT;
+	return 0; /* woken, EAGAIN (a word changed) or EINTR: re-check */
+}
+#endif
 
 #else /* !__linux__ */
 #include <pthread.h>
@@ -137,5 +192,20 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 	pthread_mutex_lock(&b->lock);
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
+}
+#endif
+
+#ifndef HAVE_PARK_ANY
+/* No vectored wait here (not Linux, or headers before 5.16): the caller
+ * falls back. */
+int aq__park_wait_any(_Atomic uint32_t *const *words,
+		      const uint32_t *expected, unsigned n,
+		      int64_t deadline_ns)
+{
+	(void)words;
+	(void)expected;
+	(void)n;
+	(void)deadline_ns;
+	return -ENOSYS;
 }
 #endif

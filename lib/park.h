@@ -27,6 +27,20 @@ int64_t aq__deadline(int64_t timeout_ns);
 int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
 		  int64_t deadline_ns);
 
+/* The most words aq__park_wait_any() sleeps on. */
+#define AQ__PARK_ANY_MAX 128
+
+/*
+ * Sleep while *words[i] == expected[i] for every i < n, until one of them
+ * is woken, or until deadline_ns as above. Returns as aq__park_wait(), or
+ * -ENOSYS when this system cannot sleep on several words at once (not
+ * Linux, a kernel before 5.16, or n > AQ__PARK_ANY_MAX): the caller then
+ * waits some other way.
+ */
+int aq__park_wait_any(_Atomic uint32_t *const *words,
+		      const uint32_t *expected, unsigned n,
+		      int64_t deadline_ns);
+
 /* a + b for a time and a non-negative duration, saturating at INT64_MAX
  * rather than wrapping into the past. */
 static inline int64_t aq__time_add(int64_t a, int64_t b)

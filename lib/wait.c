@@ -166,6 +166,52 @@ static bool any_done(void *arg)
 	return ctx->found < ctx->n;
 }
 
+/*
+ * Sleep on every future's state word at once (aq__park_wait_any()), as a
+ * waiter of each: the same handshake as aq_future_get() (raise waiters,
+ * then read state; the resolver stores state, then reads waiters and
+ * wakes). Nothing is allocated and nothing stays behind on a timeout.
+ * 0 (ctx->found set), -ETIMEDOUT, or -ENOSYS: wait some other way.
+ */
+static int any_wait_words(struct any_ctx *ctx, int64_t deadline)
+{
+	_Atomic uint32_t *words[AQ__PARK_ANY_MAX];
+	uint32_t seen[AQ__PARK_ANY_MAX];
+	unsigned n = ctx->n;
+	int rc;
+
+	if (n > AQ__PARK_ANY_MAX)
+		return -ENOSYS;
+	for (unsigned i = 0; i < n; i++) {
+		words[i] = &ctx->futs[i]->state;
+		atomic_fetch_add(&ctx->futs[i]->waiters, 1); /* seq_cst */
+	}
+	for (;;) {
+		ctx->found = n;
+		for (unsigned i = 0; i < n && ctx->found == n; i++) {
+			/* seq_cst: the handshake's read half; it also
+			 * acquires the outcome for the caller. */
+			seen[i] = atomic_load(words[i]);
+			if (aq__state_final(seen[i]))
+				ctx->found = i;
+		}
+		if (ctx->found < n) {
+			rc = 0;
+			break;
+		}
+		rc = aq__park_wait_any(words, seen, n, deadline);
+		if (rc == -ENOSYS)
+			break;
+		if (rc == -ETIMEDOUT) {
+			rc = any_done(ctx) ? 0 : -ETIMEDOUT;
+			break;
+		}
+	}
+	for (unsigned i = 0; i < n; i++)
+		atomic_fetch_sub(&ctx->futs[i]->waiters, 1);
+	return rc;
+}
+
 AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		       unsigned *index)
 {
@@ -192,6 +238,13 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		}
 	}
 
+	rc = any_wait_words(&ctx, deadline);
+	if (rc != -ENOSYS)
+		goto out;
+	rc = 0;
+
+	/* Without a vectored wait: a then-callback on each future pokes one
+	 * event we sleep on. */
 	ev = aq__malloc(sizeof(*ev));
 	if (!ev) {
 		/* No memory for the event: poll, politely. */

@@ -12,12 +12,15 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 
+#include "fault.h"
 #include "helpers.h"
+#include "park.h"
 #include "suites.h"
 
 #define MS INT64_C(1000000)
@@ -1167,6 +1170,65 @@ static int any_mixed_job(void *arg, void **result)
 	return 0;
 }
 
+/* Can this system sleep on several words at once (futex_waitv)? */
+static bool have_park_any(void)
+{
+	_Atomic uint32_t word = 1;
+	_Atomic uint32_t *words[1] = { &word };
+	uint32_t expected = 0; /* differs: returns at once unless ENOSYS */
+
+	return aq__park_wait_any(words, &expected, 1, -1) != -ENOSYS;
+}
+
+/*
+ * A wait that times out leaves nothing behind: 300 calls with a 1 ms
+ * timeout on futures that stay pending allocate nothing (where the vectored
+ * wait exists; elsewhere each call leaves a record per future until it
+ * resolves, as aq_wait_any(3) says). Then, with 130 futures (more than one
+ * vectored wait takes), the fallback still finds the one that resolves.
+ */
+START_TEST(test_wait_any_timeouts_leave_nothing)
+{
+	struct held_pool h;
+	struct th_job j[3];
+	aq_future *f[130];
+	unsigned idx = 99;
+	long allocs;
+
+	held_init(&h, 1);
+	for (int i = 0; i < 3; i++) {
+		th_job_init(&j[i], NULL, 0, false, NULL);
+		f[i] = submit_job(h.pool, &j[i]);
+	}
+	aq__fault_arm(AQ_FAULT_ALLOC, 0); /* count from here, fail none */
+	for (int i = 0; i < 300; i++)
+		ck_assert_int_eq(aq_wait_any(f, 3, 1 * MS, &idx), -ETIMEDOUT);
+	allocs = aq__fault_calls(AQ_FAULT_ALLOC);
+	if (have_park_any())
+		ck_assert_msg(allocs == 0,
+			      "300 timed-out waits allocated %ld times", allocs);
+	else
+		printf("compose: no futex_waitv here; 300 timed-out waits "
+		       "allocated %ld times\n", allocs);
+	ck_assert_uint_eq(idx, 99);
+
+	/* 127 more entries, all the held gate job's future: 130 in all. */
+	for (int i = 3; i < 130; i++)
+		f[i] = h.gate_fut;
+	ck_assert_int_eq(aq_wait_any(f, 130, 5 * MS, &idx), -ETIMEDOUT);
+	ck_assert_int_eq(aq_future_cancel(f[2]), 0);
+	ck_assert_int_eq(aq_wait_any(f, 130, long_ns(), &idx), 0);
+	ck_assert_uint_eq(idx, 2);
+	th_gate_open(&h.gate);
+	ck_assert_int_eq(aq_wait_any(f + 3, 127, long_ns(), &idx), 0);
+	ck_assert_uint_eq(idx, 0);
+	ck_assert_int_eq(aq_wait_all(f, 2, long_ns()), 0);
+	for (int i = 0; i < 3; i++)
+		aq_future_release(f[i]);
+	held_fini(&h);
+}
+END_TEST
+
 START_TEST(test_wait_any_helps_for_later_entries)
 {
 	struct held_pool other;
@@ -1248,6 +1310,7 @@ Suite *compose_suite(void)
 	tcase_add_test(wait, test_wait_any_lowest_resolved);
 	tcase_add_test(wait, test_wait_any_wakes_on_later_entry);
 	tcase_add_test(wait, test_wait_any_einval);
+	tcase_add_test(wait, test_wait_any_timeouts_leave_nothing);
 	suite_add_tcase(s, wait);
 
 	tcase_set_timeout(deps, TH_TIMEOUT);

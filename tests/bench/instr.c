@@ -164,7 +164,10 @@ static void aq_submit_all(aq_pool *pool, struct aq_job *jobs, unsigned n,
 					 futs ? futs + done : NULL);
 
 		if (rc > 0) {
+			/* Progress: the back-off starts afresh, as in the
+			 * benchmark's batch contender. */
 			done += (unsigned)rc;
+			failures = 0;
 			continue;
 		}
 		if (rc != -EAGAIN)
