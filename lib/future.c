@@ -20,7 +20,7 @@
  * and makes the futex wake call. A completion with nobody waiting therefore
  * costs no system call.
  *
- * Records come from a per-pool cache (a mutex-protected free list). The
+ * Records come from a per-pool cache (a free list under an aq__lock). The
  * cache counts the records it has handed out, so a pool can be destroyed
  * while callers still hold futures: the last record to come back frees it.
  */
@@ -46,7 +46,7 @@ struct aq__cache *aq__cache_create(void)
 
 	if (!cache)
 		return NULL;
-	pthread_mutex_init(&cache->lock, NULL);
+	aq__lock_init(&cache->lock);
 	return cache;
 }
 
@@ -60,7 +60,6 @@ static void cache_free(struct aq__cache *cache)
 		free(fut);
 		fut = next;
 	}
-	pthread_mutex_destroy(&cache->lock);
 	free(cache);
 }
 
@@ -68,10 +67,10 @@ void aq__cache_close(struct aq__cache *cache)
 {
 	bool last;
 
-	pthread_mutex_lock(&cache->lock);
+	aq__lock(&cache->lock);
 	cache->closed = true;
 	last = cache->outstanding == 0;
-	pthread_mutex_unlock(&cache->lock);
+	aq__unlock(&cache->lock);
 	if (last)
 		cache_free(cache);
 }
@@ -80,19 +79,19 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 {
 	struct aq_future *fut;
 
-	pthread_mutex_lock(&cache->lock);
+	aq__lock(&cache->lock);
 	fut = cache->free_list;
 	if (fut)
 		cache->free_list = fut->next_free;
 	cache->outstanding++;
-	pthread_mutex_unlock(&cache->lock);
+	aq__unlock(&cache->lock);
 
 	if (!fut) {
 		fut = aq__malloc(sizeof(*fut));
 		if (!fut) {
-			pthread_mutex_lock(&cache->lock);
+			aq__lock(&cache->lock);
 			cache->outstanding--;
-			pthread_mutex_unlock(&cache->lock);
+			aq__unlock(&cache->lock);
 			return NULL;
 		}
 	}
@@ -137,7 +136,7 @@ static void future_recycle(struct aq_future *fut)
 		fut->deps = NULL;
 		fut->ndeps = 0;
 	}
-	pthread_mutex_lock(&cache->lock);
+	aq__lock(&cache->lock);
 	cache->outstanding--;
 	if (cache->closed) {
 		free(fut);
@@ -146,7 +145,7 @@ static void future_recycle(struct aq_future *fut)
 		fut->next_free = cache->free_list;
 		cache->free_list = fut;
 	}
-	pthread_mutex_unlock(&cache->lock);
+	aq__unlock(&cache->lock);
 	if (free_cache)
 		cache_free(cache);
 }

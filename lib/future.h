@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "asyncq.h"
+#include "park.h"
 
 /*
  * A transient state, never shown to callers: the canceller (or a cancelling
@@ -99,7 +100,7 @@ struct aq_future {
  * record to come back frees it.
  */
 struct aq__cache {
-	pthread_mutex_t lock;
+	struct aq__lock lock;
 	struct aq_future *free_list; /* records ready for reuse */
 	size_t outstanding;          /* records handed out, not yet back */
 	bool closed;                 /* the pool is gone: free, don't keep */

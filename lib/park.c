@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <time.h>
 
+#include "compat.h"
 #include "park.h"
 
 int64_t aq__now_ns(void)
@@ -19,6 +20,32 @@ int64_t aq__now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spins of a contended aq__lock() before it sleeps. */
+#define LOCK_SPINS 100
+
+void aq__lock_slow(struct aq__lock *l)
+{
+	uint32_t c;
+
+	for (int i = 0; i < LOCK_SPINS; i++) {
+		aq__cpu_relax();
+		c = 0;
+		/* Relaxed peek, then the acquire CAS as in aq__lock(). */
+		if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
+		    atomic_compare_exchange_weak_explicit(
+			    &l->word, &c, 1, memory_order_acquire,
+			    memory_order_relaxed))
+			return;
+	}
+	/* Mark it "someone may sleep" and sleep until we take it free:
+	 * whoever holds it then will wake one of us on unlock. */
+	c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
+	while (c != 0) {
+		aq__park_wait(&l->word, 2, -1);
+		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
+	}
 }
 
 int64_t aq__deadline(int64_t timeout_ns)

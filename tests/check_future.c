@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "helpers.h"
+#include "park.h"
 #include "suites.h"
 
 static int result_sentinel_obj;
@@ -520,6 +521,54 @@ START_TEST(test_outlive_pool)
 }
 END_TEST
 
+/* ---- the record cache's lock (aq__lock, park.h) ------------------------- */
+
+#define LOCKERS 4
+#define LOCK_ROUNDS 200000
+
+static struct aq__lock counter_lock;
+static long plain_counter; /* only under counter_lock */
+static long holders;       /* likewise: must be 1 inside */
+static atomic_int overlaps;
+
+static void *locker_main(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < LOCK_ROUNDS; i++) {
+		aq__lock(&counter_lock);
+		if (++holders != 1)
+			atomic_fetch_add(&overlaps, 1);
+		plain_counter++;
+		/* Now and then hold it long enough for others to sleep. */
+		if (i % 4096 == 0)
+			th_sleep_ms(1);
+		holders--;
+		aq__unlock(&counter_lock);
+	}
+	return NULL;
+}
+
+/* Four threads, a plain counter: every increment counted, never two
+ * holders at once, and the sleeping path (word 2) taken and left. */
+START_TEST(test_lock_mutual_exclusion)
+{
+	pthread_t t[LOCKERS];
+
+	aq__lock_init(&counter_lock);
+	plain_counter = 0;
+	holders = 0;
+	atomic_init(&overlaps, 0);
+	for (int i = 0; i < LOCKERS; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, locker_main, NULL),
+				 0);
+	for (int i = 0; i < LOCKERS; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_eq(th_ld(&overlaps), 0);
+	ck_assert_int_eq(plain_counter, (long)LOCKERS * LOCK_ROUNDS);
+	ck_assert_uint_eq(atomic_load(&counter_lock.word), 0);
+}
+END_TEST
+
 Suite *future_suite(void)
 {
 	Suite *s = suite_create("future");
@@ -547,6 +596,7 @@ Suite *future_suite(void)
 	tcase_add_test(life, test_state_transitions);
 	tcase_add_test(life, test_state_values);
 	tcase_add_test(life, test_outlive_pool);
+	tcase_add_test(life, test_lock_mutual_exclusion);
 	suite_add_tcase(s, life);
 	return s;
 }
