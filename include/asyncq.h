@@ -467,9 +467,25 @@ struct aq_pool_stats {
 	double mean_time_in_system_ns; /* W: submit to completion, averaged
 					  over jobs completed in the window */
 	double mean_in_system; /* L = throughput * W (Little's law) */
+	/* The cumulative sums the window figures are differences of, so that
+	 * a caller can compute its own windows (aq_pool_stats_window()). */
+	int64_t taken_ns;      /* when the snapshot was taken, CLOCK_MONOTONIC */
+	uint64_t busy_ns;      /* time workers spent in job calls */
+	uint64_t sojourn_ns;   /* submit to end, summed over timed completions */
+	uint64_t timed_done;   /* completions whose time is in sojourn_ns */
 };
 
+/* Fill *stats; its window runs from the previous call, by any caller. */
 AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *stats);
+
+/*
+ * Recompute the window figures of `now` (window_ns, the rates, W and L)
+ * for the window from the earlier snapshot `since` of the same pool: a
+ * caller's own window, whoever else takes statistics. -EINVAL for NULL, or
+ * a `since` taken after `now`.
+ */
+AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
+				struct aq_pool_stats *now);
 
 /* What the per-job hooks (cfg.before_job, cfg.after_job) are told. */
 struct aq_job_event {

@@ -708,7 +708,7 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	}
 	pthread_mutex_init(&pool->sched_lock, NULL);
 	pthread_mutex_init(&pool->stats_lock, NULL);
-	pool->window.t_ns = aq__now_ns();
+	pool->window.t_ns = aq__now_ns(); /* the first window starts now */
 	pool->before_job = cfg->before_job;
 	pool->after_job = cfg->after_job;
 	pool->hook_user = cfg->hook_user;

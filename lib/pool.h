@@ -137,11 +137,8 @@ struct aq_pool {
 	void (*after_job)(const struct aq_job_event *ev, void *user);
 	void *hook_user;
 	pthread_mutex_t stats_lock;
-	struct {                   /* the last aq_pool_stats() call */
-		int64_t t_ns;
-		uint64_t submitted, completed, busy_ns, sojourn_ns,
-			timed_done;
-	} window;                  /* under stats_lock */
+	struct aq__window window;  /* the last aq_pool_stats() call; under
+				      stats_lock */
 
 	/* Shutdown coordination: not on any hot path. */
 	pthread_mutex_t lock;

@@ -153,13 +153,80 @@ static void hist_fill(struct aq_histogram *h, const _Atomic uint64_t *buckets,
 	}
 }
 
+/* The cumulative figures of a snapshot. */
+static struct aq__window window_of(const struct aq_pool_stats *st)
+{
+	return (struct aq__window){
+		.t_ns = st->taken_ns,
+		.submitted = st->submitted,
+		.completed = st->succeeded + st->failed + st->cancelled +
+			     st->expired + st->skipped,
+		.busy_ns = st->busy_ns,
+		.sojourn_ns = st->sojourn_ns,
+		.timed_done = st->timed_done,
+	};
+}
+
+/* b - a, or 0 when b is behind a. */
+static double grown(uint64_t a, uint64_t b)
+{
+	return b > a ? (double)(b - a) : 0;
+}
+
+/*
+ * The window figures of *st, for the window from `from` to *st. A
+ * difference that would be negative counts as 0: "submitted" is derived
+ * and may read a little low while the pool runs (see the top of this
+ * file), and two threads taking statistics at once may read the counters
+ * in one order and close their windows in the other.
+ */
+static void window_fill(struct aq_pool_stats *st, const struct aq__window *from)
+{
+	struct aq__window to = window_of(st);
+	double secs, timed;
+
+	st->window_ns = to.t_ns - from->t_ns;
+	st->arrival_rate = st->throughput = st->utilization = 0;
+	st->mean_time_in_system_ns = st->mean_in_system = 0;
+	secs = (double)st->window_ns / 1e9;
+	if (secs <= 0)
+		return;
+	st->arrival_rate = grown(from->submitted, to.submitted) / secs;
+	st->throughput = grown(from->completed, to.completed) / secs;
+	if (st->workers)
+		st->utilization = grown(from->busy_ns, to.busy_ns) /
+				  ((double)st->window_ns * (double)st->workers);
+	timed = grown(from->timed_done, to.timed_done);
+	if (timed > 0)
+		st->mean_time_in_system_ns =
+			grown(from->sojourn_ns, to.sojourn_ns) / timed;
+	st->mean_in_system = st->throughput * st->mean_time_in_system_ns / 1e9;
+}
+
+AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
+				struct aq_pool_stats *now)
+{
+	struct aq__window from, to;
+
+	if (!since || !now)
+		return -EINVAL;
+	from = window_of(since);
+	to = window_of(now);
+	/* Cumulative sums never go back: anything else is not an earlier
+	 * snapshot of the same pool. */
+	if (from.t_ns > to.t_ns || from.completed > to.completed ||
+	    from.busy_ns > to.busy_ns || from.sojourn_ns > to.sojourn_ns ||
+	    from.timed_done > to.timed_done)
+		return -EINVAL;
+	window_fill(now, &from);
+	return 0;
+}
+
 AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 {
 	static const struct aq__stats zero;
 	struct aq__stats sum = zero;
-	uint64_t head, pushes, completed, running = 0;
-	int64_t now;
-	double secs;
+	uint64_t head, pushes, running = 0;
 
 	if (!pool || !st)
 		return -EINVAL;
@@ -204,39 +271,16 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum),
 		  LOAD(sum.run_max));
 
-	/* The window since the previous call. */
-	completed = st->succeeded + st->failed + st->cancelled + st->expired +
-		    st->skipped;
-	now = aq__now_ns();
+	st->busy_ns = LOAD(sum.busy_ns);
+	st->sojourn_ns = LOAD(sum.sojourn_ns);
+	st->timed_done = LOAD(sum.timed_done);
+	/* The window since the previous call. The time is read under the
+	 * lock, so that the pool's windows follow one another in order
+	 * however many threads take statistics. */
 	pthread_mutex_lock(&pool->stats_lock);
-	st->window_ns = now - pool->window.t_ns;
-	secs = (double)st->window_ns / 1e9;
-	if (secs > 0) {
-		uint64_t done = completed - pool->window.completed;
-		uint64_t timed = LOAD(sum.timed_done) - pool->window.timed_done;
-
-		st->arrival_rate =
-			(double)(st->submitted - pool->window.submitted) / secs;
-		st->throughput = (double)done / secs;
-		if (st->workers)
-			st->utilization =
-				(double)(LOAD(sum.busy_ns) -
-					 pool->window.busy_ns) /
-				((double)st->window_ns * (double)st->workers);
-		if (timed)
-			st->mean_time_in_system_ns =
-				(double)(LOAD(sum.sojourn_ns) -
-					 pool->window.sojourn_ns) /
-				(double)timed;
-		st->mean_in_system =
-			st->throughput * st->mean_time_in_system_ns / 1e9;
-	}
-	pool->window.t_ns = now;
-	pool->window.submitted = st->submitted;
-	pool->window.completed = completed;
-	pool->window.busy_ns = LOAD(sum.busy_ns);
-	pool->window.sojourn_ns = LOAD(sum.sojourn_ns);
-	pool->window.timed_done = LOAD(sum.timed_done);
+	st->taken_ns = aq__now_ns();
+	window_fill(st, &pool->window);
+	pool->window = window_of(st);
 	pthread_mutex_unlock(&pool->stats_lock);
 	return 0;
 }

@@ -65,6 +65,12 @@ static inline void aq__stat_add(_Atomic uint64_t *counter, uint64_t n,
 
 struct aq_pool;
 
+/* The cumulative figures a window of aq_pool_stats() is a difference of. */
+struct aq__window {
+	int64_t t_ns;
+	uint64_t submitted, completed, busy_ns, sojourn_ns, timed_done;
+};
+
 /* The block for updates made on this thread about pool's jobs. */
 struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared);
 

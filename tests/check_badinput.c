@@ -889,6 +889,40 @@ static int stats_null_out(void)
 	return aq_pool_stats(fx.pool, NULL);
 }
 
+static int window_null_since(void)
+{
+	struct aq_pool_stats now, want;
+	int ret;
+
+	ck_assert_int_eq(aq_pool_stats(fx.pool, &now), 0);
+	want = now;
+	ret = aq_pool_stats_window(NULL, &now);
+	return memcmp(&now, &want, sizeof(now)) == 0 ? ret : SIDE_EFFECT;
+}
+
+static int window_null_now(void)
+{
+	struct aq_pool_stats since;
+
+	ck_assert_int_eq(aq_pool_stats(fx.pool, &since), 0);
+	return aq_pool_stats_window(&since, NULL);
+}
+
+/* Arguments swapped: the later snapshot as `since`. */
+static int window_backwards(void)
+{
+	struct aq_pool_stats earlier, later, want;
+	int ret;
+
+	ck_assert_int_eq(aq_pool_stats(fx.pool, &earlier), 0);
+	do /* until the clock has moved: equal times are not backwards */
+		ck_assert_int_eq(aq_pool_stats(fx.pool, &later), 0);
+	while (later.taken_ns == earlier.taken_ns);
+	want = earlier;
+	ret = aq_pool_stats_window(&later, &earlier);
+	return memcmp(&earlier, &want, sizeof(want)) == 0 ? ret : SIDE_EFFECT;
+}
+
 static int then_null_fut(void)
 {
 	return aq_future_then(NULL, count_then, NULL, NULL);
@@ -1246,6 +1280,10 @@ static const struct call_case {
 	{ "aq_future_release", "a resolved future", release_resolved, 0 },
 	{ "aq_pool_stats", "NULL pool", stats_null_pool, -EINVAL },
 	{ "aq_pool_stats", "NULL stats", stats_null_out, -EINVAL },
+	{ "aq_pool_stats_window", "NULL since", window_null_since, -EINVAL },
+	{ "aq_pool_stats_window", "NULL now", window_null_now, -EINVAL },
+	{ "aq_pool_stats_window", "since later than now", window_backwards,
+	  -EINVAL },
 	{ "aq_future_then", "NULL future", then_null_fut, -EINVAL },
 	{ "aq_future_then", "NULL future, on a channel",
 	  then_null_fut_channel, -EINVAL },

@@ -657,7 +657,8 @@ static void *read_stats(void *arg)
 		/* No gauge can be near 2^64: that would be a count that
 		 * went below zero between two loads. */
 		if (st.queued > UINT32_MAX || st.running > UINT32_MAX ||
-		    completed(&st) > st.submitted + 1000000)
+		    completed(&st) > st.submitted + 1000000 ||
+		    st.throughput > 1e12 || st.arrival_rate > 1e12)
 			r->wrapped++;
 	}
 	return NULL;
@@ -696,6 +697,75 @@ START_TEST(test_stats_while_running)
 	ck_assert_uint_eq(st.started, (uint64_t)jobs);
 	ck_assert_uint_eq(st.run.count, (uint64_t)jobs);
 	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- windows of one's own (aq_pool_stats_window) ------------------------ */
+
+/* Jobs resolved in a window: throughput times its length. */
+static double window_done(const struct aq_pool_stats *st)
+{
+	return st->throughput * (double)st->window_ns / 1e9;
+}
+
+/*
+ * Two observers: A keeps its own snapshots, B calls aq_pool_stats() in
+ * between (which moves the pool's shared window). A's window from its own
+ * earlier snapshot still counts the 100 jobs that ran in it; the shared
+ * window of the same call, opened by B after they ran, counts none.
+ */
+START_TEST(test_window_of_ones_own)
+{
+	aq_pool *pool = pool_with(1, 256, AQ_POOL_TIMING, NULL);
+	struct aq_pool_stats a0, b, a1, copy;
+	struct th_gate gate;
+	aq_future *gate_fut;
+	atomic_long counted;
+
+	atomic_init(&counted, 0);
+	th_gate_init(&gate);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &gate_fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	for (int i = 0; i < 100; i++)
+		ck_assert_int_eq(aq_submit(pool, th_count_job, &counted, NULL,
+					   NULL),
+				 0);
+	a0 = stats_of(pool);
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(gate_fut, NULL, -1), 0);
+	aq_future_release(gate_fut);
+	ck_assert(th_poll(pool_quiet, pool));
+	b = stats_of(pool);
+	th_sleep_ms(2);
+	a1 = stats_of(pool);
+	/* The shared window: from b, after the jobs ran. */
+	ck_assert(a1.window_ns > 0);
+	ck_assert(window_done(&a1) < 0.5);
+	ck_assert(a1.taken_ns - b.taken_ns == a1.window_ns);
+	/* A's own window: the gate job and the 100 counted ones. */
+	ck_assert_int_eq(aq_pool_stats_window(&a0, &a1), 0);
+	ck_assert(a1.window_ns == a1.taken_ns - a0.taken_ns);
+	ck_assert_msg(window_done(&a1) > 100.5 && window_done(&a1) < 101.5,
+		      "%.3f jobs resolved in A's window", window_done(&a1));
+	ck_assert(a1.arrival_rate == 0); /* all submitted before a0 */
+	ck_assert(a1.utilization > 0 && a1.utilization <= 1.0);
+	/* W: every timed completion in the window (the pool times jobs). */
+	ck_assert(a1.mean_time_in_system_ns > 0);
+	ck_assert(a1.mean_in_system > 0);
+	/* The counters and gauges are left as they were. */
+	ck_assert_uint_eq(completed(&a1), completed(&b));
+	/* A window of nothing: length 0, no rates. */
+	copy = a1;
+	ck_assert_int_eq(aq_pool_stats_window(&a1, &copy), 0);
+	ck_assert_int_eq(copy.window_ns, 0);
+	ck_assert(copy.throughput == 0 && copy.arrival_rate == 0);
+	/* Backwards: refused, and *now untouched. */
+	copy = a0;
+	ck_assert_int_eq(aq_pool_stats_window(&a1, &copy), -EINVAL);
+	ck_assert(memcmp(&copy, &a0, sizeof(copy)) == 0);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
 }
 END_TEST
 
@@ -1213,6 +1283,7 @@ Suite *stats_suite(void)
 	tcase_add_test(counters, test_counters_add_up_timed);
 	tcase_add_test(counters, test_rejected);
 	tcase_add_test(counters, test_stats_while_running);
+	tcase_add_test(counters, test_window_of_ones_own);
 	suite_add_tcase(s, counters);
 
 	tcase_set_timeout(gauges, TH_TIMEOUT);

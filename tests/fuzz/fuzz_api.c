@@ -198,6 +198,8 @@ static struct run {
 	pthread_t harness;
 	struct job jobs[MAX_JOBS];
 	unsigned njobs;
+	struct aq_pool_stats prev_stats; /* op_stats's previous snapshot */
+	bool have_prev_stats;
 	struct reg regs[MAX_REGS];
 	unsigned nregs;
 	bool shut;              /* a shutdown began: submits must fail */
@@ -775,6 +777,17 @@ static void op_stats(void)
 	CHECK(running >= 0 && running <= (int)run.max_workers,
 	      "aq_pool_running_jobs: %d", running);
 	CHECK(aq_pool_workers(run.pool) >= 0, "aq_pool_workers");
+	/* A window of our own since the previous look: never negative. */
+	if (run.have_prev_stats) {
+		rc = aq_pool_stats_window(&run.prev_stats, &st);
+		CHECK(rc == 0, "aq_pool_stats_window: %d", rc);
+		CHECK(st.window_ns >= 0 && st.throughput >= 0 &&
+		      st.arrival_rate >= 0 && st.utilization >= 0 &&
+		      st.mean_time_in_system_ns >= 0,
+		      "aq_pool_stats_window: a negative figure");
+	}
+	run.prev_stats = st;
+	run.have_prev_stats = true;
 }
 
 static void op_clock(struct input *in)
