@@ -293,26 +293,9 @@ submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
 		*fut = NULL;
 	if (aq_unlikely(!pool))
 		return -EINVAL;
-	if (fn && !opts && !fut &&
-	    atomic_load_explicit(&pool->fast_submit, memory_order_relaxed)) {
-		/* The fast path's job, which found the ring full (or raced
-		 * with shutdown): try once more, then block or refuse. */
-		struct aq__ring_item item = { fn, arg };
-
-		rc = aq__ring_push(&pool->ring, item);
-		if (rc == -EAGAIN && (pool->flags & AQ_POOL_BLOCK) &&
-		    aq__worker_pool != pool)
-			rc = submit_wait_space(
-				pool, item,
-				aq__deadline(submit_wait_budget(pool, NULL)));
-		if (rc == 0) {
-			aq__pool_wake_one(pool);
-			aq__pool_maybe_grow(pool);
-			return 0;
-		}
-		aq__stats_shared(pool, rejected);
-		return rc;
-	}
+	/* A fast-path job lands here too when the ring was full or shutdown
+	 * had begun: submit_job() retries it, blocks or refuses it as it
+	 * would any job without a record. */
 	rc = submit_job(pool, fn, arg, opts, fut);
 	/* Refusals of a well-formed job count; bad arguments do not. */
 	if (aq_unlikely(rc) && rc != -EINVAL)
