@@ -67,7 +67,9 @@ EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
-SONAME := libasyncq.so.$(MAJOR)
+# The ABI rule (include/asyncq.h, README): before 1.0 any minor version may
+# change the ABI, so the soname names major and minor; from 1.0 the major.
+SONAME := libasyncq.so.$(MAJOR)$(if $(filter 0,$(MAJOR)),.$(MINOR))
 
 .PHONY: all demo check check-unit check-install check-man check-http bench \
 	bench-http install uninstall clean deps

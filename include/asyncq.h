@@ -9,8 +9,9 @@
  * a negative errno code (see aq_strerror()); the full contract of each lives
  * in its man page, and man 7 libasyncq gives the model.
  *
- * ABI policy: until 1.0 the ABI may change with any minor version; from 1.0
- * on, libraries of the same major version are ABI compatible.
+ * ABI policy: until 1.0 the ABI may change with any minor version (the
+ * soname is libasyncq.so.0.MINOR); from 1.0 on, libraries of the same
+ * major version are ABI compatible (soname libasyncq.so.MAJOR).
  */
 #ifndef ASYNCQ_H
 #define ASYNCQ_H
@@ -23,7 +24,7 @@ extern "C" {
 #endif
 
 #define AQ_VERSION_MAJOR 0
-#define AQ_VERSION_MINOR 1
+#define AQ_VERSION_MINOR 2
 #define AQ_VERSION_PATCH 0
 
 /* The version as one number, (major << 16) | (minor << 8) | patch. */
@@ -88,7 +89,7 @@ struct aq_pool_config {
 					     straight from the ring */
 	const void *sched_params; /* handed to sched->init(); NULL = its
 				     defaults */
-	int64_t slice_ns;         /* time slice for aq_job_yield_due();
+	int64_t slice_ns;         /* time slice for aq_current_yield_due();
 				     0 = 1 ms */
 	const struct aq_retry_policy *retry; /* default for jobs whose opts
 						name none; copied at create;
@@ -251,7 +252,7 @@ struct aq_error {
 	uint64_t job_id;
 	unsigned attempts;          /* attempts made */
 	int code;                   /* the last attempt's failure code */
-	const char *message;        /* set by aq_job_fail_msg(), or NULL;
+	const char *message;        /* set by aq_current_fail_msg(), or NULL;
 				       valid while the future is held */
 	int64_t first_attempt_ns;   /* pool clock: start of attempt 1 */
 	int64_t last_attempt_ns;    /* pool clock: start of the last one */
@@ -286,27 +287,28 @@ struct aq_retry_policy {
 	void *user;             /* handed to the three callbacks */
 };
 
-/* A job's return value after it saw aq_job_cancelled(): resolve the
+/* A job's return value after it saw aq_current_cancelled(): resolve the
  * future CANCELLED rather than failed. */
 #define AQ_JOB_CANCELLED (-4098)
 
 /* Inside a job: which attempt this is (from 1); 0 outside a job. */
-AQ_API unsigned aq_job_attempt(void);
+AQ_API unsigned aq_current_attempt(void);
 /* Inside a job: has someone asked to cancel it? 0 or 1. */
-AQ_API int aq_job_cancelled(void);
+AQ_API int aq_current_cancelled(void);
 /* Inside a job: its deadline on the pool clock, 0 if none. */
-AQ_API int64_t aq_job_deadline(void);
+AQ_API int64_t aq_current_deadline(void);
 /* Inside a job: attach a message to its error record (copied).
  * 0, -EINVAL (NULL, or not in a job that has a record), -ENOMEM. */
-AQ_API int aq_job_fail_msg(const char *message);
+AQ_API int aq_current_fail_msg(const char *message);
 
 /* Inside a job submitted with opts.after: the i-th future it ran after
  * (NULL past the end), and how many there are. */
-AQ_API aq_future *aq_job_dep(unsigned i);
-AQ_API unsigned aq_job_dep_count(void);
+AQ_API aq_future *aq_current_dep(unsigned i);
+AQ_API unsigned aq_current_dep_count(void);
 
-/* The pool's clock now (see struct aq_clock); -EINVAL for NULL. */
-AQ_API int64_t aq_pool_now(const aq_pool *pool);
+/* The pool's clock now (see struct aq_clock) in *now: 0, or -EINVAL for
+ * a NULL pool or now. */
+AQ_API int aq_pool_now(const aq_pool *pool, int64_t *now);
 /* Tell the pool its clock moved (virtual clocks): due timers fire. */
 AQ_API int aq_pool_clock_changed(aq_pool *pool);
 
@@ -322,10 +324,13 @@ AQ_API int aq_pool_clock_changed(aq_pool *pool);
 
 /* True when the calling job has run a whole time slice and others wait:
  * the moment to return AQ_YIELD. False outside a job. */
-AQ_API int aq_job_yield_due(void);
+AQ_API int aq_current_yield_due(void);
 
-/* A queued job as a scheduler sees it; valid from push until done. */
-typedef struct aq_job aq_job;
+/*
+ * A queued job as a scheduler sees it, valid from push until done: an
+ * opaque handle, read only through the aq_sched_job_*() accessors.
+ */
+typedef struct aq_sched_job aq_sched_job;
 
 /*
  * A scheduling policy (man aq_sched_ops). The pool calls every op with its
@@ -338,11 +343,11 @@ struct aq_sched_ops {
 	int (*init)(void **state, const void *params);
 	/* A job became runnable: new, or back after AQ_YIELD. 0, or a
 	 * negative errno: the job then fails with that (positive) code. */
-	int (*push)(void *state, aq_job *job);
+	int (*push)(void *state, aq_sched_job *job);
 	/* The job a free worker runs next, or NULL: none may run now. */
-	aq_job *(*pop)(void *state);
+	aq_sched_job *(*pop)(void *state);
 	/* Optional: a popped job stopped running (finished or yielded). */
-	void (*done)(void *state, aq_job *job);
+	void (*done)(void *state, aq_sched_job *job);
 	void (*destroy)(void *state);
 };
 
@@ -363,16 +368,16 @@ struct aq_sched_fair_params {
 				 0 = no cap */
 };
 
-/* What a scheduler may read of a job (man aq_job_priority). */
-AQ_API int aq_job_priority(const aq_job *job);
-AQ_API uint64_t aq_job_group(const aq_job *job);
-AQ_API unsigned aq_job_weight(const aq_job *job);
-AQ_API uint64_t aq_job_hint(const aq_job *job);
-AQ_API int64_t aq_job_enqueue_ns(const aq_job *job); /* CLOCK_MONOTONIC */
-AQ_API uint64_t aq_job_seq(const aq_job *job); /* arrival order, from 1 */
-AQ_API unsigned aq_job_runs(const aq_job *job); /* times it ran (yields) */
+/* What a scheduler may read of a job (man aq_sched_job_priority). */
+AQ_API int aq_sched_job_priority(const aq_sched_job *job);
+AQ_API uint64_t aq_sched_job_group(const aq_sched_job *job);
+AQ_API unsigned aq_sched_job_weight(const aq_sched_job *job);
+AQ_API uint64_t aq_sched_job_hint(const aq_sched_job *job);
+AQ_API int64_t aq_sched_job_enqueue_ns(const aq_sched_job *job); /* CLOCK_MONOTONIC */
+AQ_API uint64_t aq_sched_job_seq(const aq_sched_job *job); /* arrival order, from 1 */
+AQ_API unsigned aq_sched_job_runs(const aq_sched_job *job); /* times it ran (yields) */
 /* Two words a scheduler may use freely, e.g. for intrusive links. */
-AQ_API void **aq_job_sched_slots(aq_job *job);
+AQ_API void **aq_sched_job_slots(aq_sched_job *job);
 
 /* ---- Futures -------------------------------------------------------------- */
 
@@ -407,7 +412,7 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
 /*
  * Stop a job that waits (pending, delayed, retrying or waiting): 0. A
- * running job is not interrupted, but aq_job_cancelled() turns true for
+ * running job is not interrupted, but aq_current_cancelled() turns true for
  * it and it is not retried: -EBUSY. Resolved: -EALREADY.
  */
 AQ_API int aq_future_cancel(aq_future *fut);

@@ -53,7 +53,7 @@ struct aq_future {
 	struct aq__cache *cache;  /* where the record returns when refs is 0 */
 	struct aq_future *next_free; /* link in the cache's free list */
 
-	/* What a scheduler reads (aq_job_*; see scheduler.c). Only pools with a
+	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only pools with a
 	 * pluggable scheduler fill enqueue_ns and seq. */
 	int priority;
 	unsigned weight;
@@ -78,7 +78,7 @@ struct aq_future {
 	int64_t due_ns;       /* pool clock: when the timer releases it */
 	size_t timer_index;   /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
-	char *message;        /* aq_job_fail_msg(); freed on recycle */
+	char *message;        /* aq_current_fail_msg(); freed on recycle */
 
 	/* opts.after: the futures it runs after (references held until the
 	 * record is recycled), and how many have yet to resolve, plus one

@@ -60,11 +60,11 @@
 _Thread_local struct aq_pool *aq__worker_pool;
 
 /* Per worker thread: which job call this is, and when the running job's
- * current time slice began (see aq_job_yield_due()). */
+ * current time slice began (see aq_current_yield_due()). */
 static _Thread_local uint64_t job_calls;
 static _Thread_local uint64_t slice_call;
 static _Thread_local int64_t slice_start_ns;
-/* The record whose job this thread is running, if any (aq_job_attempt()
+/* The record whose job this thread is running, if any (aq_current_attempt()
  * & co). A fire-and-forget job without one shows as the running gauge's
  * AQ__RUNNING_INLINE instead (in_inline_job()). */
 static _Thread_local struct aq_future *current_rec;
@@ -86,7 +86,7 @@ static inline bool in_inline_job(void)
  * What this thread is running. A job that waits may run other jobs on the
  * same stack (wait.c); the two entry points for that, aq__worker_help()
  * and aq__worker_run_claimable(), save it first and restore it after, so
- * the outer job finds its own context again (aq_job_* answers, gauges,
+ * the outer job finds its own context again (aq_current_* answers, gauges,
  * its time slice). Plain calls only set and clear it.
  */
 struct job_ctx {
@@ -182,8 +182,8 @@ static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
 
 /*
  * One call of a fire-and-forget job: no record, so its whole context is
- * the running gauge, set to AQ__RUNNING_INLINE (which is also how aq_job_*
- * know they are in one), and the call count for aq_job_yield_due().
+ * the running gauge, set to AQ__RUNNING_INLINE (which is also how aq_current_*
+ * know they are in one), and the call count for aq_current_yield_due().
  * current_rec and current_id are already NULL and 0: every call leaves
  * them so (ctx_leave(), ctx_save()). call_depth is left alone: only timing
  * reads it, and a pool with timing on has no fire-and-forget items (every
@@ -613,7 +613,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 	aq__worker_pool = NULL;
 }
 
-AQ_API int aq_job_yield_due(void)
+AQ_API int aq_current_yield_due(void)
 {
 	struct aq_pool *pool = aq__worker_pool;
 	int64_t now;
@@ -958,9 +958,12 @@ AQ_API int aq_pool_capacity(const aq_pool *pool)
 	return pool ? (int)aq__ring_capacity(&pool->ring) : -EINVAL;
 }
 
-AQ_API int64_t aq_pool_now(const aq_pool *pool)
+AQ_API int aq_pool_now(const aq_pool *pool, int64_t *now)
 {
-	return pool ? aq__pool_now((aq_pool *)(uintptr_t)pool) : -EINVAL;
+	if (!pool || !now)
+		return -EINVAL;
+	*now = aq__pool_now((aq_pool *)(uintptr_t)pool);
+	return 0;
 }
 
 AQ_API int aq_pool_clock_changed(aq_pool *pool)
@@ -973,14 +976,14 @@ AQ_API int aq_pool_clock_changed(aq_pool *pool)
 
 /* ---- what a running job may ask ----------------------------------------- */
 
-AQ_API unsigned aq_job_attempt(void)
+AQ_API unsigned aq_current_attempt(void)
 {
 	if (current_rec)
 		return current_rec->attempt;
 	return in_inline_job() ? 1 : 0;
 }
 
-AQ_API int aq_job_cancelled(void)
+AQ_API int aq_current_cancelled(void)
 {
 	/* Relaxed: a flag polled by the job; no data rides on it. */
 	return current_rec && atomic_load_explicit(
@@ -988,23 +991,23 @@ AQ_API int aq_job_cancelled(void)
 				      memory_order_relaxed);
 }
 
-AQ_API aq_future *aq_job_dep(unsigned i)
+AQ_API aq_future *aq_current_dep(unsigned i)
 {
 	return current_rec && i < current_rec->ndeps ? current_rec->deps[i]
 						     : NULL;
 }
 
-AQ_API unsigned aq_job_dep_count(void)
+AQ_API unsigned aq_current_dep_count(void)
 {
 	return current_rec ? current_rec->ndeps : 0;
 }
 
-AQ_API int64_t aq_job_deadline(void)
+AQ_API int64_t aq_current_deadline(void)
 {
 	return current_rec ? current_rec->deadline_ns : 0;
 }
 
-AQ_API int aq_job_fail_msg(const char *message)
+AQ_API int aq_current_fail_msg(const char *message)
 {
 	size_t len;
 	char *copy;

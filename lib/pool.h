@@ -109,7 +109,7 @@ struct aq_pool {
 	AQ_CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
 	unsigned flags;            /* AQ_POOL_* */
 	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
-	int64_t slice_ns;          /* for aq_job_yield_due() */
+	int64_t slice_ns;          /* for aq_current_yield_due() */
 
 	/* Worker threads (threads.c). Written under lock; the atomics are
 	 * read without it by workers deciding to grow or retire. */

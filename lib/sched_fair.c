@@ -84,11 +84,11 @@
 
 /* One group: its queue of jobs and its place in the round. */
 struct fair_group {
-	uint64_t key;                 /* aq_job_group() of its jobs */
+	uint64_t key;                 /* aq_sched_job_group() of its jobs */
 	struct fair_group *hash_next; /* next in its bucket's chain */
 	struct fair_group *round_next; /* next in the round while in it; next
 					  in the free list once recycled */
-	aq_job *head, *tail;          /* queued jobs in arrival order */
+	aq_sched_job *head, *tail;          /* queued jobs in arrival order */
 	unsigned weight;              /* starts per turn: the weight of the
 					 latest job pushed */
 	unsigned credit;              /* starts left in the current turn */
@@ -109,14 +109,14 @@ struct fair {
 
 /* ---- the job's two slots ------------------------------------------------- */
 
-static inline aq_job **job_next(aq_job *job)
+static inline aq_sched_job **job_next(aq_sched_job *job)
 {
-	return (aq_job **)&aq_job_sched_slots(job)[0];
+	return (aq_sched_job **)&aq_sched_job_slots(job)[0];
 }
 
-static inline struct fair_group **job_group(aq_job *job)
+static inline struct fair_group **job_group(aq_sched_job *job)
 {
-	return (struct fair_group **)&aq_job_sched_slots(job)[1];
+	return (struct fair_group **)&aq_sched_job_slots(job)[1];
 }
 
 /* ---- the hash table of groups -------------------------------------------- */
@@ -289,11 +289,11 @@ static int fair_init(void **state, const void *params)
 	return 0;
 }
 
-static int fair_push(void *state, aq_job *job)
+static int fair_push(void *state, aq_sched_job *job)
 {
 	struct fair *q = state;
-	uint64_t key = aq_job_group(job);
-	unsigned weight = aq_job_weight(job);
+	uint64_t key = aq_sched_job_group(job);
+	unsigned weight = aq_sched_job_weight(job);
 	struct fair_group *g = group_find(q, key);
 	bool was_eligible;
 
@@ -329,11 +329,11 @@ static int fair_push(void *state, aq_job *job)
 	return 0;
 }
 
-static aq_job *fair_pop(void *state)
+static aq_sched_job *fair_pop(void *state)
 {
 	struct fair *q = state;
 	struct fair_group *g = q->round_head;
-	aq_job *job;
+	aq_sched_job *job;
 
 	if (!g)
 		return NULL; /* nothing queued, or every such group capped */
@@ -365,7 +365,7 @@ static aq_job *fair_pop(void *state)
 	return job;
 }
 
-static void fair_done(void *state, aq_job *job)
+static void fair_done(void *state, aq_sched_job *job)
 {
 	struct fair *q = state;
 	struct fair_group *g = *job_group(job);

@@ -27,14 +27,16 @@
 #include "pool.h"
 #include "scheduler.h"
 
-static inline struct aq_future *job_rec(const aq_job *job)
+/* The handle a policy holds is the record itself, under an incomplete
+ * type of its own so that a policy cannot reach into it. */
+static inline struct aq_future *job_rec(const aq_sched_job *job)
 {
-	return (struct aq_future *)(uintptr_t)job;
+	return (struct aq_future *)(uintptr_t)(const void *)job;
 }
 
-static inline aq_job *rec_job(struct aq_future *rec)
+static inline aq_sched_job *rec_job(struct aq_future *rec)
 {
-	return (aq_job *)(void *)rec;
+	return (aq_sched_job *)(void *)rec;
 }
 
 /* sched_held is written only under sched_lock, so a relaxed load and
@@ -133,7 +135,7 @@ static void sched_refill(struct aq_pool *pool, struct aq_future **rejected,
 struct aq_future *aq__sched_next(struct aq_pool *pool)
 {
 	struct aq_future *rejected = NULL;
-	aq_job *job;
+	aq_sched_job *job;
 
 	pthread_mutex_lock(&pool->sched_lock);
 	sched_refill(pool, &rejected, pool->ring.mask + 1);
@@ -189,42 +191,42 @@ void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
 
 /* ---- what a policy may read of a job ---------------------------------- */
 
-AQ_API int aq_job_priority(const aq_job *job)
+AQ_API int aq_sched_job_priority(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->priority : 0;
 }
 
-AQ_API uint64_t aq_job_group(const aq_job *job)
+AQ_API uint64_t aq_sched_job_group(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->group : 0;
 }
 
-AQ_API unsigned aq_job_weight(const aq_job *job)
+AQ_API unsigned aq_sched_job_weight(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->weight : 1;
 }
 
-AQ_API uint64_t aq_job_hint(const aq_job *job)
+AQ_API uint64_t aq_sched_job_hint(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->hint : 0;
 }
 
-AQ_API int64_t aq_job_enqueue_ns(const aq_job *job)
+AQ_API int64_t aq_sched_job_enqueue_ns(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->enqueue_ns : 0;
 }
 
-AQ_API uint64_t aq_job_seq(const aq_job *job)
+AQ_API uint64_t aq_sched_job_seq(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->seq : 0;
 }
 
-AQ_API unsigned aq_job_runs(const aq_job *job)
+AQ_API unsigned aq_sched_job_runs(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->runs : 0;
 }
 
-AQ_API void **aq_job_sched_slots(aq_job *job)
+AQ_API void **aq_sched_job_slots(aq_sched_job *job)
 {
 	return job ? job_rec(job)->sched_slots : NULL;
 }

@@ -47,7 +47,7 @@ static int64_t submit_wait_budget(const struct aq_pool *pool,
 	return timeout > 0 ? timeout : -1;
 }
 
-/* What the pool's scheduler may read of the job (aq_job_*()). */
+/* What the pool's scheduler may read of the job (aq_sched_job_*()). */
 static void submit_fill_sched(struct aq_future *rec,
 			      const struct aq_job_opts *opts)
 {

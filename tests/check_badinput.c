@@ -144,14 +144,14 @@ static int sched_init_not_errno(void **state, const void *params)
 	return -5000;
 }
 
-static int sched_push(void *state, aq_job *job)
+static int sched_push(void *state, aq_sched_job *job)
 {
 	(void)state;
 	(void)job;
 	return 0;
 }
 
-static aq_job *sched_pop(void *state)
+static aq_sched_job *sched_pop(void *state)
 {
 	(void)state;
 	return NULL;
@@ -630,52 +630,62 @@ static int resize_dead_bad(void)
 
 static int attempt_outside(void)
 {
-	return (int)aq_job_attempt();
+	return (int)aq_current_attempt();
 }
 
 static int cancelled_outside(void)
 {
-	return aq_job_cancelled();
+	return aq_current_cancelled();
 }
 
 static int deadline_outside(void)
 {
-	return aq_job_deadline() == 0 ? 0 : SIDE_EFFECT;
+	return aq_current_deadline() == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int fail_msg_outside(void)
 {
-	return aq_job_fail_msg("not in a job");
+	return aq_current_fail_msg("not in a job");
 }
 
 static int fail_msg_null_outside(void)
 {
-	return aq_job_fail_msg(NULL);
+	return aq_current_fail_msg(NULL);
 }
 
 static int dep_outside(void)
 {
-	return aq_job_dep(0) == NULL ? 0 : SIDE_EFFECT;
+	return aq_current_dep(0) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int dep_far_outside(void)
 {
-	return aq_job_dep(UINT_MAX) == NULL ? 0 : SIDE_EFFECT;
+	return aq_current_dep(UINT_MAX) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int dep_count_outside(void)
 {
-	return (int)aq_job_dep_count();
+	return (int)aq_current_dep_count();
 }
 
 static int yield_due_outside(void)
 {
-	return aq_job_yield_due();
+	return aq_current_yield_due();
 }
 
 static int now_null(void)
 {
-	return aq_pool_now(NULL) == -EINVAL ? -EINVAL : SIDE_EFFECT;
+	int64_t now = 5;
+
+	/* *now is left alone on failure. */
+	return now == 5 && aq_pool_now(NULL, &now) == -EINVAL && now == 5
+		       ? -EINVAL
+		       : SIDE_EFFECT;
+}
+
+static int now_out_null(void)
+{
+	return aq_pool_now(fx.pool, NULL);
 }
 
 static int clock_changed_null(void)
@@ -685,42 +695,42 @@ static int clock_changed_null(void)
 
 static int priority_null(void)
 {
-	return aq_job_priority(NULL);
+	return aq_sched_job_priority(NULL);
 }
 
 static int group_null(void)
 {
-	return aq_job_group(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_group(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int weight_null(void)
 {
-	return (int)aq_job_weight(NULL);
+	return (int)aq_sched_job_weight(NULL);
 }
 
 static int hint_null(void)
 {
-	return aq_job_hint(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_hint(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int enqueue_null(void)
 {
-	return aq_job_enqueue_ns(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_enqueue_ns(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int seq_null(void)
 {
-	return aq_job_seq(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_seq(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int runs_null(void)
 {
-	return (int)aq_job_runs(NULL);
+	return (int)aq_sched_job_runs(NULL);
 }
 
 static int slots_null(void)
 {
-	return aq_job_sched_slots(NULL) == NULL ? 0 : SIDE_EFFECT;
+	return aq_sched_job_slots(NULL) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int get_null(void)
@@ -1084,22 +1094,22 @@ static int own_destroy(void)
 
 static int fail_msg_null(void)
 {
-	return aq_job_fail_msg(NULL);
+	return aq_current_fail_msg(NULL);
 }
 
 static int fail_msg_bare(void)
 {
-	return aq_job_fail_msg("nowhere to keep it");
+	return aq_current_fail_msg("nowhere to keep it");
 }
 
 static int dep_none(void)
 {
-	return aq_job_dep(0) == NULL ? 0 : SIDE_EFFECT;
+	return aq_current_dep(0) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int dep_past_end(void)
 {
-	return aq_job_dep(1) == NULL && aq_job_dep(UINT_MAX) == NULL
+	return aq_current_dep(1) == NULL && aq_current_dep(UINT_MAX) == NULL
 		       ? 0
 		       : SIDE_EFFECT;
 }
@@ -1226,33 +1236,34 @@ static const struct call_case {
 	  -EINVAL },
 	{ "aq_pool_resize", "bad bounds from its own worker", in_resize_bad,
 	  -EINVAL },
-	{ "aq_job_attempt", "outside a job", attempt_outside, 0 },
-	{ "aq_job_cancelled", "outside a job", cancelled_outside, 0 },
-	{ "aq_job_deadline", "outside a job", deadline_outside, 0 },
-	{ "aq_job_fail_msg", "outside a job", fail_msg_outside, -EINVAL },
-	{ "aq_job_fail_msg", "NULL, outside a job", fail_msg_null_outside,
+	{ "aq_current_attempt", "outside a job", attempt_outside, 0 },
+	{ "aq_current_cancelled", "outside a job", cancelled_outside, 0 },
+	{ "aq_current_deadline", "outside a job", deadline_outside, 0 },
+	{ "aq_current_fail_msg", "outside a job", fail_msg_outside, -EINVAL },
+	{ "aq_current_fail_msg", "NULL, outside a job", fail_msg_null_outside,
 	  -EINVAL },
-	{ "aq_job_fail_msg", "NULL, in a job with a future", in_fail_msg_null,
+	{ "aq_current_fail_msg", "NULL, in a job with a future", in_fail_msg_null,
 	  -EINVAL },
-	{ "aq_job_fail_msg", "in a job without a record", in_fail_msg_bare,
+	{ "aq_current_fail_msg", "in a job without a record", in_fail_msg_bare,
 	  -EINVAL },
-	{ "aq_job_dep", "outside a job", dep_outside, 0 },
-	{ "aq_job_dep", "UINT_MAX, outside a job", dep_far_outside, 0 },
-	{ "aq_job_dep", "in a job without dependencies", in_dep_none, 0 },
-	{ "aq_job_dep", "past the end, in a job with one", in_dep_past_end,
+	{ "aq_current_dep", "outside a job", dep_outside, 0 },
+	{ "aq_current_dep", "UINT_MAX, outside a job", dep_far_outside, 0 },
+	{ "aq_current_dep", "in a job without dependencies", in_dep_none, 0 },
+	{ "aq_current_dep", "past the end, in a job with one", in_dep_past_end,
 	  0 },
-	{ "aq_job_dep_count", "outside a job", dep_count_outside, 0 },
-	{ "aq_job_yield_due", "outside a job", yield_due_outside, 0 },
-	{ "aq_pool_now", "NULL", now_null, -EINVAL },
+	{ "aq_current_dep_count", "outside a job", dep_count_outside, 0 },
+	{ "aq_current_yield_due", "outside a job", yield_due_outside, 0 },
+	{ "aq_pool_now", "NULL pool", now_null, -EINVAL },
+	{ "aq_pool_now", "NULL now", now_out_null, -EINVAL },
 	{ "aq_pool_clock_changed", "NULL", clock_changed_null, -EINVAL },
-	{ "aq_job_priority", "NULL", priority_null, 0 },
-	{ "aq_job_group", "NULL", group_null, 0 },
-	{ "aq_job_weight", "NULL", weight_null, 1 },
-	{ "aq_job_hint", "NULL", hint_null, 0 },
-	{ "aq_job_enqueue_ns", "NULL", enqueue_null, 0 },
-	{ "aq_job_seq", "NULL", seq_null, 0 },
-	{ "aq_job_runs", "NULL", runs_null, 0 },
-	{ "aq_job_sched_slots", "NULL", slots_null, 0 },
+	{ "aq_sched_job_priority", "NULL", priority_null, 0 },
+	{ "aq_sched_job_group", "NULL", group_null, 0 },
+	{ "aq_sched_job_weight", "NULL", weight_null, 1 },
+	{ "aq_sched_job_hint", "NULL", hint_null, 0 },
+	{ "aq_sched_job_enqueue_ns", "NULL", enqueue_null, 0 },
+	{ "aq_sched_job_seq", "NULL", seq_null, 0 },
+	{ "aq_sched_job_runs", "NULL", runs_null, 0 },
+	{ "aq_sched_job_slots", "NULL", slots_null, 0 },
 	{ "aq_future_get", "NULL, timeout 0", get_null, -EINVAL },
 	{ "aq_future_get", "NULL, no timeout", get_null_forever, -EINVAL },
 	{ "aq_future_get", "NULL, NULL result, 1 ms", get_null_timeout,

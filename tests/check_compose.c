@@ -312,11 +312,11 @@ struct link {
 	intptr_t add;
 	atomic_int ran;
 	atomic_int destroyed;
-	unsigned deps_seen;   /* aq_job_dep_count() inside the job */
-	bool past_end_null;   /* aq_job_dep(count) was NULL */
+	unsigned deps_seen;   /* aq_current_dep_count() inside the job */
+	bool past_end_null;   /* aq_current_dep(count) was NULL */
 	int dep_rc;           /* the first non-zero aq_future_get of a dep */
 	aq_future *nested;    /* waited for before the deps are read */
-	unsigned attempt_after_nested; /* aq_job_attempt() after that wait */
+	unsigned attempt_after_nested; /* aq_current_attempt() after that wait */
 };
 
 static void link_init(struct link *l, intptr_t add)
@@ -335,13 +335,13 @@ static int link_job(void *arg, void **result)
 	atomic_fetch_add(&l->ran, 1);
 	if (l->nested) {
 		aq_future_get(l->nested, NULL, -1);
-		l->attempt_after_nested = aq_job_attempt();
+		l->attempt_after_nested = aq_current_attempt();
 	}
-	l->deps_seen = aq_job_dep_count();
-	l->past_end_null = aq_job_dep(l->deps_seen) == NULL;
+	l->deps_seen = aq_current_dep_count();
+	l->past_end_null = aq_current_dep(l->deps_seen) == NULL;
 	for (unsigned i = 0; i < l->deps_seen; i++) {
 		void *r = NULL;
-		int rc = aq_future_get(aq_job_dep(i), &r, 0);
+		int rc = aq_future_get(aq_current_dep(i), &r, 0);
 
 		if (rc && !l->dep_rc)
 			l->dep_rc = rc;
@@ -413,8 +413,8 @@ START_TEST(test_chain_passes_value)
 	ck_assert_int_eq(th_ld(&b.ran) + th_ld(&c.ran), 2);
 	ck_assert_int_eq(th_ld(&b.destroyed) + th_ld(&c.destroyed), 2);
 	/* Outside a job there are no dependencies. */
-	ck_assert_ptr_null(aq_job_dep(0));
-	ck_assert_uint_eq(aq_job_dep_count(), 0);
+	ck_assert_ptr_null(aq_current_dep(0));
+	ck_assert_uint_eq(aq_current_dep_count(), 0);
 	aq_future_release(fa);
 	aq_future_release(fb);
 	aq_future_release(fc);
@@ -679,7 +679,7 @@ START_TEST(test_dep_deadline_while_waiting)
 	held_init(&h, 1);
 	link_init(&b, 0);
 	opts.after = &h.gate_fut;
-	opts.deadline_ns = aq_pool_now(h.pool) + 2 * MS;
+	opts.deadline_ns = th_pool_now(h.pool) + 2 * MS;
 	ck_assert_int_eq(aq_submit(h.pool, link_job, &b, &opts, &fb), 0);
 	th_sleep_ms(10);
 	th_gate_open(&h.gate);
@@ -1251,8 +1251,8 @@ END_TEST
 
 /*
  * Regression: a job that waits (helping, so that another job runs on its
- * stack) lost its own context afterwards: aq_job_dep_count() 0 and
- * aq_job_attempt() 0 once the nested job had returned.
+ * stack) lost its own context afterwards: aq_current_dep_count() 0 and
+ * aq_current_attempt() 0 once the nested job had returned.
  */
 START_TEST(test_nested_wait_keeps_job_context)
 {

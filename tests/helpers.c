@@ -39,6 +39,15 @@ int64_t th_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t th_pool_now(const aq_pool *pool)
+{
+	int64_t now;
+
+	if (aq_pool_now(pool, &now) != 0)
+		abort();
+	return now;
+}
+
 void th_sleep_ms(unsigned ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000,
