@@ -71,7 +71,8 @@ SHARED := build/libasyncq.so.$(VERSION)
 # change the ABI, so the soname names major and minor; from 1.0 the major.
 SONAME := libasyncq.so.$(MAJOR)$(if $(filter 0,$(MAJOR)),.$(MINOR))
 
-.PHONY: all demo check check-unit check-install check-man check-http bench \
+.PHONY: all demo check check-unit check-install check-man check-http \
+	check-layers bench \
 	bench-http install uninstall clean deps
 all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
@@ -141,7 +142,8 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-unit
 ifeq ($(SANITIZE),)
-	@$(MAKE) --no-print-directory check-install check-man check-http
+	@$(MAKE) --no-print-directory check-install check-man check-http \
+		check-layers
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -197,6 +199,11 @@ analyze:
 check-man:
 	$(call msg,LINT,man)
 	$(Q)sh tests/manlint.sh
+
+# The layering rule of lib/ (README "Architecture"), on its include graph.
+check-layers:
+	$(call msg,LINT,layers)
+	$(Q)sh tests/layers.sh
 
 # The HTTP server example on a loopback port, driven with curl.
 check-http: build/examples/http_server

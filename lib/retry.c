@@ -12,6 +12,10 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "clock.h"
+#include "current.h"
+#include "future.h"
+#include "job.h"
 #include "pool.h"
 #include "retry.h"
 #include "timer.h"
@@ -78,7 +82,7 @@ static bool retry_cancelled(struct aq_future *rec)
 	if (!atomic_load_explicit(&rec->cancel_requested,
 				  memory_order_relaxed))
 		return false;
-	aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
 	aq__future_put(rec);
 	return true;
 }
@@ -123,7 +127,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 	/* A reference of our own across the hand-over: once in the timer,
 	 * the record may fire, run and be released at any moment. */
 	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
-	if (aq__timer_add(pool, rec) == 0) {
+	if (aq__timer_add(&pool->timer, rec) == 0) {
 		/* A cancel that came while the attempt was settling found the
 		 * job RUNNING and only raised the flag: honour it now, as a
 		 * cancel of a RETRYING job. Relaxed: a flag, as above. */
@@ -170,5 +174,5 @@ void aq__retry_fail(struct aq_future *rec, int code, void *result)
 
 		policy->on_error(&info, &err, policy->user);
 	}
-	aq__future_finish(rec, AQ_STATE_FAILED, code, result);
+	aq__job_finish(rec, AQ_STATE_FAILED, code, result);
 }

@@ -25,8 +25,7 @@ struct aq__ring_item {
 
 /*
  * 32 bytes, aligned: two cells per cache line and none across two, and an
- * index is one shift (24-byte cells cost a multiply-by-3 each way and
- * every third one straddled two lines). 32 bytes per queued job.
+ * index is one shift. 32 bytes per queued job.
  */
 struct aq__ring_cell {
 	_Alignas(32) _Atomic uint64_t seq; /* position this cell is ready for
@@ -54,8 +53,7 @@ void aq__ring_fini(struct aq__ring *r);
 
 /*
  * Push and pop are inline: they are most of what a fire-and-forget job
- * costs, and a call each way (with its prologue and the item passed in
- * registers twice) was a fifth of that (callgrind, make bench's instr).
+ * costs, so they are not paid for with a call each way.
  */
 
 /* 0, -EAGAIN (full) or -ESHUTDOWN (closed). Lock-free. */
@@ -165,7 +163,7 @@ void aq__ring_close(struct aq__ring *r);
 /*
  * True when some producer has claimed a slot no consumer has taken yet
  * (published or about to be). Sequentially consistent, so that it pairs
- * with the claim in aq__ring_push(): see the parking protocol in pool.c.
+ * with the claim in aq__ring_push(): see the parking protocol in worker.c.
  */
 bool aq__ring_nonempty(struct aq__ring *r);
 

@@ -18,11 +18,14 @@
  * can count running jobs per group. done() is followed by a wake of a
  * parked worker when the policy still holds jobs: a job a cap held back
  * may be runnable now. The wake's Dekker partner is the parking worker,
- * which tries aq__sched_next() after raising idle (pool.c): the mutex
+ * which tries aq__sched_next() after raising idle (worker.c): the mutex
  * orders the two.
  */
 #include <errno.h>
 
+#include "clock.h"
+#include "future.h"
+#include "job.h"
 #include "park.h"
 #include "pool.h"
 #include "scheduler.h"
@@ -80,8 +83,8 @@ void aq__sched_fini(struct aq_pool *pool)
  * the caller's code), with the push's error as its failure code. */
 static void sched_reject(struct aq_future *rec, int rc)
 {
-	if (aq__future_claim(rec, false))
-		aq__future_finish(rec, AQ_STATE_FAILED,
+	if (aq__future_claim(rec, AQ_STATE_RUNNING))
+		aq__job_finish(rec, AQ_STATE_FAILED,
 				  rc < 0 && rc >= -4095 ? -rc : ENOMEM, NULL);
 	aq__future_put(rec);
 }

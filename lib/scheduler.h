@@ -25,7 +25,7 @@ struct aq_future *aq__sched_next(struct aq_pool *pool);
 /*
  * A job stopped running (or never ran: it had been cancelled). popped: it
  * came from aq__sched_next(), so the policy hears done(); false for a job
- * a waiter claimed and ran directly (wait.c). With requeue it yielded and
+ * a waiter claimed and ran directly (worker.c). With requeue it yielded and
  * goes back to the policy.
  */
 void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,

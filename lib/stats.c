@@ -23,43 +23,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clock.h"
 #include "park.h"
 #include "pool.h"
 #include "stats.h"
 
 _Thread_local struct aq__stats *aq__tls_stats;
-
-struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared)
-{
-	*shared = !(aq__worker_pool == pool && aq__tls_stats);
-	return *shared ? pool->shared_stats : aq__tls_stats;
-}
-
-void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state)
-{
-	bool shared;
-	struct aq__stats *blk = aq__stats_here(pool, &shared);
-	_Atomic uint64_t *counter;
-
-	switch (final_state) {
-	case AQ_STATE_SUCCEEDED:
-		counter = &blk->succeeded;
-		break;
-	case AQ_STATE_FAILED:
-		counter = &blk->failed;
-		break;
-	case AQ_STATE_CANCELLED:
-		counter = &blk->cancelled;
-		break;
-	case AQ_STATE_EXPIRED:
-		counter = &blk->expired;
-		break;
-	default:
-		counter = &blk->skipped;
-		break;
-	}
-	aq__stat_add(counter, 1, shared);
-}
 
 static unsigned hist_bucket(uint64_t ns)
 {

@@ -71,12 +71,6 @@ struct aq__window {
 	uint64_t submitted, completed, busy_ns, sojourn_ns, timed_done;
 };
 
-/* The block for updates made on this thread about pool's jobs. */
-struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared);
-
-/* Count an outcome (a final state) of one of pool's jobs, on any thread. */
-void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state);
-
 /*
  * Count into the shared block (slow paths, any thread). A push that
  * re-queues a job is counted before the push, and taken back if the push

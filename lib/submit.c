@@ -8,11 +8,9 @@
  * ring and a read of the pool's idle count. A job with a future or options
  * travels as {NULL, record}, the record coming from the pool's cache.
  *
- * Full ring, blocking submit: a Dekker handshake like the workers' parking.
- * The producer raises the waiter count in pop_attn and then re-reads the
- * ring's counters; a consumer claims a slot (seq_cst CAS on head) and then
- * reads pop_attn. One of them sees the other, so a producer never sleeps
- * through the slot that would have let it in.
+ * A full ring makes a blocking submit wait for space (queue.c). A job
+ * with a delay goes to the timer, one with opts.after to its dependencies
+ * (deps.c).
  *
  * aq_submit_batch() puts fire-and-forget jobs on the ring many slots per
  * claim (aq__ring_push_n()) and jobs that need records through the same
@@ -21,9 +19,15 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "clock.h"
+#include "current.h"
+#include "deps.h"
 #include "fault.h"
+#include "future.h"
 #include "pool.h"
+#include "queue.h"
 #include "retry.h"
+#include "threads.h"
 #include "timer.h"
 
 #define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
@@ -58,57 +62,6 @@ static void submit_fill_sched(struct aq_future *rec,
 	rec->enqueue_ns = aq__now_ns();
 	rec->seq = 0; /* numbered when it reaches the scheduler */
 	rec->sched_slots[0] = rec->sched_slots[1] = NULL;
-}
-
-/*
- * The ring was full: wait for a slot until the deadline (negative: none;
- * see aq__deadline()), and push item into it.
- *
- * Workers wake blocked producers only once a run of slots is free
- * (space_wake_free, see aq_pool_create()), which saves a system call per
- * job when jobs are short. When they are long, that run could take long
- * to come free while a slot already is: so a blocked producer also looks
- * for itself every SPACE_POLL_NS. Its extra wait is bounded by that, at
- * the price of a thousand wake-ups a second while it stays blocked.
- */
-#define SPACE_POLL_NS 1000000
-
-static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
-			     int64_t deadline)
-{
-	int rc;
-
-	for (;;) {
-		/* Acquire: pairs with the consumer's release increment. */
-		uint32_t seq = atomic_load_explicit(&pool->space_seq,
-						    memory_order_acquire);
-
-		atomic_fetch_add(&pool->pop_attn, 1); /* seq_cst */
-		if (!aq__ring_has_space(&pool->ring)) {     /* seq_cst */
-			int64_t nap = aq__deadline(SPACE_POLL_NS);
-
-			aq__park_wait(&pool->space_seq, seq,
-				      deadline >= 0 && deadline < nap ? deadline
-								      : nap);
-		}
-		atomic_fetch_sub(&pool->pop_attn, 1);
-
-		rc = aq__ring_push(&pool->ring, item);
-		if (rc != -EAGAIN)
-			return rc;
-		if (deadline >= 0 && aq__now_ns() >= deadline)
-			return -ETIMEDOUT;
-	}
-}
-
-int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
-		    int64_t budget_ns)
-{
-	int rc = aq__ring_push(&pool->ring, item);
-
-	if (aq_unlikely(rc == -EAGAIN) && budget_ns != 0)
-		rc = submit_wait_space(pool, item, aq__deadline(budget_ns));
-	return rc;
 }
 
 static bool submit_opts_valid(const struct aq_job_opts *opts)
@@ -231,7 +184,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 
 	if (rec && opts && opts->after_count) { /* after_count: rec exists */
 		/* After others: their last resolution queues it, or hands
-		 * it to the timer if it is also delayed (wait.c). */
+		 * it to the timer if it is also delayed (deps.c). */
 		rec->due_ns = due;
 		aq__stats_shared(pool, off_ring); /* first: see stats.h */
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
@@ -243,12 +196,12 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		}
 		aq__stats_shared_undo(pool, off_ring);
 	} else if (due) {
-		/* Delayed: the timer queues it when due (timer.c). */
+		/* Delayed: the timer queues it when due (timer.c, queue.c). */
 		rec->due_ns = due;
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
 		aq__stats_shared(pool, off_ring); /* first: see stats.h */
-		rc = aq__timer_add(pool, rec);
+		rc = aq__timer_add(&pool->timer, rec);
 		if (rc)
 			aq__stats_shared_undo(pool, off_ring);
 	} else {
@@ -260,12 +213,12 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			 * ring could leave nobody to empty it: it gets
 			 * -EAGAIN at once. */
 			if (budget != 0 && aq__worker_pool != pool)
-				rc = submit_wait_space(pool, item,
-						       aq__deadline(budget));
+				rc = aq__queue_wait_push(pool, item,
+							 aq__deadline(budget));
 		}
 		if (rc == 0) {
 			aq__pool_wake_one(pool);
-			aq__pool_maybe_grow(pool);
+			aq__threads_maybe_grow(pool);
 		}
 	}
 	if (aq_unlikely(rc)) {
@@ -307,7 +260,7 @@ submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
 static __attribute__((noinline)) int submit_pushed(aq_pool *pool)
 {
 	aq__pool_wake_one(pool);
-	aq__pool_maybe_grow(pool);
+	aq__threads_maybe_grow(pool);
 	return 0;
 }
 
@@ -320,7 +273,7 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	 * the ring's closed bit is the real gate at shutdown). Two words
 	 * into the ring, then one load of the idle word: 0 means no worker
 	 * sleeps and the pool is not elastic, so there is nothing more to do.
-	 * About 30 instructions and no stack frame (make bench, instr).
+	 * Everything else is out of line, so this path needs no stack frame.
 	 */
 	if (aq_likely(pool && fn && !opts && !fut) &&
 	    aq_likely(atomic_load_explicit(&pool->fast_submit,
@@ -370,7 +323,7 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
 			struct aq__ring_item item = { jobs[done].fn,
 						      jobs[done].arg };
 
-			rc = submit_wait_space(pool, item, deadline);
+			rc = aq__queue_wait_push(pool, item, deadline);
 			if (rc == 0)
 				rc = 1;
 		}
@@ -378,7 +331,7 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
 			break;
 		done += (unsigned)rc;
 		aq__pool_wake_one(pool);
-		aq__pool_maybe_grow(pool);
+		aq__threads_maybe_grow(pool);
 	}
 	return done ? (int)done : rc;
 }

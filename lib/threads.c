@@ -3,7 +3,8 @@
  * threads.c - the worker threads as threads: starting them (names, CPU
  * pinning, stack size, blocked signals, start and stop hooks), retiring
  * them when an elastic pool shrinks or aq_pool_resize() asks for fewer,
- * and joining them. What a worker does is pool.c's business.
+ * and joining them. What a worker does is the pool's worker_body
+ * (worker.c), which this file calls through the pointer, not by name.
  *
  * Each worker index has a slot: EMPTY, LIVE (its thread runs) or DONE (it
  * retired and waits to be joined). Slots change under the pool lock.
@@ -22,8 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fault.h"
 #include "pool.h"
+#include "threads.h"
 
 /* What a new thread needs to know: the allocation is freed by the thread. */
 struct worker_start {
@@ -53,7 +56,7 @@ static void *worker_thread(void *arg)
 	aq__tls_stats = start.stats;
 	if (pool->on_thread_start)
 		pool->on_thread_start(start.index, pool->thread_user);
-	aq__worker_loop(pool, start.index);
+	pool->worker_body(pool, start.index);
 	if (pool->on_thread_stop)
 		pool->on_thread_stop(start.index, pool->thread_user);
 	/* Retired (not shut down): the index may be reused once the stop
@@ -267,6 +270,17 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 	return pool->live < target ? -EBUSY : 0;
 }
 
+void aq__threads_grow(struct aq_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	if (pool->phase == AQ__POOL_RUNNING &&
+	    pool->live < atomic_load_explicit(&pool->max_workers,
+					      memory_order_relaxed))
+		aq__threads_spawn(pool, pool->live + 1); /* best effort */
+	pthread_mutex_unlock(&pool->lock);
+	aq__threads_reap(pool);
+}
+
 bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
 			    unsigned floor)
 {
@@ -302,8 +316,7 @@ static int join_until(pthread_t thread, int64_t deadline)
 		clock_gettime(CLOCK_REALTIME, &now);
 		real = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
 		       (left > 0 ? left : 0);
-		ts.tv_sec = real / 1000000000;
-		ts.tv_nsec = real % 1000000000;
+		ts = aq__timespec(real);
 		return pthread_timedjoin_np(thread, NULL, &ts) == ETIMEDOUT
 			       ? -ETIMEDOUT
 			       : 0;
@@ -391,9 +404,7 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	if (atomic_load_explicit(&pool->nlive, memory_order_relaxed) >
 		    max_workers ||
 	    min_workers < old_min) {
-		atomic_fetch_add_explicit(&pool->wake_seq, 1,
-					  memory_order_release);
-		aq__park_wake(&pool->wake_seq, INT32_MAX);
+		aq__ec_signal(&pool->wake_seq, INT32_MAX);
 	}
 	return rc;
 }
