@@ -31,8 +31,12 @@ DESTDIR ?=
 CC ?= cc
 CXX ?= c++
 CFLAGS ?= -O2 -g
+# Preprocessor flags (defines, include paths, dependency files) apart from
+# the compiler's, so that CFLAGS from the command line replaces only the
+# latter.
+override CPPFLAGS += -D_GNU_SOURCE -Iinclude -MMD -MP
 override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
-	-D_GNU_SOURCE -pthread -Iinclude -MMD -MP
+	-pthread
 LDLIBS_THREADS := -pthread
 
 ifeq ($(V),1)
@@ -56,14 +60,29 @@ else
 $(error SANITIZE must be address or thread)
 endif
 
-LIB_SRCS := $(wildcard lib/*.c)
+# The sources, listed: a stray file in lib/ does not end up in the library.
+LIB_SRCS := \
+	lib/channel.c lib/current.c lib/deps.c lib/error.c lib/fault.c \
+	lib/future.c lib/job.c lib/park.c lib/pool.c lib/queue.c lib/retry.c \
+	lib/ring.c lib/sched_fair.c lib/sched_fifo.c lib/sched_prio.c \
+	lib/scheduler.c lib/stats.c lib/submit.c lib/threads.c lib/timer.c \
+	lib/wait.c lib/worker.c
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
-# tests/stress.c is a program of its own (make stress), not a suite.
-TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
+# One Check suite per module, one runner (check_main.c); tests/stress.c is
+# a program of its own (make stress), not a suite.
+TEST_SRCS := \
+	tests/check_main.c tests/helpers.c tests/check_badinput.c \
+	tests/check_batch.c tests/check_compose.c tests/check_embed.c \
+	tests/check_errors.c tests/check_fault.c tests/check_future.c \
+	tests/check_overload.c tests/check_pool.c tests/check_retry.c \
+	tests/check_ring.c tests/check_sched.c tests/check_sched_fair.c \
+	tests/check_shutdown.c tests/check_shutdown_timed.c \
+	tests/check_stats.c tests/check_timer.c
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+EXAMPLES := build/examples/custom_scheduler build/examples/http_server \
+	build/examples/quickstart build/examples/retry build/examples/stats
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
@@ -120,15 +139,16 @@ demo: build/examples/quickstart
 # ---- tests ---------------------------------------------------------------------
 # The test build adds -DAQ_TESTING, which compiles in the fault-injection hooks
 # (lib/fault.h); the release library never has them.
+TEST_CPPFLAGS := -DAQ_TESTING -Ilib
 build/$(TVAR)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
 
 build/$(TVAR)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib \
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(SANFLAGS) \
 		$$(pkg-config --cflags check) -c -o $@ $<
 
 build/$(TVAR)/check_asyncq: $(TEST_BINS) $(TEST_OBJS)

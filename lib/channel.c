@@ -36,7 +36,7 @@ struct aq_channel {
 
 static int channel_open_fds(struct aq_channel *ch)
 {
-	if (aq__fault(AQ_FAULT_FD))
+	if (aq__fault(AQ__FAULT_FD))
 		return -EMFILE;
 #if defined(__linux__)
 	ch->read_fd = ch->write_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

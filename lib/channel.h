@@ -4,8 +4,8 @@
  * The channel knows nothing of futures: a node carries the function that
  * runs it, so the layer above (future.c) posts and is called back.
  */
-#ifndef AQ_CHANNEL_H
-#define AQ_CHANNEL_H
+#ifndef AQ__CHANNEL_H
+#define AQ__CHANNEL_H
 
 #include "asyncq.h"
 

@@ -3,8 +3,8 @@
  * clock.h - time in nanoseconds: the monotonic clock every wait is
  * measured against, the API's timeout convention, and saturating sums.
  */
-#ifndef AQ_CLOCK_H
-#define AQ_CLOCK_H
+#ifndef AQ__CLOCK_H
+#define AQ__CLOCK_H
 
 #include <stdint.h>
 #include <time.h>

@@ -4,8 +4,8 @@
  * current.c): which record, which call, which time slice. The worker loop
  * sets it around each call; the aq_current_*() queries read it.
  */
-#ifndef AQ_CURRENT_H
-#define AQ_CURRENT_H
+#ifndef AQ__CURRENT_H
+#define AQ__CURRENT_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

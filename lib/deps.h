@@ -2,8 +2,8 @@
 /*
  * deps.h - jobs that run after others (see deps.c).
  */
-#ifndef AQ_DEPS_H
-#define AQ_DEPS_H
+#ifndef AQ__DEPS_H
+#define AQ__DEPS_H
 
 #include "asyncq.h"
 

@@ -4,8 +4,8 @@
  * per-pool cache that recycles them (see future.c). The bottom of the
  * record layers: nothing here calls into a pool, a worker or the timer.
  */
-#ifndef AQ_FUTURE_H
-#define AQ_FUTURE_H
+#ifndef AQ__FUTURE_H
+#define AQ__FUTURE_H
 
 #include <errno.h>
 #include <stdatomic.h>

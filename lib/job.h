@@ -3,8 +3,8 @@
  * job.h - a job record on the pool's side (see job.c): claiming it,
  * finishing it with the pool's bookkeeping, cancelling it.
  */
-#ifndef AQ_JOB_H
-#define AQ_JOB_H
+#ifndef AQ__JOB_H
+#define AQ__JOB_H
 
 #include <stdbool.h>
 #include <stdint.h>

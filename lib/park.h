@@ -4,8 +4,8 @@
  * the eventcount every wait/wake handshake of the library goes through,
  * and a one-word mutex.
  */
-#ifndef AQ_PARK_H
-#define AQ_PARK_H
+#ifndef AQ__PARK_H
+#define AQ__PARK_H
 
 #include <stdatomic.h>
 #include <stdint.h>

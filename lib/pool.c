@@ -141,8 +141,8 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 		return -EINVAL;
 
 	/* The pool holds cache-aligned members, so align the allocation. */
-	if (aq__fault(AQ_FAULT_ALLOC) ||
-	    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(*pool)))
+	if (aq__fault(AQ__FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ__CACHE_LINE, sizeof(*pool)))
 		return -ENOMEM;
 	pool = memset(mem, 0, sizeof(*pool));
 	pool_sync_init(pool);
@@ -158,8 +158,8 @@ AQ_API int aq_pool_create(aq_pool **poolp, const struct aq_pool_config *cfg)
 	pool->cache = aq__cache_create();
 	if (!pool->cache)
 		goto err_ring;
-	if (aq__fault(AQ_FAULT_ALLOC) ||
-	    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(struct aq__stats)))
+	if (aq__fault(AQ__FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ__CACHE_LINE, sizeof(struct aq__stats)))
 		goto err_cache;
 	pool->shared_stats = memset(mem, 0, sizeof(struct aq__stats));
 	rc = aq__threads_init(pool, cfg); /* the initial count, or -errno */

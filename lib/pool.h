@@ -5,8 +5,8 @@
  * in the .c files: lifecycle in pool.c, the worker loop in worker.c, the
  * running job's context in current.c, threads in threads.c.
  */
-#ifndef AQ_POOL_H
-#define AQ_POOL_H
+#ifndef AQ__POOL_H
+#define AQ__POOL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -33,7 +33,7 @@ struct aq_pool {
 	 * Read by every submit and every pop, written almost never (at
 	 * create, shutdown or resize): one line, shared read-only by all.
 	 */
-	AQ_CACHE_ALIGNED _Atomic bool accepting; /* false once shutdown
+	AQ__CACHE_ALIGNED _Atomic bool accepting; /* false once shutdown
 						    began */
 	_Atomic bool cancelling;   /* a CANCEL shutdown: workers cancel, not
 				      run */
@@ -53,7 +53,7 @@ struct aq_pool {
 	 * while max_workers > min_workers: a submit reads this one word, and
 	 * when it is 0 it has nobody to wake and no growth to consider.
 	 */
-	AQ_CACHE_ALIGNED _Atomic uint32_t idle;
+	AQ__CACHE_ALIGNED _Atomic uint32_t idle;
 	_Atomic uint32_t waking;   /* 1 while a wake is under way and no woken
 				      worker has taken it yet */
 	_Atomic uint32_t wake_seq; /* the futex word idle workers sleep on;
@@ -66,7 +66,7 @@ struct aq_pool {
 	 * shutdown (AQ__ATTN_CANCEL, set with `cancelling`) and an elastic
 	 * pool (AQ__ATTN_ELASTIC, as in `idle`).
 	 */
-	AQ_CACHE_ALIGNED _Atomic uint32_t pop_attn;
+	AQ__CACHE_ALIGNED _Atomic uint32_t pop_attn;
 	_Atomic uint32_t space_seq; /* blocked producers' futex word; bumped
 				       on wakes */
 	uint32_t space_wake_free;   /* free slots that wake them (queue.c) */
@@ -75,7 +75,7 @@ struct aq_pool {
 	 * The pluggable scheduler; sched is NULL for the ring's own FIFO.
 	 * Every op runs under sched_lock (see scheduler.c).
 	 */
-	AQ_CACHE_ALIGNED pthread_mutex_t sched_lock;
+	AQ__CACHE_ALIGNED pthread_mutex_t sched_lock;
 	void *sched_state;
 	_Atomic size_t sched_held; /* jobs the policy holds; written under
 				      sched_lock, read without it */
@@ -95,7 +95,7 @@ struct aq_pool {
 					shutdown waits for them */
 
 	/* Cold fields, read-only after create unless noted. */
-	AQ_CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
+	AQ__CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
 	unsigned flags;            /* AQ_POOL_* */
 	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
 	int64_t slice_ns;          /* for aq_current_yield_due() */
@@ -158,7 +158,7 @@ static inline void aq__pool_wake_producers(struct aq_pool *pool)
 static inline void aq__pool_space_freed(struct aq_pool *pool)
 {
 	uint64_t head = atomic_load(&pool->ring.head);
-	uint64_t used = (atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED) -
+	uint64_t used = (atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED) -
 			head;
 
 	if (aq__ring_capacity(&pool->ring) - used >= pool->space_wake_free)
@@ -170,7 +170,7 @@ static inline void aq__pool_freed_slot(struct aq_pool *pool)
 {
 	/* seq_cst: the read half of the full-ring handshake; the store half
 	 * was the seq_cst claim on head inside aq__ring_pop(). */
-	if (aq_unlikely(atomic_load(&pool->pop_attn) & AQ__ATTN_WAITERS))
+	if (AQ__UNLIKELY(atomic_load(&pool->pop_attn) & AQ__ATTN_WAITERS))
 		aq__pool_space_freed(pool);
 }
 
@@ -242,7 +242,7 @@ static inline void aq__pool_timer_user_done(struct aq_pool *pool)
 static inline void aq__pool_wake_one(struct aq_pool *pool)
 {
 	/* seq_cst: the eventcount's read of the waiter count (park.h). */
-	if (aq_likely((atomic_load(&pool->idle) & AQ__IDLE_COUNT) == 0))
+	if (AQ__LIKELY((atomic_load(&pool->idle) & AQ__IDLE_COUNT) == 0))
 		return;
 	/* Relaxed peek first so that a stream of submits does not bounce the
 	 * line with an exchange while one wake is in flight; the exchange

@@ -61,7 +61,7 @@ int aq__queue_push(struct aq_pool *pool, struct aq__ring_item item,
 {
 	int rc = aq__ring_push(&pool->ring, item);
 
-	if (aq_unlikely(rc == -EAGAIN) && budget_ns != 0)
+	if (AQ__UNLIKELY(rc == -EAGAIN) && budget_ns != 0)
 		rc = aq__queue_wait_push(pool, item, aq__deadline(budget_ns));
 	return rc;
 }
@@ -71,14 +71,14 @@ int aq__queue_record(struct aq_pool *pool, struct aq_future *rec,
 {
 	int rc;
 
-	aq__stats_shared(pool, released); /* first: see stats.h */
+	AQ__STAT_SHARED(pool, released); /* first: see stats.h */
 	rc = aq__queue_push(pool, (struct aq__ring_item){ NULL, rec },
 			    budget_ns);
 	if (rc == 0) {
 		aq__pool_wake_one(pool);
 		return 0;
 	}
-	aq__stats_shared_undo(pool, released);
+	AQ__STAT_SHARED_UNDO(pool, released);
 	if (rc == -ESHUTDOWN) {
 		/* A waiter helping may have claimed it meanwhile: then only
 		 * release. */

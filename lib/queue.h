@@ -2,8 +2,8 @@
 /*
  * queue.h - putting items and records on the pool's ring (see queue.c).
  */
-#ifndef AQ_QUEUE_H
-#define AQ_QUEUE_H
+#ifndef AQ__QUEUE_H
+#define AQ__QUEUE_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -2,8 +2,8 @@
 /*
  * retry.h - what follows a failed attempt (see retry.c).
  */
-#ifndef AQ_RETRY_H
-#define AQ_RETRY_H
+#ifndef AQ__RETRY_H
+#define AQ__RETRY_H
 
 #include <stdbool.h>
 #include <stdint.h>

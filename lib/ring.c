@@ -36,8 +36,8 @@ int aq__ring_init(struct aq__ring *r, uint32_t capacity)
 
 	while (size < capacity)
 		size <<= 1;
-	if (aq__fault(AQ_FAULT_ALLOC) ||
-	    posix_memalign(&mem, AQ_CACHE_LINE,
+	if (aq__fault(AQ__FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ__CACHE_LINE,
 			   size * sizeof(struct aq__ring_cell)))
 		return -ENOMEM;
 	r->cells = mem;
@@ -87,7 +87,7 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 		uint64_t seq = 0;
 		unsigned k = 0;
 
-		if (pos & AQ_RING_CLOSED)
+		if (pos & AQ__RING_CLOSED)
 			return -ESHUTDOWN;
 		while (k < n) {
 			/* Acquire, as in push: the consumer's read of last
@@ -144,7 +144,7 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 
 void aq__ring_close(struct aq__ring *r)
 {
-	atomic_fetch_or_explicit(&r->tail, AQ_RING_CLOSED,
+	atomic_fetch_or_explicit(&r->tail, AQ__RING_CLOSED,
 				 memory_order_seq_cst);
 }
 
@@ -152,7 +152,7 @@ bool aq__ring_nonempty(struct aq__ring *r)
 {
 	/* seq_cst loads: the read halves of the handshakes named in push
 	 * and pop. */
-	uint64_t tail = atomic_load(&r->tail) & ~AQ_RING_CLOSED;
+	uint64_t tail = atomic_load(&r->tail) & ~AQ__RING_CLOSED;
 	uint64_t head = atomic_load(&r->head);
 
 	return tail != head;
@@ -163,7 +163,7 @@ bool aq__ring_has_space(struct aq__ring *r)
 	uint64_t tail = atomic_load(&r->tail);
 	uint64_t head = atomic_load(&r->head);
 
-	return (tail & AQ_RING_CLOSED) || (tail - head) <= r->mask;
+	return (tail & AQ__RING_CLOSED) || (tail - head) <= r->mask;
 }
 
 bool aq__ring_drained(struct aq__ring *r)
@@ -171,5 +171,5 @@ bool aq__ring_drained(struct aq__ring *r)
 	uint64_t tail = atomic_load(&r->tail);
 	uint64_t head = atomic_load(&r->head);
 
-	return (tail & AQ_RING_CLOSED) && (tail & ~AQ_RING_CLOSED) == head;
+	return (tail & AQ__RING_CLOSED) && (tail & ~AQ__RING_CLOSED) == head;
 }

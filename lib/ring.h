@@ -2,8 +2,8 @@
 /*
  * ring.h - the bounded lock-free MPMC submission ring (see ring.c).
  */
-#ifndef AQ_RING_H
-#define AQ_RING_H
+#ifndef AQ__RING_H
+#define AQ__RING_H
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -35,17 +35,17 @@ struct aq__ring_cell {
 
 struct aq__ring {
 	/* Producers' claim counter; bit 63 is the "closed" flag. */
-	AQ_CACHE_ALIGNED _Atomic uint64_t tail;
+	AQ__CACHE_ALIGNED _Atomic uint64_t tail;
 	/* Consumers' claim counter, on its own line: the two are hot in
 	 * different threads. */
-	AQ_CACHE_ALIGNED _Atomic uint64_t head;
+	AQ__CACHE_ALIGNED _Atomic uint64_t head;
 	/* Read-only after init, on a third line so producers and consumers
 	 * share it without invalidations. */
-	AQ_CACHE_ALIGNED uint64_t mask;
+	AQ__CACHE_ALIGNED uint64_t mask;
 	struct aq__ring_cell *cells;
 };
 
-#define AQ_RING_CLOSED (UINT64_C(1) << 63)
+#define AQ__RING_CLOSED (UINT64_C(1) << 63)
 
 /* Round capacity up to a power of two (>= 2) and allocate; -ENOMEM. */
 int aq__ring_init(struct aq__ring *r, uint32_t capacity);
@@ -76,7 +76,7 @@ static inline int aq__ring_push(struct aq__ring *r,
 						    memory_order_acquire);
 		int64_t dif = (int64_t)(seq - pos);
 
-		if (aq_likely(dif == 0)) {
+		if (AQ__LIKELY(dif == 0)) {
 			/*
 			 * seq_cst: the claim is the store half of the pool's
 			 * parking handshake (a worker raises its idle count,
@@ -94,7 +94,7 @@ static inline int aq__ring_push(struct aq__ring *r,
 				return 0;
 			}
 			/* The failed CAS reloaded pos (closed bit included). */
-		} else if (pos & AQ_RING_CLOSED) {
+		} else if (pos & AQ__RING_CLOSED) {
 			return -ESHUTDOWN;
 		} else if (dif < 0) {
 			return -EAGAIN; /* the cell still holds last lap's item */

@@ -3,8 +3,8 @@
  * scheduler.h - the pluggable-scheduler seam between the ring and the workers
  * (see scheduler.c).
  */
-#ifndef AQ_SCHED_H
-#define AQ_SCHED_H
+#ifndef AQ__SCHED_H
+#define AQ__SCHED_H
 
 #include <stdbool.h>
 

@@ -216,7 +216,7 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	 * behind it and the difference never wraps. Read the other way round,
 	 * pops made between the two loads gave a "negative" queue. */
 	head = atomic_load(&pool->ring.head);
-	pushes = atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED;
+	pushes = atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED;
 	st->queued = pushes - head + LOAD(pool->sched_held);
 	pthread_mutex_lock(&pool->timer.lock);
 	st->delayed = pool->timer.len;

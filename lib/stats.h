@@ -2,8 +2,8 @@
 /*
  * stats.h - the pool's counters and timing histograms (see stats.c).
  */
-#ifndef AQ_STATS_H
-#define AQ_STATS_H
+#ifndef AQ__STATS_H
+#define AQ__STATS_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,7 +20,7 @@
  * threads (cancellers, the timer thread, failed submits) with fetch_add.
  */
 struct aq__stats {
-	AQ_CACHE_ALIGNED _Atomic uint64_t started, succeeded, failed,
+	AQ__CACHE_ALIGNED _Atomic uint64_t started, succeeded, failed,
 		cancelled, expired, skipped, retried;
 	/* Fire-and-forget jobs that ran once and succeeded: they count as
 	 * started and as succeeded, with one store instead of two (a reader
@@ -77,10 +77,10 @@ struct aq__window {
  * fails, so that a reader who has seen the job finish also sees it
  * counted (aq_pool_stats() derives "submitted" from these).
  */
-#define aq__stats_shared(pool, field)                                        \
+#define AQ__STAT_SHARED(pool, field)                                        \
 	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,            \
 				  memory_order_relaxed)
-#define aq__stats_shared_undo(pool, field)                                   \
+#define AQ__STAT_SHARED_UNDO(pool, field)                                   \
 	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,            \
 				  memory_order_relaxed)
 

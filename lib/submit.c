@@ -153,10 +153,10 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 	int64_t due = 0;
 	int rc;
 
-	if (aq_unlikely(!fn) || (opts && !submit_opts_valid(opts)))
+	if (AQ__UNLIKELY(!fn) || (opts && !submit_opts_valid(opts)))
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
-	if (aq_unlikely(!atomic_load_explicit(&pool->accepting,
+	if (AQ__UNLIKELY(!atomic_load_explicit(&pool->accepting,
 					      memory_order_relaxed)))
 		return -ESHUTDOWN;
 
@@ -186,7 +186,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		/* After others: their last resolution queues it, or hands
 		 * it to the timer if it is also delayed (deps.c). */
 		rec->due_ns = due;
-		aq__stats_shared(pool, off_ring); /* first: see stats.h */
+		AQ__STAT_SHARED(pool, off_ring); /* first: see stats.h */
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
 		if (rc == 0) {
 			if (fut)
@@ -194,19 +194,19 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			aq__deps_arm(rec);
 			return 0;
 		}
-		aq__stats_shared_undo(pool, off_ring);
+		AQ__STAT_SHARED_UNDO(pool, off_ring);
 	} else if (due) {
 		/* Delayed: the timer queues it when due (timer.c, queue.c). */
 		rec->due_ns = due;
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
-		aq__stats_shared(pool, off_ring); /* first: see stats.h */
+		AQ__STAT_SHARED(pool, off_ring); /* first: see stats.h */
 		rc = aq__timer_add(&pool->timer, rec);
 		if (rc)
-			aq__stats_shared_undo(pool, off_ring);
+			AQ__STAT_SHARED_UNDO(pool, off_ring);
 	} else {
 		rc = aq__ring_push(&pool->ring, item);
-		if (aq_unlikely(rc == -EAGAIN)) {
+		if (AQ__UNLIKELY(rc == -EAGAIN)) {
 			int64_t budget = submit_wait_budget(pool, opts);
 
 			/* A worker of this pool that sleeps on its own full
@@ -221,7 +221,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			aq__threads_maybe_grow(pool);
 		}
 	}
-	if (aq_unlikely(rc)) {
+	if (AQ__UNLIKELY(rc)) {
 		if (rec)
 			submit_discard(pool, rec);
 		return rc;
@@ -244,15 +244,15 @@ submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
 
 	if (fut)
 		*fut = NULL;
-	if (aq_unlikely(!pool))
+	if (AQ__UNLIKELY(!pool))
 		return -EINVAL;
 	/* A fast-path job lands here too when the ring was full or shutdown
 	 * had begun: submit_job() retries it, blocks or refuses it as it
 	 * would any job without a record. */
 	rc = submit_job(pool, fn, arg, opts, fut);
 	/* Refusals of a well-formed job count; bad arguments do not. */
-	if (aq_unlikely(rc) && rc != -EINVAL)
-		aq__stats_shared(pool, rejected);
+	if (AQ__UNLIKELY(rc) && rc != -EINVAL)
+		AQ__STAT_SHARED(pool, rejected);
 	return rc;
 }
 
@@ -275,16 +275,16 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	 * sleeps and the pool is not elastic, so there is nothing more to do.
 	 * Everything else is out of line, so this path needs no stack frame.
 	 */
-	if (aq_likely(pool && fn && !opts && !fut) &&
-	    aq_likely(atomic_load_explicit(&pool->fast_submit,
+	if (AQ__LIKELY(pool && fn && !opts && !fut) &&
+	    AQ__LIKELY(atomic_load_explicit(&pool->fast_submit,
 					   memory_order_relaxed)) &&
-	    aq_likely(aq__ring_push(&pool->ring,
+	    AQ__LIKELY(aq__ring_push(&pool->ring,
 				    (struct aq__ring_item){ fn, arg }) == 0)) {
 		/* seq_cst: the read half of the parking handshake, as in
 		 * aq__pool_wake_one(). */
 		uint32_t idle = atomic_load(&pool->idle);
 
-		if (aq_likely(idle == 0))
+		if (AQ__LIKELY(idle == 0))
 			return 0;
 		/* A worker sleeps, but a wake is already on its way to one
 		 * (it will chain to the next): nothing to do either. This

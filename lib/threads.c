@@ -74,8 +74,8 @@ static struct aq__stats *stats_block_new(void)
 {
 	void *mem;
 
-	if (aq__fault(AQ_FAULT_ALLOC) ||
-	    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(struct aq__stats)))
+	if (aq__fault(AQ__FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ__CACHE_LINE, sizeof(struct aq__stats)))
 		return NULL;
 	return memset(mem, 0, sizeof(struct aq__stats));
 }
@@ -206,7 +206,7 @@ static int threads_start(struct aq_pool *pool, unsigned index)
 	pool->slots[index].state = AQ__SLOT_LIVE;
 	pool->live++;
 	atomic_store_explicit(&pool->nlive, pool->live, memory_order_relaxed);
-	rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
+	rc = aq__fault(AQ__FAULT_THREAD) ? EAGAIN : 0;
 	if (!rc)
 		rc = pthread_create(&pool->slots[index].thread, &attr,
 				    worker_thread, start);
@@ -227,7 +227,7 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 {
 	/* A raised max_workers may need a bigger table. */
 	if (target > pool->nslots) {
-		struct aq__slot *slots = aq__fault(AQ_FAULT_ALLOC)
+		struct aq__slot *slots = aq__fault(AQ__FAULT_ALLOC)
 			? NULL
 			: realloc(pool->slots, target * sizeof(*slots));
 		struct aq__stats **wstats;
@@ -235,7 +235,7 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 		if (!slots)
 			return -ENOMEM;
 		pool->slots = slots;
-		wstats = aq__fault(AQ_FAULT_ALLOC)
+		wstats = aq__fault(AQ__FAULT_ALLOC)
 			? NULL
 			: realloc(pool->wstats, target * sizeof(*wstats));
 		if (!wstats)

@@ -3,8 +3,8 @@
  * threads.h - the pool's worker threads as threads (see threads.c): what
  * runs on them is the pool's worker_body, set before the first spawn.
  */
-#ifndef AQ_THREADS_H
-#define AQ_THREADS_H
+#ifndef AQ__THREADS_H
+#define AQ__THREADS_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -60,7 +60,7 @@ static inline void aq__threads_maybe_grow(struct aq_pool *pool)
 	uint32_t idle = atomic_load_explicit(&pool->idle, memory_order_relaxed);
 	unsigned live;
 
-	if (aq_likely(idle != AQ__IDLE_ELASTIC))
+	if (AQ__LIKELY(idle != AQ__IDLE_ELASTIC))
 		return; /* not elastic, or a worker is idle */
 	live = atomic_load_explicit(&pool->nlive, memory_order_relaxed);
 	if (live >= atomic_load_explicit(&pool->max_workers,
@@ -68,7 +68,7 @@ static inline void aq__threads_maybe_grow(struct aq_pool *pool)
 		return;
 	/* Relaxed: a hint; claims counted, published or not. */
 	if ((atomic_load_explicit(&pool->ring.tail, memory_order_relaxed) &
-	     ~AQ_RING_CLOSED) -
+	     ~AQ__RING_CLOSED) -
 		    atomic_load_explicit(&pool->ring.head,
 					 memory_order_relaxed) <=
 	    live)

@@ -159,7 +159,7 @@ static int timer_start(struct aq__timer *t)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
+	rc = aq__fault(AQ__FAULT_THREAD) ? EAGAIN : 0;
 	if (!rc)
 		rc = pthread_create(&t->thread, NULL, timer_main, t);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -186,7 +186,7 @@ int aq__timer_add(struct aq__timer *t, struct aq_future *rec)
 		rc = timer_start(t);
 	if (rc == 0 && t->len == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 64;
-		void *heap = aq__fault(AQ_FAULT_ALLOC)
+		void *heap = aq__fault(AQ__FAULT_ALLOC)
 				     ? NULL
 				     : realloc(t->heap, cap * sizeof(*t->heap));
 

@@ -4,8 +4,8 @@
  * timer knows records and a clock, not pools: when a record comes due it
  * calls the due function it was given.
  */
-#ifndef AQ_TIMER_H
-#define AQ_TIMER_H
+#ifndef AQ__TIMER_H
+#define AQ__TIMER_H
 
 #include <pthread.h>
 #include <stdatomic.h>

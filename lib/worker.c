@@ -83,7 +83,7 @@ static bool pool_drained(struct aq_pool *pool)
 /* A FIFO pool's job yielded: queue it again at the ring's tail. */
 static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
 {
-	/* Counted first (see aq__stats_shared()); this worker's own block,
+	/* Counted first (see AQ__STAT_SHARED()); this worker's own block,
 	 * so taking it back is a plain store too. */
 	aq__stat_add(&aq__tls_stats->requeued, 1, false);
 	if (aq__ring_push(&pool->ring, item) != 0) {
@@ -291,16 +291,16 @@ static inline void worker_run_as(struct aq_pool *pool,
 {
 	int rc;
 
-	if (aq_unlikely(!item.fn)) {
+	if (AQ__UNLIKELY(!item.fn)) {
 		worker_run_record(pool, item.arg, cancel, pool->sched != NULL);
 		return;
 	}
-	if (aq_unlikely(cancel)) {
+	if (AQ__UNLIKELY(cancel)) {
 		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
 		return;
 	}
 	rc = inline_call(item);
-	if (aq_likely(rc == 0))
+	if (AQ__LIKELY(rc == 0))
 		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
 	else
 		worker_inline_rest(pool, item, rc);
@@ -344,7 +344,7 @@ static void worker_burst(struct aq_pool *pool)
 		uint32_t attn = atomic_load(&pool->pop_attn);
 
 		worker_run_as(pool, item,
-			      aq_unlikely(attn) && worker_attend(pool, attn));
+			      AQ__UNLIKELY(attn) && worker_attend(pool, attn));
 	}
 }
 
@@ -398,7 +398,7 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	/* The condition re-check: ring_nonempty is seq_cst; a closed ring
 	 * means shutdown: go back and see whether it is drained. */
 	if (!found && !aq__ring_nonempty(&pool->ring) &&
-	    !(atomic_load(&pool->ring.tail) & AQ_RING_CLOSED))
+	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED))
 		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
 	aq__ec_leave(&pool->idle);
 	/* Relaxed: `waking` is a hint that saves system calls; clearing it
@@ -465,7 +465,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 		if (pool_drained(pool))
 			break;
 		/* Idle: one too many after a resize? */
-		if (aq_unlikely(atomic_load_explicit(&pool->nlive,
+		if (AQ__UNLIKELY(atomic_load_explicit(&pool->nlive,
 						     memory_order_relaxed) >
 				atomic_load_explicit(&pool->max_workers,
 						     memory_order_relaxed)) &&

@@ -3,8 +3,8 @@
  * worker.h - the worker loop and the worker side of waiting (see
  * worker.c).
  */
-#ifndef AQ_WORKER_H
-#define AQ_WORKER_H
+#ifndef AQ__WORKER_H
+#define AQ__WORKER_H
 
 #include <stdatomic.h>
 #include <stdbool.h>

@@ -1200,10 +1200,10 @@ START_TEST(test_wait_any_timeouts_leave_nothing)
 		th_job_init(&j[i], NULL, 0, false, NULL);
 		f[i] = submit_job(h.pool, &j[i]);
 	}
-	aq__fault_arm(AQ_FAULT_ALLOC, 0); /* count from here, fail none */
+	aq__fault_arm(AQ__FAULT_ALLOC, 0); /* count from here, fail none */
 	for (int i = 0; i < 300; i++)
 		ck_assert_int_eq(aq_wait_any(f, 3, 1 * MS, &idx), -ETIMEDOUT);
-	allocs = aq__fault_calls(AQ_FAULT_ALLOC);
+	allocs = aq__fault_calls(AQ__FAULT_ALLOC);
 	if (have_park_any())
 		ck_assert_msg(allocs == 0,
 			      "300 timed-out waits allocated %ld times", allocs);

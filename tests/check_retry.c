@@ -1594,10 +1594,10 @@ START_TEST(test_retry_timer_thread_fails)
 
 	ctl_init(&c);
 	p = policy(3, 1 * SEC, 0, 0, &c);
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	fut = rsubmit(j, &p, NULL);
 	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 19);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(atomic_load(&j->ran), 1);
 	ck_assert_int_eq(atomic_load(&j->errors), 1);
 	ck_assert_int_eq(atomic_load(&j->destroyed), 1);

@@ -1240,9 +1240,9 @@ START_TEST(test_init_then_thread_fails)
 		aq_pool *pool = NULL;
 
 		spy_reset(&spy);
-		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		aq__fault_arm(AQ__FAULT_THREAD, nth);
 		ck_assert_int_eq(aq_pool_create(&pool, &cfg), -EAGAIN);
-		aq__fault_arm(AQ_FAULT_THREAD, 0);
+		aq__fault_arm(AQ__FAULT_THREAD, 0);
 		ck_assert_ptr_null(pool);
 		ck_assert_int_eq(atomic_load(&spy.inits), 1);
 		ck_assert_int_eq(atomic_load(&spy.destroys), 1);

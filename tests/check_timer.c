@@ -970,9 +970,9 @@ START_TEST(test_timer_thread_fails)
 
 	tjob_init(&j, pool, 0);
 	opts.arg_destroy = tjob_destroy;
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	rc = aq_submit(pool, tjob_fn, &j, &opts, &fut);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(rc, -EAGAIN);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(atomic_load(&j.destroyed), 0);
@@ -1005,9 +1005,9 @@ START_TEST(test_timer_heap_alloc_fails)
 	aq_future_release(fut);
 	tjob_init(&j, pool, 0);
 
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	rc = aq_submit(pool, tjob_fn, &j, &opts, &fut);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_int_eq(rc, -ENOMEM);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(atomic_load(&j.destroyed), 0);
