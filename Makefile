@@ -74,12 +74,12 @@ TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
 # a program of its own (make stress), not a suite.
 TEST_SRCS := \
 	tests/check_main.c tests/helpers.c tests/check_badinput.c \
-	tests/check_batch.c tests/check_compose.c tests/check_embed.c \
-	tests/check_errors.c tests/check_fault.c tests/check_future.c \
-	tests/check_overload.c tests/check_pool.c tests/check_retry.c \
-	tests/check_ring.c tests/check_sched.c tests/check_sched_fair.c \
-	tests/check_shutdown.c tests/check_shutdown_timed.c \
-	tests/check_stats.c tests/check_timer.c
+	tests/check_channel.c tests/check_deps.c tests/check_error.c \
+	tests/check_fault.c tests/check_future.c tests/check_pool.c \
+	tests/check_queue.c tests/check_retry.c tests/check_ring.c \
+	tests/check_sched.c tests/check_sched_fair.c tests/check_shutdown.c \
+	tests/check_shutdown_timed.c tests/check_stats.c tests/check_submit.c \
+	tests/check_threads.c tests/check_timer.c tests/check_wait.c
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
 EXAMPLES := build/examples/custom_scheduler build/examples/http_server \
 	build/examples/quickstart build/examples/retry build/examples/stats

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_compose.c - composing jobs: aq_wait_all and aq_wait_any, jobs that
- * run after others (opts.after: chains, fan-in, SKIPPED), and nested waits
- * that help instead of deadlocking (1- and 2-worker pools, fork-join).
+ * check_wait.c - waiting (lib/wait.c, and helping in lib/worker.c):
+ * aq_wait_all and aq_wait_any, and nested waits that help instead of
+ * deadlocking (1- and 2-worker pools, fork-join).
  *
  * Outcomes are made deterministic with gates: a gate job holds a worker,
- * so whatever is submitted behind it is PENDING (or WAITING) until the
- * test opens the gate.
+ * so whatever is submitted behind it is PENDING until the test opens the
+ * gate.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -378,352 +378,11 @@ static aq_future *link_after(aq_pool *pool, struct link *l,
 	return f;
 }
 
-START_TEST(test_chain_passes_value)
-{
-	/* a -> b -> c, each adding to what the one before returned. */
-	aq_pool *pool = th_pool(2, 64, 0, 0);
-	struct th_gate gate;
-	struct th_job a;
-	struct link b, c;
-	aq_future *fa, *fb, *fc;
-	void *r = NULL;
-
-	th_gate_init(&gate);
-	th_job_init(&a, &gate, 0, true, (void *)1);
-	link_init(&b, 10);
-	link_init(&c, 100);
-	fa = submit_job(pool, &a);
-	fb = link_after(pool, &b, &fa, 1);
-	fc = link_after(pool, &c, &fb, 1);
-	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_state(fc), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_get(fc, NULL, 5 * MS), -ETIMEDOUT);
-	ck_assert_int_eq(th_ld(&b.ran), 0);
-
-	th_gate_open(&gate);
-	ck_assert_int_eq(aq_future_get(fc, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)111);
-	ck_assert_int_eq(aq_future_get(fb, &r, 0), 0);
-	ck_assert_ptr_eq(r, (void *)11);
-	ck_assert_uint_eq(b.deps_seen, 1);
-	ck_assert_uint_eq(c.deps_seen, 1);
-	ck_assert(b.past_end_null && c.past_end_null);
-	ck_assert_int_eq(b.dep_rc, 0);
-	ck_assert_int_eq(th_ld(&b.ran) + th_ld(&c.ran), 2);
-	ck_assert_int_eq(th_ld(&b.destroyed) + th_ld(&c.destroyed), 2);
-	/* Outside a job there are no dependencies. */
-	ck_assert_ptr_null(aq_current_dep(0));
-	ck_assert_uint_eq(aq_current_dep_count(), 0);
-	aq_future_release(fa);
-	aq_future_release(fb);
-	aq_future_release(fc);
-	aq_pool_destroy(pool);
-	th_gate_destroy(&gate);
-}
-END_TEST
-
-#define CHORD 50
-
 static int index_job(void *arg, void **result)
 {
 	*result = arg;
 	return 0;
 }
-
-START_TEST(test_chord_fan_in)
-{
-	/* 50 parallel jobs, then one that sums their results. */
-	aq_pool *pool = th_pool(2, 256, 0, 0);
-	aq_future *parts[CHORD], *sum_fut;
-	struct link sum;
-	void *r = NULL;
-
-	link_init(&sum, 0);
-	for (intptr_t i = 0; i < CHORD; i++)
-		ck_assert_int_eq(aq_submit(pool, index_job, (void *)(i + 1),
-					   NULL, &parts[i]),
-				 0);
-	sum_fut = link_after(pool, &sum, parts, CHORD);
-	/* The callers' references may go at once: the job holds its own. */
-	for (int i = 0; i < CHORD; i++)
-		aq_future_release(parts[i]);
-	ck_assert_int_eq(aq_future_get(sum_fut, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)(intptr_t)(CHORD * (CHORD + 1) / 2));
-	ck_assert_uint_eq(sum.deps_seen, CHORD);
-	ck_assert(sum.past_end_null);
-	ck_assert_int_eq(sum.dep_rc, 0);
-	ck_assert_int_eq(th_ld(&sum.ran), 1);
-	ck_assert_int_eq(th_ld(&sum.destroyed), 1);
-	aq_future_release(sum_fut);
-	aq_pool_destroy(pool);
-}
-END_TEST
-
-START_TEST(test_after_max_and_resolved)
-{
-	/* AQ_AFTER_MAX entries (the same future each time), all resolved
-	 * before the submit: the job runs at once and sees every entry. */
-	static aq_future *deps[AQ_AFTER_MAX];
-	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *dep, *f;
-	struct link l;
-	void *r = NULL;
-
-	ck_assert_int_eq(aq_submit(pool, index_job, (void *)2, NULL, &dep),
-			 0);
-	ck_assert_int_eq(aq_future_get(dep, NULL, long_ns()), 0);
-	for (unsigned i = 0; i < AQ_AFTER_MAX; i++)
-		deps[i] = dep;
-	link_init(&l, 1);
-	f = link_after(pool, &l, deps, AQ_AFTER_MAX);
-	aq_future_release(dep);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)(intptr_t)(1 + 2 * AQ_AFTER_MAX));
-	ck_assert_uint_eq(l.deps_seen, AQ_AFTER_MAX);
-	aq_future_release(f);
-
-	/* after_count 0 ignores after; no future at all is fine too. */
-	link_init(&l, 5);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, deps,
-				      0, &f),
-			 0);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)5);
-	ck_assert_uint_eq(l.deps_seen, 0);
-	aq_future_release(f);
-	aq_pool_destroy(pool);
-}
-END_TEST
-
-START_TEST(test_after_einval)
-{
-	static aq_future *many[AQ_AFTER_MAX + 1];
-	static int not_a_future;
-	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *dep, *withnull[2];
-	aq_future *f = (aq_future *)&not_a_future; /* must become NULL */
-	struct link l;
-
-	ck_assert_int_eq(aq_submit(pool, index_job, NULL, NULL, &dep), 0);
-	for (unsigned i = 0; i <= AQ_AFTER_MAX; i++)
-		many[i] = dep;
-	withnull[0] = dep;
-	withnull[1] = NULL;
-	link_init(&l, 0);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, many,
-				      AQ_AFTER_MAX + 1, &f),
-			 -EINVAL);
-	ck_assert_ptr_null(f);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy,
-				      withnull, 2, &f),
-			 -EINVAL);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
-				      1, &f),
-			 -EINVAL);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
-				      1, NULL),
-			 -EINVAL);
-	/* A refused submit never calls arg_destroy, nor runs anything. */
-	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
-	ck_assert_int_eq(th_ld(&l.ran), 0);
-	ck_assert_int_eq(th_ld(&l.destroyed), 0);
-	aq_future_release(dep);
-	aq_pool_destroy(pool);
-}
-END_TEST
-
-/*
- * A dependency that does not succeed: the dependent never runs, resolves
- * SKIPPED (-EPIPE), and its arg_destroy runs once.
- */
-static void assert_skipped(aq_future *f, struct link *l)
-{
-	void *r = (void *)0x77;
-
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), -EPIPE);
-	ck_assert_ptr_eq(r, (void *)0x77); /* untouched */
-	ck_assert_int_eq(aq_future_state(f), AQ_STATE_SKIPPED);
-	ck_assert_int_eq(th_ld(&l->ran), 0);
-	ck_assert_int_eq(th_ld(&l->destroyed), 1);
-}
-
-START_TEST(test_dep_failed_skips)
-{
-	aq_pool *pool = th_pool(2, 64, 0, 0);
-	struct th_gate gate;
-	struct th_job ok, bad;
-	struct link b, c, d;
-	aq_future *fok, *fbad, *fb, *fc, *fd, *both[2];
-
-	th_gate_init(&gate);
-	th_job_init(&ok, NULL, 0, true, (void *)1);
-	th_job_init(&bad, &gate, 9, false, NULL);
-	link_init(&b, 0);
-	link_init(&c, 0);
-	link_init(&d, 0);
-	fok = submit_job(pool, &ok);
-	fbad = submit_job(pool, &bad);
-	both[0] = fok;
-	both[1] = fbad;
-	fb = link_after(pool, &b, both, 2); /* one succeeds, one fails */
-	fc = link_after(pool, &c, &fb, 1);  /* skipped after skipped */
-	fd = link_after(pool, &d, &fok, 1); /* unaffected */
-	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	th_gate_open(&gate);
-	assert_skipped(fb, &b);
-	assert_skipped(fc, &c);
-	ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
-	ck_assert_int_eq(th_ld(&d.ran), 1);
-	ck_assert_int_eq(aq_future_get(fbad, NULL, 0), 9);
-	/* Skipped is final: cancel finds it resolved. */
-	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
-	aq_future_release(fok);
-	aq_future_release(fbad);
-	aq_future_release(fb);
-	aq_future_release(fc);
-	aq_future_release(fd);
-	aq_pool_destroy(pool);
-	th_gate_destroy(&gate);
-}
-END_TEST
-
-START_TEST(test_dep_cancelled_skips)
-{
-	struct held_pool h;
-	struct th_job a;
-	struct link b;
-	aq_future *fa, *fb;
-
-	held_init(&h, 1);
-	th_job_init(&a, NULL, 0, false, NULL);
-	link_init(&b, 0);
-	fa = submit_job(h.pool, &a);
-	fb = link_after(h.pool, &b, &fa, 1);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_cancel(fa), 0);
-	/* Settled by the cancel itself, while the worker is still held. */
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_SKIPPED);
-	assert_skipped(fb, &b);
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
-	ck_assert_int_eq(th_ld(&a.ran) + th_ld(&b.ran), 0);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	aq_future_release(fa);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_dep_expired_skips)
-{
-	struct held_pool h;
-	struct th_job a;
-	struct link b;
-	struct aq_job_opts past = { .arg_destroy = th_job_destroy,
-				    .deadline_ns = 1 };
-	aq_future *fa, *fb;
-
-	held_init(&h, 1);
-	th_job_init(&a, NULL, 0, false, NULL);
-	link_init(&b, 0);
-	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &a, &past, &fa), 0);
-	fb = link_after(h.pool, &b, &fa, 1);
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(fa, NULL, long_ns()), -ETIME);
-	assert_skipped(fb, &b);
-	ck_assert_int_eq(th_ld(&a.ran), 0);
-	aq_future_release(fa);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_cancel_waiting)
-{
-	struct held_pool h;
-	struct link b;
-	aq_future *fb;
-
-	held_init(&h, 1);
-	link_init(&b, 0);
-	fb = link_after(h.pool, &b, &h.gate_fut, 1);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_cancel(fb), 0);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
-	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
-	/* The dependency resolving later changes nothing. */
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, long_ns()), 0);
-	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
-	ck_assert_int_eq(th_ld(&b.ran), 0);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_dep_deadline_while_waiting)
-{
-	/* The deadline keeps running while a job waits for its deps. */
-	struct held_pool h;
-	struct link b;
-	struct aq_job_opts opts = { .arg_destroy = link_destroy,
-				    .after_count = 1 };
-	aq_future *fb;
-
-	held_init(&h, 1);
-	link_init(&b, 0);
-	opts.after = &h.gate_fut;
-	opts.deadline_ns = th_pool_now(h.pool) + 2 * MS;
-	ck_assert_int_eq(aq_submit(h.pool, link_job, &b, &opts, &fb), 0);
-	th_sleep_ms(10);
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(fb, NULL, long_ns()), -ETIME);
-	ck_assert_int_eq(th_ld(&b.ran), 0);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_deps_across_pools)
-{
-	/* b on pool B runs after a on pool A and x on B; A is destroyed
-	 * before b runs, and b still reads a's result. */
-	struct held_pool a_side, b_side;
-	struct th_job a, x;
-	struct link b;
-	aq_future *deps[2], *fb;
-	void *r = NULL;
-
-	held_init(&a_side, 1);
-	held_init(&b_side, 1);
-	th_job_init(&a, NULL, 0, true, (void *)20);
-	th_job_init(&x, NULL, 0, true, (void *)300);
-	link_init(&b, 1);
-	deps[0] = submit_job(a_side.pool, &a);
-	deps[1] = submit_job(b_side.pool, &x);
-	fb = link_after(b_side.pool, &b, deps, 2);
-	aq_future_release(deps[0]);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	/* A runs its job and goes away; B is still held. */
-	held_fini(&a_side);
-	ck_assert_int_eq(th_ld(&a.ran), 1);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	th_gate_open(&b_side.gate);
-	ck_assert_int_eq(aq_future_get(fb, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)321);
-	ck_assert_uint_eq(b.deps_seen, 2);
-	aq_future_release(deps[1]);
-	aq_future_release(fb);
-	held_fini(&b_side);
-}
-END_TEST
 
 /* ---- nested waits ------------------------------------------------------- */
 
@@ -1296,11 +955,10 @@ START_TEST(test_nested_wait_keeps_job_context)
 }
 END_TEST
 
-Suite *compose_suite(void)
+Suite *wait_suite(void)
 {
-	Suite *s = suite_create("compose");
+	Suite *s = suite_create("wait");
 	TCase *wait = tcase_create("wait");
-	TCase *deps = tcase_create("deps");
 	TCase *nested = tcase_create("nested");
 
 	tcase_set_timeout(wait, TH_TIMEOUT);
@@ -1312,19 +970,6 @@ Suite *compose_suite(void)
 	tcase_add_test(wait, test_wait_any_einval);
 	tcase_add_test(wait, test_wait_any_timeouts_leave_nothing);
 	suite_add_tcase(s, wait);
-
-	tcase_set_timeout(deps, TH_TIMEOUT);
-	tcase_add_test(deps, test_chain_passes_value);
-	tcase_add_test(deps, test_chord_fan_in);
-	tcase_add_test(deps, test_after_max_and_resolved);
-	tcase_add_test(deps, test_after_einval);
-	tcase_add_test(deps, test_dep_failed_skips);
-	tcase_add_test(deps, test_dep_cancelled_skips);
-	tcase_add_test(deps, test_dep_expired_skips);
-	tcase_add_test(deps, test_cancel_waiting);
-	tcase_add_test(deps, test_dep_deadline_while_waiting);
-	tcase_add_test(deps, test_deps_across_pools);
-	suite_add_tcase(s, deps);
 
 	tcase_set_timeout(nested, TH_TIMEOUT_STRESS);
 	tcase_add_test(nested, test_nested_one_worker);

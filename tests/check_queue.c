@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* check_overload.c - producers outrun a one-worker pool: bounded memory, nothing lost. */
+/* check_queue.c - producers outrun a one-worker pool (the full-ring wait of
+ * lib/queue.c): bounded memory, nothing lost. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -167,9 +168,9 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 }
 END_TEST
 
-Suite *overload_suite(void)
+Suite *queue_suite(void)
 {
-	Suite *s = suite_create("overload");
+	Suite *s = suite_create("queue");
 	TCase *tc = tcase_create("overload");
 
 	tcase_set_timeout(tc, TH_TIMEOUT);
