@@ -31,7 +31,7 @@ struct aq_channel {
 	pthread_mutex_t lock;
 	struct aq__chan_node *head, *tail; /* waiting callbacks, oldest
 					       first */
-	int read_fd, write_fd;        /* the same eventfd on Linux */
+	int read_fd, write_fd;             /* the same eventfd on Linux */
 };
 
 static int channel_open_fds(struct aq_channel *ch)
@@ -126,8 +126,8 @@ AQ_API int aq_channel_dispatch(aq_channel *ch, unsigned max)
 		return -EINVAL;
 	pthread_mutex_lock(&ch->lock);
 	batch = ch->head;
-	for (struct aq__chan_node *t = batch; t && (max == 0 || (unsigned)count < max);
-	     t = t->next) {
+	for (struct aq__chan_node *t = batch;
+	     t && (max == 0 || (unsigned)count < max); t = t->next) {
 		last = t;
 		count++;
 	}

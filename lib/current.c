@@ -79,15 +79,16 @@ AQ_API unsigned aq_current_attempt(void)
 AQ_API int aq_current_cancelled(void)
 {
 	/* Relaxed: a flag polled by the job; no data rides on it. */
-	return aq__current.rec && atomic_load_explicit(
-				      &aq__current.rec->cancel_requested,
-				      memory_order_relaxed);
+	return aq__current.rec &&
+	       atomic_load_explicit(&aq__current.rec->cancel_requested,
+				    memory_order_relaxed);
 }
 
 AQ_API aq_future *aq_current_dep(unsigned i)
 {
-	return aq__current.rec && i < aq__current.rec->ndeps ? aq__current.rec->deps[i]
-						     : NULL;
+	return aq__current.rec && i < aq__current.rec->ndeps
+		       ? aq__current.rec->deps[i]
+		       : NULL;
 }
 
 AQ_API unsigned aq_current_dep_count(void)

@@ -66,8 +66,7 @@ static inline void aq__current_leave(void)
 	 * that a fire-and-forget call need not store it. */
 	atomic_store_explicit(&aq__tls_stats->current_id, 0,
 			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, 0,
-			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, 0, memory_order_relaxed);
 }
 
 /*

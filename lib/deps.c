@@ -62,9 +62,9 @@ static void deps_settle(struct aq_future *rec)
 	 * the CAS publishes the record to claimers. */
 	if (pool->timing || pool->sched)
 		rec->enqueue_ns = aq__now_ns();
-	target = !ok				      ? AQ__STATE_CANCELLING
+	target = !ok                                ? AQ__STATE_CANCELLING
 		 : rec->due_ns > aq__pool_now(pool) ? AQ_STATE_DELAYED
-						      : AQ_STATE_PENDING;
+						    : AQ_STATE_PENDING;
 	/* acq_rel: take over the record, or find a canceller did. */
 	if (!atomic_compare_exchange_strong_explicit(
 		    &rec->state, &expected, target, memory_order_acq_rel,

@@ -170,9 +170,8 @@ void aq__future_put(struct aq_future *fut)
 			struct aq_future *dep = rec->deps[i];
 
 			/* acq_rel, as above. */
-			if (atomic_fetch_sub_explicit(&dep->refs, 1,
-						      memory_order_acq_rel) ==
-			    1) {
+			if (atomic_fetch_sub_explicit(
+				    &dep->refs, 1, memory_order_acq_rel) == 1) {
 				dep->next_free = todo;
 				todo = dep;
 			}
@@ -303,12 +302,14 @@ void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
 int aq__future_take(struct aq_future *fut, uint32_t *from)
 {
 	/* Relaxed: the CAS below validates it. */
-	uint32_t state = atomic_load_explicit(&fut->state, memory_order_relaxed);
+	uint32_t state =
+		atomic_load_explicit(&fut->state, memory_order_relaxed);
 
 	for (;;) {
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.
-			 * Relaxed: a flag the job polls, no data rides on it. */
+			 * Relaxed: a flag the job polls; no data rides on
+			 * it. */
 			atomic_store_explicit(&fut->cancel_requested, true,
 					      memory_order_relaxed);
 			return -EBUSY;
@@ -335,8 +336,7 @@ int aq__future_wait(struct aq_future *fut, int64_t deadline)
 	 * is as good a key as the first: a later change wakes the commit. */
 	(void)aq__ec_prepare(&fut->state, &fut->waiters);
 	while (!aq__state_final(state = atomic_load(&fut->state))) {
-		if (aq__ec_commit(&fut->state, state, deadline) ==
-			    -ETIMEDOUT &&
+		if (aq__ec_commit(&fut->state, state, deadline) == -ETIMEDOUT &&
 		    !aq__state_final(state = atomic_load(&fut->state)))
 			break;
 	}

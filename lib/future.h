@@ -34,7 +34,7 @@ struct aq__then {
 				      list, then the channel's queue */
 	aq_then_fn fn;
 	void *user;
-	aq_channel *channel;   /* NULL: run on the resolving thread */
+	aq_channel *channel; /* NULL: run on the resolving thread */
 	struct aq_future *fut;
 };
 
@@ -53,35 +53,35 @@ struct aq_future {
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
-	struct aq__cache *cache;  /* where the record returns when refs is 0 */
+	struct aq__cache *cache; /* where the record returns when refs is 0 */
 	struct aq_future *next_free; /* link in the cache's free list */
 
-	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only pools with a
-	 * pluggable scheduler fill enqueue_ns and seq. */
+	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only
+	 * pools with a pluggable scheduler fill enqueue_ns and seq. */
 	int priority;
 	unsigned weight;
 	uint64_t group;
 	uint64_t hint;
-	int64_t enqueue_ns;  /* submit time, CLOCK_MONOTONIC */
-	uint64_t seq;        /* arrival order in the scheduler, from 1 */
-	unsigned runs;       /* times the job has been called (AQ_YIELD) */
+	int64_t enqueue_ns;   /* submit time, CLOCK_MONOTONIC */
+	uint64_t seq;         /* arrival order in the scheduler, from 1 */
+	unsigned runs;        /* times the job has been called (AQ_YIELD) */
 	void *sched_slots[2]; /* the scheduler's own */
 
 	/* Failure handling and time (retry.c, timer.c). */
 	struct aq_pool *pool; /* valid while the record is not final */
 	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
-	unsigned attempt;     /* attempts started */
-	bool yielded;         /* its last call returned AQ_YIELD: the next
-				 call resumes the same attempt */
-	bool timer_user;      /* delayed or retry-capable: the pool counts it
-				 until it is final (see pool.c, shutdown) */
+	unsigned attempt;                    /* attempts started */
+	bool yielded;    /* its last call returned AQ_YIELD: the next
+			    call resumes the same attempt */
+	bool timer_user; /* delayed or retry-capable: the pool counts it
+			    until it is final (see pool.c, shutdown) */
 	_Atomic bool cancel_requested; /* aq_future_cancel() while running */
-	int64_t deadline_ns;  /* pool clock; 0 = none */
-	int64_t due_ns;       /* pool clock: when the timer releases it */
-	size_t timer_index;   /* position in the timer heap, or SIZE_MAX */
+	int64_t deadline_ns;           /* pool clock; 0 = none */
+	int64_t due_ns;     /* pool clock: when the timer releases it */
+	size_t timer_index; /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
-	char *message;        /* aq_current_fail_msg(); freed on recycle */
+	char *message; /* aq_current_fail_msg(); freed on recycle */
 
 	/* opts.after: the futures it runs after (references held until the
 	 * record is recycled), and how many have yet to resolve, plus one
@@ -90,7 +90,7 @@ struct aq_future {
 	unsigned ndeps;
 	_Atomic unsigned deps_left;
 
-	int64_t submit_ns;    /* real time, with timing on: for W (stats) */
+	int64_t submit_ns; /* real time, with timing on: for W (stats) */
 
 	/* aq_future_then() registrations, newest first, until the future
 	 * resolves; then the THEN_DONE marker (see future.c). */
@@ -129,9 +129,9 @@ static inline bool aq__future_claim(struct aq_future *fut, uint32_t to)
 
 	/* Acquire on success: we see the writes of whoever made the record
 	 * PENDING (submitter, timer, or the worker that queued it again). */
-	return atomic_compare_exchange_strong_explicit(
-		&fut->state, &expected, to, memory_order_acquire,
-		memory_order_relaxed);
+	return atomic_compare_exchange_strong_explicit(&fut->state, &expected,
+						       to, memory_order_acquire,
+						       memory_order_relaxed);
 }
 
 /*

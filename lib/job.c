@@ -63,8 +63,8 @@ void aq__job_finish(struct aq_future *rec, uint32_t final_state, int code,
 
 bool aq__job_claim(struct aq_future *rec, bool cancel)
 {
-	if (!aq__future_claim(rec, cancel ? AQ__STATE_CANCELLING
-					  : AQ_STATE_RUNNING))
+	if (!aq__future_claim(rec,
+			      cancel ? AQ__STATE_CANCELLING : AQ_STATE_RUNNING))
 		return false;
 	if (cancel) {
 		aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
@@ -82,8 +82,8 @@ AQ_API int aq_future_cancel(aq_future *fut)
 	if (!fut)
 		return -EINVAL;
 	/* Acquire: a resolved future is left alone, its pool maybe gone. */
-	if (aq__state_final(atomic_load_explicit(&fut->state,
-						 memory_order_acquire)))
+	if (aq__state_final(
+		    atomic_load_explicit(&fut->state, memory_order_acquire)))
 		return -EALREADY;
 	/* Not final: its pool is still running it. Keep shutdown from
 	 * finishing under us while we may resolve it (see pool.h). */

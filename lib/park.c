@@ -28,9 +28,9 @@ void aq__lock_slow(struct aq__lock *l)
 		c = 0;
 		/* Relaxed peek, then the acquire CAS as in aq__lock(). */
 		if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_weak_explicit(
-			    &l->word, &c, 1, memory_order_acquire,
-			    memory_order_relaxed))
+		    atomic_compare_exchange_weak_explicit(&l->word, &c, 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
 			return;
 	}
 	/* Mark it "someone may sleep" and sleep until we take it free:
@@ -99,9 +99,8 @@ static atomic_bool waitv_missing;
  * woken by an ordinary FUTEX_WAKE on any of them. Its deadline is absolute
  * on the clock we name, as with FUTEX_WAIT_BITSET above.
  */
-int aq__park_wait_any(_Atomic uint32_t *const *words,
-		      const uint32_t *expected, unsigned n,
-		      int64_t deadline_ns)
+int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
+		      unsigned n, int64_t deadline_ns)
 {
 	struct futex_waitv v[AQ__PARK_ANY_MAX];
 	struct timespec ts, *tsp;
@@ -204,9 +203,8 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 #ifndef HAVE_PARK_ANY
 /* No vectored wait here (not Linux, or headers before 5.16): the caller
  * falls back. */
-int aq__park_wait_any(_Atomic uint32_t *const *words,
-		      const uint32_t *expected, unsigned n,
-		      int64_t deadline_ns)
+int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
+		      unsigned n, int64_t deadline_ns)
 {
 	(void)words;
 	(void)expected;

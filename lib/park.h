@@ -31,9 +31,8 @@ int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
  * Linux, a kernel before 5.16, or n > AQ__PARK_ANY_MAX): the caller then
  * waits some other way.
  */
-int aq__park_wait_any(_Atomic uint32_t *const *words,
-		      const uint32_t *expected, unsigned n,
-		      int64_t deadline_ns);
+int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
+		      unsigned n, int64_t deadline_ns);
 
 /* Wake up to n threads sleeping on word (INT32_MAX for all). */
 void aq__park_wake(_Atomic uint32_t *word, int n);
@@ -161,8 +160,7 @@ static inline void aq__unlock(struct aq__lock *l)
 {
 	/* Release: the next holder sees our critical section. 2 means a
 	 * locker may sleep: free the word and wake one. */
-	if (atomic_fetch_sub_explicit(&l->word, 1, memory_order_release) !=
-	    1) {
+	if (atomic_fetch_sub_explicit(&l->word, 1, memory_order_release) != 1) {
 		atomic_store_explicit(&l->word, 0, memory_order_release);
 		aq__park_wake(&l->word, 1);
 	}

@@ -112,8 +112,9 @@ static uint32_t space_wake_free(const struct aq__ring *ring)
 {
 	uint32_t quarter = aq__ring_capacity(ring) / 4;
 
-	return quarter < 1 ? 1 : quarter > SPACE_WAKE_MAX ? SPACE_WAKE_MAX
-							   : quarter;
+	return quarter < 1                ? 1
+	       : quarter > SPACE_WAKE_MAX ? SPACE_WAKE_MAX
+					  : quarter;
 }
 
 static bool config_valid(const struct aq_pool_config *cfg)
@@ -236,8 +237,7 @@ static int pool_wait_ext(struct aq_pool *pool, int64_t deadline)
 	/* The word is the condition (a count that its last leaver wakes at
 	 * zero), so each seq_cst load is the key. */
 	while ((n = atomic_load(&pool->ext_claims)) != 0)
-		if (aq__ec_commit(&pool->ext_claims, n, deadline) ==
-		    -ETIMEDOUT)
+		if (aq__ec_commit(&pool->ext_claims, n, deadline) == -ETIMEDOUT)
 			return -ETIMEDOUT;
 	return 0;
 }
@@ -258,8 +258,7 @@ static int pool_stop(struct aq_pool *pool, int64_t deadline)
 	 * when cancelling the timer thread and the workers cancel them.
 	 */
 	while (pool->timer_users && rc != ETIMEDOUT)
-		rc = cond_wait_until(&pool->timers_cond, &pool->lock,
-				     deadline);
+		rc = cond_wait_until(&pool->timers_cond, &pool->lock, deadline);
 	if (pool->timer_users)
 		return -ETIMEDOUT;
 	if (pool->phase == AQ__POOL_RUNNING)
@@ -304,7 +303,7 @@ AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
 			break;
 		}
 		if (!pool->joining) {
-			/* Be the joiner (again, if an earlier one timed out). */
+			/* Be the joiner (again, if an earlier one gave up). */
 			pool->joining = true;
 			rc = pool_stop(pool, deadline);
 			pool->joining = false;
@@ -358,8 +357,7 @@ AQ_API void aq_pool_destroy(aq_pool *pool)
 	/* From the pool's own worker or timer thread we cannot join
 	 * ourselves: a documented misuse that leaves the pool alone rather
 	 * than deadlock. */
-	if (!pool || aq__worker_pool == pool ||
-	    aq__timer_self == &pool->timer)
+	if (!pool || aq__worker_pool == pool || aq__timer_self == &pool->timer)
 		return;
 	aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN);
 	pool_free(pool);

@@ -22,7 +22,7 @@
 
 enum aq__pool_phase {
 	AQ__POOL_RUNNING,  /* accepting jobs */
-	AQ__POOL_STOPPING, /* ring closed; workers finishing what was accepted */
+	AQ__POOL_STOPPING, /* ring closed; workers finish what was accepted */
 	AQ__POOL_STOPPED   /* every job resolved, every worker joined */
 };
 
@@ -35,13 +35,13 @@ struct aq_pool {
 	 */
 	AQ__CACHE_ALIGNED _Atomic bool accepting; /* false once shutdown
 						    began */
-	_Atomic bool cancelling;   /* a CANCEL shutdown: workers cancel, not
-				      run */
+	_Atomic bool cancelling; /* a CANCEL shutdown: workers cancel, not
+				    run */
 	/* accepting && !record_always: the one flag aq_submit()'s fast path
 	 * reads (cleared with accepting). */
 	_Atomic bool fast_submit;
-	bool record_always;        /* a scheduler, a default retry policy or
-				      timing: every job needs a record */
+	bool record_always; /* a scheduler, a default retry policy or
+			       timing: every job needs a record */
 	const struct aq_sched_ops *sched; /* NULL: the ring's own FIFO */
 
 	/*
@@ -83,12 +83,12 @@ struct aq_pool {
 
 	/* Time, delays and retries (timer.c, retry.c). */
 	struct aq__timer timer;
-	struct aq_clock clock;               /* copied from the config */
+	struct aq_clock clock;                /* copied from the config */
 	struct aq_retry_policy retry_default; /* copied; used if has_retry */
 	bool has_retry;
-	_Atomic uint64_t next_id;  /* job ids of records, from 1 */
-	size_t timer_users;        /* under lock: delayed or retry-capable
-				      records not yet final */
+	_Atomic uint64_t next_id;    /* job ids of records, from 1 */
+	size_t timer_users;          /* under lock: delayed or retry-capable
+					records not yet final */
 	_Atomic uint32_t ext_claims; /* threads other than workers and the
 					timer working on a record of this
 					pool (cancel, dependency release):
@@ -96,22 +96,22 @@ struct aq_pool {
 
 	/* Cold fields, read-only after create unless noted. */
 	AQ__CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
-	unsigned flags;            /* AQ_POOL_* */
-	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
-	int64_t slice_ns;          /* for aq_current_yield_due() */
+	unsigned flags;                            /* AQ_POOL_* */
+	int64_t block_timeout_ns; /* for AQ_POOL_BLOCK submits */
+	int64_t slice_ns;         /* for aq_current_yield_due() */
 
 	/* Worker threads (threads.c). Written under lock; the atomics are
 	 * read without it by workers deciding to grow or retire. */
 	void (*worker_body)(struct aq_pool *pool, unsigned index);
-	struct aq__slot *slots;    /* one per possible worker index
-				      (threads.h) */
+	struct aq__slot *slots; /* one per possible worker index
+				   (threads.h) */
 	unsigned nslots;
-	unsigned live;             /* under lock: started, not retired */
-	_Atomic unsigned nlive;    /* == live, for lock-free readers */
+	unsigned live;          /* under lock: started, not retired */
+	_Atomic unsigned nlive; /* == live, for lock-free readers */
 	_Atomic unsigned min_workers, max_workers;
-	int64_t idle_timeout_ns;   /* real time, for elastic retirement */
-	char name[8];              /* thread name stem, truncated */
-	int *cpus;                 /* pinning, copied; NULL = none */
+	int64_t idle_timeout_ns; /* real time, for elastic retirement */
+	char name[8];            /* thread name stem, truncated */
+	int *cpus;               /* pinning, copied; NULL = none */
 	unsigned ncpus;
 	size_t stack_size;
 	void (*on_thread_start)(unsigned index, void *user);
@@ -123,13 +123,13 @@ struct aq_pool {
 	 * everyone else. */
 	struct aq__stats **wstats;
 	struct aq__stats *shared_stats;
-	bool timing;               /* measure wait and run times */
+	bool timing; /* measure wait and run times */
 	void (*before_job)(const struct aq_job_event *ev, void *user);
 	void (*after_job)(const struct aq_job_event *ev, void *user);
 	void *hook_user;
 	pthread_mutex_t stats_lock;
-	struct aq__window window;  /* the last aq_pool_stats() call; under
-				      stats_lock */
+	struct aq__window window; /* the last aq_pool_stats() call; under
+				     stats_lock */
 
 	/* Shutdown coordination: not on any hot path. */
 	pthread_mutex_t lock;
@@ -158,8 +158,8 @@ static inline void aq__pool_wake_producers(struct aq_pool *pool)
 static inline void aq__pool_space_freed(struct aq_pool *pool)
 {
 	uint64_t head = atomic_load(&pool->ring.head);
-	uint64_t used = (atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED) -
-			head;
+	uint64_t used =
+		(atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED) - head;
 
 	if (aq__ring_capacity(&pool->ring) - used >= pool->space_wake_free)
 		aq__pool_wake_producers(pool);

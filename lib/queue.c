@@ -36,8 +36,8 @@ int aq__queue_wait_push(struct aq_pool *pool, struct aq__ring_item item,
 	int rc;
 
 	for (;;) {
-		uint32_t key = aq__ec_prepare(&pool->space_seq,
-					      &pool->pop_attn);
+		uint32_t key =
+			aq__ec_prepare(&pool->space_seq, &pool->pop_attn);
 
 		if (!aq__ring_has_space(&pool->ring)) { /* seq_cst re-check */
 			int64_t nap = aq__deadline(SPACE_POLL_NS);
@@ -93,8 +93,8 @@ void aq__queue_due(void *ctx, struct aq_future *rec, bool cancel)
 {
 	struct aq_pool *pool = ctx;
 	/* Relaxed: the CAS below validates it. */
-	uint32_t state = atomic_load_explicit(&rec->state,
-					      memory_order_relaxed);
+	uint32_t state =
+		atomic_load_explicit(&rec->state, memory_order_relaxed);
 
 	if (state != AQ_STATE_DELAYED && state != AQ_STATE_RETRYING)
 		goto drop; /* a canceller got it first */

@@ -79,16 +79,14 @@ static bool retry_allowed(const struct aq_retry_policy *policy, int code)
 static bool retry_cancelled(struct aq_future *rec)
 {
 	/* Relaxed: a flag; no data rides on it. */
-	if (!atomic_load_explicit(&rec->cancel_requested,
-				  memory_order_relaxed))
+	if (!atomic_load_explicit(&rec->cancel_requested, memory_order_relaxed))
 		return false;
 	aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
 	aq__future_put(rec);
 	return true;
 }
 
-bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
-			int code)
+bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec, int code)
 {
 	const struct aq_retry_policy *policy = rec->retry;
 	struct aq_job_info info;
@@ -160,9 +158,9 @@ void aq__retry_fail(struct aq_future *rec, int code, void *result)
 
 	rec->code = code;
 	if (policy && policy->on_error) {
-		struct aq_job_info info = {
-			.id = rec->id, .arg = rec->arg, .attempt = rec->attempt
-		};
+		struct aq_job_info info = { .id = rec->id,
+					    .arg = rec->arg,
+					    .attempt = rec->attempt };
 		struct aq_error err = {
 			.job_id = rec->id,
 			.attempts = rec->attempt,

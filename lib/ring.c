@@ -102,7 +102,7 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 		}
 		if (k == 0) {
 			if ((int64_t)(seq - pos) < 0)
-				return -EAGAIN; /* last lap's item still there */
+				return -EAGAIN; /* last lap's item is there */
 			/* Another producer took pos. */
 			pos = atomic_load_explicit(&r->tail,
 						   memory_order_relaxed);

@@ -57,8 +57,7 @@ void aq__ring_fini(struct aq__ring *r);
  */
 
 /* 0, -EAGAIN (full) or -ESHUTDOWN (closed). Lock-free. */
-static inline int aq__ring_push(struct aq__ring *r,
-				struct aq__ring_item item)
+static inline int aq__ring_push(struct aq__ring *r, struct aq__ring_item item)
 {
 	/* Relaxed: only a hint where to start; the CAS below validates it. */
 	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -72,8 +71,8 @@ static inline int aq__ring_push(struct aq__ring *r,
 		struct aq__ring_cell *cell = &r->cells[pos & r->mask];
 		/* Acquire: pairs with the consumer's release in pop, so our
 		 * write of the item cannot overtake its read of the old one. */
-		uint64_t seq = atomic_load_explicit(&cell->seq,
-						    memory_order_acquire);
+		uint64_t seq =
+			atomic_load_explicit(&cell->seq, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - pos);
 
 		if (AQ__LIKELY(dif == 0)) {
@@ -85,7 +84,8 @@ static inline int aq__ring_push(struct aq__ring *r,
 			 */
 			if (atomic_compare_exchange_weak_explicit(
 				    &r->tail, &pos, pos + 1,
-				    memory_order_seq_cst, memory_order_relaxed)) {
+				    memory_order_seq_cst,
+				    memory_order_relaxed)) {
 				cell->item = item;
 				/* Release: publishes the item to the consumer's
 				 * acquire load of seq. */
@@ -97,7 +97,7 @@ static inline int aq__ring_push(struct aq__ring *r,
 		} else if (pos & AQ__RING_CLOSED) {
 			return -ESHUTDOWN;
 		} else if (dif < 0) {
-			return -EAGAIN; /* the cell still holds last lap's item */
+			return -EAGAIN; /* the cell holds last lap's item */
 		} else {
 			/* Another producer took pos; relaxed as above. */
 			pos = atomic_load_explicit(&r->tail,
@@ -107,8 +107,7 @@ static inline int aq__ring_push(struct aq__ring *r,
 }
 
 /* true and *out filled, or false when no published item is ready. */
-static inline bool aq__ring_pop(struct aq__ring *r,
-				struct aq__ring_item *out)
+static inline bool aq__ring_pop(struct aq__ring *r, struct aq__ring_item *out)
 {
 	/* Relaxed: a hint, validated by the CAS. */
 	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -117,8 +116,8 @@ static inline bool aq__ring_pop(struct aq__ring *r,
 		struct aq__ring_cell *cell = &r->cells[pos & r->mask];
 		/* Acquire: pairs with the producer's release publish, so the
 		 * item we read is the one it wrote. */
-		uint64_t seq = atomic_load_explicit(&cell->seq,
-						    memory_order_acquire);
+		uint64_t seq =
+			atomic_load_explicit(&cell->seq, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - (pos + 1));
 
 		if (dif == 0) {
@@ -130,7 +129,8 @@ static inline bool aq__ring_pop(struct aq__ring *r,
 			 */
 			if (atomic_compare_exchange_weak_explicit(
 				    &r->head, &pos, pos + 1,
-				    memory_order_seq_cst, memory_order_relaxed)) {
+				    memory_order_seq_cst,
+				    memory_order_relaxed)) {
 				*out = cell->item;
 				/* Release: our read of the item happens before
 				 * the next producer's write (its acquire). */
@@ -140,7 +140,7 @@ static inline bool aq__ring_pop(struct aq__ring *r,
 				return true;
 			}
 		} else if (dif < 0) {
-			return false; /* empty, or the next item not published */
+			return false; /* empty, or the next not published */
 		} else {
 			pos = atomic_load_explicit(&r->head,
 						   memory_order_relaxed);
@@ -154,8 +154,7 @@ static inline bool aq__ring_pop(struct aq__ring *r,
  * Returns how many were pushed (1..n; 0 for n = 0), or -EAGAIN (full) or
  * -ESHUTDOWN (closed) when none was. Lock-free.
  */
-int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs,
-		    unsigned n);
+int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n);
 
 /* Refuse all later pushes. Items already claimed still get published. */
 void aq__ring_close(struct aq__ring *r);

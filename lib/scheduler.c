@@ -47,8 +47,8 @@ static inline aq_sched_job *rec_job(struct aq_future *rec)
  * once the ring is closed and drained. */
 static inline void held_add(struct aq_pool *pool, long delta)
 {
-	size_t held = atomic_load_explicit(&pool->sched_held,
-					   memory_order_relaxed);
+	size_t held =
+		atomic_load_explicit(&pool->sched_held, memory_order_relaxed);
 
 	atomic_store_explicit(&pool->sched_held, held + (size_t)delta,
 			      memory_order_relaxed);
@@ -85,7 +85,7 @@ static void sched_reject(struct aq_future *rec, int rc)
 {
 	if (aq__future_claim(rec, AQ_STATE_RUNNING))
 		aq__job_finish(rec, AQ_STATE_FAILED,
-				  rc < 0 && rc >= -4095 ? -rc : ENOMEM, NULL);
+			       rc < 0 && rc >= -4095 ? -rc : ENOMEM, NULL);
 	aq__future_put(rec);
 }
 
@@ -105,9 +105,9 @@ static void sched_reject_all(struct aq_future *list)
  * job submitted so far. Under sched_lock. The policy holds at most limit
  * jobs (normally one ring's worth): beyond that jobs stay in the ring,
  * whose fullness then pushes back on submitters, so queue_capacity still
- * bounds memory (to about twice the ring). Refused jobs are chained on *rejected through
- * next_free (unused while a record is in flight), their push error in
- * code.
+ * bounds memory (to about twice the ring). Refused jobs are chained on
+ * *rejected through next_free (unused while a record is in flight), their
+ * push error in code.
  */
 static void sched_refill(struct aq_pool *pool, struct aq_future **rejected,
 			 size_t limit)
@@ -161,8 +161,8 @@ struct aq_future *aq__sched_next(struct aq_pool *pool)
 	return job ? job_rec(job) : NULL;
 }
 
-void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
-		    bool requeue, bool popped)
+void aq__sched_done(struct aq_pool *pool, struct aq_future *rec, bool requeue,
+		    bool popped)
 {
 	struct aq_future *rejected = NULL;
 	size_t held;

@@ -28,7 +28,7 @@ struct aq_future *aq__sched_next(struct aq_pool *pool);
  * a waiter claimed and ran directly (worker.c). With requeue it yielded and
  * goes back to the policy.
  */
-void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
-		    bool requeue, bool popped);
+void aq__sched_done(struct aq_pool *pool, struct aq_future *rec, bool requeue,
+		    bool popped);
 
 #endif

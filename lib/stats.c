@@ -63,8 +63,9 @@ void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,
 
 static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 {
-#define ADD(f) atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f), \
-				     memory_order_relaxed)
+#define ADD(f)                                                                 \
+	atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f),            \
+			      memory_order_relaxed)
 	ADD(started);
 	ADD(ran_ok);
 	ADD(succeeded);
@@ -116,8 +117,8 @@ static void hist_fill(struct aq_histogram *h, const _Atomic uint64_t *buckets,
 		while (q < 3 && (double)seen >= quantiles[q] * (double)count) {
 			/* The bucket's geometric middle, never past max. */
 			double mid = i ? 1.5 * (double)(UINT64_C(1) << i) : 0;
-			*out[q++] = mid > (double)max ? (int64_t)max
-						      : (int64_t)mid;
+			*out[q++] =
+				mid > (double)max ? (int64_t)max : (int64_t)mid;
 		}
 	}
 }
@@ -204,8 +205,7 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < pool->nslots; i++) {
 		stats_sum(&sum, pool->wstats[i]);
-		running += LOAD(pool->wstats[i]->running) !=
-			   AQ__RUNNING_NONE;
+		running += LOAD(pool->wstats[i]->running) != AQ__RUNNING_NONE;
 	}
 	st->workers = pool->live;
 	pthread_mutex_unlock(&pool->lock);
@@ -237,8 +237,7 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	st->workers_idle = st->workers - st->workers_busy;
 	hist_fill(&st->wait, sum.wait_hist, LOAD(sum.wait_sum),
 		  LOAD(sum.wait_max));
-	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum),
-		  LOAD(sum.run_max));
+	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum), LOAD(sum.run_max));
 
 	st->busy_ns = LOAD(sum.busy_ns);
 	st->sojourn_ns = LOAD(sum.sojourn_ns);

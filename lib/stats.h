@@ -26,9 +26,9 @@ struct aq__stats {
 	 * started and as succeeded, with one store instead of two (a reader
 	 * adds them to both). */
 	_Atomic uint64_t ran_ok;
-	_Atomic uint64_t requeued;   /* yields pushed back on the ring */
-	_Atomic uint64_t released;   /* timer/dependency pushes on the ring */
-	_Atomic uint64_t off_ring;   /* accepted into timer or dependencies */
+	_Atomic uint64_t requeued; /* yields pushed back on the ring */
+	_Atomic uint64_t released; /* timer/dependency pushes on the ring */
+	_Atomic uint64_t off_ring; /* accepted into timer or dependencies */
 	_Atomic uint64_t rejected;
 	_Atomic uint32_t running;    /* a worker's: AQ__RUNNING_* */
 	_Atomic uint64_t current_id; /* a worker's: that job's id (0: none) */
@@ -77,11 +77,11 @@ struct aq__window {
  * fails, so that a reader who has seen the job finish also sees it
  * counted (aq_pool_stats() derives "submitted" from these).
  */
-#define AQ__STAT_SHARED(pool, field)                                        \
-	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,            \
+#define AQ__STAT_SHARED(pool, field)                                           \
+	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,             \
 				  memory_order_relaxed)
-#define AQ__STAT_SHARED_UNDO(pool, field)                                   \
-	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,            \
+#define AQ__STAT_SHARED_UNDO(pool, field)                                      \
+	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,             \
 				  memory_order_relaxed)
 
 /* Record one call's wait and run times into a worker's block; busy: its

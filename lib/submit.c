@@ -66,7 +66,8 @@ static void submit_fill_sched(struct aq_future *rec,
 
 static bool submit_opts_valid(const struct aq_job_opts *opts)
 {
-	if ((opts->flags & ~JOB_FLAGS) || (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
+	if ((opts->flags & ~JOB_FLAGS) ||
+	    (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
 	    opts->priority < AQ_PRIORITY_MIN ||
 	    opts->priority > AQ_PRIORITY_MAX || opts->weight > AQ_WEIGHT_MAX ||
 	    opts->delay_ns < 0 || opts->run_at_ns < 0 || opts->deadline_ns < 0)
@@ -85,9 +86,9 @@ static bool submit_needs_record(const struct aq_pool *pool,
 				const struct aq_job_opts *opts, bool fut)
 {
 	return fut || pool->record_always ||
-	       (opts && (opts->arg_destroy || opts->delay_ns > 0 ||
-			 opts->run_at_ns || opts->deadline_ns || opts->retry ||
-			 opts->after_count));
+	       (opts &&
+		(opts->arg_destroy || opts->delay_ns > 0 || opts->run_at_ns ||
+		 opts->deadline_ns || opts->retry || opts->after_count));
 }
 
 /* Failure handling and time: the retry policy, the deadline, and when the
@@ -100,16 +101,17 @@ static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 	rec->pool = pool;
 	/* Relaxed: ids need only be unique. */
 	rec->id = atomic_fetch_add_explicit(&pool->next_id, 1,
-					    memory_order_relaxed) + 1;
+					    memory_order_relaxed) +
+		  1;
 	rec->retry = opts && opts->retry ? opts->retry
-		     : pool->has_retry  ? &pool->retry_default
-					: NULL;
+		     : pool->has_retry   ? &pool->retry_default
+					 : NULL;
 	rec->deadline_ns = opts ? opts->deadline_ns : 0;
 	if (opts && opts->run_at_ns)
 		due = opts->run_at_ns;
 	if (opts && opts->delay_ns > 0) {
-		int64_t after = aq__time_add(aq__pool_now(pool),
-					     opts->delay_ns);
+		int64_t after =
+			aq__time_add(aq__pool_now(pool), opts->delay_ns);
 
 		due = after > due ? after : due;
 	}
@@ -157,7 +159,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
 	if (AQ__UNLIKELY(!atomic_load_explicit(&pool->accepting,
-					      memory_order_relaxed)))
+					       memory_order_relaxed)))
 		return -ESHUTDOWN;
 
 	if (submit_needs_record(pool, opts, fut != NULL)) {
@@ -236,9 +238,10 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
  * that need a record, a full ring (blocking or not), shutdown. Out of line
  * so that the fast path needs no stack frame and no saved registers.
  */
-static __attribute__((noinline)) int
-submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
-	    const struct aq_job_opts *opts, aq_future **fut)
+static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
+						 void *arg,
+						 const struct aq_job_opts *opts,
+						 aq_future **fut)
 {
 	int rc;
 
@@ -277,9 +280,9 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	 */
 	if (AQ__LIKELY(pool && fn && !opts && !fut) &&
 	    AQ__LIKELY(atomic_load_explicit(&pool->fast_submit,
-					   memory_order_relaxed)) &&
+					    memory_order_relaxed)) &&
 	    AQ__LIKELY(aq__ring_push(&pool->ring,
-				    (struct aq__ring_item){ fn, arg }) == 0)) {
+				     (struct aq__ring_item){ fn, arg }) == 0)) {
 		/* seq_cst: the read half of the parking handshake, as in
 		 * aq__pool_wake_one(). */
 		uint32_t idle = atomic_load(&pool->idle);
@@ -341,9 +344,8 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
  * job), one submit_job() each. A wait for space shares one deadline
  * across the batch, so a timeout bounds the whole call.
  */
-static int submit_batch_records(struct aq_pool *pool,
-				const struct aq_job *jobs, unsigned n,
-				const struct aq_job_opts *opts,
+static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
+				unsigned n, const struct aq_job_opts *opts,
 				aq_future **futs)
 {
 	struct aq_job_opts each = opts ? *opts : (struct aq_job_opts){ 0 };
@@ -359,7 +361,8 @@ static int submit_batch_records(struct aq_pool *pool,
 
 			each.flags &= ~JOB_FLAGS;
 			out_of_time = left <= 0;
-			each.flags |= out_of_time ? AQ_JOB_NOBLOCK : AQ_JOB_BLOCK;
+			each.flags |=
+				out_of_time ? AQ_JOB_NOBLOCK : AQ_JOB_BLOCK;
 			each.timeout_ns = out_of_time ? 0 : left;
 		}
 		rc = submit_job(pool, jobs[i].fn, jobs[i].arg, &each,
@@ -372,9 +375,8 @@ static int submit_batch_records(struct aq_pool *pool,
 	return i ? (int)i : rc;
 }
 
-AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs,
-			   unsigned n, const struct aq_job_opts *opts,
-			   aq_future **futs)
+AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs, unsigned n,
+			   const struct aq_job_opts *opts, aq_future **futs)
 {
 	int rc;
 

@@ -46,10 +46,14 @@ static void *worker_thread(void *arg)
 		char name[16]; /* the kernel keeps 15 characters */
 
 		if (pool->name[0])
-			snprintf(name, sizeof(name), "aq-%s-%u", pool->name, // NOLINT(cert-err33-c): truncating is the point
+			/* Truncating is the point. */
+			// NOLINTNEXTLINE(cert-err33-c)
+			snprintf(name, sizeof(name), "aq-%s-%u", pool->name,
 				 start.index);
 		else
-			snprintf(name, sizeof(name), "aq-%u", start.index); // NOLINT(cert-err33-c): truncating is the point
+			/* Truncating is the point. */
+			// NOLINTNEXTLINE(cert-err33-c)
+			snprintf(name, sizeof(name), "aq-%u", start.index);
 		pthread_setname_np(pthread_self(), name);
 	}
 #endif
@@ -85,8 +89,8 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned initial, min, max;
 
-	initial = cfg->workers ? cfg->workers
-		  : cpus < 1   ? 1
+	initial = cfg->workers                  ? cfg->workers
+		  : cpus < 1                    ? 1
 		  : cpus > (long)AQ_WORKERS_MAX ? AQ_WORKERS_MAX
 						: (unsigned)cpus;
 	/* Only a maximum given: start with no more than it allows. */
@@ -114,7 +118,9 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	pool->idle_timeout_ns = cfg->idle_timeout_ns ? cfg->idle_timeout_ns
 						     : INT64_C(10000000000);
 	if (cfg->name)
-		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name); // NOLINT(cert-err33-c): a truncated stem is documented
+		/* A truncated stem is documented. */
+		// NOLINTNEXTLINE(cert-err33-c)
+		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name);
 	pool->stack_size = cfg->stack_size;
 	pool->on_thread_start = cfg->on_thread_start;
 	pool->on_thread_stop = cfg->on_thread_stop;
@@ -138,7 +144,9 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 		if (!pool->wstats[i])
 			return -ENOMEM;
 	}
-	return initial < min ? min : initial > max ? max : initial; // NOLINT(bugprone-narrowing-conversions): at most AQ_WORKERS_MAX
+	/* At most AQ_WORKERS_MAX. */
+	// NOLINTNEXTLINE(bugprone-narrowing-conversions)
+	return initial < min ? min : initial > max ? max : initial;
 }
 
 void aq__threads_fini(struct aq_pool *pool)
@@ -227,17 +235,19 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 {
 	/* A raised max_workers may need a bigger table. */
 	if (target > pool->nslots) {
-		struct aq__slot *slots = aq__fault(AQ__FAULT_ALLOC)
-			? NULL
-			: realloc(pool->slots, target * sizeof(*slots));
+		struct aq__slot *slots =
+			aq__fault(AQ__FAULT_ALLOC)
+				? NULL
+				: realloc(pool->slots, target * sizeof(*slots));
 		struct aq__stats **wstats;
 
 		if (!slots)
 			return -ENOMEM;
 		pool->slots = slots;
 		wstats = aq__fault(AQ__FAULT_ALLOC)
-			? NULL
-			: realloc(pool->wstats, target * sizeof(*wstats));
+				 ? NULL
+				 : realloc(pool->wstats,
+					   target * sizeof(*wstats));
 		if (!wstats)
 			return -ENOMEM;
 		pool->wstats = wstats;
@@ -377,8 +387,8 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	}
 	/* Relaxed stores: workers read these as hints and re-check under
 	 * the lock before they retire or grow. */
-	old_min = atomic_load_explicit(&pool->min_workers,
-				       memory_order_relaxed);
+	old_min =
+		atomic_load_explicit(&pool->min_workers, memory_order_relaxed);
 	atomic_store_explicit(&pool->min_workers, min_workers,
 			      memory_order_relaxed);
 	atomic_store_explicit(&pool->max_workers, max_workers,

@@ -18,11 +18,11 @@ struct aq__slot {
 	pthread_t thread;
 	enum {
 		AQ__SLOT_EMPTY,
-		AQ__SLOT_LIVE,    /* its worker runs */
+		AQ__SLOT_LIVE,     /* its worker runs */
 		AQ__SLOT_RETIRING, /* retired, its stop hook may still run */
-		AQ__SLOT_DONE,    /* retired and done with the pool: to be
-				     joined, then its index is free */
-		AQ__SLOT_REAPING  /* being joined, lock released */
+		AQ__SLOT_DONE,     /* retired and done with the pool: to be
+				      joined, then its index is free */
+		AQ__SLOT_REAPING   /* being joined, lock released */
 	} state;
 };
 
@@ -63,8 +63,8 @@ static inline void aq__threads_maybe_grow(struct aq_pool *pool)
 	if (AQ__LIKELY(idle != AQ__IDLE_ELASTIC))
 		return; /* not elastic, or a worker is idle */
 	live = atomic_load_explicit(&pool->nlive, memory_order_relaxed);
-	if (live >= atomic_load_explicit(&pool->max_workers,
-					 memory_order_relaxed))
+	if (live >=
+	    atomic_load_explicit(&pool->max_workers, memory_order_relaxed))
 		return;
 	/* Relaxed: a hint; claims counted, published or not. */
 	if ((atomic_load_explicit(&pool->ring.tail, memory_order_relaxed) &

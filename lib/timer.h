@@ -26,12 +26,12 @@ typedef void aq__timer_due_fn(void *ctx, struct aq_future *rec, bool cancel);
 
 struct aq__timer {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;      /* the timer thread sleeps here */
-	struct aq_future **heap;  /* min-heap on due_ns, under lock */
+	pthread_cond_t cond;     /* the timer thread sleeps here */
+	struct aq_future **heap; /* min-heap on due_ns, under lock */
 	size_t len, cap;
 	pthread_t thread;
-	bool started;             /* the thread runs (started on first use) */
-	bool stop;                /* under lock: the thread is to exit */
+	bool started; /* the thread runs (started on first use) */
+	bool stop;    /* under lock: the thread is to exit */
 	/* Set at init, read-only after. */
 	const struct aq_clock *clock; /* the time due_ns is on */
 	const _Atomic bool *flush;    /* when true everything is due now, as

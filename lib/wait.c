@@ -99,8 +99,8 @@ static unsigned first_final(aq_future *const *futs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		/* Acquire: the caller then reads the outcome. */
-		if (aq__state_final(atomic_load_explicit(
-			    &futs[i]->state, memory_order_acquire)))
+		if (aq__state_final(atomic_load_explicit(&futs[i]->state,
+							 memory_order_acquire)))
 			return i;
 	return n;
 }
@@ -210,10 +210,9 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 	 * seen on the next look, at most a nap later). */
 	for (unsigned i = 0; aq__worker_pool && i < n; i++) {
 		if (futs[i]->pool == aq__worker_pool) {
-			rc = aq__worker_wait_helping(aq__worker_pool, any_done,
-						     &ctx, &futs[i]->state,
-						     &futs[i]->waiters,
-						     deadline);
+			rc = aq__worker_wait_helping(
+				aq__worker_pool, any_done, &ctx,
+				&futs[i]->state, &futs[i]->waiters, deadline);
 			goto out;
 		}
 	}
@@ -242,7 +241,9 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		struct aq__then *then = aq__malloc(sizeof(*then));
 
 		if (!then) { /* this one cannot wake us: napping covers it */
-			any_event_put(ev); // NOLINT(clang-analyzer-unix.Malloc): refcounted, n + 1 puts in all
+			/* Refcounted, n + 1 puts in all. */
+			// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
+			any_event_put(ev);
 			continue;
 		}
 		then->fn = any_event_fire;
@@ -264,7 +265,9 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 			break;
 		}
 	}
-	any_event_put(ev); // NOLINT(clang-analyzer-unix.Malloc): refcounted, n + 1 puts in all
+	/* Refcounted, n + 1 puts in all. */
+	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
+	any_event_put(ev);
 out:
 	if (ctx.found < n) {
 		*index = ctx.found;

@@ -76,8 +76,9 @@ static bool pool_drained(struct aq_pool *pool)
 	 * falls, and it was last written under sched_lock, which this worker
 	 * took after the writer (in its last aq__sched_next()). */
 	return aq__ring_drained(&pool->ring) &&
-	       (!pool->sched || atomic_load_explicit(&pool->sched_held,
-						     memory_order_relaxed) == 0);
+	       (!pool->sched ||
+		atomic_load_explicit(&pool->sched_held, memory_order_relaxed) ==
+			0);
 }
 
 /* A FIFO pool's job yielded: queue it again at the ring's tail. */
@@ -172,7 +173,8 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 		pool->after_job(&ev, pool->hook_user);
 	/* Busy time counts the outermost call only: a nested call's time is
 	 * already inside the call that waited for it. */
-	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns, aq__current.depth == 1);
+	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
+		       aq__current.depth == 1);
 	if (rc == AQ_YIELD) {
 		rec->enqueue_ns = end; /* its next wait starts now */
 	} else {
@@ -187,8 +189,8 @@ enum requeue { REQUEUED, RUN_AGAIN, GONE };
 
 /* A yielded record goes back to the tail, or, if it cannot be queued, is
  * run again at once (RUN_AGAIN) unless a cancel took it (GONE). */
-static enum requeue requeue_record(struct aq_pool *pool,
-				   struct aq_future *rec, bool popped)
+static enum requeue requeue_record(struct aq_pool *pool, struct aq_future *rec,
+				   bool popped)
 {
 	/* Release: whoever claims it next (acquire) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
@@ -202,7 +204,7 @@ static enum requeue requeue_record(struct aq_pool *pool,
 		return REQUEUED;
 	/* Relaxed, as in worker_run(). */
 	if (aq__job_claim(rec, atomic_load_explicit(&pool->cancelling,
-						       memory_order_relaxed)))
+						    memory_order_relaxed)))
 		return RUN_AGAIN;
 	aq__future_put(rec);
 	return GONE;
@@ -215,9 +217,10 @@ static enum requeue requeue_record(struct aq_pool *pool,
  */
 /* Kept out of line: the fire-and-forget path through worker_run() then
  * needs few registers and no big prologue. */
-static __attribute__((noinline)) void
-worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
-		  bool popped)
+static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
+							struct aq_future *rec,
+							bool cancel,
+							bool popped)
 {
 	bool expired = false; /* its deadline passed before it started */
 	void *result = NULL;
@@ -310,9 +313,9 @@ static inline void worker_run(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Relaxed: a cancelling shutdown is advisory per item; items taken
 	 * before the flag is seen simply run, as they would have anyway. */
-	worker_run_as(pool, item,
-		      atomic_load_explicit(&pool->cancelling,
-					   memory_order_relaxed));
+	worker_run_as(
+		pool, item,
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed));
 }
 
 /* pop_attn was not 0 after a pop: wake blocked producers, consider
@@ -349,8 +352,7 @@ static void worker_burst(struct aq_pool *pool)
 }
 
 /* The next item for this worker, from the ring or the scheduler. */
-static inline bool worker_take(struct aq_pool *pool,
-			       struct aq__ring_item *item)
+static inline bool worker_take(struct aq_pool *pool, struct aq__ring_item *item)
 {
 	if (!pool->sched) {
 		if (!aq__ring_pop(&pool->ring, item))
@@ -408,8 +410,7 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	return found ? 1 : rc;
 }
 
-static void worker_run_claimable(struct aq_pool *pool,
-				     struct aq_future *rec)
+static void worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 {
 	struct aq__current_saved saved = aq__current_save();
 
@@ -452,8 +453,9 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 				just_woken = false;
 				if (aq__ring_nonempty(&pool->ring) ||
 				    (pool->sched &&
-				     atomic_load_explicit(&pool->sched_held,
-							  memory_order_relaxed)))
+				     atomic_load_explicit(
+					     &pool->sched_held,
+					     memory_order_relaxed)))
 					aq__pool_wake_one(pool);
 			}
 			aq__threads_maybe_grow(pool);
@@ -466,9 +468,9 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			break;
 		/* Idle: one too many after a resize? */
 		if (AQ__UNLIKELY(atomic_load_explicit(&pool->nlive,
-						     memory_order_relaxed) >
-				atomic_load_explicit(&pool->max_workers,
-						     memory_order_relaxed)) &&
+						      memory_order_relaxed) >
+				 atomic_load_explicit(&pool->max_workers,
+						      memory_order_relaxed)) &&
 		    aq__threads_try_retire(
 			    pool, index,
 			    atomic_load_explicit(&pool->max_workers,
@@ -501,8 +503,9 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 		} else if (parked == -ETIMEDOUT &&
 			   aq__threads_try_retire(
 				   pool, index,
-				   atomic_load_explicit(&pool->min_workers,
-							memory_order_relaxed))) {
+				   atomic_load_explicit(
+					   &pool->min_workers,
+					   memory_order_relaxed))) {
 			break; /* idle too long in an elastic pool */
 		} else {
 			just_woken = true;
@@ -550,7 +553,6 @@ int aq__worker_wait_helping(struct aq_pool *pool, bool (*done)(void *ctx),
 	help_depth--;
 	return rc;
 }
-
 
 static bool future_is_final(void *fut)
 {
