@@ -117,11 +117,8 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 			 * Write every item, then publish them last to first.
 			 * Consumers take cells in order, so they wait at the
 			 * first one until the whole run is out, then find the
-			 * rest ready; published first to last, they chased
-			 * the writes cell by cell, and each look at a cell
-			 * not yet published pulled its line away from us
-			 * (measured: batches then ran at half the speed of
-			 * single submits).
+			 * rest ready, instead of chasing the writes cell by
+			 * cell and pulling each line away from the producer.
 			 */
 			cell = &cells[pos & mask];
 			for (unsigned i = 0; i < k; i++) {
