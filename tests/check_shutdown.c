@@ -661,6 +661,129 @@ START_TEST(test_concurrent_shutdowns)
 }
 END_TEST
 
+/* ---- a resize racing shutdown (issue 11, item 1) ------------------------ */
+
+/*
+ * The start and stop hooks of the pool below. The first stop hook is the
+ * worker that aq_pool_resize(pool, 1, 1) retires: it holds its index in
+ * the gate until the test opens it.
+ */
+struct resize_race {
+	struct th_gate stop_gate;
+	atomic_int starts, stops;
+	atomic_int first_stop; /* 1 once the first stop hook has begun */
+	aq_pool *pool;
+	int resize_ret;        /* what the racing aq_pool_resize returned */
+};
+
+static void race_start_hook(unsigned index, void *user)
+{
+	struct resize_race *r = user;
+
+	(void)index;
+	atomic_fetch_add(&r->starts, 1);
+}
+
+static void race_stop_hook(unsigned index, void *user)
+{
+	struct resize_race *r = user;
+
+	(void)index;
+	if (atomic_exchange(&r->first_stop, 1) == 0)
+		th_gate_pass(&r->stop_gate);
+	atomic_fetch_add(&r->stops, 1);
+}
+
+static void *race_resize_main(void *arg)
+{
+	struct resize_race *r = arg;
+
+	r->resize_ret = aq_pool_resize(r->pool, 3, 3);
+	return NULL;
+}
+
+/* Probe, without sleeping, until submits fail with -ESHUTDOWN. */
+static bool spin_until_shutdown_begun(aq_pool *pool, atomic_long *counter,
+				      int *accepted)
+{
+	int64_t deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
+
+	while (th_now_ns() < deadline) {
+		int ret = aq_submit(pool, th_count_job, counter, &noblock,
+				    NULL);
+
+		if (ret == -ESHUTDOWN)
+			return true;
+		if (ret == 0)
+			(*accepted)++;
+		sched_yield();
+	}
+	return false;
+}
+
+static void run_resize_racing_shutdown(bool spin)
+{
+	struct resize_race r = { .resize_ret = 1 };
+	struct aq_pool_config cfg = { .workers = 2,
+				      .on_thread_start = race_start_hook,
+				      .on_thread_stop = race_stop_hook,
+				      .thread_user = &r };
+	struct shutdown_thread st = { 0 };
+	atomic_long count = 0;
+	pthread_t resizer;
+	int accepted = 0;
+
+	th_gate_init(&r.stop_gate);
+	ck_assert_int_eq(aq_pool_create(&r.pool, &cfg), 0);
+	ck_assert(th_poll_int(&r.starts, 2));
+	ck_assert_int_eq(aq_pool_resize(r.pool, 1, 1), 0);
+	ck_assert(th_gate_wait_entered(&r.stop_gate, 1));
+	ck_assert_int_eq(pthread_create(&resizer, NULL, race_resize_main, &r),
+			 0);
+	/* Worker 2 started: the resize has found the retiring index held,
+	 * under the same hold of the pool's lock, and now waits for it. */
+	ck_assert(th_poll_int(&r.starts, 3));
+	shutdown_start(&st, r.pool, AQ_SHUTDOWN_DRAIN);
+	if (spin)
+		ck_assert(spin_until_shutdown_begun(r.pool, &count,
+						    &accepted));
+	else
+		ck_assert(wait_shutdown_begun(r.pool, &count, &accepted));
+	th_gate_open(&r.stop_gate);
+	pthread_join(resizer, NULL);
+	ck_assert_int_eq(r.resize_ret, -ESHUTDOWN);
+	pthread_join(st.tid, NULL);
+	ck_assert_int_eq(st.ret, 0);
+	ck_assert_int_eq(aq_pool_workers(r.pool), 0);
+	ck_assert_int_eq(th_ld(&r.starts), 3);
+	ck_assert_int_eq(th_ld(&r.stops), 3);
+	ck_assert_int_eq(th_ldl(&count), accepted);
+	aq_pool_destroy(r.pool);
+	ck_assert_int_eq(th_ld(&r.starts), 3);
+	th_gate_destroy(&r.stop_gate);
+}
+
+/*
+ * A resize that waits for a retiring worker's index while a shutdown
+ * begins starts no worker after it: it returns -ESHUTDOWN, the shutdown
+ * joins every worker that ever started (each ran its stop hook), and none
+ * is left running. The order is forced: the resize has started worker 2
+ * (the table's new slot) and found index 0 or 1 still held by the retiring
+ * worker's stop hook before the shutdown begins, and that hook returns only
+ * once the shutdown has begun (seen a little later, or at once). It once
+ * gave up with -EBUSY, or restarted the index after the shutdown had passed
+ * it: a worker never joined, running on the freed pool after
+ * aq_pool_destroy().
+ */
+START_TEST(test_resize_racing_shutdown_starts_no_worker_after_it)
+{
+	run_resize_racing_shutdown(false);
+	for (int i = 0; i < 5; i++)
+		run_resize_racing_shutdown(true);
+}
+END_TEST
+
 Suite *shutdown_suite(void)
 {
 	Suite *s = suite_create("shutdown");
@@ -673,6 +796,7 @@ Suite *shutdown_suite(void)
 	tcase_add_test(drain, test_drain_behind_gate);
 	tcase_add_test(drain, test_destroy_drains);
 	tcase_add_test(drain, test_concurrent_shutdowns);
+	tcase_add_test(drain, test_resize_racing_shutdown_starts_no_worker_after_it);
 	suite_add_tcase(s, drain);
 
 	tcase_set_timeout(cancel, TH_TIMEOUT);
