@@ -303,8 +303,11 @@ static int join_until(pthread_t thread, int64_t deadline)
 		int64_t left = deadline - aq__now_ns(), real;
 
 		clock_gettime(CLOCK_REALTIME, &now);
-		real = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
-		       (left > 0 ? left : 0);
+		/* Saturated: a deadline that far (a timeout near INT64_MAX)
+		 * would wrap into the past and give up at once. */
+		real = aq__time_add((int64_t)now.tv_sec * 1000000000 +
+					    now.tv_nsec,
+				    left);
 		ts.tv_sec = real / 1000000000;
 		ts.tv_nsec = real % 1000000000;
 		return pthread_timedjoin_np(thread, NULL, &ts) == ETIMEDOUT
