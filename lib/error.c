@@ -40,7 +40,7 @@ AQ_API const char *aq_strerror(int code)
 	case -EMFILE:
 		return "Too many open files";
 	case -EDEADLK:
-		return "Would deadlock: called from one of the pool's own threads";
+		return "Would deadlock: the pool would wait for the calling thread";
 	default:
 		break;
 	}

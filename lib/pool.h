@@ -100,10 +100,6 @@ struct aq_pool {
 	_Atomic uint64_t next_id;  /* job ids of records, from 1 */
 	size_t timer_users;        /* under lock: delayed or retry-capable
 				      records not yet final */
-	_Atomic uint32_t ext_claims; /* threads other than workers and the
-					timer working on a record of this
-					pool (cancel, dependency release):
-					shutdown waits for them */
 
 	/* Cold fields, read-only after create unless noted. */
 	AQ_CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
@@ -194,19 +190,17 @@ static inline int64_t aq__pool_now(struct aq_pool *pool)
 /*
  * A thread that is not one of the pool's own starts or ends work on one of
  * its records (a cancel, a dependency release): shutdown does not return
- * while any is under way. The wake after the last leave may reach memory
- * already freed by a shutdown that saw the count reach zero; a private
- * futex wake on such an address finds no waiter and touches nothing.
+ * while any is under way. The claims are counted on the pool's record
+ * cache (see aq__cache_claim()); seq_cst, before the caller's CAS.
  */
 static inline void aq__pool_ext_enter(struct aq_pool *pool)
 {
-	atomic_fetch_add(&pool->ext_claims, 1); /* seq_cst: before the CAS */
+	aq__cache_claim(pool->cache);
 }
 
 static inline void aq__pool_ext_leave(struct aq_pool *pool)
 {
-	if (atomic_fetch_sub(&pool->ext_claims, 1) == 1)
-		aq__park_wake(&pool->ext_claims, INT32_MAX);
+	aq__cache_unclaim(pool->cache);
 }
 
 #define AQ__IDLE_ELASTIC (UINT32_C(1) << 31)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -661,6 +662,168 @@ START_TEST(test_concurrent_shutdowns)
 }
 END_TEST
 
+/* ---- shutdown from a callback of a job resolved by another thread ------- */
+
+/*
+ * What an arg_destroy or then-callback does below: open the gate that held
+ * the pool's worker (so that nothing but the callback itself keeps the
+ * pool from stopping), then shut its own pool down, timed first (a hang
+ * would be -ETIMEDOUT), and only if that is refused untimed and destroy;
+ * and shut down an unrelated pool, which must work.
+ */
+struct reentry {
+	aq_pool *pool;         /* the job's pool */
+	aq_pool *other;        /* unrelated, or NULL */
+	struct th_gate *gate;  /* opened first, when not NULL */
+	int timed, untimed, other_ret;
+	atomic_int calls;
+};
+
+static void reentry_shutdown(struct reentry *r)
+{
+	if (r->gate)
+		th_gate_open(r->gate);
+	r->timed = aq_pool_shutdown_timed(r->pool, AQ_SHUTDOWN_CANCEL,
+					  200 * INT64_C(1000000));
+	if (r->timed == -EDEADLK) {
+		r->untimed = aq_pool_shutdown(r->pool, AQ_SHUTDOWN_DRAIN);
+		if (r->untimed == -EDEADLK)
+			aq_pool_destroy(r->pool); /* refused: does nothing */
+	}
+	if (r->other)
+		r->other_ret = aq_pool_shutdown(r->other, AQ_SHUTDOWN_DRAIN);
+	atomic_fetch_add(&r->calls, 1);
+}
+
+static void reentry_destroy(void *arg)
+{
+	reentry_shutdown(arg);
+}
+
+static void reentry_then(aq_future *fut, void *user)
+{
+	(void)fut;
+	reentry_shutdown(user);
+}
+
+static int never_runs(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	ck_abort_msg("a cancelled or skipped job ran");
+	return 0;
+}
+
+/* The refused calls left the pool alone: it accepts and runs jobs, and a
+ * shutdown from an ordinary thread completes. */
+static void reentry_check(struct reentry *r)
+{
+	atomic_long count = 0;
+	aq_future *fut;
+
+	ck_assert_int_eq(th_ld(&r->calls), 1);
+	ck_assert_int_eq(r->timed, -EDEADLK);
+	ck_assert_int_eq(r->untimed, -EDEADLK);
+	if (r->other)
+		ck_assert_int_eq(r->other_ret, 0);
+	ck_assert_int_eq(aq_submit(r->pool, th_count_job, &count, NULL, &fut),
+			 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(th_ldl(&count), 1);
+	aq_future_release(fut);
+	ck_assert_int_eq(aq_pool_shutdown(r->pool, AQ_SHUTDOWN_DRAIN), 0);
+	aq_pool_destroy(r->pool);
+	if (r->other)
+		aq_pool_destroy(r->other);
+}
+
+/*
+ * aq_future_cancel() on the host thread resolves the job there, holding
+ * the pool's claim that shutdown waits for: a shutdown of that pool from
+ * the job's arg_destroy or a then-callback (queued behind a held worker,
+ * or delayed) is refused with -EDEADLK, and aq_pool_destroy there does
+ * nothing. They once waited for the claim the caller held (for ever, or
+ * until a timed shutdown's deadline).
+ */
+START_TEST(test_shutdown_from_cancel_callback_is_refused)
+{
+	for (int variant = 0; variant < 4; variant++) {
+		bool in_then = variant & 1, delayed = variant & 2;
+		struct reentry r = { .timed = 1, .untimed = 1, .other_ret = 1 };
+		struct aq_job_opts opts = { 0 };
+		struct th_gate gate;
+		aq_future *fut;
+
+		th_gate_init(&gate);
+		r.pool = th_pool(1, 16, 0, 0);
+		r.other = th_pool(1, 16, 0, 0);
+		if (delayed) {
+			opts.delay_ns = 3600 * INT64_C(1000000000);
+		} else {
+			r.gate = &gate;
+			ck_assert_int_eq(aq_submit(r.pool, th_gate_job, &gate,
+						   NULL, NULL),
+					 0);
+			ck_assert(th_gate_wait_entered(&gate, 1));
+		}
+		if (!in_then)
+			opts.arg_destroy = reentry_destroy;
+		ck_assert_int_eq(aq_submit(r.pool, never_runs, &r, &opts, &fut),
+				 0);
+		if (in_then)
+			ck_assert_int_eq(aq_future_then(fut, reentry_then, &r,
+							NULL),
+					 0);
+		ck_assert_int_eq(aq_future_cancel(fut), 0);
+		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_CANCELLED);
+		aq_future_release(fut);
+		reentry_check(&r);
+		th_gate_destroy(&gate);
+	}
+}
+END_TEST
+
+/*
+ * A job of pool P that runs after a job of pool Q which fails is skipped
+ * on Q's worker, which holds P's claim while it settles it: a shutdown of
+ * P from the skipped job's arg_destroy or then-callback is refused with
+ * -EDEADLK. It once waited for that claim (and for the job itself).
+ */
+START_TEST(test_shutdown_from_skip_callback_is_refused)
+{
+	for (int in_then = 0; in_then < 2; in_then++) {
+		struct reentry r = { .timed = 1, .untimed = 1 };
+		struct aq_job_opts opts = { .after_count = 1 };
+		aq_pool *q = th_pool(1, 16, 0, 0);
+		struct th_gate gate;
+		struct th_job dep;
+		aq_future *qfut, *fut;
+
+		th_gate_init(&gate);
+		th_job_init(&dep, &gate, 1, false, NULL); /* fails */
+		r.pool = th_pool(1, 16, 0, 0);
+		ck_assert_int_eq(aq_submit(q, th_job_fn, &dep, NULL, &qfut), 0);
+		opts.after = &qfut;
+		if (!in_then)
+			opts.arg_destroy = reentry_destroy;
+		ck_assert_int_eq(aq_submit(r.pool, never_runs, &r, &opts, &fut),
+				 0);
+		if (in_then)
+			ck_assert_int_eq(aq_future_then(fut, reentry_then, &r,
+							NULL),
+					 0);
+		th_gate_open(&gate);
+		ck_assert_int_eq(aq_future_get(fut, NULL, -1), -EPIPE);
+		ck_assert(th_poll_int(&r.calls, 1));
+		aq_future_release(fut);
+		aq_future_release(qfut);
+		reentry_check(&r);
+		aq_pool_destroy(q);
+		th_gate_destroy(&gate);
+	}
+}
+END_TEST
+
 /* ---- a resize racing shutdown (issue 11, item 1) ------------------------ */
 
 /*
@@ -810,6 +973,8 @@ Suite *shutdown_suite(void)
 	tcase_add_test(misuse, test_shutdown_idle);
 	tcase_add_test(misuse, test_shutdown_from_job);
 	tcase_add_test(misuse, test_shutdown_bad_args);
+	tcase_add_test(misuse, test_shutdown_from_cancel_callback_is_refused);
+	tcase_add_test(misuse, test_shutdown_from_skip_callback_is_refused);
 	suite_add_tcase(s, misuse);
 	return s;
 }
