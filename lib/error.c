@@ -20,7 +20,10 @@ AQ_API const char *aq_strerror(int code)
 	case -EINVAL:
 		return "Invalid argument";
 	case -EAGAIN:
-		return "Queue full, try again";
+		/* Both the ring (aq_submit) and pthread_create() (creating
+		 * or resizing a pool, a first delayed job) say it. */
+		return "Resource temporarily unavailable: queue full, or no "
+		       "thread could be started; try again";
 	case -ENOMEM:
 		return "Out of memory";
 	case -ESHUTDOWN:
