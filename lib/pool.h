@@ -271,11 +271,13 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 /* Threads (threads.c). */
 int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
 void aq__threads_fini(struct aq_pool *pool);
-/* Start workers until `live` reaches target. Under lock. 0, an error of
- * the thread library or -ENOMEM, or -EBUSY: the free indexes are still
+/* Start workers until `live` reaches target. Under lock, and only while
+ * the pool runs (shutdown's join would miss a later thread). 0, an error
+ * of the thread library or -ENOMEM, or -EBUSY: the free indexes are still
  * held by retiring workers' stop hooks. */
 int aq__threads_spawn(struct aq_pool *pool, unsigned target);
-/* Join retired workers, with the lock released while joining. */
+/* Join retired workers, with the lock released while joining; none once
+ * shutdown has begun (its own join takes them). */
 void aq__threads_reap(struct aq_pool *pool);
 /* Retire the calling worker if more than floor live: true = it must exit
  * now (its stop hook still to run). Takes the lock. */
