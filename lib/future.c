@@ -47,6 +47,7 @@ struct aq__cache *aq__cache_create(void)
 	if (!cache)
 		return NULL;
 	aq__lock_init(&cache->lock);
+	atomic_init(&cache->claims, 0);
 	return cache;
 }
 
@@ -61,6 +62,44 @@ static void cache_free(struct aq__cache *cache)
 		fut = next;
 	}
 	free(cache);
+}
+
+/*
+ * The caches this thread holds claims on, innermost last. Claims nest as
+ * calls do (a callback run under one may cancel another job), so a short
+ * stack does; past its depth they are only counted.
+ */
+#define CLAIMS_RECORDED 8
+static _Thread_local const struct aq__cache *claims_held[CLAIMS_RECORDED];
+static _Thread_local unsigned claims_depth;
+
+void aq__cache_claim(struct aq__cache *cache)
+{
+	atomic_fetch_add(&cache->claims, 1); /* seq_cst: see aq_future_cancel */
+	if (claims_depth < CLAIMS_RECORDED)
+		claims_held[claims_depth] = cache;
+	claims_depth++;
+}
+
+/*
+ * The wake after the last claim ends may reach a cache already freed by a
+ * shutdown that saw the count reach zero and a release of the last record:
+ * a private futex wake on such an address finds no waiter and touches
+ * nothing.
+ */
+void aq__cache_unclaim(struct aq__cache *cache)
+{
+	claims_depth--;
+	if (atomic_fetch_sub(&cache->claims, 1) == 1)
+		aq__park_wake(&cache->claims, INT32_MAX);
+}
+
+bool aq__cache_claimed_here(const struct aq__cache *cache)
+{
+	for (unsigned i = 0; i < claims_depth && i < CLAIMS_RECORDED; i++)
+		if (claims_held[i] == cache)
+			return true;
+	return claims_depth > CLAIMS_RECORDED;
 }
 
 void aq__cache_close(struct aq__cache *cache)
@@ -424,24 +463,33 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	return future_outcome(fut, state, result);
 }
 
+/*
+ * The claim comes first, on the cache (which our reference keeps alive),
+ * and the state is read after it; reading first would leave a window in
+ * which the job finishes and its pool is shut down and freed before the
+ * claim is counted. Both seq_cst: a shutdown's last look at the claims
+ * (pool.c) comes after every record's final state is stored. If that look
+ * comes before our claim in the single total order, so does the final
+ * store, and our read sees it: we leave the pool alone. Otherwise the
+ * shutdown sees our claim and waits for it, so fut->pool stays valid until
+ * we let go. A resolved future is left alone either way: its pool may be
+ * gone.
+ */
 AQ_API int aq_future_cancel(aq_future *fut)
 {
-	struct aq_pool *pool;
+	struct aq__cache *cache;
 	uint32_t state;
-	int rc;
+	int rc = -EALREADY;
 
 	if (!fut)
 		return -EINVAL;
-	/* Acquire: a resolved future is left alone, its pool maybe gone. */
-	state = atomic_load_explicit(&fut->state, memory_order_acquire);
-	if (aq__state_final(state))
-		return -EALREADY;
-	/* Not final: its pool is still running it. Keep shutdown from
-	 * finishing under us while we may resolve it (see pool.h). */
-	pool = fut->pool;
-	aq__pool_ext_enter(pool);
-	rc = future_cancel(fut, state);
-	aq__pool_ext_leave(pool);
+	cache = fut->cache;
+	aq__cache_claim(cache);
+	state = atomic_load(&fut->state);
+	aq__pause(AQ_PAUSE_CANCEL_READ);
+	if (!aq__state_final(state))
+		rc = future_cancel(fut, state);
+	aq__cache_unclaim(cache);
 	return rc;
 }
 

@@ -104,11 +104,26 @@ struct aq__cache {
 	struct aq_future *free_list; /* records ready for reuse */
 	size_t outstanding;          /* records handed out, not yet back */
 	bool closed;                 /* the pool is gone: free, don't keep */
+	_Atomic uint32_t claims;     /* outside claims (aq__cache_claim()) */
 };
 
 struct aq__cache *aq__cache_create(void);
 /* The pool is done with the cache; it is freed once every record is back. */
 void aq__cache_close(struct aq__cache *cache);
+
+/*
+ * A thread that is not one of the pool's own (a canceller, the resolver of
+ * a dependency) starts or ends work on one of the pool's records: shutdown
+ * does not finish while any such claim is held (see pool.c). The count
+ * lives here rather than in the pool because a caller holding only a
+ * future may take it: its reference keeps the cache, not the pool, alive.
+ * Claims nest, and each thread records the caches it holds them on.
+ */
+void aq__cache_claim(struct aq__cache *cache);
+void aq__cache_unclaim(struct aq__cache *cache);
+/* Does the calling thread hold a claim on cache? (Also true, to be safe,
+ * when it holds claims nested deeper than it can record.) */
+bool aq__cache_claimed_here(const struct aq__cache *cache);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);

@@ -55,8 +55,9 @@ int64_t aq__deadline(int64_t timeout_ns)
 	if (timeout_ns < 0)
 		return -1;
 	now = aq__now_ns();
-	/* Saturate rather than wrap for absurdly long timeouts. */
-	return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+	/* Saturate rather than wrap for absurdly long timeouts: INT64_MAX
+	 * is then as good as no deadline at every clock conversion. */
+	return aq__time_add(now, timeout_ns);
 }
 
 #if defined(__linux__)

@@ -100,10 +100,6 @@ struct aq_pool {
 	_Atomic uint64_t next_id;  /* job ids of records, from 1 */
 	size_t timer_users;        /* under lock: delayed or retry-capable
 				      records not yet final */
-	_Atomic uint32_t ext_claims; /* threads other than workers and the
-					timer working on a record of this
-					pool (cancel, dependency release):
-					shutdown waits for them */
 
 	/* Cold fields, read-only after create unless noted. */
 	AQ_CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
@@ -194,19 +190,17 @@ static inline int64_t aq__pool_now(struct aq_pool *pool)
 /*
  * A thread that is not one of the pool's own starts or ends work on one of
  * its records (a cancel, a dependency release): shutdown does not return
- * while any is under way. The wake after the last leave may reach memory
- * already freed by a shutdown that saw the count reach zero; a private
- * futex wake on such an address finds no waiter and touches nothing.
+ * while any is under way. The claims are counted on the pool's record
+ * cache (see aq__cache_claim()); seq_cst, before the caller's CAS.
  */
 static inline void aq__pool_ext_enter(struct aq_pool *pool)
 {
-	atomic_fetch_add(&pool->ext_claims, 1); /* seq_cst: before the CAS */
+	aq__cache_claim(pool->cache);
 }
 
 static inline void aq__pool_ext_leave(struct aq_pool *pool)
 {
-	if (atomic_fetch_sub(&pool->ext_claims, 1) == 1)
-		aq__park_wake(&pool->ext_claims, INT32_MAX);
+	aq__cache_unclaim(pool->cache);
 }
 
 #define AQ__IDLE_ELASTIC (UINT32_C(1) << 31)
@@ -277,11 +271,13 @@ int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
 /* Threads (threads.c). */
 int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
 void aq__threads_fini(struct aq_pool *pool);
-/* Start workers until `live` reaches target. Under lock. 0, an error of
- * the thread library or -ENOMEM, or -EBUSY: the free indexes are still
+/* Start workers until `live` reaches target. Under lock, and only while
+ * the pool runs (shutdown's join would miss a later thread). 0, an error
+ * of the thread library or -ENOMEM, or -EBUSY: the free indexes are still
  * held by retiring workers' stop hooks. */
 int aq__threads_spawn(struct aq_pool *pool, unsigned target);
-/* Join retired workers, with the lock released while joining. */
+/* Join retired workers, with the lock released while joining; none once
+ * shutdown has begun (its own join takes them). */
 void aq__threads_reap(struct aq_pool *pool);
 /* Retire the calling worker if more than floor live: true = it must exit
  * now (its stop hook still to run). Takes the lock. */

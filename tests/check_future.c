@@ -8,6 +8,7 @@
 
 #include <check.h>
 
+#include "fault.h"
 #include "helpers.h"
 #include "park.h"
 #include "suites.h"
@@ -569,6 +570,89 @@ START_TEST(test_lock_mutual_exclusion)
 }
 END_TEST
 
+/* ---- a cancel in flight while its pool is destroyed (issue 11) ---------- */
+
+struct cancel_in_flight {
+	aq_future *fut;
+	struct th_gate pause_gate; /* the canceller waits here, between its
+				      look at the state and what follows */
+	int ret;                   /* what aq_future_cancel returned */
+	aq_pool *pool;
+	atomic_int destroyed;      /* aq_pool_destroy has returned */
+};
+
+static void hold_canceller(enum aq__pause_site site, void *user)
+{
+	struct cancel_in_flight *c = user;
+
+	if (site == AQ_PAUSE_CANCEL_READ)
+		th_gate_pass(&c->pause_gate);
+}
+
+static void *canceller_main(void *arg)
+{
+	struct cancel_in_flight *c = arg;
+
+	c->ret = aq_future_cancel(c->fut);
+	return NULL;
+}
+
+static void *destroyer_main(void *arg)
+{
+	struct cancel_in_flight *c = arg;
+
+	aq_pool_destroy(c->pool);
+	atomic_store(&c->destroyed, 1);
+	return NULL;
+}
+
+/*
+ * aq_future_cancel() reads the state, and if it is not final goes on to
+ * use the pool. Held just after that read (the job still RUNNING), while
+ * the job finishes and its pool is shut down and destroyed by another
+ * thread: the destroy must wait for the cancel (which then returns -EBUSY,
+ * the state it saw), not free the pool under it. It once did: the cancel
+ * then counted itself in on the freed pool (ASan: heap-use-after-free).
+ * The pause before the cancel is let go is time for a broken destroy to
+ * finish; a working one waits whatever it is.
+ */
+START_TEST(test_cancel_in_flight_keeps_its_pool)
+{
+	struct cancel_in_flight c = { .ret = 1 };
+	pthread_t canceller, destroyer;
+	struct th_gate gate;
+
+	th_gate_init(&gate);
+	th_gate_init(&c.pause_gate);
+	c.pool = th_pool(1, 16, 0, 0);
+	ck_assert_int_eq(aq_submit(c.pool, th_gate_job, &gate, NULL, &c.fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	aq__pause_set(hold_canceller, &c);
+	ck_assert_int_eq(pthread_create(&canceller, NULL, canceller_main, &c),
+			 0);
+	ck_assert(th_gate_wait_entered(&c.pause_gate, 1));
+	aq__pause_set(NULL, NULL);
+	th_gate_open(&gate);
+	ck_assert(th_poll_state(c.fut, AQ_STATE_SUCCEEDED));
+	ck_assert_int_eq(pthread_create(&destroyer, NULL, destroyer_main, &c),
+			 0);
+	for (int ms = 0; ms < 200 && !th_ld(&c.destroyed); ms++)
+		th_sleep_ms(1);
+	ck_assert_msg(!th_ld(&c.destroyed),
+		      "the pool was destroyed under a cancel in flight");
+	th_gate_open(&c.pause_gate);
+	pthread_join(canceller, NULL);
+	pthread_join(destroyer, NULL);
+	ck_assert_int_eq(c.ret, -EBUSY);
+	ck_assert_int_eq(aq_future_state(c.fut), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_cancel(c.fut), -EALREADY);
+	aq_future_release(c.fut);
+	th_gate_destroy(&c.pause_gate);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
 Suite *future_suite(void)
 {
 	Suite *s = suite_create("future");
@@ -589,6 +673,7 @@ Suite *future_suite(void)
 	tcase_add_test(cancel, test_cancel_before_start);
 	tcase_add_test(cancel, test_cancel_running);
 	tcase_add_test(cancel, test_cancel_after_done);
+	tcase_add_test(cancel, test_cancel_in_flight_keeps_its_pool);
 	suite_add_tcase(s, cancel);
 
 	tcase_set_timeout(life, TH_TIMEOUT);
