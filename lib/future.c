@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -448,6 +449,14 @@ AQ_API int aq_future_cancel(aq_future *fut)
 static int future_cancel(aq_future *fut, uint32_t state)
 {
 	for (;;) {
+		if (state == AQ__STATE_SETTLING) {
+			/* Its last dependency's resolver is taking a claim on
+			 * the pool and gives the record back, WAITING, a few
+			 * instructions later (wait.c). */
+			sched_yield();
+			state = atomic_load(&fut->state);
+			continue;
+		}
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.
 			 * Relaxed: a flag the job polls, no data rides on it. */
@@ -508,6 +517,8 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 				     memory_order_relaxed);
 	if (state == AQ__STATE_CANCELLING)
 		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
+	if (state == AQ__STATE_SETTLING)
+		return AQ_STATE_WAITING; /* is WAITING again in a moment */
 	return (enum aq_state)state;
 }
 
