@@ -384,6 +384,10 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 		return future_outcome(fut, state, result);
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
+	/* A job waiting for its own outcome would wait forever (or until
+	 * its timeout): refuse it. Off the paths above, which never wait. */
+	if (aq_unlikely(fut == aq__current_job()))
+		return -EDEADLK;
 
 	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
 		aq__cpu_relax();

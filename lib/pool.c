@@ -512,6 +512,11 @@ void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 	ctx_restore(&saved);
 }
 
+struct aq_future *aq__current_job(void)
+{
+	return current_rec;
+}
+
 bool aq__worker_help(struct aq_pool *pool)
 {
 	struct aq__ring_item item;

@@ -101,12 +101,29 @@ static bool futs_valid(aq_future *const *futs, unsigned n)
 	return true;
 }
 
+/*
+ * Is the job running on this thread (if any) one of futs? Its future
+ * cannot resolve while it waits: a wait for it is a deadlock.
+ */
+static bool holds_current_job(aq_future *const *futs, unsigned n)
+{
+	struct aq_future *self = aq__current_job();
+
+	for (unsigned i = 0; self && i < n; i++)
+		if (futs[i] == self)
+			return true;
+	return false;
+}
+
 AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns)
 {
 	int64_t deadline;
 
 	if (!futs_valid(futs, n))
 		return -EINVAL;
+	/* Refused before any wait, as aq_future_get() refuses it. */
+	if (timeout_ns != 0 && holds_current_job(futs, n))
+		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 	/* One after the other, each with what is left of the time: all are
 	 * resolved at the end exactly when each was on its turn. */
@@ -233,6 +250,9 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		return -EINVAL;
 	if (any_done(&ctx) || timeout_ns == 0)
 		goto out;
+	/* Only the others could end the wait: refused, as in aq_wait_all(). */
+	if (holds_current_job(futs, n))
+		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 
 	/* On a worker of one of the futures' pools: help instead of

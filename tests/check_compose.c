@@ -1189,6 +1189,75 @@ static int timed_waits_job(void *arg, void **result)
 	return 0;
 }
 
+/*
+ * Issue 11, item 8: aq_wait_all / aq_wait_any inside a job, with the job's
+ * own future among futs: it cannot resolve while the job waits, so the
+ * wait is refused with -EDEADLK (it timed out, or hung with -1, before).
+ * A poll (timeout 0) is no wait; and aq_wait_any with another future
+ * already resolved has its answer.
+ */
+struct self_waits {
+	struct th_gate gate; /* the job waits here for its own handle */
+	aq_future *self, *done, *held; /* held: on another, held pool */
+	int all_timed, all_forever, all_poll;
+	int any_timed, any_forever, any_poll, any_done;
+	unsigned any_done_idx;
+};
+
+static int self_waits_job(void *arg, void **result)
+{
+	struct self_waits *w = arg;
+	aq_future *both[2], *mixed[2];
+	unsigned idx = 99;
+
+	(void)result;
+	th_gate_pass(&w->gate);
+	both[0] = w->done;
+	both[1] = w->self;
+	mixed[0] = w->self;
+	mixed[1] = w->held;
+	w->all_timed = aq_wait_all(both, 2, 100 * MS);
+	w->all_forever = aq_wait_all(both, 2, -1);
+	w->all_poll = aq_wait_all(both, 2, 0);
+	w->any_timed = aq_wait_any(mixed, 2, 100 * MS, &idx);
+	w->any_forever = aq_wait_any(mixed, 2, -1, &idx);
+	w->any_poll = aq_wait_any(mixed, 2, 0, &idx);
+	w->any_done = aq_wait_any(both, 2, -1, &w->any_done_idx);
+	return 0;
+}
+
+START_TEST(test_wait_all_any_own_future_edeadlk)
+{
+	struct self_waits w = { .any_done_idx = 99 };
+	struct held_pool other;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	held_init(&other, 1);
+	w.held = other.gate_fut;
+	th_gate_init(&w.gate);
+	ck_assert_int_eq(aq_submit(pool, plus_one_job, NULL, NULL, &w.done),
+			 0);
+	ck_assert_int_eq(aq_future_get(w.done, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_submit(pool, self_waits_job, &w, NULL, &w.self),
+			 0);
+	th_gate_open(&w.gate); /* orders the handle before the job reads it */
+	ck_assert_int_eq(aq_future_get(w.self, NULL, long_ns()), 0);
+	ck_assert_int_eq(w.all_timed, -EDEADLK);
+	ck_assert_int_eq(w.all_forever, -EDEADLK);
+	ck_assert_int_eq(w.all_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_timed, -EDEADLK);
+	ck_assert_int_eq(w.any_forever, -EDEADLK);
+	ck_assert_int_eq(w.any_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_done, 0);
+	ck_assert_uint_eq(w.any_done_idx, 0);
+	aq_future_release(w.self);
+	aq_future_release(w.done);
+	aq_pool_destroy(pool);
+	held_fini(&other);
+	th_gate_destroy(&w.gate);
+}
+END_TEST
+
 START_TEST(test_waits_inside_job_time_out)
 {
 	struct held_pool other;
@@ -1416,6 +1485,7 @@ Suite *compose_suite(void)
 	tcase_add_test(nested, test_merge_sort);
 	tcase_add_test(nested, test_wait_all_any_inside_job);
 	tcase_add_test(nested, test_waits_inside_job_time_out);
+	tcase_add_test(nested, test_wait_all_any_own_future_edeadlk);
 	tcase_add_test(nested, test_nested_wait_keeps_job_context);
 	tcase_add_test(nested, test_wait_any_helps_for_later_entries);
 	suite_add_tcase(s, nested);
