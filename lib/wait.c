@@ -402,7 +402,7 @@ static void deps_settle(struct aq_future *rec)
 		 * wait on it: the timer thread queues it. A waiter helping
 		 * may have claimed it meanwhile: then only release. */
 		expected = AQ_STATE_PENDING;
-		rec->due_ns = 0;
+		rec->due_ns = INT64_MIN; /* due whatever the clock reads */
 		if (atomic_compare_exchange_strong(&rec->state, &expected,
 						   AQ_STATE_DELAYED))
 			deps_to_timer(pool, rec);

@@ -546,6 +546,78 @@ END_TEST
 
 /* Many attempts with factor 10: exact while representable, then
  * saturated, never negative or wrapped; and a cap holds throughout. */
+/*
+ * Issue 11, item 5, with retries: a clock below zero, going further back
+ * and forward again. Each retry is due exactly its back-off after the
+ * failed attempt, whatever the clock read in between; a retry pushed to
+ * INT64_MAX by on_retry does not come due at the lowest clock, and does
+ * not hang the timer, stats, cancel or shutdown.
+ */
+START_TEST(test_retry_negative_clock)
+{
+	const int64_t t = -5 * SEC;
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	struct ctl c, cmax;
+	struct aq_retry_policy p, pmax;
+	struct rjob *j = rjob_new(pool, 2, 111);
+	struct rjob *k = rjob_new(pool, 5, 112);
+	struct aq_pool_stats st;
+	aq_future *fut, *fk;
+
+	vclock_set(pool, &vc, t);
+	ctl_init(&c);
+	p = policy(3, 1 * SEC, 2.0, 0, &c);
+	fut = rsubmit(j, &p, NULL);
+
+	/* Attempt 1 fails at t: the retry is due at t + 1 s. */
+	wait_retrying(j, fut, 1);
+	ck_assert_int_eq(j->retry_delay[0], 1 * SEC);
+	vclock_set(pool, &vc, t + 1 * SEC - 2);
+	settle_step(pool, &vc); /* t + 1 s - 1 */
+	ck_assert_int_eq(atomic_load(&j->ran), 1);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+	vclock_set(pool, &vc, t + 1 * SEC);
+	wait_retrying(j, fut, 2);
+	ck_assert_int_eq(j->start_ns[1], t + 1 * SEC);
+
+	/* Attempt 2 failed at t + 1 s: due at t + 3 s, even after the clock
+	 * went to the lowest time there is and came back. */
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+	vclock_set(pool, &vc, t + 3 * SEC - 2);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(atomic_load(&j->ran), 2);
+	vclock_set(pool, &vc, t + 3 * SEC);
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 0);
+	ck_assert_int_eq(j->start_ns[2], t + 3 * SEC);
+	ck_assert_int_eq(atomic_load(&j->errors), 0);
+
+	/* A retry due at the end of time, seen from the lowest clock. */
+	ctl_init(&cmax);
+	pmax = policy(5, 1 * SEC, 2.0, 0, &cmax);
+	cmax.set_delay = true;
+	cmax.new_delay = INT64_MAX;
+	fk = rsubmit(k, &pmax, NULL);
+	wait_retrying(k, fk, 1);
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	ck_assert_uint_eq(st.delayed, 1);
+	ck_assert_int_eq(aq_future_state(fk), AQ_STATE_RETRYING);
+	ck_assert_int_eq(aq_future_cancel(fk), 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(atomic_load(&k->ran), 1);
+	ck_assert_int_eq(atomic_load(&k->destroyed), 1);
+	aq_future_release(fk);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	free(j);
+	free(k);
+}
+END_TEST
+
 START_TEST(test_backoff_no_overflow)
 {
 	struct vclock vc;
@@ -1980,6 +2052,7 @@ Suite *retry_suite(void)
 			    (int)(sizeof(backoff_cases) /
 				  sizeof(backoff_cases[0])));
 	tcase_add_test(backoff, test_backoff_no_overflow);
+	tcase_add_test(backoff, test_retry_negative_clock);
 	tcase_add_test(backoff, test_jitter_bounds);
 	tcase_add_test(backoff, test_jitter_due_time);
 	suite_add_tcase(s, backoff);
