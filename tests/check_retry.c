@@ -544,8 +544,6 @@ START_TEST(test_jitter_due_time)
 }
 END_TEST
 
-/* Many attempts with factor 10: exact while representable, then
- * saturated, never negative or wrapped; and a cap holds throughout. */
 /*
  * Issue 11, item 5, with retries: a clock below zero, going further back
  * and forward again. Each retry is due exactly its back-off after the
@@ -618,6 +616,8 @@ START_TEST(test_retry_negative_clock)
 }
 END_TEST
 
+/* Many attempts with factor 10: exact while representable, then
+ * saturated, never negative or wrapped; and a cap holds throughout. */
 START_TEST(test_backoff_no_overflow)
 {
 	struct vclock vc;
