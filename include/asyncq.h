@@ -399,9 +399,10 @@ enum aq_state {
  * outcome. Returns 0 (succeeded; *result set), the job's positive failure
  * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED,
  * -ETIME (expired: its deadline passed before it started), -EPIPE
- * (skipped: a job it ran after did not succeed) or -EINVAL. result may be
- * NULL. On one of the future's own pool workers it runs other queued jobs
- * while it waits, so nested waits cannot deadlock.
+ * (skipped: a job it ran after did not succeed), -EDEADLK (a job waiting
+ * for its own future) or -EINVAL. result may be NULL. On one of the
+ * future's own pool workers it runs other queued jobs while it waits, so
+ * nested waits cannot deadlock.
  */
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
@@ -414,7 +415,8 @@ AQ_API int aq_future_cancel(aq_future *fut);
 
 /*
  * Wait until every future resolved (0) or until the timeout (-ETIMEDOUT);
- * -EINVAL for a NULL array or entry. Outcomes are read with
+ * -EINVAL for a NULL array or entry; -EDEADLK, as aq_future_get, inside
+ * a job whose own future is among them. Outcomes are read with
  * aq_future_get(f, &r, 0). Helps like aq_future_get on a pool's worker.
  */
 AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns);

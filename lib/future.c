@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -422,6 +423,10 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 		return future_outcome(fut, state, result);
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
+	/* A job waiting for its own outcome would wait forever (or until
+	 * its timeout): refuse it. Off the paths above, which never wait. */
+	if (aq_unlikely(fut == aq__current_job()))
+		return -EDEADLK;
 
 	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
 		aq__cpu_relax();
@@ -496,6 +501,14 @@ AQ_API int aq_future_cancel(aq_future *fut)
 static int future_cancel(aq_future *fut, uint32_t state)
 {
 	for (;;) {
+		if (state == AQ__STATE_SETTLING) {
+			/* Its last dependency's resolver is taking a claim on
+			 * the pool and gives the record back, WAITING, a few
+			 * instructions later (wait.c). */
+			sched_yield();
+			state = atomic_load(&fut->state);
+			continue;
+		}
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.
 			 * Relaxed: a flag the job polls, no data rides on it. */
@@ -556,6 +569,8 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 				     memory_order_relaxed);
 	if (state == AQ__STATE_CANCELLING)
 		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
+	if (state == AQ__STATE_SETTLING)
+		return AQ_STATE_WAITING; /* is WAITING again in a moment */
 	return (enum aq_state)state;
 }
 

@@ -21,6 +21,14 @@
  */
 #define AQ__STATE_CANCELLING 8u
 
+/*
+ * Another transient state: the thread that resolved a WAITING record's
+ * last dependency holds it for a moment while it takes an external claim
+ * on the record's pool (wait.c). A canceller waits it out (it lasts a few
+ * instructions) and aq_future_state() reports it as WAITING.
+ */
+#define AQ__STATE_SETTLING 9u
+
 static inline bool aq__state_final(uint32_t state)
 {
 	return state >= AQ_STATE_SUCCEEDED;

@@ -502,8 +502,19 @@ void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 	/* Our own reference: the queue's copy keeps the pool's, and drops
 	 * it when it reaches the record and finds it taken. */
 	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
-	worker_run_record(pool, rec, false, false);
+	/* Taken from the queue, if by a waiter: under a cancelling shutdown
+	 * it is cancelled, not run, as a worker would. Relaxed, as in
+	 * worker_run(). */
+	worker_run_record(pool, rec,
+			  atomic_load_explicit(&pool->cancelling,
+					       memory_order_relaxed),
+			  false);
 	ctx_restore(&saved);
+}
+
+struct aq_future *aq__current_job(void)
+{
+	return current_rec;
 }
 
 bool aq__worker_help(struct aq_pool *pool)

@@ -290,6 +290,10 @@ int aq__threads_join_all(struct aq_pool *pool, int64_t deadline);
  * waiter helping the very job it waits for; pool.c). */
 void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec);
 
+/* The record whose job this thread is running (innermost, if jobs nest
+ * in helping waits), or NULL (pool.c). */
+struct aq_future *aq__current_job(void);
+
 /* On a worker of pool: take one queued job and run it; false if none. */
 bool aq__worker_help(struct aq_pool *pool);
 

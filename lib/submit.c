@@ -137,13 +137,19 @@ static bool submit_needs_record(const struct aq_pool *pool,
 			 opts->after_count));
 }
 
-/* Failure handling and time: the retry policy, the deadline, and when the
- * job may start (0: now). */
-static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
-				const struct aq_job_opts *opts)
+/*
+ * Failure handling and time: the retry policy, the deadline, and when the
+ * job may start (rec->due_ns). True if it is delayed (run_at_ns or a
+ * delay): the pool clock may read anything, below zero included, so no
+ * value of due_ns can stand for "now"; INT64_MIN, never later than the
+ * clock, is what a job that is not delayed gets.
+ */
+static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
+			     const struct aq_job_opts *opts)
 {
-	int64_t due = 0;
+	bool delayed = false;
 
+	rec->due_ns = INT64_MIN;
 	rec->pool = pool;
 	/* Relaxed: ids need only be unique. */
 	rec->id = atomic_fetch_add_explicit(&pool->next_id, 1,
@@ -152,19 +158,23 @@ static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 		     : pool->has_retry  ? &pool->retry_default
 					: NULL;
 	rec->deadline_ns = opts ? opts->deadline_ns : 0;
-	if (opts && opts->run_at_ns)
-		due = opts->run_at_ns;
+	if (opts && opts->run_at_ns) {
+		rec->due_ns = opts->run_at_ns;
+		delayed = true;
+	}
 	if (opts && opts->delay_ns > 0) {
 		int64_t after = aq__time_add(aq__pool_now(pool),
 					     opts->delay_ns);
 
-		due = after > due ? after : due;
+		if (after > rec->due_ns)
+			rec->due_ns = after;
+		delayed = true;
 	}
 	/* Jobs that wait outside the ring (delayed, retrying, or after
 	 * others) keep shutdown from closing it under them. */
-	rec->timer_user = due != 0 || (opts && opts->after_count) ||
+	rec->timer_user = delayed || (opts && opts->after_count) ||
 			  (rec->retry && rec->retry->max_attempts > 1);
-	return due;
+	return delayed;
 }
 
 /* Count a timer user in, unless shutdown has begun (pool.c waits for the
@@ -197,7 +207,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 {
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
-	int64_t due = 0;
+	bool delayed = false;
 	int rc;
 
 	if (aq_unlikely(!fn) || (opts && !submit_opts_valid(opts)))
@@ -219,7 +229,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			submit_fill_sched(rec, opts);
 		if (pool->timing)
 			rec->submit_ns = rec->enqueue_ns = aq__now_ns();
-		due = submit_fill_time(pool, rec, opts);
+		delayed = submit_fill_time(pool, rec, opts);
 		if (rec->timer_user && (rc = submit_timer_user(pool)) != 0) {
 			rec->timer_user = false;
 			submit_discard(pool, rec);
@@ -232,7 +242,6 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 	if (rec && opts && opts->after_count) { /* after_count: rec exists */
 		/* After others: their last resolution queues it, or hands
 		 * it to the timer if it is also delayed (wait.c). */
-		rec->due_ns = due;
 		aq__stats_shared(pool, off_ring); /* first: see stats.h */
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
 		if (rc == 0) {
@@ -242,9 +251,8 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			return 0;
 		}
 		aq__stats_shared_undo(pool, off_ring);
-	} else if (due) {
+	} else if (delayed) {
 		/* Delayed: the timer queues it when due (timer.c). */
-		rec->due_ns = due;
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
 		aq__stats_shared(pool, off_ring); /* first: see stats.h */

@@ -691,6 +691,85 @@ START_TEST(test_dep_deadline_while_waiting)
 }
 END_TEST
 
+/*
+ * Issue 11, item 2: a job of pool P waiting on a future of pool Q is
+ * cancelled, and P is shut down and destroyed while Q's job still runs.
+ * When Q's job then resolves, settling the cancelled dependant must not
+ * touch P (a heap-use-after-free under ASan before the fix).
+ */
+START_TEST(test_cancel_waiting_then_destroy_pool)
+{
+	struct held_pool q;
+	struct link b;
+	aq_future *fb;
+	aq_pool *p = th_pool(1, 64, 0, 0);
+
+	held_init(&q, 1);
+	link_init(&b, 0);
+	fb = link_after(p, &b, &q.gate_fut, 1);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	ck_assert_int_eq(aq_future_cancel(fb), 0);
+	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
+	/* P has nothing left to wait for: it goes away now. */
+	ck_assert_int_eq(aq_pool_shutdown(p, AQ_SHUTDOWN_DRAIN), 0);
+	aq_pool_destroy(p);
+	/* Q's job resolves, and its dependant is settled, after P is gone. */
+	th_gate_open(&q.gate);
+	ck_assert_int_eq(aq_future_get(q.gate_fut, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_pool_shutdown(q.pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(th_ld(&b.ran), 0);
+	ck_assert_int_eq(th_ld(&b.destroyed), 1);
+	aq_future_release(fb);
+	held_fini(&q);
+}
+END_TEST
+
+/*
+ * Item 2's race in the open: the dependency of a job in P resolves on Q's
+ * worker while the host cancels the job and destroys P. Every round the
+ * job either ran or was cancelled, exactly once, and arg_destroy ran once;
+ * under ASan, nothing touches P after it is gone.
+ */
+START_TEST(test_cancel_waiting_races_settle)
+{
+	aq_pool *q = th_pool(1, 64, 0, 0);
+	int cancelled = 0, ran = 0;
+
+	for (int round = 0; round < 300; round++) {
+		aq_pool *p = th_pool(1, 64, 0, 0);
+		atomic_long hits;
+		struct link b;
+		aq_future *fd = NULL, *fb;
+		int rc;
+
+		atomic_init(&hits, 0);
+		link_init(&b, 0);
+		ck_assert_int_eq(aq_submit(q, th_count_job, &hits, NULL, &fd),
+				 0);
+		fb = link_after(p, &b, &fd, 1);
+		rc = aq_future_cancel(fb);
+		ck_assert(rc == 0 || rc == -EALREADY || rc == -EBUSY);
+		aq_pool_destroy(p);
+		ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
+		aq_future_release(fd);
+		if (rc == 0) {
+			ck_assert_int_eq(aq_future_get(fb, NULL, 0),
+					 -ECANCELED);
+			cancelled++;
+		} else {
+			ck_assert_int_eq(aq_future_get(fb, NULL, 0), 0);
+			ran++;
+		}
+		ck_assert_int_eq(th_ld(&b.ran), rc == 0 ? 0 : 1);
+		ck_assert_int_eq(th_ld(&b.destroyed), 1);
+		aq_future_release(fb);
+	}
+	ck_assert_int_eq(cancelled + ran, 300);
+	aq_pool_destroy(q);
+}
+END_TEST
+
 START_TEST(test_deps_across_pools)
 {
 	/* b on pool B runs after a on pool A and x on B; A is destroyed
@@ -1110,6 +1189,75 @@ static int timed_waits_job(void *arg, void **result)
 	return 0;
 }
 
+/*
+ * Issue 11, item 8: aq_wait_all / aq_wait_any inside a job, with the job's
+ * own future among futs: it cannot resolve while the job waits, so the
+ * wait is refused with -EDEADLK (it timed out, or hung with -1, before).
+ * A poll (timeout 0) is no wait; and aq_wait_any with another future
+ * already resolved has its answer.
+ */
+struct self_waits {
+	struct th_gate gate; /* the job waits here for its own handle */
+	aq_future *self, *done, *held; /* held: on another, held pool */
+	int all_timed, all_forever, all_poll;
+	int any_timed, any_forever, any_poll, any_done;
+	unsigned any_done_idx;
+};
+
+static int self_waits_job(void *arg, void **result)
+{
+	struct self_waits *w = arg;
+	aq_future *both[2], *mixed[2];
+	unsigned idx = 99;
+
+	(void)result;
+	th_gate_pass(&w->gate);
+	both[0] = w->done;
+	both[1] = w->self;
+	mixed[0] = w->self;
+	mixed[1] = w->held;
+	w->all_timed = aq_wait_all(both, 2, 100 * MS);
+	w->all_forever = aq_wait_all(both, 2, -1);
+	w->all_poll = aq_wait_all(both, 2, 0);
+	w->any_timed = aq_wait_any(mixed, 2, 100 * MS, &idx);
+	w->any_forever = aq_wait_any(mixed, 2, -1, &idx);
+	w->any_poll = aq_wait_any(mixed, 2, 0, &idx);
+	w->any_done = aq_wait_any(both, 2, -1, &w->any_done_idx);
+	return 0;
+}
+
+START_TEST(test_wait_all_any_own_future_edeadlk)
+{
+	struct self_waits w = { .any_done_idx = 99 };
+	struct held_pool other;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	held_init(&other, 1);
+	w.held = other.gate_fut;
+	th_gate_init(&w.gate);
+	ck_assert_int_eq(aq_submit(pool, plus_one_job, NULL, NULL, &w.done),
+			 0);
+	ck_assert_int_eq(aq_future_get(w.done, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_submit(pool, self_waits_job, &w, NULL, &w.self),
+			 0);
+	th_gate_open(&w.gate); /* orders the handle before the job reads it */
+	ck_assert_int_eq(aq_future_get(w.self, NULL, long_ns()), 0);
+	ck_assert_int_eq(w.all_timed, -EDEADLK);
+	ck_assert_int_eq(w.all_forever, -EDEADLK);
+	ck_assert_int_eq(w.all_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_timed, -EDEADLK);
+	ck_assert_int_eq(w.any_forever, -EDEADLK);
+	ck_assert_int_eq(w.any_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_done, 0);
+	ck_assert_uint_eq(w.any_done_idx, 0);
+	aq_future_release(w.self);
+	aq_future_release(w.done);
+	aq_pool_destroy(pool);
+	held_fini(&other);
+	th_gate_destroy(&w.gate);
+}
+END_TEST
+
 START_TEST(test_waits_inside_job_time_out)
 {
 	struct held_pool other;
@@ -1324,6 +1472,8 @@ Suite *compose_suite(void)
 	tcase_add_test(deps, test_cancel_waiting);
 	tcase_add_test(deps, test_dep_deadline_while_waiting);
 	tcase_add_test(deps, test_deps_across_pools);
+	tcase_add_test(deps, test_cancel_waiting_then_destroy_pool);
+	tcase_add_test(deps, test_cancel_waiting_races_settle);
 	suite_add_tcase(s, deps);
 
 	tcase_set_timeout(nested, TH_TIMEOUT_STRESS);
@@ -1335,6 +1485,7 @@ Suite *compose_suite(void)
 	tcase_add_test(nested, test_merge_sort);
 	tcase_add_test(nested, test_wait_all_any_inside_job);
 	tcase_add_test(nested, test_waits_inside_job_time_out);
+	tcase_add_test(nested, test_wait_all_any_own_future_edeadlk);
 	tcase_add_test(nested, test_nested_wait_keeps_job_context);
 	tcase_add_test(nested, test_wait_any_helps_for_later_entries);
 	suite_add_tcase(s, nested);

@@ -299,6 +299,60 @@ END_TEST
 
 /* ---- cancel ------------------------------------------------------------- */
 
+/*
+ * Issue 11, item 8: a job that waits for its own future, which cannot
+ * resolve while it waits. It used to time out, or with -1 hang for ever;
+ * now the wait is refused with -EDEADLK at once. A poll (timeout 0) is no
+ * wait and still says -ETIMEDOUT.
+ */
+struct self_wait {
+	struct th_gate gate; /* the job waits here for its own handle */
+	aq_future *self;
+	int rc_poll, rc_timed, rc_forever;
+};
+
+static int self_wait_job(void *arg, void **result)
+{
+	struct self_wait *w = arg;
+
+	(void)result;
+	th_gate_pass(&w->gate);
+	w->rc_poll = aq_future_get(w->self, NULL, 0);
+	w->rc_timed = aq_future_get(w->self, NULL, 100 * INT64_C(1000000));
+	w->rc_forever = aq_future_get(w->self, NULL, -1);
+	return 0;
+}
+
+static void self_wait_on(const struct aq_sched_ops *sched)
+{
+	struct aq_pool_config cfg = { .workers = 1, .sched = sched };
+	struct self_wait w = { .rc_poll = 1, .rc_timed = 1, .rc_forever = 1 };
+	aq_pool *pool = NULL;
+
+	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
+	th_gate_init(&w.gate);
+	ck_assert_int_eq(aq_submit(pool, self_wait_job, &w, NULL, &w.self), 0);
+	/* The handle is written before the gate opens (its mutex orders
+	 * the two). */
+	th_gate_open(&w.gate);
+	ck_assert_int_eq(aq_future_get(w.self, NULL,
+				       (int64_t)(th_poll_seconds() * 1e9)),
+			 0);
+	ck_assert_int_eq(w.rc_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.rc_timed, -EDEADLK);
+	ck_assert_int_eq(w.rc_forever, -EDEADLK);
+	aq_future_release(w.self);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&w.gate);
+}
+
+START_TEST(test_get_own_future_edeadlk)
+{
+	self_wait_on(NULL);
+	self_wait_on(aq_sched_fifo());
+}
+END_TEST
+
 START_TEST(test_cancel_before_start)
 {
 	struct held h;
@@ -667,6 +721,7 @@ Suite *future_suite(void)
 	tcase_add_test(get, test_result_null);
 	tcase_add_test(get, test_many_waiters);
 	tcase_add_test(get, test_negative_return);
+	tcase_add_test(get, test_get_own_future_edeadlk);
 	suite_add_tcase(s, get);
 
 	tcase_set_timeout(cancel, TH_TIMEOUT);

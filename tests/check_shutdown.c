@@ -13,6 +13,9 @@
 #include "helpers.h"
 #include "suites.h"
 
+/* The pool jobs of a test submit to (each test runs in its own process). */
+static aq_pool *test_pool;
+
 /* ---- shutdown in another thread, and knowing it has begun --------------- */
 
 struct shutdown_thread {
@@ -294,6 +297,66 @@ START_TEST(test_cancel_queued)
 	ck_assert_int_eq(th_ld(&probe.destroyed), 0);
 	aq_future_release(holder_fut);
 	th_gate_destroy(&gate);
+}
+END_TEST
+
+/*
+ * Issue 11, item 7: a running job waits on its queued child after a
+ * cancelling shutdown began. The wait may run the child in place (the one
+ * worker is the parent), but must cancel it as a worker would: the child
+ * never runs and the parent's wait gets -ECANCELED (it ran, and returned
+ * 0, before the fix).
+ */
+struct wait_child {
+	struct th_gate gate; /* the parent waits here before its wait */
+	struct th_job child;
+	aq_future *child_fut;
+	int submit_rc, get_rc;
+};
+
+static int wait_child_parent(void *arg, void **result)
+{
+	struct wait_child *w = arg;
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+
+	(void)result;
+	w->submit_rc = aq_submit(test_pool, th_job_fn, &w->child,
+				 &opts, &w->child_fut);
+	th_gate_pass(&w->gate);
+	w->get_rc = aq_future_get(w->child_fut, NULL, -1);
+	return 0;
+}
+
+START_TEST(test_cancel_shutdown_wait_runs_no_child)
+{
+	struct wait_child w = { .submit_rc = 1, .get_rc = 1 };
+	aq_future *parent;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	test_pool = pool;
+	th_gate_init(&w.gate);
+	th_job_init(&w.child, NULL, 0, false, NULL);
+	ck_assert_int_eq(aq_submit(pool, wait_child_parent, &w, NULL, &parent),
+			 0);
+	ck_assert(th_gate_wait_entered(&w.gate, 1));
+	ck_assert_int_eq(w.submit_rc, 0);
+	/* The cancelling shutdown begins (here, so that it happens before
+	 * the gate opens) and cannot finish while the parent runs. */
+	ck_assert_int_eq(aq_pool_shutdown_timed(pool, AQ_SHUTDOWN_CANCEL, 0),
+			 -ETIMEDOUT);
+	th_gate_open(&w.gate);
+	ck_assert_int_eq(aq_future_get(parent, NULL, (int64_t)(th_poll_seconds() *
+								1e9)),
+			 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_CANCEL), 0);
+	ck_assert_int_eq(w.get_rc, -ECANCELED);
+	ck_assert_int_eq(th_ld(&w.child.ran), 0);
+	ck_assert_int_eq(th_ld(&w.child.destroyed), 1);
+	ck_assert_int_eq(aq_future_state(w.child_fut), AQ_STATE_CANCELLED);
+	aq_future_release(w.child_fut);
+	aq_future_release(parent);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&w.gate);
 }
 END_TEST
 
@@ -965,6 +1028,7 @@ Suite *shutdown_suite(void)
 	tcase_set_timeout(cancel, TH_TIMEOUT);
 	tcase_add_test(cancel, test_cancel_queued);
 	tcase_add_test(cancel, test_blocked_submit_shutdown);
+	tcase_add_test(cancel, test_cancel_shutdown_wait_runs_no_child);
 	suite_add_tcase(s, cancel);
 
 	tcase_set_timeout(misuse, TH_TIMEOUT);
