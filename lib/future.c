@@ -35,6 +35,7 @@
 #include "park.h"
 #include "pool.h"
 #include "timer.h"
+#include "trace.h"
 
 /* Bounded spin before a waiter parks: long enough to catch a short job's
  * completion without a system call, short enough not to burn a core. */
@@ -319,6 +320,8 @@ void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
 	fut->result = result;
 	fut->code = code;
 	aq__stats_outcome(pool, final_state);
+	/* Before the resolve: after it the record may be recycled. */
+	AQ__TRACE(finish, pool, fut->id, (int)final_state, code);
 	future_resolve(fut, final_state);
 	/* After the resolve the caller may release and the pool may go, but
 	 * not before this count drops: shutdown waits for it. */
@@ -441,6 +444,8 @@ AQ_API int aq_future_cancel(aq_future *fut)
 	pool = fut->pool;
 	aq__pool_ext_enter(pool);
 	rc = future_cancel(fut, state);
+	/* The caller's reference keeps fut, and ext_claims the pool. */
+	AQ__TRACE(cancel, pool, fut->id, rc);
 	aq__pool_ext_leave(pool);
 	return rc;
 }
