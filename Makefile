@@ -76,8 +76,9 @@ LIB_SRCS := $(wildcard lib/*.c)
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
-# tests/stress.c is a program of its own (make stress), not a suite.
-TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
+# tests/stress.c (make stress) and tests/usdt_prog.c (make check-usdt) are
+# programs of their own, not suites.
+TEST_SRCS := $(filter-out tests/stress.c tests/usdt_prog.c,$(wildcard tests/*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
