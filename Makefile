@@ -11,6 +11,9 @@
 #   make analyze         gcc -fanalyzer, cppcheck and clang-tidy over lib/
 #   make bench           benchmarks against the peers (tests/bench/)
 #   make check-http      drive examples/http_server with curl (part of check)
+#   make check-usdt      the USDT probes are in the shared library, and a
+#                        bpftrace run counts them right where it can (part
+#                        of check)
 #   make bench-http      examples/http_server under wrk, offload vs inline
 #   make install / uninstall  honour prefix, libdir, includedir, mandir, DESTDIR
 #
@@ -34,6 +37,19 @@ CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
 	-D_GNU_SOURCE -pthread -Iinclude -MMD -MP
 LDLIBS_THREADS := -pthread
+
+# USDT probes (lib/trace.h) when <sys/sdt.h> is there (Debian:
+# systemtap-sdt-dev); HAVE_SDT=0 compiles them out, HAVE_SDT=1 insists.
+HAVE_SDT ?= $(shell echo '\#include <sys/sdt.h>' | \
+	$(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(HAVE_SDT),1)
+override CFLAGS += -DAQ_HAVE_SDT
+endif
+# The library's objects depend on this stamp, so that a change of HAVE_SDT
+# (the header installed, or the knob set) rebuilds them.
+SDT_STAMP := build/sdt-$(HAVE_SDT).stamp
+$(SDT_STAMP):
+	@mkdir -p build && rm -f build/sdt-*.stamp && touch $@
 
 ifeq ($(V),1)
 Q :=
@@ -60,8 +76,9 @@ LIB_SRCS := $(wildcard lib/*.c)
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
-# tests/stress.c is a program of its own (make stress), not a suite.
-TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
+# tests/stress.c (make stress) and tests/usdt_prog.c (make check-usdt) are
+# programs of their own, not suites.
+TEST_SRCS := $(filter-out tests/stress.c tests/usdt_prog.c,$(wildcard tests/*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
 EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
 
@@ -69,7 +86,8 @@ STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
 SONAME := libasyncq.so.$(MAJOR)
 
-.PHONY: all demo check check-unit check-install check-man check-http bench \
+.PHONY: all demo check check-unit check-install check-man check-http \
+	check-usdt bench \
 	bench-http install uninstall clean deps
 all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
@@ -80,7 +98,7 @@ all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 # it can still be dlopen()ed.
 LIB_TLS := -ftls-model=initial-exec
 
-build/rel/%.o: lib/%.c
+build/rel/%.o: lib/%.c $(SDT_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_TLS) -fPIC -c -o $@ $<
@@ -117,7 +135,7 @@ demo: build/examples/quickstart
 # ---- tests ---------------------------------------------------------------------
 # The test build adds -DAQ_TESTING, which compiles in the fault-injection hooks
 # (lib/fault.h); the release library never has them.
-build/$(TVAR)/lib/%.o: lib/%.c
+build/$(TVAR)/lib/%.o: lib/%.c $(SDT_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib -c -o $@ $<
@@ -139,7 +157,8 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-unit
 ifeq ($(SANITIZE),)
-	@$(MAKE) --no-print-directory check-install check-man check-http
+	@$(MAKE) --no-print-directory check-install check-man check-http \
+		check-usdt
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -200,6 +219,19 @@ check-man:
 check-http: build/examples/http_server
 	$(call msg,TEST,http_server)
 	$(Q)sh tests/http_test.sh
+
+# The USDT probes: listed in the shared library's notes (readelf -n), and
+# counted by bpftrace on a small program (tests/usdt_prog.c) where bpftrace
+# can attach (root, uprobes); skipped with the reason otherwise.
+build/usdt_prog: tests/usdt_prog.c $(SHARED) build/libasyncq.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Lbuild -lasyncq \
+		-Wl,-rpath,$(CURDIR)/build \
+		$(LDLIBS_THREADS)
+
+check-usdt: $(SHARED) build/usdt_prog
+	$(call msg,TEST,usdt)
+	$(Q)HAVE_SDT=$(HAVE_SDT) sh tests/usdt.sh $(SHARED) build/usdt_prog
 
 bench: $(STATIC)
 	$(Q)$(MAKE) --no-print-directory -C tests/bench run

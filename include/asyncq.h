@@ -489,6 +489,15 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *stats);
 AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
 				struct aq_pool_stats *now);
 
+/*
+ * The statistics of npools pools as OpenMetrics text (Prometheus can scrape
+ * it), each pool labelled by its cfg.name, into buf, snprintf-style: the
+ * text's length is returned; it is complete if less than size. Does not
+ * touch any window of aq_pool_stats(). man aq_pool_metrics.
+ */
+AQ_API int aq_pool_metrics(aq_pool *const *pools, unsigned npools, char *buf,
+			   size_t size);
+
 /* What the per-job hooks (cfg.before_job, cfg.after_job) are told. */
 struct aq_job_event {
 	uint64_t id;      /* the job's id, from 1 (hooks give every job a

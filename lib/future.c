@@ -36,6 +36,7 @@
 #include "park.h"
 #include "pool.h"
 #include "timer.h"
+#include "trace.h"
 
 /* Bounded spin before a waiter parks: long enough to catch a short job's
  * completion without a system call, short enough not to burn a core. */
@@ -359,6 +360,8 @@ void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
 	fut->result = result;
 	fut->code = code;
 	aq__stats_outcome(pool, final_state);
+	/* Before the resolve: after it the record may be recycled. */
+	AQ__TRACE(finish, pool, fut->id, (int)final_state, code);
 	future_resolve(fut, final_state);
 	/* After the resolve the caller may release and the pool may go, but
 	 * not before this count drops: shutdown waits for it. */
@@ -492,8 +495,11 @@ AQ_API int aq_future_cancel(aq_future *fut)
 	aq__cache_claim(cache);
 	state = atomic_load(&fut->state);
 	aq__pause(AQ_PAUSE_CANCEL_READ);
-	if (!aq__state_final(state))
+	if (!aq__state_final(state)) {
 		rc = future_cancel(fut, state);
+		/* Our claim keeps fut->pool from being freed. */
+		AQ__TRACE(cancel, fut->pool, fut->id, rc);
+	}
 	aq__cache_unclaim(cache);
 	return rc;
 }

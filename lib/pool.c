@@ -43,6 +43,7 @@
 #include "fault.h"
 #include "pool.h"
 #include "retry.h"
+#include "trace.h"
 #include "scheduler.h"
 #include "timer.h"
 
@@ -220,6 +221,9 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
 					     : &aq__tls_stats->failed,
 				     1, false);
+			AQ__TRACE(finish, pool, (uint64_t)0,
+				  rc == 0 ? AQ_STATE_SUCCEEDED : AQ_STATE_FAILED,
+				  rc > 0 ? rc : rc == 0 ? 0 : EINVAL);
 			return;
 		}
 		if (requeue_on_ring(pool, item))
@@ -231,8 +235,11 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 					 memory_order_relaxed)) {
 			aq__stat_add(&aq__tls_stats->started, 1, false);
 			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+			AQ__TRACE(finish, pool, (uint64_t)0,
+				  AQ_STATE_CANCELLED, 0);
 			return;
 		}
+		AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
 		rc = inline_call(item);
 	}
 }
@@ -333,6 +340,7 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 		ctx_enter(rec);
 		rec->runs++;
 		result = NULL;
+		AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
 		if (pool->timing)
 			rc = worker_call_timed(pool, rec, &result);
 		else
@@ -350,6 +358,7 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 	if (popped)
 		aq__sched_done(pool, rec, false, true);
 	if (expired) {
+		AQ__TRACE(expire, pool, rec->id, rec->deadline_ns);
 		aq__future_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
 	} else if (rc == 0) {
 		aq__future_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
@@ -371,8 +380,11 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
  * shutdown was seen. The common case, a fire-and-forget job that succeeds,
  * is the whole of it: the call and one counter (ran_ok, see stats.h).
  */
-static inline void worker_run_as(struct aq_pool *pool,
-				 struct aq__ring_item item, bool cancel)
+/* Always inlined, as worker_run(): the probes' asm (trace.h) looks big to
+ * the inliner, and a call here would cost the fire-and-forget path a score
+ * of instructions. */
+static inline __attribute__((always_inline)) void
+worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel)
 {
 	int rc;
 
@@ -382,16 +394,21 @@ static inline void worker_run_as(struct aq_pool *pool,
 	}
 	if (aq_unlikely(cancel)) {
 		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED, 0);
 		return;
 	}
+	AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
 	rc = inline_call(item);
-	if (aq_likely(rc == 0))
+	if (aq_likely(rc == 0)) {
 		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
-	else
+		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_SUCCEEDED, 0);
+	} else {
 		worker_inline_rest(pool, item, rc);
+	}
 }
 
-static inline void worker_run(struct aq_pool *pool, struct aq__ring_item item)
+static inline __attribute__((always_inline)) void
+worker_run(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Relaxed: a cancelling shutdown is advisory per item; items taken
 	 * before the flag is seen simply run, as they would have anyway. */
@@ -485,8 +502,11 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	/* ring_nonempty is seq_cst (handshake read half); a closed ring means
 	 * shutdown: go back and see whether it is drained. */
 	if (!found && !aq__ring_nonempty(&pool->ring) &&
-	    !(atomic_load(&pool->ring.tail) & AQ_RING_CLOSED))
+	    !(atomic_load(&pool->ring.tail) & AQ_RING_CLOSED)) {
+		AQ__TRACE(park, pool);
 		rc = aq__park_wait(&pool->wake_seq, seq, deadline);
+		AQ__TRACE(wake, pool, rc);
+	}
 	atomic_fetch_sub(&pool->idle, 1);
 	/* Relaxed: `waking` is a hint that saves system calls; clearing it
 	 * can only cause an extra wake, never a missed one. */

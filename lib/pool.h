@@ -116,6 +116,8 @@ struct aq_pool {
 	_Atomic unsigned min_workers, max_workers;
 	int64_t idle_timeout_ns;   /* real time, for elastic retirement */
 	char name[8];              /* thread name stem, truncated */
+	char *label;               /* cfg.name in full, for metrics; NULL =
+				      none was given */
 	int *cpus;                 /* pinning, copied; NULL = none */
 	unsigned ncpus;
 	size_t stack_size;

@@ -14,6 +14,7 @@
 
 #include "pool.h"
 #include "retry.h"
+#include "trace.h"
 #include "timer.h"
 
 /* Per worker thread: the generator behind full jitter (xorshift64*). A
@@ -131,6 +132,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 	rec->code = code; /* the error record shows the latest failure */
 	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
 	rec->due_ns = aq__time_add(aq__pool_now(pool), delay);
+	AQ__TRACE(retry, pool, rec->id, rec->attempt, code, delay);
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_RETRYING,
 			      memory_order_release);

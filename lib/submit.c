@@ -24,6 +24,7 @@
 #include "fault.h"
 #include "pool.h"
 #include "retry.h"
+#include "trace.h"
 #include "timer.h"
 
 #define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
@@ -208,6 +209,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
 	bool delayed = false;
+	uint64_t id = 0; /* rec->id, read before rec is published */
 	int rc;
 
 	if (aq_unlikely(!fn) || (opts && !submit_opts_valid(opts)))
@@ -237,6 +239,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		}
 		item.fn = NULL;
 		item.arg = rec;
+		id = rec->id;
 	}
 
 	if (rec && opts && opts->after_count) { /* after_count: rec exists */
@@ -247,6 +250,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		if (rc == 0) {
 			if (fut)
 				*fut = rec;
+			AQ__TRACE(submit, pool, id, fn, arg);
 			aq__deps_arm(rec);
 			return 0;
 		}
@@ -281,6 +285,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			submit_discard(pool, rec);
 		return rc;
 	}
+	AQ__TRACE(submit, pool, id, fn, arg);
 	if (fut)
 		*fut = rec;
 	return 0;
@@ -339,6 +344,7 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		 * aq__pool_wake_one(). */
 		uint32_t idle = atomic_load(&pool->idle);
 
+		AQ__TRACE(submit, pool, (uint64_t)0, fn, arg);
 		if (aq_likely(idle == 0))
 			return 0;
 		/* A worker sleeps, but a wake is already on its way to one
@@ -384,6 +390,7 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
 		}
 		if (rc < 0)
 			break;
+		AQ__TRACE(submit_batch, pool, (unsigned)rc, jobs + done);
 		done += (unsigned)rc;
 		aq__pool_wake_one(pool);
 		aq__pool_maybe_grow(pool);

@@ -112,6 +112,14 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 						     : INT64_C(10000000000);
 	if (cfg->name)
 		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name); // NOLINT(cert-err33-c): a truncated stem is documented
+	if (cfg->name && cfg->name[0]) {
+		size_t len = strlen(cfg->name) + 1;
+
+		pool->label = aq__malloc(len);
+		if (!pool->label)
+			return -ENOMEM;
+		memcpy(pool->label, cfg->name, len);
+	}
 	pool->stack_size = cfg->stack_size;
 	pool->on_thread_start = cfg->on_thread_start;
 	pool->on_thread_stop = cfg->on_thread_stop;
@@ -145,6 +153,7 @@ void aq__threads_fini(struct aq_pool *pool)
 	free(pool->wstats);
 	free(pool->slots);
 	free(pool->cpus);
+	free(pool->label);
 }
 
 void aq__threads_reap(struct aq_pool *pool)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Make sure what `make check` needs is here: pkg-config, Check (the test
-# framework), groff (the man-page lint), curl (check-http) and a C++
+# framework), groff (the man-page lint), curl and python3-prometheus-client
+# (check-http), systemtap-sdt-dev (the USDT probes, check-usdt) and a C++
 # compiler (the staged install is built as C++ too). As root with
 # apt-get, install what is missing; otherwise print the exact command and fail.
 missing=
@@ -15,6 +16,13 @@ command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 # The staged-install check also builds the example as C++.
 command -v "${CXX:-c++}" >/dev/null 2>&1 || missing="$missing g++"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+# check-http parses GET /metrics with prometheus_client's OpenMetrics parser
+# (Debian's package is for the system python3).
+/usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' \
+	>/dev/null 2>&1 || missing="$missing python3-prometheus-client"
+# USDT probes (<sys/sdt.h>) and their check (make check-usdt).
+echo '#include <sys/sdt.h>' | "${CC:-cc}" -E - >/dev/null 2>&1 ||
+	missing="$missing systemtap-sdt-dev"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

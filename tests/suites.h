@@ -24,5 +24,6 @@ Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
 Suite *badinput_suite(void); /* every public function, every bad argument */
 Suite *shutdown_timed_suite(void); /* shutdown deadlines, running jobs */
 Suite *overload_suite(void);  /* producers outrun the pool: bounded, lossless */
+Suite *metrics_suite(void);   /* aq_pool_metrics: OpenMetrics text */
 
 #endif
