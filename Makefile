@@ -63,7 +63,10 @@ TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
 # tests/stress.c is a program of its own (make stress), not a suite.
 TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+# The event-loop examples (examples/loop_*.c) need their loop library: see
+# the "event loops" block below.
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,\
+	$(filter-out examples/loop_%.c,$(wildcard examples/*.c)))
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
@@ -139,7 +142,8 @@ deps:
 check: deps
 	@$(MAKE) --no-print-directory check-unit
 ifeq ($(SANITIZE),)
-	@$(MAKE) --no-print-directory check-install check-man check-http
+	@$(MAKE) --no-print-directory check-install check-man check-http \
+		check-loops
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -214,6 +218,46 @@ bench: $(STATIC)
 bench-http: build/examples/http_server
 	$(Q)sh tests/bench/http_bench.sh
 
+# ==== event loops (issue 15) ===================================================
+# examples/loop_{libuv,libevent,glib}.c deliver completions on a libuv,
+# libevent or GLib loop through a completion channel. Each needs its loop
+# library, found with pkg-config: `make` builds those it finds and says which
+# it skips (the library itself needs only libc and pthreads); `make check`
+# installs all three (tests/deps.sh) and runs them (check-loops).
+LOOP_NAMES := libuv libevent glib
+LOOP_PKG_libuv := libuv
+LOOP_PKG_libevent := libevent
+LOOP_PKG_glib := glib-2.0
+LOOP_DEB_libuv := libuv1-dev
+LOOP_DEB_libevent := libevent-dev
+LOOP_DEB_glib := libglib2.0-dev
+LOOP_FOUND := $(foreach n,$(LOOP_NAMES),$(if $(shell pkg-config --exists \
+	$(LOOP_PKG_$(n)) 2>/dev/null && echo y),$(n)))
+LOOP_MISSING := $(filter-out $(LOOP_FOUND),$(LOOP_NAMES))
+
+.PHONY: loop-examples check-loops
+all: loop-examples
+loop-examples: $(LOOP_FOUND:%=build/examples/loop_%)
+	$(Q)$(foreach n,$(LOOP_MISSING),echo "  SKIP    build/examples/loop_$(n):" \
+		"no $(LOOP_PKG_$(n)) (apt-get install $(LOOP_DEB_$(n)))";) true
+
+# The stem is the loop's name; flags come from its pkg-config file (missing:
+# the build fails, saying what to install).
+build/examples/loop_%: examples/loop_%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)pkg-config --exists $(LOOP_PKG_$*) || { echo "$@ needs" \
+		"$(LOOP_PKG_$*): apt-get install $(LOOP_DEB_$*)" >&2; exit 1; }
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags $(LOOP_PKG_$*)) \
+		$(LDFLAGS) -o $@ $< $(STATIC) \
+		$$(pkg-config --libs $(LOOP_PKG_$*)) $(LDLIBS_THREADS)
+
+check-loops: $(LOOP_NAMES:%=build/examples/loop_%)
+	$(call msg,TEST,loops)
+	$(Q)sh tests/loops_test.sh $^
+
+# ==== end of event loops =======================================================
+
 # ---- install -------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
@@ -240,4 +284,4 @@ clean:
 	$(MAKE) --no-print-directory -C tests/bench clean
 
 -include $(REL_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_BINS:.o=.d) \
-	$(EXAMPLES:=.d)
+	$(EXAMPLES:=.d) $(LOOP_NAMES:%=build/examples/loop_%.d)
