@@ -4,7 +4,8 @@
 #   make                 the static and shared library and the examples
 #   make demo            build and run examples/quickstart
 #   make check           the Check suite, a staged install built with
-#                        pkg-config (C and C++), and a lint of the man pages
+#                        pkg-config and CMake (C and C++), a lint of the man
+#                        pages, check-http and check-loops (event loops)
 #   make check SANITIZE=address|thread   the suite under ASan+UBSan or TSan
 #   make stress [STRESS_SECONDS=20] [SANITIZE=...]  the stress program
 #   make fuzz [FUZZ_RUNS=N]  libFuzzer on the API and the HTTP parser (tests/fuzz/)
