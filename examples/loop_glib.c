@@ -14,7 +14,6 @@
  * must run exactly once, on the loop thread, and see its job's outcome
  * (every tenth job fails on purpose). It exits 0 if so, 1 if not.
  */
-#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>

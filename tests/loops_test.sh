@@ -47,6 +47,8 @@ for prog in "$@"; do
 			bad "$what: over the budget: $line"
 		elif [ "$budget" -eq 1 ] && [ "$disp" -ne "$jobs" ]; then
 			bad "$what: not one dispatch a callback: $line"
+		# The examples keep at most 64 jobs in flight, so no
+		# dispatch can find more than 64 callbacks waiting.
 		elif [ "$disp" -lt $(((jobs + 63) / 64)) ] ||
 			[ "$disp" -gt "$jobs" ]; then
 			bad "$what: $disp dispatches: $line"
