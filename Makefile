@@ -227,7 +227,7 @@ bench: $(STATIC)
 bench-http: build/examples/http_server
 	$(Q)sh tests/bench/http_bench.sh
 
-# ==== event loops and CMake (issue 15) =========================================
+# ==== event loops and CMake (issue 15) ========================================
 # examples/loop_{libuv,libevent,glib}.c deliver completions on a libuv,
 # libevent or GLib loop through a completion channel. Each needs its loop
 # library, found with pkg-config: `make` builds those it finds and says which
@@ -293,7 +293,7 @@ uninstall-cmake:
 	rm -f $(DESTDIR)$(CMAKEDIR)/libasyncqConfig.cmake \
 		$(DESTDIR)$(CMAKEDIR)/libasyncqConfigVersion.cmake
 	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
-# ==== end of event loops and CMake ==============================================
+# ==== end of event loops and CMake =============================================
 
 # ---- install -------------------------------------------------------------------
 install: all

@@ -87,7 +87,7 @@ else
 	tail -20 "$work/consumer.log"
 fi
 
-# ---- the redis component on a copy with a stand-in library -------------------
+# ---- the redis component on a copy with a stand-in library ------------------
 fake=$work/with-redis
 mkdir -p "$fake"
 cp -a "$prefix/." "$fake/"
