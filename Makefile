@@ -4,7 +4,8 @@
 #   make                 the static and shared library and the examples
 #   make demo            build and run examples/quickstart
 #   make check           the Check suite, a staged install built with
-#                        pkg-config (C and C++), and a lint of the man pages
+#                        pkg-config and CMake (C and C++), a lint of the man
+#                        pages, check-http and check-loops (event loops)
 #   make check SANITIZE=address|thread   the suite under ASan+UBSan or TSan
 #   make stress [STRESS_SECONDS=20] [SANITIZE=...]  the stress program
 #   make fuzz [FUZZ_RUNS=N]  libFuzzer on the API and the HTTP parser (tests/fuzz/)
@@ -80,7 +81,10 @@ TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
 # programs of their own, not suites.
 TEST_SRCS := $(filter-out tests/stress.c tests/usdt_prog.c,$(wildcard tests/*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+# The event-loop examples (examples/loop_*.c) need their loop library: see
+# the "event loops and CMake" block below.
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,\
+	$(filter-out examples/loop_%.c,$(wildcard examples/*.c)))
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
@@ -158,7 +162,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-unit
 ifeq ($(SANITIZE),)
 	@$(MAKE) --no-print-directory check-install check-man check-http \
-		check-usdt
+		check-usdt check-loops
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -166,8 +170,10 @@ check-unit: build/$(TVAR)/check_asyncq
 	$(Q)./$<
 
 # Install into a staging DESTDIR and build an example against it through
-# pkg-config, as C and as C++, then run both against the staged shared library.
-# The prefix is not /usr so that pkg-config does not filter its -I out.
+# pkg-config and through CMake (tests/cmake_test.sh), as C and as C++, then
+# run them against the staged shared library; then uninstall, which must
+# leave no file behind. The prefix is not /usr so that pkg-config does not
+# filter its -I out.
 STAGE := $(CURDIR)/build/stage
 SPREFIX := /opt/libasyncq
 check-install: all
@@ -184,7 +190,13 @@ check-install: all
 	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-c >/dev/null
 	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-cxx >/dev/null
 	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq.7
-	$(Q)echo "  staged install: C and C++ builds ran"
+	$(Q)sh tests/cmake_test.sh $(STAGE)$(SPREFIX) $(VERSION)
+	$(Q)$(MAKE) --no-print-directory uninstall DESTDIR=$(STAGE) \
+		prefix=$(SPREFIX) >/dev/null
+	$(Q)left=$$(find $(STAGE)$(SPREFIX) ! -type d); [ -z "$$left" ] || \
+		{ echo "make uninstall left:" $$left; exit 1; }
+	$(Q)echo "  staged install: C and C++ builds ran (pkg-config, CMake);" \
+		"uninstall removed every file"
 
 # The stress program (tests/stress.c), against the test build of the library
 # so that SANITIZE applies: `make stress [STRESS_SECONDS=N] [STRESS_SEED=S]`.
@@ -246,6 +258,74 @@ bench: $(STATIC)
 bench-http: build/examples/http_server
 	$(Q)sh tests/bench/http_bench.sh
 
+# ==== event loops and CMake (issue 15) ========================================
+# examples/loop_{libuv,libevent,glib}.c deliver completions on a libuv,
+# libevent or GLib loop through a completion channel. Each needs its loop
+# library, found with pkg-config: `make` builds those it finds and says which
+# it skips (the library itself needs only libc and pthreads); `make check`
+# installs all three (tests/deps.sh) and runs them (check-loops).
+#
+# `make install` also writes a CMake package (find_package(libasyncq)) into
+# $(libdir)/cmake/libasyncq, from libasyncqConfig.cmake.in and
+# libasyncqConfigVersion.cmake.in; check-install builds a consumer with it.
+LOOP_NAMES := libuv libevent glib
+LOOP_PKG_libuv := libuv
+LOOP_PKG_libevent := libevent
+LOOP_PKG_glib := glib-2.0
+LOOP_DEB_libuv := libuv1-dev
+LOOP_DEB_libevent := libevent-dev
+LOOP_DEB_glib := libglib2.0-dev
+LOOP_FOUND := $(foreach n,$(LOOP_NAMES),$(if $(shell pkg-config --exists \
+	$(LOOP_PKG_$(n)) 2>/dev/null && echo y),$(n)))
+LOOP_MISSING := $(filter-out $(LOOP_FOUND),$(LOOP_NAMES))
+
+.PHONY: loop-examples check-loops install-cmake uninstall-cmake
+all: loop-examples
+loop-examples: $(LOOP_FOUND:%=build/examples/loop_%)
+	$(Q)$(foreach n,$(LOOP_MISSING),echo "  SKIP    build/examples/loop_$(n):" \
+		"no $(LOOP_PKG_$(n)) (apt-get install $(LOOP_DEB_$(n)))";) true
+
+# The stem is the loop's name; flags come from its pkg-config file (missing:
+# the build fails, saying what to install).
+build/examples/loop_%: examples/loop_%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)pkg-config --exists $(LOOP_PKG_$*) || { echo "$@ needs" \
+		"$(LOOP_PKG_$*): apt-get install $(LOOP_DEB_$*)" >&2; exit 1; }
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags $(LOOP_PKG_$*)) \
+		$(LDFLAGS) -o $@ $< $(STATIC) \
+		$$(pkg-config --libs $(LOOP_PKG_$*)) $(LDLIBS_THREADS)
+
+check-loops: $(LOOP_NAMES:%=build/examples/loop_%)
+	$(call msg,TEST,loops)
+	$(Q)sh tests/loops_test.sh $^
+
+# The CMake package's paths are relative to its directory (realpath -m: the
+# directories need not exist yet), so a DESTDIR or moved tree works.
+CMAKEDIR = $(libdir)/cmake/libasyncq
+CMAKE_SED = -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' \
+	-e 's|@MINOR@|$(MINOR)|' \
+	-e "s|@rel_libdir@|$$(realpath -sm --relative-to=$(CMAKEDIR) \
+		$(libdir))|" \
+	-e "s|@rel_includedir@|$$(realpath -sm --relative-to=$(CMAKEDIR) \
+		$(includedir))|" \
+	-e "s|@SIZEOF_VOID_P@|$$($(CC) $(CFLAGS) -dM -E -x c /dev/null | \
+		sed -n 's/^\#define __SIZEOF_POINTER__ //p')|"
+install: install-cmake
+install-cmake:
+	install -d $(DESTDIR)$(CMAKEDIR)
+	sed $(CMAKE_SED) libasyncqConfig.cmake.in \
+		>$(DESTDIR)$(CMAKEDIR)/libasyncqConfig.cmake
+	sed $(CMAKE_SED) libasyncqConfigVersion.cmake.in \
+		>$(DESTDIR)$(CMAKEDIR)/libasyncqConfigVersion.cmake
+
+uninstall: uninstall-cmake
+uninstall-cmake:
+	rm -f $(DESTDIR)$(CMAKEDIR)/libasyncqConfig.cmake \
+		$(DESTDIR)$(CMAKEDIR)/libasyncqConfigVersion.cmake
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+# ==== end of event loops and CMake =============================================
+
 # ---- install -------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
@@ -272,4 +352,4 @@ clean:
 	$(MAKE) --no-print-directory -C tests/bench clean
 
 -include $(REL_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_BINS:.o=.d) \
-	$(EXAMPLES:=.d)
+	$(EXAMPLES:=.d) $(LOOP_NAMES:%=build/examples/loop_%.d)
