@@ -212,7 +212,7 @@ void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
 
 	sched_reject_all(rejected);
 	if (duplicate)
-		aq__future_put(rec); /* not the last: the entry holds one */
+		aq__future_put(rec); /* the entry queued holds its own */
 	if (rc)
 		sched_reject(rec, rc);
 	if (held)

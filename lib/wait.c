@@ -21,17 +21,19 @@
  * the policy, as long as a job waits only for jobs submitted after it
  * started (its children, theirs, ...). Number the jobs by the time they
  * started. On a worker's stack each job above another started later; a
- * job waited for was submitted, so started, after its waiter. Take a
- * waiter W at the top of a stack (nothing runs above it). If the job J it
- * waits for runs, then J or a job above J is at the top of another stack
- * and started later than W. Following these steps the start numbers grow,
- * so they end, at a waiter on top of its stack whose job does not run: it
- * is final (the wait ends), queued (the waiter claims it and runs it,
- * whatever its depth: the step that was missing past the helping depth
- * and under a policy), or in the timer or waiting for dependencies, which
- * make it queued without any worker's help. So some thread always makes
- * progress. The rule matters only with every worker waiting: otherwise an
- * idle worker takes the queued job anyway.
+ * job waited for was submitted, so started, after its waiter started.
+ * Take a waiter W at the top of a stack (nothing runs above it). If the
+ * job J it waits for runs, then J or a job above J is at the top of
+ * another stack and started later than W. Following these steps the start
+ * numbers grow, so they end, at a waiter on top of its stack whose job
+ * does not run: it is final (the wait ends), queued (the waiter claims it
+ * and runs it: hence at any depth and whatever the policy, which is why a
+ * policy must tolerate it, see scheduler.c), or in the timer or waiting
+ * for dependencies, which make it queued without any worker's help. So
+ * some thread always makes progress. Helping with other jobs is not
+ * needed for this, only for speed, so its depth bound is safe. A job that
+ * waits for one submitted before it started (its parent, a sibling) can
+ * deadlock: that job may be waiting beneath it on the same stack.
  *
  * Dependencies: a record submitted with opts.after starts WAITING, holding
  * a reference to each dependency and one internal then-registration on
