@@ -170,7 +170,8 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 /* Job flags (struct aq_job_opts.flags). */
 #define AQ_JOB_BLOCK 0x1u    /* wait for ring space (see timeout_ns) */
 #define AQ_JOB_NOBLOCK 0x2u  /* fail with -EAGAIN when full, even if the
-				pool was created with AQ_POOL_BLOCK */
+				pool was created with AQ_POOL_BLOCK, or on
+				one of its workers with a future */
 
 /*
  * Per-job options. All-zero means "the defaults"; opts may also be NULL.
@@ -214,7 +215,8 @@ struct aq_job_opts {
 /*
  * Submit fn(arg). On success, and when fut is not NULL, *fut receives a
  * future the caller must release with aq_future_release(). Thread-safe from
- * any thread, including from inside a job.
+ * any thread, including from inside a job. On one of the pool's own workers
+ * a job with a future that finds the ring full runs in place at once.
  */
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut);
@@ -401,8 +403,9 @@ enum aq_state {
  * -ETIME (expired: its deadline passed before it started), -EPIPE
  * (skipped: a job it ran after did not succeed), -EDEADLK (a job waiting
  * for its own future) or -EINVAL. result may be NULL. On one of the
- * future's own pool workers it runs other queued jobs while it waits, so
- * nested waits cannot deadlock.
+ * future's own pool workers it runs the awaited job itself if still
+ * queued, else other queued jobs, while it waits, so nested waits (on jobs
+ * submitted after the waiter started) cannot deadlock.
  */
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 

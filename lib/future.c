@@ -152,7 +152,8 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	fut->attempt = 0;
 	fut->first_attempt_ns = fut->last_attempt_ns = 0;
 	fut->yielded = false;
-	fut->runs = 0;
+	atomic_init(&fut->runs, 0);
+	fut->sched_queued = false;
 	fut->deadline_ns = 0;
 	fut->retry = NULL;
 	atomic_init(&fut->then_head, NULL);
@@ -442,14 +443,9 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	deadline = aq__deadline(timeout_ns);
 	if (aq__worker_pool && aq__worker_pool == fut->pool) {
 		/* A job waiting on its own pool: help, don't block a worker;
-		 * best of all, run the awaited job itself if still queued in
-		 * the ring. (Not when a scheduler may hold it: the policy
-		 * would meet it again, as a job it thinks is still queued.) */
-		if (!fut->pool->sched &&
-		    atomic_load_explicit(&fut->state, memory_order_relaxed) ==
-			    AQ_STATE_PENDING)
-			aq__worker_run_claimable(fut->pool, fut);
-		if (aq__wait_helping(fut->pool, future_is_final, fut,
+		 * best of all, run the awaited job itself while it is still
+		 * queued (wait.c). */
+		if (aq__wait_helping(fut->pool, future_is_final, fut, &fut, 1,
 				     &fut->state, &fut->waiters,
 				     deadline) == -ETIMEDOUT)
 			return -ETIMEDOUT;

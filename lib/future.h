@@ -69,8 +69,13 @@ struct aq_future {
 	uint64_t hint;
 	int64_t enqueue_ns;  /* submit time, CLOCK_MONOTONIC */
 	uint64_t seq;        /* arrival order in the scheduler, from 1 */
-	unsigned runs;       /* times the job has been called (AQ_YIELD) */
+	/* Times the job has been called (AQ_YIELD). Atomic (relaxed): a
+	 * waiter may run the job in place while the policy still holds an
+	 * entry for it and reads it (scheduler.c). */
+	_Atomic unsigned runs;
 	void *sched_slots[2]; /* the scheduler's own */
+	bool sched_queued;    /* under sched_lock: the policy holds an entry
+				 for it, so another push is a duplicate */
 
 	/* Failure handling and time (retry.c, timer.c). */
 	struct aq_pool *pool; /* valid while the record is not final */

@@ -85,8 +85,9 @@ static inline bool in_inline_job(void)
 
 /*
  * What this thread is running. A job that waits may run other jobs on the
- * same stack (wait.c); the two entry points for that, aq__worker_help()
- * and aq__worker_run_claimable(), save it first and restore it after, so
+ * same stack (wait.c), and one that submits may run its child (submit.c);
+ * the entry points for that, aq__worker_help(), aq__worker_run_claimable()
+ * and aq__worker_run_unqueued(), save it first and restore it after, so
  * the outer job finds its own context again (aq_job_* answers, gauges,
  * its time slice). Plain calls only set and clear it.
  */
@@ -266,7 +267,11 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 	 * already inside the call that waited for it. */
 	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns, call_depth == 1);
 	if (rc == AQ_YIELD) {
-		rec->enqueue_ns = end; /* its next wait starts now */
+		/* Its next wait starts now. (A policy sets it when the job
+		 * goes back to it, under its lock: the record may still be
+		 * queued there if a waiter ran it in place.) */
+		if (!pool->sched)
+			rec->enqueue_ns = end;
 	} else {
 		aq__stat_add(&aq__tls_stats->sojourn_ns,
 			     (uint64_t)(end - rec->submit_ns), false);
@@ -338,7 +343,12 @@ worker_run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 			rec->last_attempt_ns = now;
 		}
 		ctx_enter(rec);
-		rec->runs++;
+		/* Relaxed: only this worker writes it now (future.h). */
+		atomic_store_explicit(&rec->runs,
+				      atomic_load_explicit(&rec->runs,
+							   memory_order_relaxed) +
+					      1,
+				      memory_order_relaxed);
 		result = NULL;
 		AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
 		if (pool->timing)
@@ -535,6 +545,21 @@ void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 struct aq_future *aq__current_job(void)
 {
 	return current_rec;
+}
+
+void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
+{
+	struct job_ctx saved = ctx_save();
+
+	/* Accepted without a ring push: counted as off the ring, first (see
+	 * aq__stats_shared()), in this worker's own block. */
+	aq__stat_add(&aq__tls_stats->off_ring, 1, false);
+	/* Not popped: a policy never held it, so it hears no done().
+	 * Relaxed, as in worker_run(). */
+	worker_run_record(pool, rec, atomic_load_explicit(&pool->cancelling,
+							  memory_order_relaxed),
+			  false);
+	ctx_restore(&saved);
 }
 
 bool aq__worker_help(struct aq_pool *pool)

@@ -296,15 +296,21 @@ void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec);
  * in helping waits), or NULL (pool.c). */
 struct aq_future *aq__current_job(void);
 
+/* On a worker of pool: run a record its submit found no room for in the
+ * ring, here and now, with the reference the ring would have held. */
+void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec);
+
 /* On a worker of pool: take one queued job and run it; false if none. */
 bool aq__worker_help(struct aq_pool *pool);
 
 /*
  * Wait, on a worker of pool, until done(ctx) or the deadline, running
- * queued jobs meanwhile; naps on nap_word (a future's state) when nothing
- * is queued. 0 or -ETIMEDOUT (wait.c).
+ * queued jobs meanwhile: first any of the awaited futures' jobs that is
+ * still queued, at any depth; naps on nap_word (a future's state) when
+ * there is nothing to run. 0 or -ETIMEDOUT (wait.c).
  */
 int aq__wait_helping(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
+		     aq_future *const *awaited, unsigned nawaited,
 		     _Atomic uint32_t *nap_word, _Atomic uint32_t *nap_waiters,
 		     int64_t deadline);
 

@@ -203,8 +203,14 @@ static void submit_discard(struct aq_pool *pool, struct aq_future *rec)
 	aq__future_put(rec);
 }
 
+/*
+ * here: on a worker of this pool, a job with a future that finds the ring
+ * full runs in place rather than fail (aq_submit(); a batch returns what
+ * fitted).
+ */
 static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
-		      const struct aq_job_opts *opts, aq_future **fut)
+		      const struct aq_job_opts *opts, aq_future **fut,
+		      bool here)
 {
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
@@ -265,13 +271,30 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			aq__stats_shared_undo(pool, off_ring);
 	} else {
 		rc = aq__ring_push(&pool->ring, item);
-		if (aq_unlikely(rc == -EAGAIN)) {
+		if (aq_unlikely(rc == -EAGAIN) && aq__worker_pool == pool) {
+			/*
+			 * A worker of this pool must not sleep on its own full
+			 * ring: it might be the one to empty it. A job with a
+			 * future must not fail either: nested fork-join fills
+			 * the ring with the slots of children their waiting
+			 * parents already ran in place (wait.c), which no
+			 * worker reaches while all are nested. So it runs
+			 * here, now, as OpenMP runs a task undeferred when
+			 * too many are queued; a child run so is a plain call,
+			 * and the nesting argument of wait.c holds. Nobody
+			 * waits for a fire-and-forget job: it is refused, and
+			 * AQ_JOB_NOBLOCK asks for the refusal.
+			 */
+			if (here && fut &&
+			    !(opts && (opts->flags & AQ_JOB_NOBLOCK))) {
+				*fut = rec; /* the caller's reference */
+				aq__worker_run_unqueued(pool, rec);
+				return 0;
+			}
+		} else if (aq_unlikely(rc == -EAGAIN)) {
 			int64_t budget = submit_wait_budget(pool, opts);
 
-			/* A worker of this pool that sleeps on its own full
-			 * ring could leave nobody to empty it: it gets
-			 * -EAGAIN at once. */
-			if (budget != 0 && aq__worker_pool != pool)
+			if (budget != 0)
 				rc = submit_wait_space(pool, item,
 						       aq__deadline(budget));
 		}
@@ -309,7 +332,7 @@ submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
 	/* A fast-path job lands here too when the ring was full or shutdown
 	 * had begun: submit_job() retries it, blocks or refuses it as it
 	 * would any job without a record. */
-	rc = submit_job(pool, fn, arg, opts, fut);
+	rc = submit_job(pool, fn, arg, opts, fut, true);
 	/* Refusals of a well-formed job count; bad arguments do not. */
 	if (aq_unlikely(rc) && rc != -EINVAL)
 		aq__stats_shared(pool, rejected);
@@ -425,7 +448,7 @@ static int submit_batch_records(struct aq_pool *pool,
 			each.timeout_ns = out_of_time ? 0 : left;
 		}
 		rc = submit_job(pool, jobs[i].fn, jobs[i].arg, &each,
-				futs ? &futs[i] : NULL);
+				futs ? &futs[i] : NULL, false);
 		if (rc)
 			break;
 	}

@@ -29,6 +29,7 @@
 #include "fault.h"
 #include "park.h"
 #include "pool.h"
+#include "scheduler.h"
 #include "timer.h"
 
 _Thread_local struct aq_pool *aq__timer_pool;
@@ -118,7 +119,9 @@ static void timer_release(struct aq_pool *pool, struct aq_future *rec,
 		goto drop; /* a canceller got it first */
 	/* Its wait (stats, a scheduler's aging) starts now; written before
 	 * the CAS publishes the record to claimers. */
-	if (!cancel && (pool->timing || pool->sched))
+	if (!cancel && pool->sched)
+		aq__sched_stamp(pool, rec, aq__now_ns());
+	else if (!cancel && pool->timing)
 		rec->enqueue_ns = aq__now_ns();
 	/* Release on success: the record's fields, written by the worker
 	 * that scheduled the retry or by the submitter, travel with it. */

@@ -1014,6 +1014,78 @@ START_TEST(test_fib_one_worker)
 }
 END_TEST
 
+/*
+ * Regression (issue 11, item 4): fib(20) by nested submit-and-get of both
+ * halves, with no fallback for -EAGAIN. On 2 workers with the default
+ * ring the submits failed with -EAGAIN: each half run in place by its
+ * waiting parent kept its ring slot, and no worker reached those slots
+ * while every worker was nested. Every ring size, worker count and
+ * policy must compute it (_i: policy in the low 2 bits, then the ring
+ * size, then the worker count).
+ */
+static int fib_strict_job(void *arg, void **result)
+{
+	intptr_t n = (intptr_t)arg, sum = 0;
+	aq_future *f[2];
+
+	if (n < 2) {
+		*result = (void *)n;
+		return 0;
+	}
+	for (int i = 0; i < 2; i++)
+		if (aq_submit(cur_pool, fib_strict_job, (void *)(n - 1 - i),
+			      NULL, &f[i]) != 0) {
+			if (i)
+				aq_future_release(f[0]);
+			return 100;
+		}
+	for (int i = 0; i < 2; i++) {
+		void *r = NULL;
+		int rc = aq_future_get(f[i], &r, -1);
+
+		aq_future_release(f[i]);
+		if (rc != 0) {
+			if (i == 0)
+				aq_future_release(f[1]);
+			return 101;
+		}
+		sum += (intptr_t)r;
+	}
+	*result = (void *)sum;
+	return 0;
+}
+
+START_TEST(test_fib_nested_no_eagain)
+{
+	static const unsigned worker_counts[3] = { 1, 2, 8 };
+	const struct aq_sched_ops *const ops[4] = {
+		NULL, aq_sched_fifo(), aq_sched_priority(), aq_sched_fair()
+	};
+	struct aq_pool_config cfg = {
+		.workers = worker_counts[_i / 8],
+		.queue_capacity = (_i / 4) % 2 ? 64 : 0, /* 0: the default */
+		.sched = ops[_i % 4],
+	};
+	aq_pool *pool = NULL;
+	aq_future *f;
+	void *r = NULL;
+	int rc;
+
+	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
+	cur_pool = pool;
+	ck_assert_int_eq(aq_submit(pool, fib_strict_job, (void *)20, NULL, &f),
+			 0);
+	rc = aq_future_get(f, &r, 10 * long_ns());
+	ck_assert_msg(rc == 0 && r == (void *)6765,
+		      "fib(20), %u workers, ring %d, sched %s: rc %d, %ld",
+		      cfg.workers, aq_pool_capacity(pool),
+		      cfg.sched ? cfg.sched->name : "NULL", rc,
+		      (long)(intptr_t)r);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
 /* Parallel merge sort: halves are sorted by child jobs down to a depth. */
 #define SORT_N (1u << 16)
 #define SORT_DEPTH 12
@@ -1482,6 +1554,7 @@ Suite *compose_suite(void)
 	tcase_add_test(nested, test_nested_wait_on_running);
 	tcase_add_test(nested, test_fib_two_workers);
 	tcase_add_test(nested, test_fib_one_worker);
+	tcase_add_loop_test(nested, test_fib_nested_no_eagain, 0, 24);
 	tcase_add_test(nested, test_merge_sort);
 	tcase_add_test(nested, test_wait_all_any_inside_job);
 	tcase_add_test(nested, test_waits_inside_job_time_out);

@@ -703,6 +703,87 @@ START_TEST(test_cancel_in_flight_keeps_its_pool)
 	ck_assert_int_eq(aq_future_cancel(c.fut), -EALREADY);
 	aq_future_release(c.fut);
 	th_gate_destroy(&c.pause_gate);
+
+/*
+ * Regression (issue 11, item 4): a helping wait checked its timeout only
+ * when it found nothing to help with, so on a worker whose pool always had
+ * another job queued, aq_future_get() with a 20 ms timeout never returned.
+ * A ticker job here queues the next ticker before it returns, for as long
+ * as the waiter waits: the waiter's timeout must still end its wait, after
+ * at most the ticker it is running (_i: 0 the ring alone, 1 a policy).
+ */
+struct endless {
+	aq_pool *pool;
+	aq_future *held;   /* runs on the other worker until the gate opens */
+	atomic_int stop;   /* tickers stop queueing more */
+	atomic_long ticks; /* tickers run */
+	int rc;            /* the helping wait's return */
+	int64_t waited_ns; /* how long it took */
+	atomic_int done;   /* the waiter has returned */
+};
+
+static int ticker_job(void *arg, void **result)
+{
+	struct endless *e = arg;
+
+	(void)result;
+	atomic_fetch_add(&e->ticks, 1);
+	if (!atomic_load(&e->stop) &&
+	    aq_submit(e->pool, ticker_job, e, NULL, NULL) != 0)
+		return 1;
+	return 0;
+}
+
+static int endless_waiter_job(void *arg, void **result)
+{
+	struct endless *e = arg;
+	int64_t start;
+
+	(void)result;
+	if (aq_submit(e->pool, ticker_job, e, NULL, NULL) != 0)
+		return 1;
+	start = th_now_ns();
+	e->rc = aq_future_get(e->held, NULL, 20 * 1000000LL);
+	e->waited_ns = th_now_ns() - start;
+	atomic_store(&e->stop, 1);
+	atomic_store(&e->done, 1);
+	return 0;
+}
+
+START_TEST(test_helping_wait_timeout_endless_work)
+{
+	struct aq_pool_config cfg = { .workers = 2,
+				      .sched = _i ? aq_sched_fifo() : NULL };
+	struct endless e = { 0 };
+	struct th_gate gate;
+	aq_future *waiter;
+
+	ck_assert_int_eq(aq_pool_create(&e.pool, &cfg), 0);
+	th_gate_init(&gate);
+	atomic_init(&e.stop, 0);
+	atomic_init(&e.ticks, 0);
+	atomic_init(&e.done, 0);
+	ck_assert_int_eq(aq_submit(e.pool, th_gate_job, &gate, NULL, &e.held),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	/* The other worker takes the waiter; it alone runs the tickers. */
+	ck_assert_int_eq(aq_submit(e.pool, endless_waiter_job, &e, NULL,
+				   &waiter),
+			 0);
+	ck_assert_msg(th_poll_int(&e.done, 1),
+		      "a helping wait with a 20 ms timeout never returned "
+		      "(%ld jobs run meanwhile)",
+		      th_ldl(&e.ticks));
+	ck_assert_int_eq(e.rc, -ETIMEDOUT);
+	ck_assert_msg(e.waited_ns >= 20 * 1000000LL,
+		      "gave up after %lld ns", (long long)e.waited_ns);
+	ck_assert(th_ldl(&e.ticks) >= 1);
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(waiter, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_get(e.held, NULL, -1), 0);
+	aq_future_release(waiter);
+	aq_future_release(e.held);
+	aq_pool_destroy(e.pool);
 	th_gate_destroy(&gate);
 }
 END_TEST
@@ -722,6 +803,8 @@ Suite *future_suite(void)
 	tcase_add_test(get, test_many_waiters);
 	tcase_add_test(get, test_negative_return);
 	tcase_add_test(get, test_get_own_future_edeadlk);
+
+	tcase_add_loop_test(get, test_helping_wait_timeout_endless_work, 0, 2);
 	suite_add_tcase(s, get);
 
 	tcase_set_timeout(cancel, TH_TIMEOUT);
