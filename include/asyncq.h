@@ -174,7 +174,7 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 /* Wait for ring space (see timeout_ns). */
 #define AQ_JOB_BLOCK 0x1u
 /* Fail with -EAGAIN when full, even if the pool was created with
- * AQ_POOL_BLOCK. */
+ * AQ_POOL_BLOCK, or on one of its workers with a future. */
 #define AQ_JOB_NOBLOCK 0x2u
 
 /*
@@ -219,7 +219,8 @@ struct aq_job_opts {
 /*
  * Submit fn(arg). On success, and when fut is not NULL, *fut receives a
  * future the caller must release with aq_future_release(). Thread-safe from
- * any thread, including from inside a job.
+ * any thread, including from inside a job. On one of the pool's own workers
+ * a job with a future that finds the ring full runs in place at once.
  */
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut);
@@ -409,9 +410,11 @@ enum aq_state {
  * outcome. Returns 0 (succeeded; *result set), the job's positive failure
  * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED,
  * -ETIME (expired: its deadline passed before it started), -EPIPE
- * (skipped: a job it ran after did not succeed) or -EINVAL. result may be
- * NULL. On one of the future's own pool workers it runs other queued jobs
- * while it waits, so nested waits cannot deadlock.
+ * (skipped: a job it ran after did not succeed), -EDEADLK (a job waiting
+ * for its own future) or -EINVAL. result may be NULL. On one of the
+ * future's own pool workers it runs the awaited job itself if still
+ * queued, else other queued jobs, while it waits, so nested waits (on jobs
+ * submitted after the waiter started) cannot deadlock.
  */
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
@@ -424,7 +427,8 @@ AQ_API int aq_future_cancel(aq_future *fut);
 
 /*
  * Wait until every future resolved (0) or until the timeout (-ETIMEDOUT);
- * -EINVAL for a NULL array or entry. Outcomes are read with
+ * -EINVAL for a NULL array or entry; -EDEADLK, as aq_future_get, inside
+ * a job whose own future is among them. Outcomes are read with
  * aq_future_get(f, &r, 0). Helps like aq_future_get on a pool's worker.
  */
 AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns);
@@ -496,6 +500,15 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *stats);
  */
 AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
 				struct aq_pool_stats *now);
+
+/*
+ * The statistics of npools pools as OpenMetrics text (Prometheus can scrape
+ * it), each pool labelled by its cfg.name, into buf, snprintf-style: the
+ * text's length is returned; it is complete if less than size. Does not
+ * touch any window of aq_pool_stats(). man aq_pool_metrics.
+ */
+AQ_API int aq_pool_metrics(aq_pool *const *pools, unsigned npools, char *buf,
+			   size_t size);
 
 /* What the per-job hooks (cfg.before_job, cfg.after_job) are told. */
 struct aq_job_event {

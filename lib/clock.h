@@ -28,8 +28,23 @@ static inline int64_t aq__time_add(int64_t a, int64_t b)
 }
 
 /*
+ * to - from for two times on one clock, saturating at INT64_MAX and
+ * INT64_MIN: a clock may read anything, below zero included, so the
+ * distance between two of its readings can exceed the type.
+ */
+static inline int64_t aq__time_diff(int64_t to, int64_t from)
+{
+	if (from < 0 && to > INT64_MAX + from)
+		return INT64_MAX;
+	if (from > 0 && to < INT64_MIN + from)
+		return INT64_MIN;
+	return to - from;
+}
+
+/*
  * A deadline from a relative timeout in the API's convention: negative
- * means forever (returns -1), otherwise now + timeout_ns.
+ * means forever (returns -1), otherwise now + timeout_ns, saturated:
+ * INT64_MAX is then as good as no deadline at every clock conversion.
  */
 static inline int64_t aq__deadline(int64_t timeout_ns)
 {

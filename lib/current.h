@@ -35,6 +35,13 @@ struct aq__current {
 
 extern _Thread_local struct aq__current aq__current;
 
+/* The record whose job this thread is running (innermost, if jobs nest
+ * in helping waits), or NULL. */
+static inline struct aq_future *aq__current_job(void)
+{
+	return aq__current.rec;
+}
+
 /* Is this thread inside a fire-and-forget job's own call? */
 static inline bool aq__current_inline(void)
 {
@@ -71,7 +78,7 @@ static inline void aq__current_leave(void)
 
 /*
  * A saved context. A job that waits may run other jobs on the same stack
- * (worker.c, helping); it saves its context first and restores it after,
+ * (help.c, helping); it saves its context first and restores it after,
  * so the outer job finds its own again (aq_current_*() answers, gauges,
  * its time slice).
  */

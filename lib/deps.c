@@ -10,6 +10,15 @@
  * record: PENDING and queued if every dependency succeeded, SKIPPED
  * otherwise, or only released if a canceller got there first. The
  * record's pool reference belongs to that counter until then.
+ *
+ * A WAITING record may be cancelled, and its pool shut down and destroyed,
+ * long before its last dependency (of another pool, say) resolves. So the
+ * settler touches nothing of the pool until it knows the record is not
+ * resolved: it moves it WAITING -> SETTLING, which cancellers wait out,
+ * takes an external claim on the pool (shutdown waits for those), and puts
+ * it back to WAITING. If a canceller got there first it only drops the
+ * record's reference; the record's cache outlives the pool. Weak spot: a
+ * settler preempted inside that window keeps a canceller yielding.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,17 +50,31 @@ static void deps_to_timer(struct aq_pool *pool, struct aq_future *rec)
 /*
  * Every dependency has resolved: start the record, skip it, or hand it to
  * the timer if it is also delayed. Runs on whichever thread resolved the
- * last dependency, possibly not one of the pool's; the pool is alive (the
- * record is WAITING, a timer user shutdown waits for) and the external
- * claim keeps it so until we are done with it.
+ * last dependency, possibly not one of the pool's. While the record is
+ * WAITING its pool is alive (a timer user, which shutdown waits for); the
+ * external claim, taken while no canceller can resolve it (SETTLING, see
+ * the file comment), keeps it so until we are done with it.
  */
 static void deps_settle(struct aq_future *rec)
 {
-	struct aq_pool *pool = rec->pool;
+	struct aq_pool *pool;
 	uint32_t expected = AQ_STATE_WAITING, target;
 	bool ok = true;
 
+	/* seq_cst, both: the claim below is ordered between them, so a
+	 * canceller that takes the record after our store also finds the
+	 * claim counted (and shutdown waits for it). */
+	if (!atomic_compare_exchange_strong(&rec->state, &expected,
+					    AQ__STATE_SETTLING)) {
+		/* Cancelled: its pool may be gone; the record is ours to
+		 * release, nothing else. */
+		aq__future_put(rec);
+		return;
+	}
+	pool = rec->pool;
 	aq__pool_ext_enter(pool);
+	atomic_store(&rec->state, AQ_STATE_WAITING);
+	expected = AQ_STATE_WAITING;
 	for (unsigned i = 0; i < rec->ndeps; i++)
 		/* Acquire: each dependency's outcome is settled. */
 		if (atomic_load_explicit(&rec->deps[i]->state,
@@ -81,7 +104,7 @@ static void deps_settle(struct aq_future *rec)
 		 * may have claimed it meanwhile: then only release. (A closed
 		 * ring cancelled it in aq__queue_record().) */
 		expected = AQ_STATE_PENDING;
-		rec->due_ns = 0;
+		rec->due_ns = INT64_MIN; /* due whatever the clock reads */
 		if (atomic_compare_exchange_strong(&rec->state, &expected,
 						   AQ_STATE_DELAYED))
 			deps_to_timer(pool, rec);

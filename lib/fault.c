@@ -31,6 +31,26 @@ long aq__fault_calls(enum aq__fault_site site)
 {
 	return atomic_load(&fault_calls[site]);
 }
+
+/* The pause hook: user is stored before fn, so a caller that sees fn
+ * sees its user (both seq_cst). */
+static void (*_Atomic pause_fn)(enum aq__pause_site site, void *user);
+static void *_Atomic pause_user;
+
+void aq__pause(enum aq__pause_site site)
+{
+	void (*fn)(enum aq__pause_site, void *) = atomic_load(&pause_fn);
+
+	if (fn)
+		fn(site, atomic_load(&pause_user));
+}
+
+void aq__pause_set(void (*fn)(enum aq__pause_site site, void *user), void *user)
+{
+	atomic_store(&pause_fn, NULL);
+	atomic_store(&pause_user, user);
+	atomic_store(&pause_fn, fn);
+}
 #else
 /* ISO C wants at least one declaration in a translation unit. */
 typedef int aq__fault_unused;

@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -42,6 +43,7 @@ struct aq__cache *aq__cache_create(void)
 	if (!cache)
 		return NULL;
 	aq__lock_init(&cache->lock);
+	atomic_init(&cache->claims, 0);
 	return cache;
 }
 
@@ -56,6 +58,44 @@ static void cache_free(struct aq__cache *cache)
 		fut = next;
 	}
 	free(cache);
+}
+
+/*
+ * The caches this thread holds claims on, innermost last. Claims nest as
+ * calls do (a callback run under one may cancel another job), so a short
+ * stack does; past its depth they are only counted.
+ */
+#define CLAIMS_RECORDED 8
+static _Thread_local const struct aq__cache *claims_held[CLAIMS_RECORDED];
+static _Thread_local unsigned claims_depth;
+
+void aq__cache_claim(struct aq__cache *cache)
+{
+	atomic_fetch_add(&cache->claims, 1); /* seq_cst: see aq_future_cancel */
+	if (claims_depth < CLAIMS_RECORDED)
+		claims_held[claims_depth] = cache;
+	claims_depth++;
+}
+
+/*
+ * The wake after the last claim ends may reach a cache already freed by a
+ * shutdown that saw the count reach zero and a release of the last record:
+ * a private futex wake on such an address finds no waiter and touches
+ * nothing.
+ */
+void aq__cache_unclaim(struct aq__cache *cache)
+{
+	claims_depth--;
+	if (atomic_fetch_sub(&cache->claims, 1) == 1)
+		aq__park_wake(&cache->claims, INT32_MAX);
+}
+
+bool aq__cache_claimed_here(const struct aq__cache *cache)
+{
+	for (unsigned i = 0; i < claims_depth && i < CLAIMS_RECORDED; i++)
+		if (claims_held[i] == cache)
+			return true;
+	return claims_depth > CLAIMS_RECORDED;
 }
 
 void aq__cache_close(struct aq__cache *cache)
@@ -106,7 +146,8 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	fut->attempt = 0;
 	fut->first_attempt_ns = fut->last_attempt_ns = 0;
 	fut->yielded = false;
-	fut->runs = 0;
+	atomic_init(&fut->runs, 0);
+	fut->sched_queued = false;
 	fut->deadline_ns = 0;
 	fut->retry = NULL;
 	atomic_init(&fut->then_head, NULL);
@@ -299,13 +340,17 @@ void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
 	}
 }
 
-int aq__future_take(struct aq_future *fut, uint32_t *from)
+int aq__future_take(struct aq_future *fut, uint32_t state, uint32_t *from)
 {
-	/* Relaxed: the CAS below validates it. */
-	uint32_t state =
-		atomic_load_explicit(&fut->state, memory_order_relaxed);
-
 	for (;;) {
+		if (state == AQ__STATE_SETTLING) {
+			/* Its last dependency's resolver is taking a claim on
+			 * the pool and gives the record back, WAITING, a few
+			 * instructions later (deps.c). */
+			sched_yield();
+			state = atomic_load(&fut->state);
+			continue;
+		}
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.
 			 * Relaxed: a flag the job polls; no data rides on
@@ -375,6 +420,8 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 				     memory_order_relaxed);
 	if (state == AQ__STATE_CANCELLING)
 		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
+	if (state == AQ__STATE_SETTLING)
+		return AQ_STATE_WAITING; /* is WAITING again in a moment */
 	return (enum aq_state)state;
 }
 

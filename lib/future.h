@@ -23,6 +23,14 @@
  */
 #define AQ__STATE_CANCELLING 8u
 
+/*
+ * Another transient state: the thread that resolved a WAITING record's
+ * last dependency holds it for a moment while it takes an external claim
+ * on the record's pool (deps.c). A canceller waits it out (it lasts a few
+ * instructions) and aq_future_state() reports it as WAITING.
+ */
+#define AQ__STATE_SETTLING 9u
+
 static inline bool aq__state_final(uint32_t state)
 {
 	return state >= AQ_STATE_SUCCEEDED;
@@ -62,10 +70,15 @@ struct aq_future {
 	unsigned weight;
 	uint64_t group;
 	uint64_t hint;
-	int64_t enqueue_ns;   /* submit time, CLOCK_MONOTONIC */
-	uint64_t seq;         /* arrival order in the scheduler, from 1 */
-	unsigned runs;        /* times the job has been called (AQ_YIELD) */
+	int64_t enqueue_ns; /* submit time, CLOCK_MONOTONIC */
+	uint64_t seq;       /* arrival order in the scheduler, from 1 */
+	/* Times the job has been called (AQ_YIELD). Atomic (relaxed): a
+	 * waiter may run the job in place while the policy still holds an
+	 * entry for it and reads it (scheduler.c). */
+	_Atomic unsigned runs;
 	void *sched_slots[2]; /* the scheduler's own */
+	bool sched_queued;    /* under sched_lock: the policy holds an entry
+				 for it, so another push is a duplicate */
 
 	/* Failure handling and time (retry.c, timer.c). */
 	struct aq_pool *pool; /* valid while the record is not final */
@@ -107,11 +120,26 @@ struct aq__cache {
 	struct aq_future *free_list; /* records ready for reuse */
 	size_t outstanding;          /* records handed out, not yet back */
 	bool closed;                 /* the pool is gone: free, don't keep */
+	_Atomic uint32_t claims;     /* outside claims (aq__cache_claim()) */
 };
 
 struct aq__cache *aq__cache_create(void);
 /* The pool is done with the cache; it is freed once every record is back. */
 void aq__cache_close(struct aq__cache *cache);
+
+/*
+ * A thread that is not one of the pool's own (a canceller, the resolver of
+ * a dependency) starts or ends work on one of the pool's records: shutdown
+ * does not finish while any such claim is held (see pool.c). The count
+ * lives here rather than in the pool because a caller holding only a
+ * future may take it: its reference keeps the cache, not the pool, alive.
+ * Claims nest, and each thread records the caches it holds them on.
+ */
+void aq__cache_claim(struct aq__cache *cache);
+void aq__cache_unclaim(struct aq__cache *cache);
+/* Does the calling thread hold a claim on cache? (Also true, to be safe,
+ * when it holds claims nested deeper than it can record.) */
+bool aq__cache_claimed_here(const struct aq__cache *cache);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
@@ -136,11 +164,12 @@ static inline bool aq__future_claim(struct aq_future *fut, uint32_t to)
 
 /*
  * A canceller takes a record that waits (PENDING, DELAYED, RETRYING or
- * WAITING) into CANCELLING: 0, with the state it was in at *from. A
- * RUNNING record only gets its cancel_requested flag: -EBUSY. Final, or
- * another canceller's: -EALREADY.
+ * WAITING) into CANCELLING, starting from the state it has read: 0, with
+ * the state it was in at *from. A RUNNING record only gets its
+ * cancel_requested flag: -EBUSY. Final, or another canceller's:
+ * -EALREADY. A record SETTLING is waited out.
  */
-int aq__future_take(struct aq_future *fut, uint32_t *from);
+int aq__future_take(struct aq_future *fut, uint32_t state, uint32_t *from);
 
 /*
  * The first half of finishing a claimed (RUNNING or CANCELLING) record:

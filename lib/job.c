@@ -13,10 +13,12 @@
 #include <errno.h>
 
 #include "current.h"
+#include "fault.h"
 #include "future.h"
 #include "job.h"
 #include "pool.h"
 #include "timer.h"
+#include "trace.h"
 
 /* Count an outcome (a final state) of one of pool's jobs: into this
  * worker's own block on one of the pool's workers, else the shared one. */
@@ -54,6 +56,8 @@ void aq__job_finish(struct aq_future *rec, uint32_t final_state, int code,
 
 	aq__future_settle(rec, code, result);
 	stats_outcome(pool, final_state);
+	/* Before the resolve: after it the record may be recycled. */
+	AQ__TRACE(finish, pool, rec->id, (int)final_state, code);
 	aq__future_resolve(rec, final_state);
 	/* After the resolve the caller may release and the pool may go, but
 	 * not before this count drops: shutdown waits for it. */
@@ -73,23 +77,35 @@ bool aq__job_claim(struct aq_future *rec, bool cancel)
 	return true;
 }
 
+/*
+ * The claim comes first, on the cache (which our reference keeps alive),
+ * and the state is read after it; reading first would leave a window in
+ * which the job finishes and its pool is shut down and freed before the
+ * claim is counted. Both seq_cst: a shutdown's last look at the claims
+ * (pool.c) comes after every record's final state is stored. If that look
+ * comes before our claim in the single total order, so does the final
+ * store, and our read sees it: we leave the pool alone. Otherwise the
+ * shutdown sees our claim and waits for it, so fut->pool stays valid until
+ * we let go. A resolved future is left alone either way: its pool may be
+ * gone.
+ */
 AQ_API int aq_future_cancel(aq_future *fut)
 {
+	struct aq__cache *cache;
 	struct aq_pool *pool;
-	uint32_t from;
-	int rc;
+	uint32_t state, from;
+	int rc = -EALREADY;
 
 	if (!fut)
 		return -EINVAL;
-	/* Acquire: a resolved future is left alone, its pool maybe gone. */
-	if (aq__state_final(
-		    atomic_load_explicit(&fut->state, memory_order_acquire)))
-		return -EALREADY;
-	/* Not final: its pool is still running it. Keep shutdown from
-	 * finishing under us while we may resolve it (see pool.h). */
-	pool = fut->pool;
-	aq__pool_ext_enter(pool);
-	rc = aq__future_take(fut, &from);
+	cache = fut->cache;
+	aq__cache_claim(cache);
+	state = atomic_load(&fut->state);
+	aq__pause(AQ__PAUSE_CANCEL_READ);
+	if (aq__state_final(state))
+		goto out;
+	pool = fut->pool; /* our claim keeps it from being freed */
+	rc = aq__future_take(fut, state, &from);
 	if (rc == 0) {
 		/* A record waiting in the timer leaves it now, with the pool's
 		 * reference, ours to drop once it is resolved; one in a queue
@@ -103,6 +119,8 @@ AQ_API int aq_future_cancel(aq_future *fut)
 		if (held)
 			aq__future_put(fut);
 	}
-	aq__pool_ext_leave(pool);
+	AQ__TRACE(cancel, pool, fut->id, rc);
+out:
+	aq__cache_unclaim(cache);
 	return rc;
 }

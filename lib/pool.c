@@ -235,9 +235,11 @@ static int pool_wait_ext(struct aq_pool *pool, int64_t deadline)
 	uint32_t n;
 
 	/* The word is the condition (a count that its last leaver wakes at
-	 * zero), so each seq_cst load is the key. */
-	while ((n = atomic_load(&pool->ext_claims)) != 0)
-		if (aq__ec_commit(&pool->ext_claims, n, deadline) == -ETIMEDOUT)
+	 * zero), so each seq_cst load is the key; and the load is the last
+	 * look that aq_future_cancel() reasons about. */
+	while ((n = atomic_load(&pool->cache->claims)) != 0)
+		if (aq__ec_commit(&pool->cache->claims, n, deadline) ==
+		    -ETIMEDOUT)
 			return -ETIMEDOUT;
 	return 0;
 }
@@ -282,8 +284,14 @@ AQ_API int aq_pool_shutdown_timed(aq_pool *pool, unsigned flags,
 
 	if (!pool || (flags & ~AQ_SHUTDOWN_CANCEL))
 		return -EINVAL;
-	/* Its own worker or timer thread would wait for itself. */
-	if (aq__worker_pool == pool || aq__timer_self == &pool->timer)
+	/*
+	 * Its own worker or timer thread would wait for itself, and so would
+	 * a thread holding a claim on it (an arg_destroy or then-callback run
+	 * by aq_future_cancel() or by the release of a dependent job): the
+	 * claim, and the job it is resolving, end only after we return.
+	 */
+	if (aq__worker_pool == pool || aq__timer_self == &pool->timer ||
+	    aq__cache_claimed_here(pool->cache))
 		return -EDEADLK;
 	if (flags & AQ_SHUTDOWN_CANCEL) {
 		atomic_store(&pool->cancelling, true);
@@ -354,12 +362,12 @@ AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max)
 
 AQ_API void aq_pool_destroy(aq_pool *pool)
 {
-	/* From the pool's own worker or timer thread we cannot join
-	 * ourselves: a documented misuse that leaves the pool alone rather
-	 * than deadlock. */
-	if (!pool || aq__worker_pool == pool || aq__timer_self == &pool->timer)
+	/* Where a shutdown is refused (-EDEADLK: the pool's own worker or
+	 * timer thread, or a callback holding a claim on it, whose caller
+	 * still uses the pool) we cannot free it either: a documented misuse
+	 * that leaves the pool alone rather than deadlock. */
+	if (!pool || aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN) != 0)
 		return;
-	aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN);
 	pool_free(pool);
 }
 

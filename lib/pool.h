@@ -15,6 +15,7 @@
 
 #include "asyncq.h"
 #include "compat.h"
+#include "future.h"
 #include "park.h"
 #include "ring.h"
 #include "stats.h"
@@ -86,13 +87,9 @@ struct aq_pool {
 	struct aq_clock clock;                /* copied from the config */
 	struct aq_retry_policy retry_default; /* copied; used if has_retry */
 	bool has_retry;
-	_Atomic uint64_t next_id;    /* job ids of records, from 1 */
-	size_t timer_users;          /* under lock: delayed or retry-capable
-					records not yet final */
-	_Atomic uint32_t ext_claims; /* threads other than workers and the
-					timer working on a record of this
-					pool (cancel, dependency release):
-					shutdown waits for them */
+	_Atomic uint64_t next_id; /* job ids of records, from 1 */
+	size_t timer_users;       /* under lock: delayed or retry-capable
+				     records not yet final */
 
 	/* Cold fields, read-only after create unless noted. */
 	AQ__CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
@@ -111,6 +108,8 @@ struct aq_pool {
 	_Atomic unsigned min_workers, max_workers;
 	int64_t idle_timeout_ns; /* real time, for elastic retirement */
 	char name[8];            /* thread name stem, truncated */
+	char *label;             /* cfg.name in full, for metrics; NULL =
+				    none was given */
 	int *cpus;               /* pinning, copied; NULL = none */
 	unsigned ncpus;
 	size_t stack_size;
@@ -183,19 +182,17 @@ static inline int64_t aq__pool_now(struct aq_pool *pool)
 /*
  * A thread that is not one of the pool's own starts or ends work on one of
  * its records (a cancel, a dependency release): shutdown does not return
- * while any is under way. The wake after the last leave may reach memory
- * already freed by a shutdown that saw the count reach zero; a private
- * futex wake on such an address finds no waiter and touches nothing.
+ * while any is under way. The claims are counted on the pool's record
+ * cache (see aq__cache_claim()); seq_cst, before the caller's CAS.
  */
 static inline void aq__pool_ext_enter(struct aq_pool *pool)
 {
-	atomic_fetch_add(&pool->ext_claims, 1); /* seq_cst: before the CAS */
+	aq__cache_claim(pool->cache);
 }
 
 static inline void aq__pool_ext_leave(struct aq_pool *pool)
 {
-	if (atomic_fetch_sub(&pool->ext_claims, 1) == 1)
-		aq__park_wake(&pool->ext_claims, INT32_MAX);
+	aq__cache_unclaim(pool->cache);
 }
 
 #define AQ__IDLE_ELASTIC (UINT32_C(1) << 31)

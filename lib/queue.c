@@ -20,6 +20,7 @@
 #include "park.h"
 #include "pool.h"
 #include "queue.h"
+#include "scheduler.h"
 
 /*
  * Workers wake blocked producers only once a run of slots is free
@@ -100,7 +101,9 @@ void aq__queue_due(void *ctx, struct aq_future *rec, bool cancel)
 		goto drop; /* a canceller got it first */
 	/* Its wait (stats, a scheduler's aging) starts now; written before
 	 * the CAS publishes the record to claimers. */
-	if (!cancel && (pool->timing || pool->sched))
+	if (!cancel && pool->sched)
+		aq__sched_stamp(pool, rec, aq__now_ns());
+	else if (!cancel && pool->timing)
 		rec->enqueue_ns = aq__now_ns();
 	/* Release on success: the record's fields, written by the worker
 	 * that scheduled the retry or by the submitter, travel with it. */

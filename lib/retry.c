@@ -18,6 +18,7 @@
 #include "job.h"
 #include "pool.h"
 #include "retry.h"
+#include "trace.h"
 #include "timer.h"
 
 /* Per worker thread: the generator behind full jitter (xorshift64*). A
@@ -41,13 +42,27 @@ int64_t aq__retry_backoff(const struct aq_retry_policy *policy, unsigned n)
 {
 	double factor = policy->factor > 0 ? policy->factor : 1.0;
 	double delay = (double)policy->base_delay_ns;
+	unsigned exp = n > 1 ? n - 1 : 0;
 
 	if (delay <= 0)
 		return 0;
-	/* factor^(n-1) by multiplication: no libm, and n is small in
-	 * practice; stop once past any representable delay. */
-	for (unsigned i = 1; i < n && delay < 9.0e18 && factor != 1.0; i++)
-		delay *= factor;
+	/*
+	 * base * factor^(n-1) by binary exponentiation (no libm): one
+	 * squaring per bit of n - 1, so at most 32 of them and 32 products
+	 * whatever n. (One multiplication per attempt made a factor below 1,
+	 * which never reaches the cap, cost O(n) on every retry.) Powers of
+	 * the factor only grow above 1 and only shrink below it, so stop
+	 * once past any representable delay, or at 0; inf and 0 are fine on
+	 * the way.
+	 */
+	if (factor == 1.0)
+		exp = 0;
+	for (double power = factor; exp && delay < 9.0e18 && delay > 0;
+	     exp >>= 1) {
+		if (exp & 1)
+			delay *= power;
+		power *= power;
+	}
 	if (policy->max_delay_ns > 0 && delay > (double)policy->max_delay_ns)
 		delay = (double)policy->max_delay_ns;
 	/* Far beyond any useful delay, but keep the conversion defined. */
@@ -119,6 +134,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec, int code)
 	rec->code = code; /* the error record shows the latest failure */
 	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
 	rec->due_ns = aq__time_add(aq__pool_now(pool), delay);
+	AQ__TRACE(retry, pool, rec->id, rec->attempt, code, delay);
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_RETRYING,
 			      memory_order_release);

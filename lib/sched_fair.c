@@ -54,9 +54,10 @@
  *  - A turn is `weight` consecutive starts, so large weights make coarse
  *    interleaving: 100:200 has the shares of 1:2 but others wait up to 200
  *    starts. Use the smallest weights that express the ratio.
- *  - With a cap of n, a job that waits (aq_future_get()) for a job of its
- *    own group that is still queued can deadlock the group once n such
- *    waiters run: the one they wait for is never popped.
+ *  - A job that waits (aq_future_get()) for a job of its own pool still
+ *    queued runs it in place, past this policy (help.c, scheduler.c): so
+ *    n waiters under a cap of n cannot deadlock their group, but the job
+ *    so run is not counted against the cap.
  *  - The hash is keyed with a per-pool seed taken from the address of the
  *    state, which spreads ordinary keys well but is no defence against an
  *    adversary choosing keys to collide: they would lengthen one chain and

@@ -192,14 +192,14 @@ AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
 	return 0;
 }
 
-AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
+/* Everything of a snapshot but its time and window (see stats.h). */
+void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
+		    struct aq__hists *hists)
 {
 	static const struct aq__stats zero;
 	struct aq__stats sum = zero;
 	uint64_t head, pushes, running = 0;
 
-	if (!pool || !st)
-		return -EINVAL;
 	memset(st, 0, sizeof(*st));
 
 	pthread_mutex_lock(&pool->lock);
@@ -242,6 +242,21 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	st->busy_ns = LOAD(sum.busy_ns);
 	st->sojourn_ns = LOAD(sum.sojourn_ns);
 	st->timed_done = LOAD(sum.timed_done);
+	if (hists) {
+		for (int i = 0; i < AQ__HIST_BUCKETS; i++) {
+			hists->wait[i] = LOAD(sum.wait_hist[i]);
+			hists->run[i] = LOAD(sum.run_hist[i]);
+		}
+		hists->wait_sum = LOAD(sum.wait_sum);
+		hists->run_sum = LOAD(sum.run_sum);
+	}
+}
+
+AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
+{
+	if (!pool || !st)
+		return -EINVAL;
+	aq__stats_read(pool, st, NULL);
 	/* The window since the previous call. The time is read under the
 	 * lock, so that the pool's windows follow one another in order
 	 * however many threads take statistics. */

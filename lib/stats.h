@@ -84,6 +84,25 @@ struct aq__window {
 	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,             \
 				  memory_order_relaxed)
 
+/* The raw timing histograms (bucket k: [2^k, 2^(k+1)) ns) and their sums
+ * in nanoseconds, for exporters that publish buckets (metrics.c). */
+struct aq__hists {
+	uint64_t wait[AQ__HIST_BUCKETS], run[AQ__HIST_BUCKETS];
+	uint64_t wait_sum, run_sum;
+};
+
+struct aq_pool_stats;
+
+/*
+ * Read pool's counters, gauges and distributions into *st, and the raw
+ * histograms of the same reading into *hists unless it is NULL. The time
+ * and window fields are left 0 and the pool's window is not touched:
+ * aq_pool_stats() adds those; an exporter of cumulative figures needs
+ * none and must not close other callers' windows.
+ */
+void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
+		    struct aq__hists *hists);
+
 /* Record one call's wait and run times into a worker's block; busy: its
  * run time is the worker's busy time (not nested in another call). */
 void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,

@@ -29,6 +29,8 @@
 #include "retry.h"
 #include "threads.h"
 #include "timer.h"
+#include "trace.h"
+#include "worker.h"
 
 #define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
 
@@ -91,13 +93,19 @@ static bool submit_needs_record(const struct aq_pool *pool,
 		 opts->deadline_ns || opts->retry || opts->after_count));
 }
 
-/* Failure handling and time: the retry policy, the deadline, and when the
- * job may start (0: now). */
-static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
-				const struct aq_job_opts *opts)
+/*
+ * Failure handling and time: the retry policy, the deadline, and when the
+ * job may start (rec->due_ns). True if it is delayed (run_at_ns or a
+ * delay): the pool clock may read anything, below zero included, so no
+ * value of due_ns can stand for "now"; INT64_MIN, never later than the
+ * clock, is what a job that is not delayed gets.
+ */
+static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
+			     const struct aq_job_opts *opts)
 {
-	int64_t due = 0;
+	bool delayed = false;
 
+	rec->due_ns = INT64_MIN;
 	rec->pool = pool;
 	/* Relaxed: ids need only be unique. */
 	rec->id = atomic_fetch_add_explicit(&pool->next_id, 1,
@@ -107,19 +115,23 @@ static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 		     : pool->has_retry   ? &pool->retry_default
 					 : NULL;
 	rec->deadline_ns = opts ? opts->deadline_ns : 0;
-	if (opts && opts->run_at_ns)
-		due = opts->run_at_ns;
+	if (opts && opts->run_at_ns) {
+		rec->due_ns = opts->run_at_ns;
+		delayed = true;
+	}
 	if (opts && opts->delay_ns > 0) {
 		int64_t after =
 			aq__time_add(aq__pool_now(pool), opts->delay_ns);
 
-		due = after > due ? after : due;
+		if (after > rec->due_ns)
+			rec->due_ns = after;
+		delayed = true;
 	}
 	/* Jobs that wait outside the ring (delayed, retrying, or after
 	 * others) keep shutdown from closing it under them. */
-	rec->timer_user = due != 0 || (opts && opts->after_count) ||
+	rec->timer_user = delayed || (opts && opts->after_count) ||
 			  (rec->retry && rec->retry->max_attempts > 1);
-	return due;
+	return delayed;
 }
 
 /* Count a timer user in, unless shutdown has begun (pool.c waits for the
@@ -147,12 +159,19 @@ static void submit_discard(struct aq_pool *pool, struct aq_future *rec)
 	aq__future_put(rec);
 }
 
+/*
+ * here: on a worker of this pool, a job with a future that finds the ring
+ * full runs in place rather than fail (aq_submit(); a batch returns what
+ * fitted).
+ */
 static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
-		      const struct aq_job_opts *opts, aq_future **fut)
+		      const struct aq_job_opts *opts, aq_future **fut,
+		      bool here)
 {
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
-	int64_t due = 0;
+	bool delayed = false;
+	uint64_t id = 0; /* rec->id, read before rec is published */
 	int rc;
 
 	if (AQ__UNLIKELY(!fn) || (opts && !submit_opts_valid(opts)))
@@ -174,7 +193,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			submit_fill_sched(rec, opts);
 		if (pool->timing)
 			rec->submit_ns = rec->enqueue_ns = aq__now_ns();
-		due = submit_fill_time(pool, rec, opts);
+		delayed = submit_fill_time(pool, rec, opts);
 		if (rec->timer_user && (rc = submit_timer_user(pool)) != 0) {
 			rec->timer_user = false;
 			submit_discard(pool, rec);
@@ -182,24 +201,26 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		}
 		item.fn = NULL;
 		item.arg = rec;
+		/* Read by the probes when they are compiled in (trace.h). */
+		// NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores)
+		id = rec->id;
 	}
 
 	if (rec && opts && opts->after_count) { /* after_count: rec exists */
 		/* After others: their last resolution queues it, or hands
 		 * it to the timer if it is also delayed (deps.c). */
-		rec->due_ns = due;
 		AQ__STAT_SHARED(pool, off_ring); /* first: see stats.h */
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
 		if (rc == 0) {
 			if (fut)
 				*fut = rec;
+			AQ__TRACE(submit, pool, id, fn, arg);
 			aq__deps_arm(rec);
 			return 0;
 		}
 		AQ__STAT_SHARED_UNDO(pool, off_ring);
-	} else if (due) {
+	} else if (delayed) {
 		/* Delayed: the timer queues it when due (timer.c, queue.c). */
-		rec->due_ns = due;
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
 		AQ__STAT_SHARED(pool, off_ring); /* first: see stats.h */
@@ -208,13 +229,30 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			AQ__STAT_SHARED_UNDO(pool, off_ring);
 	} else {
 		rc = aq__ring_push(&pool->ring, item);
-		if (AQ__UNLIKELY(rc == -EAGAIN)) {
+		if (AQ__UNLIKELY(rc == -EAGAIN) && aq__worker_pool == pool) {
+			/*
+			 * A worker of this pool must not sleep on its own full
+			 * ring: it might be the one to empty it. A job with a
+			 * future must not fail either: nested fork-join fills
+			 * the ring with the slots of children their waiting
+			 * parents already ran in place (help.c), which no
+			 * worker reaches while all are nested. So it runs
+			 * here, now, as OpenMP runs a task undeferred when
+			 * too many are queued; a child run so is a plain call,
+			 * and the nesting argument of help.c holds. Nobody
+			 * waits for a fire-and-forget job: it is refused, and
+			 * AQ_JOB_NOBLOCK asks for the refusal.
+			 */
+			if (here && fut &&
+			    !(opts && (opts->flags & AQ_JOB_NOBLOCK))) {
+				*fut = rec; /* the caller's reference */
+				aq__worker_run_unqueued(pool, rec);
+				return 0;
+			}
+		} else if (AQ__UNLIKELY(rc == -EAGAIN)) {
 			int64_t budget = submit_wait_budget(pool, opts);
 
-			/* A worker of this pool that sleeps on its own full
-			 * ring could leave nobody to empty it: it gets
-			 * -EAGAIN at once. */
-			if (budget != 0 && aq__worker_pool != pool)
+			if (budget != 0)
 				rc = aq__queue_wait_push(pool, item,
 							 aq__deadline(budget));
 		}
@@ -228,6 +266,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			submit_discard(pool, rec);
 		return rc;
 	}
+	AQ__TRACE(submit, pool, id, fn, arg);
 	if (fut)
 		*fut = rec;
 	return 0;
@@ -252,7 +291,7 @@ static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
 	/* A fast-path job lands here too when the ring was full or shutdown
 	 * had begun: submit_job() retries it, blocks or refuses it as it
 	 * would any job without a record. */
-	rc = submit_job(pool, fn, arg, opts, fut);
+	rc = submit_job(pool, fn, arg, opts, fut, true);
 	/* Refusals of a well-formed job count; bad arguments do not. */
 	if (AQ__UNLIKELY(rc) && rc != -EINVAL)
 		AQ__STAT_SHARED(pool, rejected);
@@ -287,6 +326,7 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		 * aq__pool_wake_one(). */
 		uint32_t idle = atomic_load(&pool->idle);
 
+		AQ__TRACE(submit, pool, (uint64_t)0, fn, arg);
 		if (AQ__LIKELY(idle == 0))
 			return 0;
 		/* A worker sleeps, but a wake is already on its way to one
@@ -332,6 +372,7 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
 		}
 		if (rc < 0)
 			break;
+		AQ__TRACE(submit_batch, pool, (unsigned)rc, jobs + done);
 		done += (unsigned)rc;
 		aq__pool_wake_one(pool);
 		aq__threads_maybe_grow(pool);
@@ -366,7 +407,7 @@ static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
 			each.timeout_ns = out_of_time ? 0 : left;
 		}
 		rc = submit_job(pool, jobs[i].fn, jobs[i].arg, &each,
-				futs ? &futs[i] : NULL);
+				futs ? &futs[i] : NULL, false);
 		if (rc)
 			break;
 	}

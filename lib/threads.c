@@ -121,6 +121,14 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 		/* A truncated stem is documented. */
 		// NOLINTNEXTLINE(cert-err33-c)
 		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name);
+	if (cfg->name && cfg->name[0]) {
+		size_t len = strlen(cfg->name) + 1;
+
+		pool->label = aq__malloc(len);
+		if (!pool->label)
+			return -ENOMEM;
+		memcpy(pool->label, cfg->name, len);
+	}
 	pool->stack_size = cfg->stack_size;
 	pool->on_thread_start = cfg->on_thread_start;
 	pool->on_thread_stop = cfg->on_thread_stop;
@@ -156,12 +164,16 @@ void aq__threads_fini(struct aq_pool *pool)
 	free(pool->wstats);
 	free(pool->slots);
 	free(pool->cpus);
+	free(pool->label);
 }
 
 void aq__threads_reap(struct aq_pool *pool)
 {
 	pthread_mutex_lock(&pool->lock);
-	for (unsigned i = 0; i < pool->nslots; i++) {
+	/* Once shutdown has begun its join takes every thread: joining one
+	 * here too could join it twice. */
+	for (unsigned i = 0;
+	     pool->phase == AQ__POOL_RUNNING && i < pool->nslots; i++) {
 		pthread_t thread;
 
 		if (pool->slots[i].state != AQ__SLOT_DONE)
@@ -324,8 +336,10 @@ static int join_until(pthread_t thread, int64_t deadline)
 		int64_t left = deadline - aq__now_ns(), real;
 
 		clock_gettime(CLOCK_REALTIME, &now);
-		real = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
-		       (left > 0 ? left : 0);
+		/* Saturated: a deadline that far (a timeout near INT64_MAX)
+		 * would wrap into the past and give up at once. */
+		real = aq__time_add(
+			(int64_t)now.tv_sec * AQ__NS_PER_S + now.tv_nsec, left);
 		ts = aq__timespec(real);
 		return pthread_timedjoin_np(thread, NULL, &ts) == ETIMEDOUT
 			       ? -ETIMEDOUT
@@ -394,19 +408,30 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	atomic_store_explicit(&pool->max_workers, max_workers,
 			      memory_order_relaxed);
 	aq__pool_set_elastic(pool);
-	/* Indexes held by workers still in their stop hooks come free in a
+	/*
+	 * Indexes held by workers still in their stop hooks come free in a
 	 * moment: wait for them, with the lock released (a stop hook must
-	 * not call aq_pool_resize() on its own pool). */
+	 * not call aq_pool_resize() on its own pool). A shutdown may begin
+	 * while we are away, and its join may already have passed the index
+	 * we wait for: look for it before every start, under the lock, since
+	 * a thread started after that would never be joined.
+	 */
 	while (pool->live < min_workers &&
-	       (rc = aq__threads_spawn(pool, min_workers)) == -EBUSY &&
-	       pool->phase == AQ__POOL_RUNNING) {
+	       (rc = aq__threads_spawn(pool, min_workers)) == -EBUSY) {
 		struct timespec nap = { 0, 100000 };
 
 		pthread_mutex_unlock(&pool->lock);
 		nanosleep(&nap, NULL);
 		pthread_mutex_lock(&pool->lock);
+		/* Relaxed: shutdown clears accepting under this lock. */
+		if (pool->phase != AQ__POOL_RUNNING ||
+		    !atomic_load_explicit(&pool->accepting,
+					  memory_order_relaxed)) {
+			rc = -ESHUTDOWN;
+			break;
+		}
 	}
-	if (pool->live >= min_workers)
+	if (rc != -ESHUTDOWN && pool->live >= min_workers)
 		rc = 0; /* a worker growing the pool may have got there first */
 	pthread_mutex_unlock(&pool->lock);
 	/* Too many, or a lower floor? Wake everyone: idle workers above max

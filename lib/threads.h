@@ -30,14 +30,16 @@ struct aq__slot {
  * worker count, or a negative errno. */
 int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
 void aq__threads_fini(struct aq_pool *pool);
-/* Start workers until `live` reaches target. Under lock. 0, an error of
- * the thread library or -ENOMEM, or -EBUSY: the free indexes are still
+/* Start workers until `live` reaches target. Under lock, and only while
+ * the pool runs (shutdown's join would miss a later thread). 0, an error
+ * of the thread library or -ENOMEM, or -EBUSY: the free indexes are still
  * held by retiring workers' stop hooks. */
 int aq__threads_spawn(struct aq_pool *pool, unsigned target);
 /* Start one more worker if the pool runs and is below max (an elastic
  * pool under backlog); takes the lock. */
 void aq__threads_grow(struct aq_pool *pool);
-/* Join retired workers, with the lock released while joining. */
+/* Join retired workers, with the lock released while joining; none once
+ * shutdown has begun (its own join takes them). */
 void aq__threads_reap(struct aq_pool *pool);
 /* Retire the calling worker if more than floor live: true = it must exit
  * now (its stop hook still to run). Takes the lock. */

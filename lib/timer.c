@@ -139,7 +139,7 @@ static void *timer_main(void *arg)
 		if (!cancel && rec->due_ns > now) {
 			/* On a virtual clock this real-time wait is only a
 			 * fallback: aq_pool_clock_changed() kicks us. */
-			timer_wait(t, rec->due_ns - now);
+			timer_wait(t, aq__time_diff(rec->due_ns, now));
 			continue;
 		}
 		heap_delete(t, 0);

@@ -2,7 +2,7 @@
 /*
  * wait.c - waiting for futures: aq_future_get(), aq_wait_all() and
  * aq_wait_any(). A caller that is one of the pool's own workers does not
- * sleep but helps (worker.c), so nested waits cannot deadlock; any other
+ * sleep but helps (help.c), so nested waits cannot deadlock; any other
  * thread sleeps on the eventcount of park.h.
  */
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include "fault.h"
 #include "future.h"
 #include "park.h"
-#include "worker.h"
+#include "help.h"
 
 /* Bounded spin before a waiter parks: long enough to catch a short job's
  * completion without a system call, short enough not to burn a core. */
@@ -39,6 +39,10 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 		return aq__future_outcome(fut, state, result);
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
+	/* A job waiting for its own outcome would wait forever (or until
+	 * its timeout): refuse it. Off the paths above, which never wait. */
+	if (AQ__UNLIKELY(fut == aq__current_job()))
+		return -EDEADLK;
 
 	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
 		aq__cpu_relax();
@@ -51,7 +55,7 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	deadline = aq__deadline(timeout_ns);
 	/* A job waiting on its own pool: help, don't block a worker. */
 	if (aq__worker_pool && aq__worker_pool == fut->pool)
-		rc = aq__worker_wait(aq__worker_pool, fut, deadline);
+		rc = aq__help_future(aq__worker_pool, fut, deadline);
 	else
 		rc = aq__future_wait(fut, deadline);
 	if (rc < 0)
@@ -69,12 +73,29 @@ static bool futs_valid(aq_future *const *futs, unsigned n)
 	return true;
 }
 
+/*
+ * Is the job running on this thread (if any) one of futs? Its future
+ * cannot resolve while it waits: a wait for it is a deadlock.
+ */
+static bool holds_current_job(aq_future *const *futs, unsigned n)
+{
+	struct aq_future *self = aq__current_job();
+
+	for (unsigned i = 0; self && i < n; i++)
+		if (futs[i] == self)
+			return true;
+	return false;
+}
+
 AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns)
 {
 	int64_t deadline;
 
 	if (!futs_valid(futs, n))
 		return -EINVAL;
+	/* Refused before any wait, as aq_future_get() refuses it. */
+	if (timeout_ns != 0 && holds_current_job(futs, n))
+		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 	/* One after the other, each with what is left of the time: all are
 	 * resolved at the end exactly when each was on its turn. */
@@ -203,16 +224,20 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		return -EINVAL;
 	if (any_done(&ctx) || timeout_ns == 0)
 		goto out;
+	/* Only the others could end the wait: refused, as in aq_wait_all(). */
+	if (holds_current_job(futs, n))
+		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 
 	/* On a worker of one of the futures' pools: help instead of
-	 * sleeping, napping on that future (the others' resolutions are
-	 * seen on the next look, at most a nap later). */
+	 * sleeping (first by running one of the awaited jobs of that pool
+	 * still queued), napping on that future (the others' resolutions
+	 * are seen on the next look, at most a nap later). */
 	for (unsigned i = 0; aq__worker_pool && i < n; i++) {
 		if (futs[i]->pool == aq__worker_pool) {
-			rc = aq__worker_wait_helping(
-				aq__worker_pool, any_done, &ctx,
-				&futs[i]->state, &futs[i]->waiters, deadline);
+			rc = aq__help_wait(aq__worker_pool, any_done, &ctx,
+					   futs, n, &futs[i]->state,
+					   &futs[i]->waiters, deadline);
 			goto out;
 		}
 	}

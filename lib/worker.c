@@ -2,8 +2,8 @@
 /*
  * worker.c - the worker loop: take a job (from the ring, or from the
  * scheduler), run it, settle its outcome, park when there is nothing to
- * do; and helping, the worker side of a wait on one of the pool's own
- * futures.
+ * do; and the entry points through which a waiting job (help.c) or a
+ * submitting one (submit.c) runs other jobs on its own stack.
  *
  * Parking is the eventcount of park.h, with wake_seq as the word and the
  * low bits of `idle` as the waiter count:
@@ -28,16 +28,6 @@
  * A worker exits only when the ring is closed and every claimed slot has
  * been consumed (and the scheduler holds nothing), so no accepted job is
  * stranded by shutdown.
- *
- * Help while waiting: a job that waits on a future of its own pool holds
- * a worker. If every worker did that, the jobs they wait for could never
- * run. So a wait on one of the pool's own workers takes queued jobs and
- * runs them itself until what it waits for resolves (as ForkJoinPool and
- * TBB do). First choice is the very job it waits for, if no worker has
- * taken it yet: it is claimed and run right here, so a fork-join tree
- * unwinds depth-first on one stack. Otherwise any queued job will do, to
- * a bounded nesting depth. When nothing is queued it naps on the
- * future's word, briefly, so a job queued meanwhile is picked up soon.
  */
 #include <errno.h>
 #include <sched.h>
@@ -52,6 +42,7 @@
 #include "retry.h"
 #include "scheduler.h"
 #include "threads.h"
+#include "trace.h"
 #include "worker.h"
 
 /* Idle polls of the ring before parking: ~ a few microseconds, which hides
@@ -61,13 +52,6 @@
 /* Looks at an item claimed but not yet published before a worker yields
  * its core to the producer (see aq__worker_loop()): about a microsecond. */
 #define WORKER_STALL_YIELD 32
-
-/* Longest nap of a helping waiter between looks at the queue. */
-#define HELP_NAP_MAX_NS 1000000
-/* Deepest nesting of helping waits on one worker's stack. */
-#define HELP_DEPTH_MAX 64
-
-static _Thread_local unsigned help_depth;
 
 /* The ring is closed and, with a scheduler, the policy holds nothing. */
 static bool pool_drained(struct aq_pool *pool)
@@ -136,6 +120,12 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
 					     : &aq__tls_stats->failed,
 				     1, false);
+			AQ__TRACE(finish, pool, (uint64_t)0,
+				  rc == 0 ? AQ_STATE_SUCCEEDED
+					  : AQ_STATE_FAILED,
+				  rc > 0    ? rc
+				  : rc == 0 ? 0
+					    : EINVAL);
 			return;
 		}
 		if (requeue_on_ring(pool, item))
@@ -147,8 +137,11 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 					 memory_order_relaxed)) {
 			aq__stat_add(&aq__tls_stats->started, 1, false);
 			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+			AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED,
+				  0);
 			return;
 		}
+		AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
 		rc = inline_call(item);
 	}
 }
@@ -176,7 +169,11 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
 		       aq__current.depth == 1);
 	if (rc == AQ_YIELD) {
-		rec->enqueue_ns = end; /* its next wait starts now */
+		/* Its next wait starts now. (A policy sets it when the job
+		 * goes back to it, under its lock: the record may still be
+		 * queued there if a waiter ran it in place.) */
+		if (!pool->sched)
+			rec->enqueue_ns = end;
 	} else {
 		aq__stat_add(&aq__tls_stats->sojourn_ns,
 			     (uint64_t)(end - rec->submit_ns), false);
@@ -249,8 +246,14 @@ static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
 			rec->last_attempt_ns = now;
 		}
 		aq__current_enter(rec);
-		rec->runs++;
+		/* Relaxed: only this worker writes it now (future.h). */
+		atomic_store_explicit(
+			&rec->runs,
+			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
+				1,
+			memory_order_relaxed);
 		result = NULL;
+		AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
 		if (pool->timing)
 			rc = worker_call_timed(pool, rec, &result);
 		else
@@ -268,6 +271,7 @@ static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
 	if (popped)
 		aq__sched_done(pool, rec, false, true);
 	if (expired) {
+		AQ__TRACE(expire, pool, rec->id, rec->deadline_ns);
 		aq__job_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
 	} else if (rc == 0) {
 		aq__job_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
@@ -288,9 +292,12 @@ static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
  * Run one item taken from the ring or the scheduler; cancel: a cancelling
  * shutdown was seen. The common case, a fire-and-forget job that succeeds,
  * is the whole of it: the call and one counter (ran_ok, see stats.h).
+ * Always inlined, as worker_run(): the probes' asm (trace.h) looks big to
+ * the inliner, and a call here would cost the fire-and-forget path a score
+ * of instructions.
  */
-static inline void worker_run_as(struct aq_pool *pool,
-				 struct aq__ring_item item, bool cancel)
+static inline __attribute__((always_inline)) void
+worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel)
 {
 	int rc;
 
@@ -300,16 +307,21 @@ static inline void worker_run_as(struct aq_pool *pool,
 	}
 	if (AQ__UNLIKELY(cancel)) {
 		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED, 0);
 		return;
 	}
+	AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
 	rc = inline_call(item);
-	if (AQ__LIKELY(rc == 0))
+	if (AQ__LIKELY(rc == 0)) {
 		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
-	else
+		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_SUCCEEDED, 0);
+	} else {
 		worker_inline_rest(pool, item, rc);
+	}
 }
 
-static inline void worker_run(struct aq_pool *pool, struct aq__ring_item item)
+static inline __attribute__((always_inline)) void
+worker_run(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Relaxed: a cancelling shutdown is advisory per item; items taken
 	 * before the flag is seen simply run, as they would have anyway. */
@@ -400,8 +412,11 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	/* The condition re-check: ring_nonempty is seq_cst; a closed ring
 	 * means shutdown: go back and see whether it is drained. */
 	if (!found && !aq__ring_nonempty(&pool->ring) &&
-	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED))
+	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED)) {
+		AQ__TRACE(park, pool);
 		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
+		AQ__TRACE(wake, pool, rc);
+	}
 	aq__ec_leave(&pool->idle);
 	/* Relaxed: `waking` is a hint that saves system calls; clearing it
 	 * can only cause an extra wake, never a missed one. */
@@ -410,14 +425,36 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	return found ? 1 : rc;
 }
 
-static void worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
+void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 {
 	struct aq__current_saved saved = aq__current_save();
 
 	/* Our own reference: the queue's copy keeps the pool's, and drops
 	 * it when it reaches the record and finds it taken. */
 	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
-	worker_run_record(pool, rec, false, false);
+	/* Taken from the queue, if by a waiter: under a cancelling shutdown
+	 * it is cancelled, not run, as a worker would. Relaxed, as in
+	 * worker_run(). */
+	worker_run_record(
+		pool, rec,
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
+		false);
+	aq__current_restore(&saved);
+}
+
+void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
+{
+	struct aq__current_saved saved = aq__current_save();
+
+	/* Accepted without a ring push: counted as off the ring, first (see
+	 * AQ__STAT_SHARED()), in this worker's own block. */
+	aq__stat_add(&aq__tls_stats->off_ring, 1, false);
+	/* Not popped: a policy never held it, so it hears no done().
+	 * Relaxed, as in worker_run(). */
+	worker_run_record(
+		pool, rec,
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
+		false);
 	aq__current_restore(&saved);
 }
 
@@ -512,68 +549,4 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 		}
 	}
 	aq__worker_pool = NULL;
-}
-
-int aq__worker_wait_helping(struct aq_pool *pool, bool (*done)(void *ctx),
-			    void *ctx, _Atomic uint32_t *nap_word,
-			    _Atomic uint32_t *nap_waiters, int64_t deadline)
-{
-	int64_t nap = 20000;
-	int rc;
-
-	/* Helping nests (a job run while helping may wait and help too):
-	 * bound the depth so the stack stays bounded; past it, just wait. */
-	help_depth++;
-	for (;;) {
-		uint32_t seen;
-		int64_t until;
-
-		if (done(ctx)) {
-			rc = 0;
-			break;
-		}
-		if (help_depth <= HELP_DEPTH_MAX && aq__worker_help(pool)) {
-			nap = 20000;
-			continue;
-		}
-		if (deadline >= 0 && aq__now_ns() >= deadline) {
-			rc = done(ctx) ? 0 : -ETIMEDOUT;
-			break;
-		}
-		until = aq__deadline(nap);
-		if (deadline >= 0 && deadline < until)
-			until = deadline;
-		/* The eventcount (park.h) on the future's word: a nap. */
-		seen = aq__ec_prepare(nap_word, nap_waiters);
-		if (!done(ctx))
-			aq__ec_commit(nap_word, seen, until);
-		aq__ec_leave(nap_waiters);
-		nap = nap * 2 > HELP_NAP_MAX_NS ? HELP_NAP_MAX_NS : nap * 2;
-	}
-	help_depth--;
-	return rc;
-}
-
-static bool future_is_final(void *fut)
-{
-	/* seq_cst: the helping waiter's re-check of the eventcount. */
-	return aq__state_final(atomic_load(&((struct aq_future *)fut)->state));
-}
-
-int aq__worker_wait(struct aq_pool *pool, struct aq_future *fut,
-		    int64_t deadline)
-{
-	/* Best of all, run the awaited job itself if it is still queued in
-	 * the ring. (Not when a scheduler may hold it: the policy would meet
-	 * it again, as a job it thinks is still queued.) Relaxed: the claim
-	 * validates it. */
-	if (!pool->sched &&
-	    atomic_load_explicit(&fut->state, memory_order_relaxed) ==
-		    AQ_STATE_PENDING)
-		worker_run_claimable(pool, fut);
-	if (aq__worker_wait_helping(pool, future_is_final, fut, &fut->state,
-				    &fut->waiters, deadline) == -ETIMEDOUT)
-		return -ETIMEDOUT;
-	/* Acquire: the outcome is the caller's to read. */
-	return (int)atomic_load_explicit(&fut->state, memory_order_acquire);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * worker.h - the worker loop and the worker side of waiting (see
- * worker.c).
+ * worker.h - the worker loop (see worker.c), and the ways a waiting or
+ * submitting job runs other jobs on its own stack.
  */
 #ifndef AQ__WORKER_H
 #define AQ__WORKER_H
@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "asyncq.h"
 
 struct aq_pool;
 struct aq_future;
@@ -19,21 +21,12 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index);
 /* On a worker of pool: take one queued job and run it; false if none. */
 bool aq__worker_help(struct aq_pool *pool);
 
-/*
- * Wait, on a worker of pool, until done(ctx) or the deadline, running
- * queued jobs meanwhile; naps on nap_word (a future's state, with
- * nap_waiters its waiter count) when nothing is queued. 0 or -ETIMEDOUT.
- */
-int aq__worker_wait_helping(struct aq_pool *pool, bool (*done)(void *ctx),
-			    void *ctx, _Atomic uint32_t *nap_word,
-			    _Atomic uint32_t *nap_waiters, int64_t deadline);
+/* On a worker of pool: run rec here and now if it is still PENDING (a
+ * waiter helping the very job it waits for; help.c). */
+void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec);
 
-/*
- * aq_future_get() on a worker of fut's own pool: run fut here if it is
- * still queued, else help until it resolves. Its final state, or
- * -ETIMEDOUT.
- */
-int aq__worker_wait(struct aq_pool *pool, struct aq_future *fut,
-		    int64_t deadline);
+/* On a worker of pool: run a record its submit found no room for in the
+ * ring, here and now, with the reference the ring would have held. */
+void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec);
 
 #endif

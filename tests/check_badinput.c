@@ -934,6 +934,50 @@ static int window_backwards(void)
 	return memcmp(&earlier, &want, sizeof(want)) == 0 ? ret : SIDE_EFFECT;
 }
 
+/* aq_pool_metrics(): buf must keep its sentinel. */
+static int metrics_call(aq_pool *const *pools, unsigned n, bool null_buf)
+{
+	char buf[8] = "sentinl";
+	int ret = aq_pool_metrics(pools, n, null_buf ? NULL : buf,
+				  sizeof(buf));
+
+	return strcmp(buf, "sentinl") == 0 ? ret : SIDE_EFFECT;
+}
+
+static int metrics_null_pools(void)
+{
+	return metrics_call(NULL, 1, false);
+}
+
+static int metrics_no_pools(void)
+{
+	aq_pool *pools[1] = { fx.pool };
+
+	return metrics_call(pools, 0, false);
+}
+
+static int metrics_null_entry(void)
+{
+	aq_pool *pools[2] = { fx.pool, NULL };
+
+	return metrics_call(pools, 2, false);
+}
+
+static int metrics_null_buf(void)
+{
+	aq_pool *pools[1] = { fx.pool };
+
+	return metrics_call(pools, 1, true);
+}
+
+/* Two pools without a name: both would be pool="default". */
+static int metrics_same_name(void)
+{
+	aq_pool *pools[2] = { fx.pool, fx.jobpool };
+
+	return metrics_call(pools, 2, false);
+}
+
 static int then_null_fut(void)
 {
 	return aq_future_then(NULL, count_then, NULL, NULL);
@@ -1292,6 +1336,12 @@ static const struct call_case {
 	{ "aq_future_release", "a resolved future", release_resolved, 0 },
 	{ "aq_pool_stats", "NULL pool", stats_null_pool, -EINVAL },
 	{ "aq_pool_stats", "NULL stats", stats_null_out, -EINVAL },
+	{ "aq_pool_metrics", "NULL pools", metrics_null_pools, -EINVAL },
+	{ "aq_pool_metrics", "no pools", metrics_no_pools, -EINVAL },
+	{ "aq_pool_metrics", "NULL entry", metrics_null_entry, -EINVAL },
+	{ "aq_pool_metrics", "NULL buf, size > 0", metrics_null_buf, -EINVAL },
+	{ "aq_pool_metrics", "two pools, one name", metrics_same_name,
+	  -EINVAL },
 	{ "aq_pool_stats_window", "NULL since", window_null_since, -EINVAL },
 	{ "aq_pool_stats_window", "NULL now", window_null_now, -EINVAL },
 	{ "aq_pool_stats_window", "since later than now", window_backwards,

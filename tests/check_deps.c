@@ -459,6 +459,85 @@ START_TEST(test_dep_deadline_while_waiting)
 }
 END_TEST
 
+/*
+ * Issue 11, item 2: a job of pool P waiting on a future of pool Q is
+ * cancelled, and P is shut down and destroyed while Q's job still runs.
+ * When Q's job then resolves, settling the cancelled dependant must not
+ * touch P (a heap-use-after-free under ASan before the fix).
+ */
+START_TEST(test_cancel_waiting_then_destroy_pool)
+{
+	struct held_pool q;
+	struct link b;
+	aq_future *fb;
+	aq_pool *p = th_pool(1, 64, 0, 0);
+
+	held_init(&q, 1);
+	link_init(&b, 0);
+	fb = link_after(p, &b, &q.gate_fut, 1);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
+	ck_assert_int_eq(aq_future_cancel(fb), 0);
+	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
+	/* P has nothing left to wait for: it goes away now. */
+	ck_assert_int_eq(aq_pool_shutdown(p, AQ_SHUTDOWN_DRAIN), 0);
+	aq_pool_destroy(p);
+	/* Q's job resolves, and its dependant is settled, after P is gone. */
+	th_gate_open(&q.gate);
+	ck_assert_int_eq(aq_future_get(q.gate_fut, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_pool_shutdown(q.pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(th_ld(&b.ran), 0);
+	ck_assert_int_eq(th_ld(&b.destroyed), 1);
+	aq_future_release(fb);
+	held_fini(&q);
+}
+END_TEST
+
+/*
+ * Item 2's race in the open: the dependency of a job in P resolves on Q's
+ * worker while the host cancels the job and destroys P. Every round the
+ * job either ran or was cancelled, exactly once, and arg_destroy ran once;
+ * under ASan, nothing touches P after it is gone.
+ */
+START_TEST(test_cancel_waiting_races_settle)
+{
+	aq_pool *q = th_pool(1, 64, 0, 0);
+	int cancelled = 0, ran = 0;
+
+	for (int round = 0; round < 300; round++) {
+		aq_pool *p = th_pool(1, 64, 0, 0);
+		atomic_long hits;
+		struct link b;
+		aq_future *fd = NULL, *fb;
+		int rc;
+
+		atomic_init(&hits, 0);
+		link_init(&b, 0);
+		ck_assert_int_eq(aq_submit(q, th_count_job, &hits, NULL, &fd),
+				 0);
+		fb = link_after(p, &b, &fd, 1);
+		rc = aq_future_cancel(fb);
+		ck_assert(rc == 0 || rc == -EALREADY || rc == -EBUSY);
+		aq_pool_destroy(p);
+		ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
+		aq_future_release(fd);
+		if (rc == 0) {
+			ck_assert_int_eq(aq_future_get(fb, NULL, 0),
+					 -ECANCELED);
+			cancelled++;
+		} else {
+			ck_assert_int_eq(aq_future_get(fb, NULL, 0), 0);
+			ran++;
+		}
+		ck_assert_int_eq(th_ld(&b.ran), rc == 0 ? 0 : 1);
+		ck_assert_int_eq(th_ld(&b.destroyed), 1);
+		aq_future_release(fb);
+	}
+	ck_assert_int_eq(cancelled + ran, 300);
+	aq_pool_destroy(q);
+}
+END_TEST
+
 START_TEST(test_deps_across_pools)
 {
 	/* b on pool B runs after a on pool A and x on B; A is destroyed
@@ -509,6 +588,8 @@ Suite *deps_suite(void)
 	tcase_add_test(deps, test_cancel_waiting);
 	tcase_add_test(deps, test_dep_deadline_while_waiting);
 	tcase_add_test(deps, test_deps_across_pools);
+	tcase_add_test(deps, test_cancel_waiting_then_destroy_pool);
+	tcase_add_test(deps, test_cancel_waiting_races_settle);
 	suite_add_tcase(s, deps);
 	return s;
 }

@@ -45,6 +45,11 @@ START_TEST(test_strerror_named)
 			ck_assert_msg(strcmp(texts[i], texts[j]) != 0,
 				      "codes %d and %d share \"%s\"",
 				      codes[i], codes[j], texts[i]);
+	/* -EAGAIN is a full ring (aq_submit) or a thread that could not be
+	 * started (aq_pool_create, aq_pool_resize, a delayed aq_submit): it
+	 * once read "Queue full" for both. */
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-EAGAIN), "full"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-EAGAIN), "thread"));
 }
 END_TEST
 

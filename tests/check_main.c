@@ -4,7 +4,8 @@
 /*
  * AQ_TEST_SUITE=name runs only that suite (one per module: ring, pool,
  * submit, queue, future, shutdown, shutdown_timed, error, badinput, fault,
- * sched, sched_fair, retry, timer, channel, threads, wait, deps, stats);
+ * sched, sched_fair, retry, timer, channel, threads, wait, deps, stats,
+ * metrics);
  * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
@@ -28,6 +29,7 @@ static const struct {
 	{ "channel", channel_suite },   { "threads", threads_suite },
 	{ "wait", wait_suite },         { "deps", deps_suite },
 	{ "stats", stats_suite },
+	{ "metrics", metrics_suite },
 };
 
 int main(void)

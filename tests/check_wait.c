@@ -378,6 +378,7 @@ static aq_future *link_after(aq_pool *pool, struct link *l,
 	return f;
 }
 
+
 static int index_job(void *arg, void **result)
 {
 	*result = arg;
@@ -594,6 +595,78 @@ START_TEST(test_fib_one_worker)
 }
 END_TEST
 
+/*
+ * Regression (issue 11, item 4): fib(20) by nested submit-and-get of both
+ * halves, with no fallback for -EAGAIN. On 2 workers with the default
+ * ring the submits failed with -EAGAIN: each half run in place by its
+ * waiting parent kept its ring slot, and no worker reached those slots
+ * while every worker was nested. Every ring size, worker count and
+ * policy must compute it (_i: policy in the low 2 bits, then the ring
+ * size, then the worker count).
+ */
+static int fib_strict_job(void *arg, void **result)
+{
+	intptr_t n = (intptr_t)arg, sum = 0;
+	aq_future *f[2];
+
+	if (n < 2) {
+		*result = (void *)n;
+		return 0;
+	}
+	for (int i = 0; i < 2; i++)
+		if (aq_submit(cur_pool, fib_strict_job, (void *)(n - 1 - i),
+			      NULL, &f[i]) != 0) {
+			if (i)
+				aq_future_release(f[0]);
+			return 100;
+		}
+	for (int i = 0; i < 2; i++) {
+		void *r = NULL;
+		int rc = aq_future_get(f[i], &r, -1);
+
+		aq_future_release(f[i]);
+		if (rc != 0) {
+			if (i == 0)
+				aq_future_release(f[1]);
+			return 101;
+		}
+		sum += (intptr_t)r;
+	}
+	*result = (void *)sum;
+	return 0;
+}
+
+START_TEST(test_fib_nested_no_eagain)
+{
+	static const unsigned worker_counts[3] = { 1, 2, 8 };
+	const struct aq_sched_ops *const ops[4] = {
+		NULL, aq_sched_fifo(), aq_sched_priority(), aq_sched_fair()
+	};
+	struct aq_pool_config cfg = {
+		.workers = worker_counts[_i / 8],
+		.queue_capacity = (_i / 4) % 2 ? 64 : 0, /* 0: the default */
+		.sched = ops[_i % 4],
+	};
+	aq_pool *pool = NULL;
+	aq_future *f;
+	void *r = NULL;
+	int rc;
+
+	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
+	cur_pool = pool;
+	ck_assert_int_eq(aq_submit(pool, fib_strict_job, (void *)20, NULL, &f),
+			 0);
+	rc = aq_future_get(f, &r, 10 * long_ns());
+	ck_assert_msg(rc == 0 && r == (void *)6765,
+		      "fib(20), %u workers, ring %d, sched %s: rc %d, %ld",
+		      cfg.workers, aq_pool_capacity(pool),
+		      cfg.sched ? cfg.sched->name : "NULL", rc,
+		      (long)(intptr_t)r);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
 /* Parallel merge sort: halves are sorted by child jobs down to a depth. */
 #define SORT_N (1u << 16)
 #define SORT_DEPTH 12
@@ -768,6 +841,75 @@ static int timed_waits_job(void *arg, void **result)
 		return 3;
 	return 0;
 }
+
+/*
+ * Issue 11, item 8: aq_wait_all / aq_wait_any inside a job, with the job's
+ * own future among futs: it cannot resolve while the job waits, so the
+ * wait is refused with -EDEADLK (it timed out, or hung with -1, before).
+ * A poll (timeout 0) is no wait; and aq_wait_any with another future
+ * already resolved has its answer.
+ */
+struct self_waits {
+	struct th_gate gate; /* the job waits here for its own handle */
+	aq_future *self, *done, *held; /* held: on another, held pool */
+	int all_timed, all_forever, all_poll;
+	int any_timed, any_forever, any_poll, any_done;
+	unsigned any_done_idx;
+};
+
+static int self_waits_job(void *arg, void **result)
+{
+	struct self_waits *w = arg;
+	aq_future *both[2], *mixed[2];
+	unsigned idx = 99;
+
+	(void)result;
+	th_gate_pass(&w->gate);
+	both[0] = w->done;
+	both[1] = w->self;
+	mixed[0] = w->self;
+	mixed[1] = w->held;
+	w->all_timed = aq_wait_all(both, 2, 100 * MS);
+	w->all_forever = aq_wait_all(both, 2, -1);
+	w->all_poll = aq_wait_all(both, 2, 0);
+	w->any_timed = aq_wait_any(mixed, 2, 100 * MS, &idx);
+	w->any_forever = aq_wait_any(mixed, 2, -1, &idx);
+	w->any_poll = aq_wait_any(mixed, 2, 0, &idx);
+	w->any_done = aq_wait_any(both, 2, -1, &w->any_done_idx);
+	return 0;
+}
+
+START_TEST(test_wait_all_any_own_future_edeadlk)
+{
+	struct self_waits w = { .any_done_idx = 99 };
+	struct held_pool other;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	held_init(&other, 1);
+	w.held = other.gate_fut;
+	th_gate_init(&w.gate);
+	ck_assert_int_eq(aq_submit(pool, plus_one_job, NULL, NULL, &w.done),
+			 0);
+	ck_assert_int_eq(aq_future_get(w.done, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_submit(pool, self_waits_job, &w, NULL, &w.self),
+			 0);
+	th_gate_open(&w.gate); /* orders the handle before the job reads it */
+	ck_assert_int_eq(aq_future_get(w.self, NULL, long_ns()), 0);
+	ck_assert_int_eq(w.all_timed, -EDEADLK);
+	ck_assert_int_eq(w.all_forever, -EDEADLK);
+	ck_assert_int_eq(w.all_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_timed, -EDEADLK);
+	ck_assert_int_eq(w.any_forever, -EDEADLK);
+	ck_assert_int_eq(w.any_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_done, 0);
+	ck_assert_uint_eq(w.any_done_idx, 0);
+	aq_future_release(w.self);
+	aq_future_release(w.done);
+	aq_pool_destroy(pool);
+	held_fini(&other);
+	th_gate_destroy(&w.gate);
+}
+END_TEST
 
 START_TEST(test_waits_inside_job_time_out)
 {
@@ -977,9 +1119,11 @@ Suite *wait_suite(void)
 	tcase_add_test(nested, test_nested_wait_on_running);
 	tcase_add_test(nested, test_fib_two_workers);
 	tcase_add_test(nested, test_fib_one_worker);
+	tcase_add_loop_test(nested, test_fib_nested_no_eagain, 0, 24);
 	tcase_add_test(nested, test_merge_sort);
 	tcase_add_test(nested, test_wait_all_any_inside_job);
 	tcase_add_test(nested, test_waits_inside_job_time_out);
+	tcase_add_test(nested, test_wait_all_any_own_future_edeadlk);
 	tcase_add_test(nested, test_nested_wait_keeps_job_context);
 	tcase_add_test(nested, test_wait_any_helps_for_later_entries);
 	suite_add_tcase(s, nested);

@@ -5,27 +5,28 @@
 # headers of its own layer or of lower ones, the module graph has no
 # cycle, and no file in lib/ is over 600 lines.
 #
-#   0 primitives   compat clock fault park ring stats.h
+#   0 primitives   compat clock fault park ring stats.h trace.h
 #   1 channel      channel
 #   2 records      future
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
 #   5 services     queue retry deps scheduler sched_*
-#   6 workers      worker
-#   7 API          pool.c submit.c wait.c stats.c error.c
+#   6 workers      worker help
+#   7 API          pool.c submit.c wait.c stats.c error.c metrics.c
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
 rank() {
 	case $1 in
-	compat.h | clock.h | fault.[ch] | park.[ch] | ring.[ch] | stats.h) echo 0 ;;
+	compat.h | clock.h | fault.[ch] | park.[ch] | ring.[ch] | stats.h | \
+		trace.h) echo 0 ;;
 	channel.[ch]) echo 1 ;;
 	future.[ch]) echo 2 ;;
 	timer.[ch]) echo 3 ;;
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
 	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c) echo 5 ;;
-	worker.[ch]) echo 6 ;;
-	pool.c | submit.c | wait.c | stats.c | error.c) echo 7 ;;
+	worker.[ch] | help.[ch]) echo 6 ;;
+	pool.c | submit.c | wait.c | stats.c | error.c | metrics.c) echo 7 ;;
 	*) echo X ;;
 	esac
 }

@@ -27,5 +27,6 @@ Suite *threads_suite(void);  /* worker threads: hooks, resize, elastic, host */
 Suite *wait_suite(void);     /* wait-all/any, nested waits that help */
 Suite *deps_suite(void);     /* opts.after: chains, fan-in, SKIPPED */
 Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
+Suite *metrics_suite(void);  /* aq_pool_metrics: OpenMetrics text */
 
 #endif
