@@ -703,6 +703,8 @@ START_TEST(test_cancel_in_flight_keeps_its_pool)
 	ck_assert_int_eq(aq_future_cancel(c.fut), -EALREADY);
 	aq_future_release(c.fut);
 	th_gate_destroy(&c.pause_gate);
+}
+END_TEST
 
 /*
  * Regression (issue 11, item 4): a helping wait checked its timeout only
