@@ -35,8 +35,12 @@ DESTDIR ?=
 CC ?= cc
 CXX ?= c++
 CFLAGS ?= -O2 -g
+# Preprocessor flags (defines, include paths, dependency files) apart from
+# the compiler's, so that CFLAGS from the command line replaces only the
+# latter.
+override CPPFLAGS += -D_GNU_SOURCE -Iinclude -MMD -MP
 override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
-	-D_GNU_SOURCE -pthread -Iinclude -MMD -MP
+	-pthread
 LDLIBS_THREADS := -pthread
 
 # USDT probes (lib/trace.h) when <sys/sdt.h> is there (Debian:
@@ -44,7 +48,7 @@ LDLIBS_THREADS := -pthread
 HAVE_SDT ?= $(shell echo '\#include <sys/sdt.h>' | \
 	$(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
 ifeq ($(HAVE_SDT),1)
-override CFLAGS += -DAQ_HAVE_SDT
+override CPPFLAGS += -DAQ_HAVE_SDT
 endif
 # The library's objects depend on this stamp, so that a change of HAVE_SDT
 # (the header installed, or the knob set) rebuilds them.
@@ -73,25 +77,42 @@ else
 $(error SANITIZE must be address or thread)
 endif
 
-LIB_SRCS := $(wildcard lib/*.c)
+# The sources, listed: a stray file in lib/ does not end up in the library.
+LIB_SRCS := \
+	lib/channel.c lib/current.c lib/deps.c lib/error.c lib/fault.c \
+	lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
+	lib/queue.c lib/retry.c lib/ring.c lib/sched_fair.c lib/sched_fifo.c \
+	lib/sched_prio.c lib/scheduler.c lib/stats.c lib/submit.c \
+	lib/threads.c lib/timer.c lib/wait.c lib/worker.c
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
-# tests/stress.c (make stress) and tests/usdt_prog.c (make check-usdt) are
-# programs of their own, not suites.
-TEST_SRCS := $(filter-out tests/stress.c tests/usdt_prog.c,$(wildcard tests/*.c))
+# One Check suite per module, one runner (check_main.c); tests/stress.c
+# (make stress) and tests/usdt_prog.c (make check-usdt) are programs of
+# their own, not suites.
+TEST_SRCS := \
+	tests/check_main.c tests/helpers.c tests/check_badinput.c \
+	tests/check_channel.c tests/check_deps.c tests/check_error.c \
+	tests/check_fault.c tests/check_future.c tests/check_metrics.c \
+	tests/check_pool.c tests/check_queue.c tests/check_retry.c \
+	tests/check_ring.c tests/check_sched.c tests/check_sched_fair.c \
+	tests/check_shutdown.c tests/check_shutdown_timed.c \
+	tests/check_stats.c tests/check_submit.c tests/check_threads.c \
+	tests/check_timer.c tests/check_wait.c
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
 # The event-loop examples (examples/loop_*.c) need their loop library: see
 # the "event loops and CMake" block below.
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,\
-	$(filter-out examples/loop_%.c,$(wildcard examples/*.c)))
+EXAMPLES := build/examples/custom_scheduler build/examples/http_server \
+	build/examples/quickstart build/examples/retry build/examples/stats
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
-SONAME := libasyncq.so.$(MAJOR)
+# The ABI rule (include/asyncq.h, README): before 1.0 any minor version may
+# change the ABI, so the soname names major and minor; from 1.0 the major.
+SONAME := libasyncq.so.$(MAJOR)$(if $(filter 0,$(MAJOR)),.$(MINOR))
 
 .PHONY: all demo check check-unit check-install check-man check-http \
-	check-usdt bench \
+	check-layers check-usdt bench \
 	bench-http install uninstall clean deps
 all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
@@ -139,15 +160,16 @@ demo: build/examples/quickstart
 # ---- tests ---------------------------------------------------------------------
 # The test build adds -DAQ_TESTING, which compiles in the fault-injection hooks
 # (lib/fault.h); the release library never has them.
+TEST_CPPFLAGS := -DAQ_TESTING -Ilib
 build/$(TVAR)/lib/%.o: lib/%.c $(SDT_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
 
 build/$(TVAR)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib \
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(SANFLAGS) \
 		$$(pkg-config --cflags check) -c -o $@ $<
 
 build/$(TVAR)/check_asyncq: $(TEST_BINS) $(TEST_OBJS)
@@ -162,7 +184,7 @@ check: deps
 	@$(MAKE) --no-print-directory check-unit
 ifeq ($(SANITIZE),)
 	@$(MAKE) --no-print-directory check-install check-man check-http \
-		check-usdt check-loops
+		check-layers check-usdt check-loops
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -226,6 +248,11 @@ analyze:
 check-man:
 	$(call msg,LINT,man)
 	$(Q)sh tests/manlint.sh
+
+# The layering rule of lib/ (README "Architecture"), on its include graph.
+check-layers:
+	$(call msg,LINT,layers)
+	$(Q)sh tests/layers.sh
 
 # The HTTP server example on a loopback port, driven with curl.
 check-http: build/examples/http_server
@@ -304,7 +331,7 @@ check-loops: $(LOOP_NAMES:%=build/examples/loop_%)
 # directories need not exist yet), so a DESTDIR or moved tree works.
 CMAKEDIR = $(libdir)/cmake/libasyncq
 CMAKE_SED = -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' \
-	-e 's|@MINOR@|$(MINOR)|' \
+	-e 's|@MINOR@|$(MINOR)|' -e 's|@SONAME@|$(SONAME)|' \
 	-e "s|@rel_libdir@|$$(realpath -sm --relative-to=$(CMAKEDIR) \
 		$(libdir))|" \
 	-e "s|@rel_includedir@|$$(realpath -sm --relative-to=$(CMAKEDIR) \

@@ -10,8 +10,8 @@
 
 /* Process-global on purpose, and only in test builds: a test arms a site,
  * runs one API call, and reads how many calls that site saw. */
-static _Atomic long fault_calls[AQ_FAULT_SITES];
-static _Atomic long fault_nth[AQ_FAULT_SITES];
+static _Atomic long fault_calls[AQ__FAULT_SITES];
+static _Atomic long fault_nth[AQ__FAULT_SITES];
 
 bool aq__fault(enum aq__fault_site site)
 {
@@ -45,8 +45,7 @@ void aq__pause(enum aq__pause_site site)
 		fn(site, atomic_load(&pause_user));
 }
 
-void aq__pause_set(void (*fn)(enum aq__pause_site site, void *user),
-		   void *user)
+void aq__pause_set(void (*fn)(enum aq__pause_site site, void *user), void *user)
 {
 	atomic_store(&pause_fn, NULL);
 	atomic_store(&pause_user, user);

@@ -5,17 +5,17 @@
  * the tests walk every error path, and can hold a thread at a named place
  * to force a race; in the release library every hook compiles to nothing.
  */
-#ifndef AQ_FAULT_H
-#define AQ_FAULT_H
+#ifndef AQ__FAULT_H
+#define AQ__FAULT_H
 
 #include <stdbool.h>
 #include <stdlib.h>
 
 enum aq__fault_site {
-	AQ_FAULT_ALLOC,  /* aq__malloc(), aq__calloc(), ring cells */
-	AQ_FAULT_THREAD, /* pthread_create() of a worker or timer thread */
-	AQ_FAULT_FD,     /* the eventfd (or pipe) of a channel */
-	AQ_FAULT_SITES
+	AQ__FAULT_ALLOC,  /* aq__malloc(), aq__calloc(), ring cells */
+	AQ__FAULT_THREAD, /* pthread_create() of a worker or timer thread */
+	AQ__FAULT_FD,     /* the eventfd (or pipe) of a channel */
+	AQ__FAULT_SITES
 };
 
 /*
@@ -23,8 +23,8 @@ enum aq__fault_site {
  * otherwise a matter of nanoseconds (aq__pause()).
  */
 enum aq__pause_site {
-	AQ_PAUSE_CANCEL_READ, /* aq_future_cancel() has read the state */
-	AQ_PAUSE_SITES
+	AQ__PAUSE_CANCEL_READ, /* aq_future_cancel() has read the state */
+	AQ__PAUSE_SITES
 };
 
 #ifdef AQ_TESTING
@@ -47,12 +47,12 @@ long aq__fault_calls(enum aq__fault_site site);
 
 static inline void *aq__malloc(size_t size)
 {
-	return aq__fault(AQ_FAULT_ALLOC) ? NULL : malloc(size);
+	return aq__fault(AQ__FAULT_ALLOC) ? NULL : malloc(size);
 }
 
 static inline void *aq__calloc(size_t n, size_t size)
 {
-	return aq__fault(AQ_FAULT_ALLOC) ? NULL : calloc(n, size);
+	return aq__fault(AQ__FAULT_ALLOC) ? NULL : calloc(n, size);
 }
 
 #endif

@@ -29,8 +29,8 @@
 #include "pool.h"
 #include "stats.h"
 
-#define METRICS_LE_FIRST 8  /* le = 255 ns: every shorter bucket folded in */
-#define METRICS_LE_LAST 37  /* le = 137.438953471 s; longer: only +Inf */
+#define METRICS_LE_FIRST 8 /* le = 255 ns: every shorter bucket folded in */
+#define METRICS_LE_LAST 37 /* le = 137.438953471 s; longer: only +Inf */
 #define METRICS_NO_NAME "default" /* the label of a pool without cfg.name */
 
 /* The text being written: snprintf's contract, over many calls. */
@@ -50,6 +50,8 @@ static void put(struct out *o, const char *fmt, ...)
 	int n;
 
 	va_start(ap, fmt);
+	/* ap is started on the line above (a false positive). */
+	// NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized)
 	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
 	va_end(ap);
 	if (n > 0)
@@ -156,9 +158,9 @@ static void put_meta(struct out *o, const char *name, const char *type,
 /* The counters and gauges: one field of struct aq_pool_stats each. */
 static const struct scalar {
 	const char *name, *help;
-	size_t field;  /* offsetof a uint64_t in struct aq_pool_stats */
-	bool counter;  /* else a gauge */
-	bool seconds;  /* the field counts nanoseconds */
+	size_t field; /* offsetof a uint64_t in struct aq_pool_stats */
+	bool counter; /* else a gauge */
+	bool seconds; /* the field counts nanoseconds */
 } scalars[] = {
 	{ "libasyncq_jobs_submitted", "Jobs the pool accepted.",
 	  offsetof(struct aq_pool_stats, submitted), true, false },
@@ -245,8 +247,8 @@ static void put_histogram(struct out *o, const char *name, const char *help,
 {
 	put_meta(o, name, "histogram", "seconds", help);
 	for (unsigned i = 0; i < n; i++) {
-		const uint64_t *b = run ? snaps[i].hists.run
-					: snaps[i].hists.wait;
+		const uint64_t *b =
+			run ? snaps[i].hists.run : snaps[i].hists.wait;
 		uint64_t below = 0; /* durations below 2^j ns */
 		int k = 0;
 
@@ -326,9 +328,10 @@ AQ_API int aq_pool_metrics(aq_pool *const *pools, unsigned npools, char *buf,
 		if (m == 1) /* after started: what became of them */
 			put_outcomes(&o, snaps, npools);
 	}
-	put_histogram(&o, "libasyncq_job_wait_seconds",
-		      "From ready to run to the start of a call (needs timing).",
-		      snaps, npools, false);
+	put_histogram(
+		&o, "libasyncq_job_wait_seconds",
+		"From ready to run to the start of a call (needs timing).",
+		snaps, npools, false);
 	put_histogram(&o, "libasyncq_job_run_seconds",
 		      "The duration of one call of a job function (needs "
 		      "timing).",

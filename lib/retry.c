@@ -12,6 +12,10 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "clock.h"
+#include "current.h"
+#include "future.h"
+#include "job.h"
 #include "pool.h"
 #include "retry.h"
 #include "trace.h"
@@ -90,16 +94,14 @@ static bool retry_allowed(const struct aq_retry_policy *policy, int code)
 static bool retry_cancelled(struct aq_future *rec)
 {
 	/* Relaxed: a flag; no data rides on it. */
-	if (!atomic_load_explicit(&rec->cancel_requested,
-				  memory_order_relaxed))
+	if (!atomic_load_explicit(&rec->cancel_requested, memory_order_relaxed))
 		return false;
-	aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
 	aq__future_put(rec);
 	return true;
 }
 
-bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
-			int code)
+bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec, int code)
 {
 	const struct aq_retry_policy *policy = rec->retry;
 	struct aq_job_info info;
@@ -139,7 +141,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 	/* A reference of our own across the hand-over: once in the timer,
 	 * the record may fire, run and be released at any moment. */
 	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
-	if (aq__timer_add(pool, rec) == 0) {
+	if (aq__timer_add(&pool->timer, rec) == 0) {
 		/* A cancel that came while the attempt was settling found the
 		 * job RUNNING and only raised the flag: honour it now, as a
 		 * cancel of a RETRYING job. Relaxed: a flag, as above. */
@@ -172,9 +174,9 @@ void aq__retry_fail(struct aq_future *rec, int code, void *result)
 
 	rec->code = code;
 	if (policy && policy->on_error) {
-		struct aq_job_info info = {
-			.id = rec->id, .arg = rec->arg, .attempt = rec->attempt
-		};
+		struct aq_job_info info = { .id = rec->id,
+					    .arg = rec->arg,
+					    .attempt = rec->attempt };
 		struct aq_error err = {
 			.job_id = rec->id,
 			.attempts = rec->attempt,
@@ -186,5 +188,5 @@ void aq__retry_fail(struct aq_future *rec, int code, void *result)
 
 		policy->on_error(&info, &err, policy->user);
 	}
-	aq__future_finish(rec, AQ_STATE_FAILED, code, result);
+	aq__job_finish(rec, AQ_STATE_FAILED, code, result);
 }

@@ -23,43 +23,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clock.h"
 #include "park.h"
 #include "pool.h"
 #include "stats.h"
 
 _Thread_local struct aq__stats *aq__tls_stats;
-
-struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared)
-{
-	*shared = !(aq__worker_pool == pool && aq__tls_stats);
-	return *shared ? pool->shared_stats : aq__tls_stats;
-}
-
-void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state)
-{
-	bool shared;
-	struct aq__stats *blk = aq__stats_here(pool, &shared);
-	_Atomic uint64_t *counter;
-
-	switch (final_state) {
-	case AQ_STATE_SUCCEEDED:
-		counter = &blk->succeeded;
-		break;
-	case AQ_STATE_FAILED:
-		counter = &blk->failed;
-		break;
-	case AQ_STATE_CANCELLED:
-		counter = &blk->cancelled;
-		break;
-	case AQ_STATE_EXPIRED:
-		counter = &blk->expired;
-		break;
-	default:
-		counter = &blk->skipped;
-		break;
-	}
-	aq__stat_add(counter, 1, shared);
-}
 
 static unsigned hist_bucket(uint64_t ns)
 {
@@ -94,8 +63,9 @@ void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,
 
 static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 {
-#define ADD(f) atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f), \
-				     memory_order_relaxed)
+#define ADD(f)                                                                 \
+	atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f),            \
+			      memory_order_relaxed)
 	ADD(started);
 	ADD(ran_ok);
 	ADD(succeeded);
@@ -147,8 +117,8 @@ static void hist_fill(struct aq_histogram *h, const _Atomic uint64_t *buckets,
 		while (q < 3 && (double)seen >= quantiles[q] * (double)count) {
 			/* The bucket's geometric middle, never past max. */
 			double mid = i ? 1.5 * (double)(UINT64_C(1) << i) : 0;
-			*out[q++] = mid > (double)max ? (int64_t)max
-						      : (int64_t)mid;
+			*out[q++] =
+				mid > (double)max ? (int64_t)max : (int64_t)mid;
 		}
 	}
 }
@@ -235,8 +205,7 @@ void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < pool->nslots; i++) {
 		stats_sum(&sum, pool->wstats[i]);
-		running += LOAD(pool->wstats[i]->running) !=
-			   AQ__RUNNING_NONE;
+		running += LOAD(pool->wstats[i]->running) != AQ__RUNNING_NONE;
 	}
 	st->workers = pool->live;
 	pthread_mutex_unlock(&pool->lock);
@@ -247,7 +216,7 @@ void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 	 * behind it and the difference never wraps. Read the other way round,
 	 * pops made between the two loads gave a "negative" queue. */
 	head = atomic_load(&pool->ring.head);
-	pushes = atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED;
+	pushes = atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED;
 	st->queued = pushes - head + LOAD(pool->sched_held);
 	pthread_mutex_lock(&pool->timer.lock);
 	st->delayed = pool->timer.len;
@@ -268,8 +237,7 @@ void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 	st->workers_idle = st->workers - st->workers_busy;
 	hist_fill(&st->wait, sum.wait_hist, LOAD(sum.wait_sum),
 		  LOAD(sum.wait_max));
-	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum),
-		  LOAD(sum.run_max));
+	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum), LOAD(sum.run_max));
 
 	st->busy_ns = LOAD(sum.busy_ns);
 	st->sojourn_ns = LOAD(sum.sojourn_ns);

@@ -29,31 +29,31 @@
 #ifdef __clang__
 /* sdt.h's own macros pass an empty variadic argument, which clang's
  * -Wpedantic names a GNU extension; the warning is about sdt.h. */
-#define AQ__TRACE_QUIET_BEGIN                                                \
-	_Pragma("clang diagnostic push")                                      \
-	_Pragma("clang diagnostic ignored \"-Wgnu-zero-variadic-macro-arguments\"")
+#define AQ__TRACE_QUIET_BEGIN                                                  \
+	_Pragma("clang diagnostic push") _Pragma(                              \
+		"clang diagnostic ignored \"-Wgnu-zero-variadic-macro-arguments\"")
 #define AQ__TRACE_QUIET_END _Pragma("clang diagnostic pop")
 #else
 #define AQ__TRACE_QUIET_BEGIN
 #define AQ__TRACE_QUIET_END
 #endif
-#define AQ__TRACE(name, ...)                                                 \
-	do {                                                                  \
-		AQ__TRACE_QUIET_BEGIN                                         \
-		AQ__TRACE_PROBE(AQ__TRACE_COUNT(__VA_ARGS__, 6, 5, 4, 3, 2,   \
-						1, 0))                        \
-		(libasyncq, name, __VA_ARGS__);                               \
-		AQ__TRACE_QUIET_END                                           \
+#define AQ__TRACE(name, ...)                                                   \
+	do {                                                                   \
+		AQ__TRACE_QUIET_BEGIN                                          \
+		AQ__TRACE_PROBE(                                               \
+			AQ__TRACE_COUNT(__VA_ARGS__, 6, 5, 4, 3, 2, 1, 0))     \
+		(libasyncq, name, __VA_ARGS__);                                \
+		AQ__TRACE_QUIET_END                                            \
 	} while (0)
 #else
 static inline void aq__trace_off(int unused, ...)
 {
 	(void)unused;
 }
-#define AQ__TRACE(name, ...)                                                 \
-	do {                                                                  \
-		if (0)                                                        \
-			aq__trace_off(0, __VA_ARGS__);                        \
+#define AQ__TRACE(name, ...)                                                   \
+	do {                                                                   \
+		if (0)                                                         \
+			aq__trace_off(0, __VA_ARGS__);                         \
 	} while (0)
 #endif
 

@@ -50,13 +50,13 @@ START_TEST(create_fails_cleanly_at_every_thread)
 	for (long nth = 1; nth <= 4; nth++) {
 		aq_pool *pool = NULL;
 
-		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		aq__fault_arm(AQ__FAULT_THREAD, nth);
 		ck_assert_int_eq(aq_pool_create(&pool, &cfg), -EAGAIN);
 		ck_assert_ptr_nonnull(strstr(aq_strerror(-EAGAIN), "thread"));
 		ck_assert_ptr_null(pool);
-		ck_assert_int_eq(aq__fault_calls(AQ_FAULT_THREAD), nth);
+		ck_assert_int_eq(aq__fault_calls(AQ__FAULT_THREAD), nth);
 	}
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 }
 END_TEST
 
@@ -71,11 +71,11 @@ START_TEST(submit_fails_cleanly_without_memory)
 
 	atomic_store(&destroyed, 0);
 	ck_assert_int_eq(aq_pool_create(&pool, NULL), 0);
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	ck_assert_int_eq(aq_submit(pool, noop, NULL, &opts, &fut), -ENOMEM);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(aq_submit(pool, noop, NULL, &opts, NULL), 0);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_int_eq(aq_submit(pool, noop, NULL, &opts, &fut), 0);
 	ck_assert_int_eq(aq_future_get(fut, &res, -1), 0);
 	aq_future_release(fut);
@@ -92,10 +92,10 @@ START_TEST(fire_and_forget_makes_no_allocation)
 	aq_pool *pool;
 
 	ck_assert_int_eq(aq_pool_create(&pool, NULL), 0);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	for (int i = 0; i < 1000; i++) /* 1000 < the 4096-slot ring */
 		ck_assert_int_eq(aq_submit(pool, noop, NULL, NULL, NULL), 0);
-	ck_assert_int_eq(aq__fault_calls(AQ_FAULT_ALLOC), 0);
+	ck_assert_int_eq(aq__fault_calls(AQ__FAULT_ALLOC), 0);
 	aq_pool_destroy(pool);
 }
 END_TEST
@@ -108,7 +108,7 @@ START_TEST(future_records_are_recycled)
 	aq_pool *pool;
 
 	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	for (int i = 0; i < 1000; i++) {
 		aq_future *fut;
 
@@ -119,7 +119,7 @@ START_TEST(future_records_are_recycled)
 	/* The one worker may still hold the pool's reference to the last
 	 * record when the next submit comes: that needs a second record,
 	 * never a third. */
-	ck_assert_int_le(aq__fault_calls(AQ_FAULT_ALLOC), 2);
+	ck_assert_int_le(aq__fault_calls(AQ__FAULT_ALLOC), 2);
 	aq_pool_destroy(pool);
 }
 END_TEST
@@ -163,9 +163,9 @@ START_TEST(full_create_fails_cleanly_at_every_point)
 		aq_pool *pool = NULL;
 		int rc;
 
-		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		aq__fault_arm(AQ__FAULT_THREAD, nth);
 		rc = aq_pool_create(&pool, &cfg);
-		aq__fault_arm(AQ_FAULT_THREAD, 0);
+		aq__fault_arm(AQ__FAULT_THREAD, 0);
 		if (rc == 0) {
 			aq_pool_destroy(pool);
 			break;
@@ -214,10 +214,10 @@ START_TEST(then_fails_cleanly_at_every_allocation)
 		for (long nth = 1;; nth++) {
 			int rc;
 
-			aq__fault_arm(AQ_FAULT_ALLOC, nth);
+			aq__fault_arm(AQ__FAULT_ALLOC, nth);
 			rc = aq_future_then(fut, then_count, NULL,
 					    on_channel ? ch : NULL);
-			aq__fault_arm(AQ_FAULT_ALLOC, 0);
+			aq__fault_arm(AQ__FAULT_ALLOC, 0);
 			if (rc == 0)
 				break;
 			ck_assert_int_eq(rc, -ENOMEM);
@@ -235,9 +235,9 @@ START_TEST(then_fails_cleanly_at_every_allocation)
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 0);
 	ck_assert_int_eq(th_ld(&then_ran), 2);
 	/* On a resolved future, a failed registration does not run it either. */
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	ck_assert_int_eq(aq_future_then(fut, then_count, NULL, NULL), -ENOMEM);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_int_eq(th_ld(&then_ran), 2);
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
@@ -255,7 +255,7 @@ START_TEST(channel_create_fails_cleanly_at_every_point)
 	aq_channel *ch;
 
 	for (int site = 0; site < 2; site++) {
-		enum aq__fault_site fs = site ? AQ_FAULT_ALLOC : AQ_FAULT_FD;
+		enum aq__fault_site fs = site ? AQ__FAULT_ALLOC : AQ__FAULT_FD;
 
 		for (long nth = 1;; nth++) {
 			int rc;
@@ -287,7 +287,7 @@ START_TEST(first_delayed_submit_fails_cleanly)
 	long points = 0;
 
 	for (int site = 0; site < 2; site++) {
-		enum aq__fault_site fs = site ? AQ_FAULT_ALLOC : AQ_FAULT_THREAD;
+		enum aq__fault_site fs = site ? AQ__FAULT_ALLOC : AQ__FAULT_THREAD;
 
 		for (long nth = 1;; nth++) {
 			struct aq_job_opts opts = { .delay_ns = MS,
@@ -342,7 +342,7 @@ START_TEST(resize_fails_cleanly_at_every_point)
 	long points = 0;
 
 	for (int site = 0; site < 2; site++) {
-		enum aq__fault_site fs = site ? AQ_FAULT_ALLOC : AQ_FAULT_THREAD;
+		enum aq__fault_site fs = site ? AQ__FAULT_ALLOC : AQ__FAULT_THREAD;
 
 		for (long nth = 1;; nth++) {
 			aq_pool *pool = th_pool(1, 16, 0, 0);
@@ -401,9 +401,9 @@ START_TEST(dependent_submit_fails_cleanly_at_every_allocation)
 		int rc;
 
 		fut = (aq_future *)(uintptr_t)0x1;
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		aq__fault_arm(AQ__FAULT_ALLOC, nth);
 		rc = aq_submit(pool, noop, NULL, &opts, &fut);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		aq__fault_arm(AQ__FAULT_ALLOC, 0);
 		if (rc == 0)
 			break;
 		ck_assert_int_eq(rc, -ENOMEM);

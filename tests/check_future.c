@@ -639,7 +639,7 @@ static void hold_canceller(enum aq__pause_site site, void *user)
 {
 	struct cancel_in_flight *c = user;
 
-	if (site == AQ_PAUSE_CANCEL_READ)
+	if (site == AQ__PAUSE_CANCEL_READ)
 		th_gate_pass(&c->pause_gate);
 }
 

@@ -662,9 +662,9 @@ START_TEST(test_metrics_enomem)
 	aq_pool *pool = metrics_pool("f", &vc, 0);
 	char buf[8] = "sentinl";
 
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	ck_assert_int_eq(aq_pool_metrics(&pool, 1, buf, sizeof(buf)), -ENOMEM);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_str_eq(buf, "sentinl");
 	ck_assert_int_gt(aq_pool_metrics(&pool, 1, buf, sizeof(buf)), 0);
 	aq_pool_destroy(pool);

@@ -51,10 +51,10 @@ struct rjob {
 	unsigned nfail;       /* attempts that fail */
 	int code;             /* their failure code */
 	struct th_gate *gate; /* passed in every attempt when set */
-	bool wait_cancel;     /* spin until aq_job_cancelled(), then return
+	bool wait_cancel;     /* spin until aq_current_cancelled(), then return
 				 cancel_ret */
 	int cancel_ret;
-	const char *msg;      /* aq_job_fail_msg("<msg> <attempt>") if set */
+	const char *msg;      /* aq_current_fail_msg("<msg> <attempt>") if set */
 	_Atomic(aq_future *) fut; /* set by the test, read by on_error */
 	atomic_int ran;       /* attempts started */
 	atomic_int destroyed; /* arg_destroy calls */
@@ -101,25 +101,25 @@ static int rjob_fn(void *arg, void **result)
 {
 	struct rjob *j = arg;
 	int n = atomic_load(&j->ran); /* attempts before this one */
-	unsigned attempt = aq_job_attempt();
+	unsigned attempt = aq_current_attempt();
 
 	(void)result;
 	if (attempt != (unsigned)n + 1)
 		atomic_fetch_add(&j->bad, 1);
 	if (n < MAXA) {
 		j->attempt_seen[n] = attempt;
-		j->start_ns[n] = aq_pool_now(j->pool);
-		j->deadline_seen[n] = aq_job_deadline();
-		j->cancelled_seen[n] = aq_job_cancelled();
+		j->start_ns[n] = th_pool_now(j->pool);
+		j->deadline_seen[n] = aq_current_deadline();
+		j->cancelled_seen[n] = aq_current_cancelled();
 	}
 	if (j->msg) {
 		char buf[64];
 
 		snprintf(buf, sizeof(buf), "%s %u", j->msg, attempt);
-		if (aq_job_fail_msg(buf) != 0)
+		if (aq_current_fail_msg(buf) != 0)
 			atomic_fetch_add(&j->bad, 1);
 		memset(buf, 'X', sizeof(buf) - 1); /* it must have copied */
-		if (aq_job_fail_msg(NULL) != -EINVAL)
+		if (aq_current_fail_msg(NULL) != -EINVAL)
 			atomic_fetch_add(&j->bad, 1);
 	}
 	atomic_fetch_add(&j->ran, 1);
@@ -128,9 +128,9 @@ static int rjob_fn(void *arg, void **result)
 	if (j->wait_cancel) {
 		int64_t end = th_now_ns() + poll_ns();
 
-		while (!aq_job_cancelled() && th_now_ns() < end)
+		while (!aq_current_cancelled() && th_now_ns() < end)
 			sched_yield();
-		if (!aq_job_cancelled())
+		if (!aq_current_cancelled())
 			atomic_fetch_add(&j->bad, 1);
 		return j->cancel_ret;
 	}
@@ -1115,7 +1115,7 @@ static void reenter_on_error(const struct aq_job_info *info,
 			     const struct aq_error *err, void *user)
 {
 	struct reenter *r = user;
-	struct aq_job_opts opts = { .run_at_ns = aq_pool_now(r->pool) };
+	struct aq_job_opts opts = { .run_at_ns = th_pool_now(r->pool) };
 
 	(void)info;
 	(void)err;
@@ -1481,10 +1481,10 @@ static int inline_probe_job(void *arg, void **result)
 	struct inline_probe *p = arg;
 
 	(void)result;
-	p->attempt = aq_job_attempt();
-	p->cancelled = aq_job_cancelled();
-	p->deadline = aq_job_deadline();
-	p->msg_rc = aq_job_fail_msg("no record to hold it");
+	p->attempt = aq_current_attempt();
+	p->cancelled = aq_current_cancelled();
+	p->deadline = aq_current_deadline();
+	p->msg_rc = aq_current_fail_msg("no record to hold it");
 	atomic_store(&p->done, 1);
 	return 0;
 }
@@ -1495,11 +1495,11 @@ START_TEST(test_job_api_outside_and_inline)
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 
 	/* Outside any job. */
-	ck_assert_uint_eq(aq_job_attempt(), 0);
-	ck_assert_int_eq(aq_job_cancelled(), 0);
-	ck_assert_int_eq(aq_job_deadline(), 0);
-	ck_assert_int_eq(aq_job_fail_msg("outside"), -EINVAL);
-	ck_assert_int_eq(aq_job_fail_msg(NULL), -EINVAL);
+	ck_assert_uint_eq(aq_current_attempt(), 0);
+	ck_assert_int_eq(aq_current_cancelled(), 0);
+	ck_assert_int_eq(aq_current_deadline(), 0);
+	ck_assert_int_eq(aq_current_fail_msg("outside"), -EINVAL);
+	ck_assert_int_eq(aq_current_fail_msg(NULL), -EINVAL);
 
 	/* A fire-and-forget job without options has no record: attempt 1,
 	 * never cancelled, no deadline, nowhere to keep a message. */
@@ -1601,7 +1601,7 @@ END_TEST
  * A cancel that arrives after the attempt failed but while the worker is
  * still settling it (here: from on_retry) finds the job RUNNING: -EBUSY.
  * The request must not be lost: either no retry happens, or the next
- * attempt sees aq_job_cancelled() and can honour it.
+ * attempt sees aq_current_cancelled() and can honour it.
  */
 struct self_cancel {
 	aq_future *_Atomic fut;
@@ -1628,7 +1628,7 @@ static int honour_cancel_job(void *arg, void **result)
 
 	(void)result;
 	atomic_fetch_add(ran, 1);
-	return aq_job_cancelled() ? AQ_JOB_CANCELLED : 3;
+	return aq_current_cancelled() ? AQ_JOB_CANCELLED : 3;
 }
 
 START_TEST(test_cancel_while_settling_not_lost)
@@ -1821,10 +1821,10 @@ START_TEST(test_retry_timer_thread_fails)
 
 	ctl_init(&c);
 	p = policy(3, 1 * SEC, 0, 0, &c);
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	fut = rsubmit(j, &p, NULL);
 	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 19);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(atomic_load(&j->ran), 1);
 	ck_assert_int_eq(atomic_load(&j->errors), 1);
 	ck_assert_int_eq(atomic_load(&j->destroyed), 1);
@@ -1892,9 +1892,9 @@ static int stress_job(void *arg, void **result)
 	int n = atomic_fetch_add(&j->ran, 1); /* attempts before this one */
 
 	(void)result;
-	if (aq_job_attempt() != (unsigned)n + 1)
+	if (aq_current_attempt() != (unsigned)n + 1)
 		atomic_fetch_add(&j->bad, 1);
-	if (j->honour && aq_job_cancelled())
+	if (j->honour && aq_current_cancelled())
 		return AQ_JOB_CANCELLED;
 	if ((mix(j->idx) & 15) == 0)
 		sched_yield(); /* a little overlap with cancels */
@@ -2014,7 +2014,7 @@ static void *producer_main(void *arg)
 		uint64_t r = mix(i * 7919u + 1);
 		struct aq_job_opts opts = { .flags = AQ_JOB_BLOCK,
 					    .arg_destroy = stress_destroy };
-		int64_t now = aq_pool_now(s->pool);
+		int64_t now = th_pool_now(s->pool);
 		int rc;
 
 		j->idx = i;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_sched.c - the pluggable scheduler: priority order and aging,
- * aq_sched_fifo() through the interface, AQ_YIELD and aq_job_yield_due(),
+ * aq_sched_fifo() through the interface, AQ_YIELD and aq_current_yield_due(),
  * the contract of struct aq_sched_ops (threads, lock, push and init
  * failures), a policy written here outside the library (LIFO),
  * conservation of every job under drain and cancel, and nested waits
@@ -614,7 +614,7 @@ END_TEST
 
 /* A stack linked through slot 0 of each job. No done(): it is optional. */
 struct lifo {
-	aq_job *top;
+	aq_sched_job *top;
 };
 
 static int lifo_init(void **state, const void *params)
@@ -628,22 +628,22 @@ static int lifo_init(void **state, const void *params)
 	return 0;
 }
 
-static int lifo_push(void *state, aq_job *job)
+static int lifo_push(void *state, aq_sched_job *job)
 {
 	struct lifo *s = state;
 
-	aq_job_sched_slots(job)[0] = s->top;
+	aq_sched_job_slots(job)[0] = s->top;
 	s->top = job;
 	return 0;
 }
 
-static aq_job *lifo_pop(void *state)
+static aq_sched_job *lifo_pop(void *state)
 {
 	struct lifo *s = state;
-	aq_job *job = s->top;
+	aq_sched_job *job = s->top;
 
 	if (job)
-		s->top = aq_job_sched_slots(job)[0];
+		s->top = aq_sched_job_slots(job)[0];
 	return job;
 }
 
@@ -722,7 +722,7 @@ struct spy {
 	pthread_t creator;  /* creates and destroys the pool */
 	int init_rc;        /* what init returns */
 	/* push refuses a job with this, when it returns non-zero */
-	int (*verdict)(aq_job *job);
+	int (*verdict)(aq_sched_job *job);
 	atomic_int inits, destroys;
 	atomic_int inside;     /* an op is running */
 	atomic_int overlaps;   /* an op began while another was running */
@@ -734,7 +734,7 @@ struct spy {
 
 struct spy_state {
 	struct spy *spy;
-	aq_job *head, *tail;
+	aq_sched_job *head, *tail;
 };
 
 static void spy_reset(struct spy *s)
@@ -763,7 +763,7 @@ static void spy_leave(struct spy *s)
 	atomic_store(&s->inside, 0);
 }
 
-static void spy_log(struct spy *s, char op, aq_job *job)
+static void spy_log(struct spy *s, char op, aq_sched_job *job)
 {
 	struct spy_event *e;
 
@@ -771,13 +771,13 @@ static void spy_log(struct spy *s, char op, aq_job *job)
 		return;
 	e = &s->log[s->nlog++];
 	e->op = op;
-	e->hint = aq_job_hint(job);
-	e->runs = aq_job_runs(job);
-	e->seq = aq_job_seq(job);
-	e->priority = aq_job_priority(job);
-	e->group = aq_job_group(job);
-	e->weight = aq_job_weight(job);
-	e->enqueue_ns = aq_job_enqueue_ns(job);
+	e->hint = aq_sched_job_hint(job);
+	e->runs = aq_sched_job_runs(job);
+	e->seq = aq_sched_job_seq(job);
+	e->priority = aq_sched_job_priority(job);
+	e->group = aq_sched_job_group(job);
+	e->weight = aq_sched_job_weight(job);
+	e->enqueue_ns = aq_sched_job_enqueue_ns(job);
 }
 
 static int spy_init(void **state, const void *params)
@@ -798,7 +798,7 @@ static int spy_init(void **state, const void *params)
 	return 0;
 }
 
-static int spy_push(void *state, aq_job *job)
+static int spy_push(void *state, aq_sched_job *job)
 {
 	struct spy_state *st = state;
 	struct spy *s = st->spy;
@@ -810,9 +810,9 @@ static int spy_push(void *state, aq_job *job)
 		s->refused++;
 	} else {
 		s->pushes++;
-		aq_job_sched_slots(job)[0] = NULL;
+		aq_sched_job_slots(job)[0] = NULL;
 		if (st->tail)
-			aq_job_sched_slots(st->tail)[0] = job;
+			aq_sched_job_slots(st->tail)[0] = job;
 		else
 			st->head = job;
 		st->tail = job;
@@ -821,16 +821,16 @@ static int spy_push(void *state, aq_job *job)
 	return rc;
 }
 
-static aq_job *spy_pop(void *state)
+static aq_sched_job *spy_pop(void *state)
 {
 	struct spy_state *st = state;
 	struct spy *s = st->spy;
-	aq_job *job;
+	aq_sched_job *job;
 
 	spy_enter(s, false);
 	job = st->head;
 	if (job) {
-		st->head = aq_job_sched_slots(job)[0];
+		st->head = aq_sched_job_slots(job)[0];
 		if (!st->head)
 			st->tail = NULL;
 		s->pops++;
@@ -840,7 +840,7 @@ static aq_job *spy_pop(void *state)
 	return job;
 }
 
-static void spy_done(void *state, aq_job *job)
+static void spy_done(void *state, aq_sched_job *job)
 {
 	struct spy_state *st = state;
 	struct spy *s = st->spy;
@@ -1060,14 +1060,14 @@ START_TEST(test_ops_contract)
 	ojob_check_done(&d, fd, "spy: D");
 
 	/* NULL is harmless for every accessor. */
-	ck_assert_int_eq(aq_job_priority(NULL), 0);
-	ck_assert_uint_eq(aq_job_group(NULL), 0);
-	ck_assert_uint_eq(aq_job_weight(NULL), 1);
-	ck_assert_uint_eq(aq_job_hint(NULL), 0);
-	ck_assert_int_eq(aq_job_enqueue_ns(NULL), 0);
-	ck_assert_uint_eq(aq_job_seq(NULL), 0);
-	ck_assert_uint_eq(aq_job_runs(NULL), 0);
-	ck_assert_ptr_null(aq_job_sched_slots(NULL));
+	ck_assert_int_eq(aq_sched_job_priority(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_group(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_weight(NULL), 1);
+	ck_assert_uint_eq(aq_sched_job_hint(NULL), 0);
+	ck_assert_int_eq(aq_sched_job_enqueue_ns(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_seq(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_runs(NULL), 0);
+	ck_assert_ptr_null(aq_sched_job_slots(NULL));
 	th_gate_destroy(&h.gate);
 }
 END_TEST
@@ -1080,14 +1080,14 @@ static int refuse_code; /* what refuse_some() returns */
  * Refuses new jobs with an odd hint, and jobs with hint 100 when they come
  * back after a yield.
  */
-static int refuse_some(aq_job *job)
+static int refuse_some(aq_sched_job *job)
 {
-	uint64_t hint = aq_job_hint(job);
+	uint64_t hint = aq_sched_job_hint(job);
 
 	if (hint == GATE_HINT)
 		return 0;
 	if (hint == 100)
-		return aq_job_runs(job) > 0 ? refuse_code : 0;
+		return aq_sched_job_runs(job) > 0 ? refuse_code : 0;
 	return (hint % 2) ? refuse_code : 0;
 }
 
@@ -1241,9 +1241,9 @@ START_TEST(test_init_then_thread_fails)
 		aq_pool *pool = NULL;
 
 		spy_reset(&spy);
-		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		aq__fault_arm(AQ__FAULT_THREAD, nth);
 		ck_assert_int_eq(aq_pool_create(&pool, &cfg), -EAGAIN);
-		aq__fault_arm(AQ_FAULT_THREAD, 0);
+		aq__fault_arm(AQ__FAULT_THREAD, 0);
 		ck_assert_ptr_null(pool);
 		ck_assert_int_eq(atomic_load(&spy.inits), 1);
 		ck_assert_int_eq(atomic_load(&spy.destroys), 1);
@@ -1744,29 +1744,29 @@ START_TEST(test_yield_at_shutdown)
 }
 END_TEST
 
-/* ---- aq_job_yield_due() ------------------------------------------------- */
+/* ---- aq_current_yield_due() ------------------------------------------------- */
 
 START_TEST(test_yield_due_outside_job)
 {
 	aq_pool *pool = kind_pool(KIND_PRIO, 1, 0, INT64_C(1));
 	struct hold h;
 
-	ck_assert_int_eq(aq_job_yield_due(), 0);
+	ck_assert_int_eq(aq_current_yield_due(), 0);
 	/* Not even while the pool is busy and jobs wait. */
 	hold_worker(pool, &h);
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &h.gate, NULL, NULL), 0);
 	th_sleep_ms(2);
-	ck_assert_int_eq(aq_job_yield_due(), 0);
+	ck_assert_int_eq(aq_current_yield_due(), 0);
 	release_worker(&h);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(aq_job_yield_due(), 0);
+	ck_assert_int_eq(aq_current_yield_due(), 0);
 	th_gate_destroy(&h.gate);
 }
 END_TEST
 
 #define SLICE_NS AGE_NS /* 1 ms */
 
-/* Asks aq_job_yield_due() in a loop: until it turns true (then yields
+/* Asks aq_current_yield_due() in a loop: until it turns true (then yields
  * once), or for spin_ns counting true answers. */
 struct due_job {
 	struct order *order;
@@ -1789,14 +1789,14 @@ static int due_fn(void *arg, void **result)
 	(void)result;
 	order_add(d->order, 1);
 	if (++d->calls > 1) {
-		d->first_answer[1] = aq_job_yield_due();
+		d->first_answer[1] = aq_current_yield_due();
 		return 0;
 	}
 	d->started = t0;
-	d->first_answer[0] = aq_job_yield_due();
+	d->first_answer[0] = aq_current_yield_due();
 	for (;;) {
 		int64_t now;
-		int due = aq_job_yield_due();
+		int due = aq_current_yield_due();
 
 		now = th_now_ns();
 		if (d->spin_ns) {
@@ -1816,7 +1816,7 @@ static int due_fn(void *arg, void **result)
 }
 
 /*
- * Another job waits: within a generous bound aq_job_yield_due() turns
+ * Another job waits: within a generous bound aq_current_yield_due() turns
  * true, no sooner than a slice after the first question; the job yields,
  * the other runs, and in the next call the first answer is false again
  * (a new slice).

@@ -89,7 +89,7 @@ static int flaky_job(void *arg, void **result)
 {
 	(void)arg;
 	(void)result;
-	return aq_job_attempt() < 3 ? 5 : 0;
+	return aq_current_attempt() < 3 ? 5 : 0;
 }
 
 /* Gives up its worker once (AQ_YIELD), then succeeds. */
@@ -829,7 +829,7 @@ static int hooked_job(void *arg, void **result)
 	struct hook_log *hl = arg;
 
 	(void)result;
-	if (!hook_inside || aq_job_attempt() != hook_seen.attempt)
+	if (!hook_inside || aq_current_attempt() != hook_seen.attempt)
 		atomic_fetch_add(&hl->mismatches, 1);
 	return 0;
 }
@@ -837,7 +837,7 @@ static int hooked_job(void *arg, void **result)
 static int hooked_flaky_job(void *arg, void **result)
 {
 	hooked_job(arg, result);
-	return aq_job_attempt() < 3 ? 5 : 0;
+	return aq_current_attempt() < 3 ? 5 : 0;
 }
 
 static int hooked_fail_job(void *arg, void **result)

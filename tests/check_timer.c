@@ -33,9 +33,9 @@ struct tjob {
 	struct th_gate *gate; /* passed when set */
 	atomic_int ran;
 	atomic_int destroyed;
-	int64_t start_ns;     /* aq_pool_now() when it started */
-	int64_t deadline;     /* aq_job_deadline() it saw */
-	unsigned attempt;     /* aq_job_attempt() it saw */
+	int64_t start_ns;     /* th_pool_now() when it started */
+	int64_t deadline;     /* aq_current_deadline() it saw */
+	unsigned attempt;     /* aq_current_attempt() it saw */
 	int order;            /* its place among the jobs that ran */
 };
 
@@ -55,9 +55,9 @@ static int tjob_fn(void *arg, void **result)
 	struct tjob *j = arg;
 
 	(void)result;
-	j->start_ns = aq_pool_now(j->pool);
-	j->deadline = aq_job_deadline();
-	j->attempt = aq_job_attempt();
+	j->start_ns = th_pool_now(j->pool);
+	j->deadline = aq_current_deadline();
+	j->attempt = aq_current_attempt();
 	j->order = atomic_fetch_add(&run_order, 1);
 	atomic_fetch_add(&j->ran, 1);
 	if (j->gate)
@@ -92,15 +92,19 @@ START_TEST(test_pool_now)
 	aq_pool *real = th_pool(1, 16, 0, 0);
 	int64_t before, now, after;
 
-	ck_assert_int_eq(aq_pool_now(pool), T0);
+	ck_assert_int_eq(th_pool_now(pool), T0);
 	vclock_set(pool, &vc, T0 + 123);
-	ck_assert_int_eq(aq_pool_now(pool), T0 + 123);
-	ck_assert_int_eq(aq_pool_now(NULL), -EINVAL);
+	ck_assert_int_eq(th_pool_now(pool), T0 + 123);
+	ck_assert_int_eq(aq_pool_now(NULL, &now), -EINVAL);
+	ck_assert_int_eq(aq_pool_now(pool, NULL), -EINVAL);
+	now = 7;
+	ck_assert_int_eq(aq_pool_now(pool, &now), 0);
+	ck_assert_int_eq(now, T0 + 123);
 	ck_assert_int_eq(aq_pool_clock_changed(NULL), -EINVAL);
 
 	/* Without cfg.clock: CLOCK_MONOTONIC. */
 	before = th_now_ns();
-	now = aq_pool_now(real);
+	now = th_pool_now(real);
 	after = th_now_ns();
 	ck_assert_int_ge(now, before);
 	ck_assert_int_le(now, after);
@@ -126,7 +130,7 @@ START_TEST(test_clock_copied)
 	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
 	memset(clock, 0, sizeof(*clock));
 	free(clock);
-	ck_assert_int_eq(aq_pool_now(pool), 42);
+	ck_assert_int_eq(th_pool_now(pool), 42);
 	aq_pool_destroy(pool);
 }
 END_TEST
@@ -389,7 +393,7 @@ START_TEST(test_delay_real_clock)
 	int64_t submitted;
 
 	tjob_init(&j, pool, 0);
-	submitted = aq_pool_now(pool);
+	submitted = th_pool_now(pool);
 	fut = tsubmit(&j, &opts);
 	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 0);
 	ck_assert_int_ge(j.start_ns - submitted, 20 * MS);
@@ -459,7 +463,7 @@ START_TEST(test_negative_clock_due_max)
 		aq_future *fa, *fb, *fc, *fd, *fe;
 
 		vclock_set(pool, &vc, t);
-		ck_assert_int_eq(aq_pool_now(pool), t);
+		ck_assert_int_eq(th_pool_now(pool), t);
 		tjob_init(&a, pool, 0);
 		tjob_init(&b, pool, 0);
 		tjob_init(&c, pool, 0);
@@ -723,7 +727,7 @@ START_TEST(test_deadline_between_attempts)
 }
 END_TEST
 
-/* aq_job_deadline(): the job's own, 0 without one. */
+/* aq_current_deadline(): the job's own, 0 without one. */
 START_TEST(test_job_deadline)
 {
 	struct vclock vc;
@@ -740,7 +744,7 @@ START_TEST(test_job_deadline)
 	ck_assert_int_eq(aq_future_get(fb, NULL, poll_ns()), 0);
 	ck_assert_int_eq(a.deadline, T0 + 5 * SEC);
 	ck_assert_int_eq(b.deadline, 0);
-	ck_assert_int_eq(aq_job_deadline(), 0); /* not in a job */
+	ck_assert_int_eq(aq_current_deadline(), 0); /* not in a job */
 	aq_future_release(fa);
 	aq_future_release(fb);
 	aq_pool_destroy(pool);
@@ -1129,9 +1133,9 @@ START_TEST(test_timer_thread_fails)
 
 	tjob_init(&j, pool, 0);
 	opts.arg_destroy = tjob_destroy;
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	rc = aq_submit(pool, tjob_fn, &j, &opts, &fut);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(rc, -EAGAIN);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(atomic_load(&j.destroyed), 0);
@@ -1164,9 +1168,9 @@ START_TEST(test_timer_heap_alloc_fails)
 	aq_future_release(fut);
 	tjob_init(&j, pool, 0);
 
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	rc = aq_submit(pool, tjob_fn, &j, &opts, &fut);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_int_eq(rc, -ENOMEM);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(atomic_load(&j.destroyed), 0);

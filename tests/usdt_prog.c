@@ -91,7 +91,8 @@ int main(int argc, char **argv)
 			die("aq_submit_batch", rc);
 	if ((rc = aq_submit(pool, fail_job, NULL, &retry, &failing)))
 		die("aq_submit", rc);
-	deadline.deadline_ns = aq_pool_now(pool); /* already passed */
+	if ((rc = aq_pool_now(pool, &deadline.deadline_ns))) /* passed */
+		die("aq_pool_now", rc);
 	if ((rc = aq_submit(pool, count_job, NULL, &deadline, &expiring)))
 		die("aq_submit", rc);
 	if ((rc = aq_submit(pool, count_job, NULL, &later, &delayed)))

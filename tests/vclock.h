@@ -50,7 +50,7 @@ static inline aq_pool *vpool(unsigned workers, struct vclock *vc,
 
 	atomic_init(&vc->now, T0);
 	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
-	ck_assert_int_eq(aq_pool_now(pool), T0);
+	ck_assert_int_eq(th_pool_now(pool), T0);
 	return pool;
 }
 
@@ -85,7 +85,7 @@ static inline int marker_fn(void *arg, void **result)
  */
 static inline void settle(aq_pool *pool)
 {
-	struct aq_job_opts opts = { .run_at_ns = aq_pool_now(pool) };
+	struct aq_job_opts opts = { .run_at_ns = th_pool_now(pool) };
 	struct state_ne c;
 	aq_future *marker;
 
