@@ -20,7 +20,10 @@ AQ_API const char *aq_strerror(int code)
 	case -EINVAL:
 		return "Invalid argument";
 	case -EAGAIN:
-		return "Queue full, try again";
+		/* Both the ring (aq_submit) and pthread_create() (creating
+		 * or resizing a pool, a first delayed job) say it. */
+		return "Resource temporarily unavailable: queue full, or no "
+		       "thread could be started; try again";
 	case -ENOMEM:
 		return "Out of memory";
 	case -ESHUTDOWN:
@@ -40,7 +43,7 @@ AQ_API const char *aq_strerror(int code)
 	case -EMFILE:
 		return "Too many open files";
 	case -EDEADLK:
-		return "Would deadlock: called from one of the pool's own threads";
+		return "Would deadlock: the pool would wait for the calling thread";
 	default:
 		break;
 	}

@@ -54,9 +54,10 @@
  *  - A turn is `weight` consecutive starts, so large weights make coarse
  *    interleaving: 100:200 has the shares of 1:2 but others wait up to 200
  *    starts. Use the smallest weights that express the ratio.
- *  - With a cap of n, a job that waits (aq_future_get()) for a job of its
- *    own group that is still queued can deadlock the group once n such
- *    waiters run: the one they wait for is never popped.
+ *  - A job that waits (aq_future_get()) for a job of its own pool still
+ *    queued runs it in place, past this policy (help.c, scheduler.c): so
+ *    n waiters under a cap of n cannot deadlock their group, but the job
+ *    so run is not counted against the cap.
  *  - The hash is keyed with a per-pool seed taken from the address of the
  *    state, which spreads ordinary keys well but is no defence against an
  *    adversary choosing keys to collide: they would lengthen one chain and
@@ -84,27 +85,27 @@
 
 /* One group: its queue of jobs and its place in the round. */
 struct fair_group {
-	uint64_t key;                 /* aq_sched_job_group() of its jobs */
-	struct fair_group *hash_next; /* next in its bucket's chain */
+	uint64_t key;                  /* aq_sched_job_group() of its jobs */
+	struct fair_group *hash_next;  /* next in its bucket's chain */
 	struct fair_group *round_next; /* next in the round while in it; next
 					  in the free list once recycled */
-	aq_sched_job *head, *tail;          /* queued jobs in arrival order */
-	unsigned weight;              /* starts per turn: the weight of the
-					 latest job pushed */
-	unsigned credit;              /* starts left in the current turn */
-	unsigned running;             /* popped and not yet done() */
+	aq_sched_job *head, *tail;     /* queued jobs in arrival order */
+	unsigned weight;               /* starts per turn: the weight of the
+					  latest job pushed */
+	unsigned credit;               /* starts left in the current turn */
+	unsigned running;              /* popped and not yet done() */
 };
 
 struct fair {
-	struct fair_group **buckets;  /* chains of groups by hashed key */
-	size_t nbuckets;              /* a power of 2, >= BUCKETS_MIN */
-	size_t ngroups;               /* groups in the table */
-	uint64_t seed;                /* mixed into every key's hash */
+	struct fair_group **buckets;   /* chains of groups by hashed key */
+	size_t nbuckets;               /* a power of 2, >= BUCKETS_MIN */
+	size_t ngroups;                /* groups in the table */
+	uint64_t seed;                 /* mixed into every key's hash */
 	struct fair_group *round_head; /* whose turn it is */
 	struct fair_group *round_tail;
 	struct fair_group *free_groups; /* recycled records */
 	unsigned nfree;
-	unsigned max_running;         /* 0 = no cap */
+	unsigned max_running; /* 0 = no cap */
 };
 
 /* ---- the job's two slots ------------------------------------------------- */

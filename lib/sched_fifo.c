@@ -4,9 +4,9 @@
  *
  * A pool created with cfg.sched == NULL gets FIFO order from the lock-free
  * ring itself and never uses this file. aq_sched_fifo() gives the same
- * order through struct aq_sched_ops: it is what `make bench` compares the
- * fast path against, and the smallest complete policy to start one's own
- * from. An intrusive singly linked list, through slot 0 of each job.
+ * order through struct aq_sched_ops: the smallest complete policy, to
+ * start one's own from. An intrusive singly linked list, through slot 0
+ * of each job.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -49,8 +49,10 @@ static bool prio_before(const struct prio *q, const aq_sched_job *a,
 	int64_t ka, kb;
 
 	if (q->aging_ns) {
-		ka = aq_sched_job_priority(a) * q->aging_ns - aq_sched_job_enqueue_ns(a);
-		kb = aq_sched_job_priority(b) * q->aging_ns - aq_sched_job_enqueue_ns(b);
+		ka = aq_sched_job_priority(a) * q->aging_ns -
+		     aq_sched_job_enqueue_ns(a);
+		kb = aq_sched_job_priority(b) * q->aging_ns -
+		     aq_sched_job_enqueue_ns(b);
 	} else {
 		ka = aq_sched_job_priority(a);
 		kb = aq_sched_job_priority(b);
@@ -61,7 +63,8 @@ static bool prio_before(const struct prio *q, const aq_sched_job *a,
 }
 
 /* Merge two heaps; the loser becomes the winner's first child. */
-static aq_sched_job *meld(const struct prio *q, aq_sched_job *a, aq_sched_job *b)
+static aq_sched_job *meld(const struct prio *q, aq_sched_job *a,
+			  aq_sched_job *b)
 {
 	if (!a)
 		return b;

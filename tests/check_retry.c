@@ -11,6 +11,7 @@
  * now must leave the timer first, then a few quiet milliseconds follow.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -25,6 +26,7 @@
 
 #include "fault.h"
 #include "helpers.h"
+#include "retry.h"
 #include "vclock.h"
 #include "suites.h"
 
@@ -541,6 +543,231 @@ START_TEST(test_jitter_due_time)
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
 	free(j);
+}
+END_TEST
+
+/*
+ * Issue 11, item 5, with retries: a clock below zero, going further back
+ * and forward again. Each retry is due exactly its back-off after the
+ * failed attempt, whatever the clock read in between; a retry pushed to
+ * INT64_MAX by on_retry does not come due at the lowest clock, and does
+ * not hang the timer, stats, cancel or shutdown.
+ */
+START_TEST(test_retry_negative_clock)
+{
+	const int64_t t = -5 * SEC;
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	struct ctl c, cmax;
+	struct aq_retry_policy p, pmax;
+	struct rjob *j = rjob_new(pool, 2, 111);
+	struct rjob *k = rjob_new(pool, 5, 112);
+	struct aq_pool_stats st;
+	aq_future *fut, *fk;
+
+	vclock_set(pool, &vc, t);
+	ctl_init(&c);
+	p = policy(3, 1 * SEC, 2.0, 0, &c);
+	fut = rsubmit(j, &p, NULL);
+
+	/* Attempt 1 fails at t: the retry is due at t + 1 s. */
+	wait_retrying(j, fut, 1);
+	ck_assert_int_eq(j->retry_delay[0], 1 * SEC);
+	vclock_set(pool, &vc, t + 1 * SEC - 2);
+	settle_step(pool, &vc); /* t + 1 s - 1 */
+	ck_assert_int_eq(atomic_load(&j->ran), 1);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+	vclock_set(pool, &vc, t + 1 * SEC);
+	wait_retrying(j, fut, 2);
+	ck_assert_int_eq(j->start_ns[1], t + 1 * SEC);
+
+	/* Attempt 2 failed at t + 1 s: due at t + 3 s, even after the clock
+	 * went to the lowest time there is and came back. */
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+	vclock_set(pool, &vc, t + 3 * SEC - 2);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(atomic_load(&j->ran), 2);
+	vclock_set(pool, &vc, t + 3 * SEC);
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 0);
+	ck_assert_int_eq(j->start_ns[2], t + 3 * SEC);
+	ck_assert_int_eq(atomic_load(&j->errors), 0);
+
+	/* A retry due at the end of time, seen from the lowest clock. */
+	ctl_init(&cmax);
+	pmax = policy(5, 1 * SEC, 2.0, 0, &cmax);
+	cmax.set_delay = true;
+	cmax.new_delay = INT64_MAX;
+	fk = rsubmit(k, &pmax, NULL);
+	wait_retrying(k, fk, 1);
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	ck_assert_uint_eq(st.delayed, 1);
+	ck_assert_int_eq(aq_future_state(fk), AQ_STATE_RETRYING);
+	ck_assert_int_eq(aq_future_cancel(fk), 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(atomic_load(&k->ran), 1);
+	ck_assert_int_eq(atomic_load(&k->destroyed), 1);
+	aq_future_release(fk);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	free(j);
+	free(k);
+}
+END_TEST
+
+/*
+ * Issue 11, item 10: back-off at large attempt numbers, for factors below,
+ * at and above 1, each delay exact (factors whose powers are exact in
+ * binary; 0.999, whose are not, within a relative 1e-10 of pow()). The
+ * library computed factor^(n-1) by n - 1 multiplications, and a factor
+ * below 1, which never reaches the cap, paid all of them on every retry:
+ * now it takes a bounded number of steps whatever n (see retry.c).
+ * on_retry records the offered delays at chosen attempts and retries at
+ * once, except after attempt `keep`, whose delay then stands and is
+ * checked to the nanosecond on the virtual clock.
+ */
+#define BIG_AT 6
+
+struct big_case {
+	int64_t base, max_delay;
+	double factor;
+	unsigned attempts;      /* max_attempts */
+	unsigned at[BIG_AT];    /* attempts whose offered delay is checked */
+	int64_t expect[BIG_AT]; /* -1: base * pow(factor, at - 1), nearly */
+};
+
+struct big_rec {
+	const struct big_case *bc;
+	int64_t got[BIG_AT];
+	atomic_int calls; /* on_retry calls */
+};
+
+static int big_on_retry(const struct aq_job_info *info, int code,
+			unsigned attempt, int64_t *delay_ns, void *user)
+{
+	struct big_rec *r = user;
+
+	(void)info;
+	(void)code;
+	for (unsigned i = 0; i < BIG_AT; i++)
+		if (r->bc->at[i] == attempt)
+			r->got[i] = *delay_ns;
+	atomic_fetch_add(&r->calls, 1);
+	if (attempt != r->bc->attempts - 1)
+		*delay_ns = 0; /* on at once, but for the last retry */
+	return 0;
+}
+
+static const struct big_case big_cases[] = {
+	/* below 1: halves down to below 1 ns, then 0 for ever */
+	{ INT64_C(1) << 40, 0, 0.5, 3001,
+	  { 1, 2, 41, 42, 1000, 3000 },
+	  { INT64_C(1) << 40, INT64_C(1) << 39, 1, 0, 0, 0 } },
+	{ 1000 * SEC, 0, 0.999, 20001,
+	  { 1, 2, 100, 5000, 19999, 20000 },
+	  { 1000 * SEC, 999 * SEC, -1, -1, -1, -1 } },
+	/* 1: fixed */
+	{ 7 * MS, 0, 1.0, 3001,
+	  { 1, 2, 64, 65, 2999, 3000 },
+	  { 7 * MS, 7 * MS, 7 * MS, 7 * MS, 7 * MS, 7 * MS } },
+	/* above 1: exact powers, then the saturation (9e18) or the cap */
+	{ 1, 0, 2.0, 3001,
+	  { 1, 2, 63, 64, 1000, 3000 },
+	  { 1, 2, INT64_C(1) << 62, INT64_C(9000000000000000000),
+	    INT64_C(9000000000000000000), INT64_C(9000000000000000000) } },
+	{ 3, 5 * MS, 4.0, 3001,
+	  { 1, 2, 11, 12, 1000, 3000 },
+	  { 3, 12, 3 * (INT64_C(1) << 20), 5 * MS, 5 * MS, 5 * MS } },
+};
+
+START_TEST(test_backoff_large_attempts)
+{
+	const struct big_case *bc = &big_cases[_i];
+	struct big_rec r = { .bc = bc };
+	struct aq_retry_policy p = { .max_attempts = bc->attempts,
+				     .base_delay_ns = bc->base,
+				     .factor = bc->factor,
+				     .max_delay_ns = bc->max_delay,
+				     .on_retry = big_on_retry,
+				     .user = &r };
+	struct aq_job_opts opts = { .retry = &p };
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	int64_t last;
+	aq_future *fut;
+
+	atomic_init(&r.calls, 0);
+	ck_assert_int_eq(aq_submit(pool, always_fail, NULL, &opts, &fut), 0);
+	/* Every retry but the last comes at once, at T0. */
+	ck_assert(th_poll_int_ge(&r.calls, (int)bc->attempts - 1));
+	for (unsigned i = 0; i < BIG_AT; i++) {
+		int64_t want = bc->expect[i];
+
+		if (want < 0) {
+			double w = (double)bc->base *
+				   pow(bc->factor, bc->at[i] - 1.0);
+
+			/* Rounding: ~1e-16 per multiplication, and the
+			 * truncation to whole nanoseconds. */
+			ck_assert_msg(fabs((double)r.got[i] - w) <=
+					      w * 1e-10 + 1,
+				      "factor %g, attempt %u: %lld, pow %.17g",
+				      bc->factor, bc->at[i],
+				      (long long)r.got[i], w);
+		} else {
+			ck_assert_msg(r.got[i] == want,
+				      "factor %g, attempt %u: %lld, want %lld",
+				      bc->factor, bc->at[i],
+				      (long long)r.got[i], (long long)want);
+		}
+	}
+	/* The last retry is due exactly its delay after T0. */
+	last = r.got[BIG_AT - 1];
+	if (last > 0) {
+		ck_assert(th_poll_state(fut, AQ_STATE_RETRYING));
+		vclock_set(pool, &vc, T0 + last - 1);
+		settle(pool);
+		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+		vclock_set(pool, &vc, T0 + last);
+	}
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 5);
+	ck_assert_int_eq(atomic_load(&r.calls), (int)bc->attempts - 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* The same, by the function itself, to the last attempt number there is. */
+START_TEST(test_backoff_any_attempt_number)
+{
+	struct aq_retry_policy half = { .base_delay_ns = INT64_C(1) << 40,
+					.factor = 0.5 };
+	struct aq_retry_policy one = { .base_delay_ns = 7 * MS, .factor = 1 };
+	struct aq_retry_policy zero = { .base_delay_ns = 7 * MS };
+	struct aq_retry_policy two = { .base_delay_ns = 1, .factor = 2.0 };
+	struct aq_retry_policy capped = { .base_delay_ns = 1, .factor = 2.0,
+					  .max_delay_ns = 5 * MS };
+	const unsigned ns[] = { 100000, 1u << 31, UINT_MAX - 1, UINT_MAX };
+
+	for (unsigned i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		ck_assert_int_eq(aq__retry_backoff(&half, ns[i]), 0);
+		ck_assert_int_eq(aq__retry_backoff(&one, ns[i]), 7 * MS);
+		ck_assert_int_eq(aq__retry_backoff(&zero, ns[i]), 7 * MS);
+		ck_assert_int_eq(aq__retry_backoff(&two, ns[i]),
+				 INT64_C(9000000000000000000));
+		ck_assert_int_eq(aq__retry_backoff(&capped, ns[i]), 5 * MS);
+	}
+	for (unsigned n = 1; n <= 64; n++) {
+		ck_assert_int_eq(aq__retry_backoff(&half, n),
+				 n <= 41 ? INT64_C(1) << (41 - n) : 0);
+		ck_assert_int_eq(aq__retry_backoff(&two, n),
+				 n <= 63 ? INT64_C(1) << (n - 1)
+					 : INT64_C(9000000000000000000));
+	}
+	ck_assert_int_eq(aq__retry_backoff(&half, 0), INT64_C(1) << 40);
 }
 END_TEST
 
@@ -1594,10 +1821,10 @@ START_TEST(test_retry_timer_thread_fails)
 
 	ctl_init(&c);
 	p = policy(3, 1 * SEC, 0, 0, &c);
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	fut = rsubmit(j, &p, NULL);
 	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 19);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(atomic_load(&j->ran), 1);
 	ck_assert_int_eq(atomic_load(&j->errors), 1);
 	ck_assert_int_eq(atomic_load(&j->destroyed), 1);
@@ -1980,6 +2207,10 @@ Suite *retry_suite(void)
 			    (int)(sizeof(backoff_cases) /
 				  sizeof(backoff_cases[0])));
 	tcase_add_test(backoff, test_backoff_no_overflow);
+	tcase_add_test(backoff, test_retry_negative_clock);
+	tcase_add_loop_test(backoff, test_backoff_large_attempts, 0,
+			    sizeof(big_cases) / sizeof(big_cases[0]));
+	tcase_add_test(backoff, test_backoff_any_attempt_number);
 	tcase_add_test(backoff, test_jitter_bounds);
 	tcase_add_test(backoff, test_jitter_due_time);
 	suite_add_tcase(s, backoff);

@@ -3,8 +3,9 @@
  * check_sched.c - the pluggable scheduler: priority order and aging,
  * aq_sched_fifo() through the interface, AQ_YIELD and aq_current_yield_due(),
  * the contract of struct aq_sched_ops (threads, lock, push and init
- * failures), a policy written here outside the library (LIFO), and
- * conservation of every job under drain and cancel.
+ * failures), a policy written here outside the library (LIFO),
+ * conservation of every job under drain and cancel, and nested waits
+ * under every policy.
  *
  * Orders are exact: one worker is held by a gate job until every job under
  * test is queued. Nothing depends on timing except generous bounds, and the
@@ -1240,9 +1241,9 @@ START_TEST(test_init_then_thread_fails)
 		aq_pool *pool = NULL;
 
 		spy_reset(&spy);
-		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		aq__fault_arm(AQ__FAULT_THREAD, nth);
 		ck_assert_int_eq(aq_pool_create(&pool, &cfg), -EAGAIN);
-		aq__fault_arm(AQ_FAULT_THREAD, 0);
+		aq__fault_arm(AQ__FAULT_THREAD, 0);
 		ck_assert_ptr_null(pool);
 		ck_assert_int_eq(atomic_load(&spy.inits), 1);
 		ck_assert_int_eq(atomic_load(&spy.destroys), 1);
@@ -2143,6 +2144,128 @@ START_TEST(test_conservation)
 }
 END_TEST
 
+/* ---- nested waits under every policy ------------------------------------ */
+
+/*
+ * Regression (issue 11, item 4): with a scheduling policy a waiting job
+ * could not run the job it waited for (the policy held it), so it helped
+ * with whatever the policy gave it, the next parent, and so on; past a
+ * helping depth of 64 the wait only slept, and one worker with 100 parents
+ * each waiting for its own child hung for ever. Every way of scheduling,
+ * none included, must finish them all.
+ */
+static const struct aq_sched_ops *nested_ops(int i)
+{
+	switch (i) {
+	case 1:
+		return aq_sched_fifo();
+	case 2:
+		return aq_sched_priority();
+	case 3:
+		return aq_sched_fair();
+	default:
+		return NULL; /* the ring alone */
+	}
+}
+
+#define NESTED_KINDS 4
+
+static aq_pool *nested_pool;
+
+static int nested_child(void *arg, void **result)
+{
+	*result = (void *)((intptr_t)arg * 2 + 1);
+	return 0;
+}
+
+/* Submits one child and waits for it, for ever. */
+static int nested_parent(void *arg, void **result)
+{
+	aq_future *child;
+	void *r = NULL;
+	int rc;
+
+	if (aq_submit(nested_pool, nested_child, arg, NULL, &child))
+		return 100;
+	rc = aq_future_get(child, &r, -1);
+	aq_future_release(child);
+	if (rc)
+		return 101;
+	*result = r;
+	return 0;
+}
+
+START_TEST(test_nested_waits_policy_hang)
+{
+	enum { PARENTS = 100 };
+	const struct aq_sched_ops *ops = nested_ops(_i);
+	aq_future *futs[PARENTS];
+
+	nested_pool = make_pool(ops, NULL, 1, 0, 0);
+	for (intptr_t i = 0; i < PARENTS; i++)
+		ck_assert_int_eq(aq_submit(nested_pool, nested_parent,
+					   (void *)i, NULL, &futs[i]),
+				 0);
+	/* Generous, not tight: a hang fails here instead of hanging. */
+	ck_assert_msg(aq_wait_all(futs, PARENTS, poll_ns()) == 0,
+		      "sched %s: 100 nested parents on 1 worker never finished",
+		      ops ? ops->name : "NULL");
+	for (intptr_t i = 0; i < PARENTS; i++) {
+		void *r = NULL;
+
+		ck_assert_int_eq(aq_future_get(futs[i], &r, 0), 0);
+		ck_assert_ptr_eq(r, (void *)(i * 2 + 1));
+		aq_future_release(futs[i]);
+	}
+	aq_pool_destroy(nested_pool);
+}
+END_TEST
+
+/* A chain: each job submits the next level and waits for it. */
+static int nested_chain(void *arg, void **result)
+{
+	intptr_t depth = (intptr_t)arg;
+	aq_future *child;
+	void *r = NULL;
+	int rc;
+
+	if (depth == 0) {
+		*result = (void *)42;
+		return 0;
+	}
+	if (aq_submit(nested_pool, nested_chain, (void *)(depth - 1), NULL,
+		      &child))
+		return 100;
+	rc = aq_future_get(child, &r, -1);
+	aq_future_release(child);
+	if (rc)
+		return 101;
+	*result = r;
+	return 0;
+}
+
+/* The same bug, deeper than the helping depth: a chain 200 jobs deep on 1
+ * and on 2 workers (_i: policy in the low bits, workers - 1 above). */
+START_TEST(test_nested_chain_policy_hang)
+{
+	const struct aq_sched_ops *ops = nested_ops(_i % NESTED_KINDS);
+	unsigned workers = 1 + (unsigned)_i / NESTED_KINDS;
+	aq_future *f;
+	void *r = NULL;
+
+	nested_pool = make_pool(ops, NULL, workers, 0, 0);
+	ck_assert_int_eq(aq_submit(nested_pool, nested_chain, (void *)200,
+				   NULL, &f),
+			 0);
+	ck_assert_msg(aq_future_get(f, &r, poll_ns()) == 0,
+		      "sched %s, %u workers: a chain 200 deep never finished",
+		      ops ? ops->name : "NULL", workers);
+	ck_assert_ptr_eq(r, (void *)42);
+	aq_future_release(f);
+	aq_pool_destroy(nested_pool);
+}
+END_TEST
+
 /* ---- the suite ---------------------------------------------------------- */
 
 Suite *sched_suite(void)
@@ -2153,6 +2276,7 @@ Suite *sched_suite(void)
 	TCase *yield = tcase_create("yield");
 	TCase *ops = tcase_create("ops");
 	TCase *cons = tcase_create("conservation");
+	TCase *nested = tcase_create("nested");
 
 	tcase_set_timeout(prio, TH_TIMEOUT);
 	tcase_add_loop_test(prio, test_priority_strict_order, 0, 2);
@@ -2189,6 +2313,13 @@ Suite *sched_suite(void)
 	tcase_add_test(ops, test_ops_required);
 	tcase_add_loop_test(ops, test_opts_range, 0, NKINDS);
 	suite_add_tcase(s, ops);
+
+	tcase_set_timeout(nested, TH_TIMEOUT);
+	tcase_add_loop_test(nested, test_nested_waits_policy_hang, 0,
+			    NESTED_KINDS);
+	tcase_add_loop_test(nested, test_nested_chain_policy_hang, 0,
+			    2 * NESTED_KINDS);
+	suite_add_tcase(s, nested);
 
 	tcase_set_timeout(cons, TH_TIMEOUT_STRESS);
 	tcase_add_loop_test(cons, test_conservation, 0,

@@ -749,7 +749,9 @@ START_TEST(test_window_of_ones_own)
 	ck_assert_msg(window_done(&a1) > 100.5 && window_done(&a1) < 101.5,
 		      "%.3f jobs resolved in A's window", window_done(&a1));
 	ck_assert(a1.arrival_rate == 0); /* all submitted before a0 */
-	ck_assert(a1.utilization > 0 && a1.utilization <= 1.0);
+	/* Not bounded by 1: the gate job's whole call, begun before a0, is
+	 * counted in this window when it ends (aq_pool_stats(3)). */
+	ck_assert(a1.utilization > 0);
 	/* W: every timed completion in the window (the pool times jobs). */
 	ck_assert(a1.mean_time_in_system_ns > 0);
 	ck_assert(a1.mean_in_system > 0);

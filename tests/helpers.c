@@ -260,9 +260,9 @@ long th_create_alloc_faults(const struct aq_pool_config *cfg)
 		aq_future *fut;
 		int rc;
 
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		aq__fault_arm(AQ__FAULT_ALLOC, nth);
 		rc = aq_pool_create(&pool, cfg);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		aq__fault_arm(AQ__FAULT_ALLOC, 0);
 		if (rc == 0) {
 			ck_assert_int_eq(aq_submit(pool, th_fault_noop, NULL,
 						   NULL, &fut), 0);

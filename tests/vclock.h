@@ -97,4 +97,26 @@ static inline void settle(aq_pool *pool)
 	th_sleep_ms(10);
 }
 
+/*
+ * settle() for any clock: run_at_ns cannot name a time below 1, so the
+ * marker is delayed by 1 ns and the clock moved on by that much. Once the
+ * marker has left the timer, the timer thread has looked at its heap at
+ * the new time; then a job wrongly released gets a few milliseconds.
+ */
+static inline void settle_step(aq_pool *pool, struct vclock *vc)
+{
+	struct aq_job_opts opts = { .delay_ns = 1 };
+	struct state_ne c;
+	aq_future *marker;
+
+	ck_assert_int_eq(aq_submit(pool, marker_fn, NULL, &opts, &marker), 0);
+	ck_assert_int_eq(aq_future_state(marker), AQ_STATE_DELAYED);
+	vclock_set(pool, vc, atomic_load(&vc->now) + 1);
+	c.fut = marker;
+	c.state = AQ_STATE_DELAYED;
+	ck_assert(th_poll(state_differs, &c));
+	aq_future_release(marker);
+	th_sleep_ms(10);
+}
+
 #endif

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_compose.c - composing jobs: aq_wait_all and aq_wait_any, jobs that
- * run after others (opts.after: chains, fan-in, SKIPPED), and nested waits
- * that help instead of deadlocking (1- and 2-worker pools, fork-join).
+ * check_wait.c - waiting (lib/wait.c, and helping in lib/worker.c):
+ * aq_wait_all and aq_wait_any, and nested waits that help instead of
+ * deadlocking (1- and 2-worker pools, fork-join).
  *
  * Outcomes are made deterministic with gates: a gate job holds a worker,
- * so whatever is submitted behind it is PENDING (or WAITING) until the
- * test opens the gate.
+ * so whatever is submitted behind it is PENDING until the test opens the
+ * gate.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -378,352 +378,12 @@ static aq_future *link_after(aq_pool *pool, struct link *l,
 	return f;
 }
 
-START_TEST(test_chain_passes_value)
-{
-	/* a -> b -> c, each adding to what the one before returned. */
-	aq_pool *pool = th_pool(2, 64, 0, 0);
-	struct th_gate gate;
-	struct th_job a;
-	struct link b, c;
-	aq_future *fa, *fb, *fc;
-	void *r = NULL;
-
-	th_gate_init(&gate);
-	th_job_init(&a, &gate, 0, true, (void *)1);
-	link_init(&b, 10);
-	link_init(&c, 100);
-	fa = submit_job(pool, &a);
-	fb = link_after(pool, &b, &fa, 1);
-	fc = link_after(pool, &c, &fb, 1);
-	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_state(fc), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_get(fc, NULL, 5 * MS), -ETIMEDOUT);
-	ck_assert_int_eq(th_ld(&b.ran), 0);
-
-	th_gate_open(&gate);
-	ck_assert_int_eq(aq_future_get(fc, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)111);
-	ck_assert_int_eq(aq_future_get(fb, &r, 0), 0);
-	ck_assert_ptr_eq(r, (void *)11);
-	ck_assert_uint_eq(b.deps_seen, 1);
-	ck_assert_uint_eq(c.deps_seen, 1);
-	ck_assert(b.past_end_null && c.past_end_null);
-	ck_assert_int_eq(b.dep_rc, 0);
-	ck_assert_int_eq(th_ld(&b.ran) + th_ld(&c.ran), 2);
-	ck_assert_int_eq(th_ld(&b.destroyed) + th_ld(&c.destroyed), 2);
-	/* Outside a job there are no dependencies. */
-	ck_assert_ptr_null(aq_current_dep(0));
-	ck_assert_uint_eq(aq_current_dep_count(), 0);
-	aq_future_release(fa);
-	aq_future_release(fb);
-	aq_future_release(fc);
-	aq_pool_destroy(pool);
-	th_gate_destroy(&gate);
-}
-END_TEST
-
-#define CHORD 50
 
 static int index_job(void *arg, void **result)
 {
 	*result = arg;
 	return 0;
 }
-
-START_TEST(test_chord_fan_in)
-{
-	/* 50 parallel jobs, then one that sums their results. */
-	aq_pool *pool = th_pool(2, 256, 0, 0);
-	aq_future *parts[CHORD], *sum_fut;
-	struct link sum;
-	void *r = NULL;
-
-	link_init(&sum, 0);
-	for (intptr_t i = 0; i < CHORD; i++)
-		ck_assert_int_eq(aq_submit(pool, index_job, (void *)(i + 1),
-					   NULL, &parts[i]),
-				 0);
-	sum_fut = link_after(pool, &sum, parts, CHORD);
-	/* The callers' references may go at once: the job holds its own. */
-	for (int i = 0; i < CHORD; i++)
-		aq_future_release(parts[i]);
-	ck_assert_int_eq(aq_future_get(sum_fut, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)(intptr_t)(CHORD * (CHORD + 1) / 2));
-	ck_assert_uint_eq(sum.deps_seen, CHORD);
-	ck_assert(sum.past_end_null);
-	ck_assert_int_eq(sum.dep_rc, 0);
-	ck_assert_int_eq(th_ld(&sum.ran), 1);
-	ck_assert_int_eq(th_ld(&sum.destroyed), 1);
-	aq_future_release(sum_fut);
-	aq_pool_destroy(pool);
-}
-END_TEST
-
-START_TEST(test_after_max_and_resolved)
-{
-	/* AQ_AFTER_MAX entries (the same future each time), all resolved
-	 * before the submit: the job runs at once and sees every entry. */
-	static aq_future *deps[AQ_AFTER_MAX];
-	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *dep, *f;
-	struct link l;
-	void *r = NULL;
-
-	ck_assert_int_eq(aq_submit(pool, index_job, (void *)2, NULL, &dep),
-			 0);
-	ck_assert_int_eq(aq_future_get(dep, NULL, long_ns()), 0);
-	for (unsigned i = 0; i < AQ_AFTER_MAX; i++)
-		deps[i] = dep;
-	link_init(&l, 1);
-	f = link_after(pool, &l, deps, AQ_AFTER_MAX);
-	aq_future_release(dep);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)(intptr_t)(1 + 2 * AQ_AFTER_MAX));
-	ck_assert_uint_eq(l.deps_seen, AQ_AFTER_MAX);
-	aq_future_release(f);
-
-	/* after_count 0 ignores after; no future at all is fine too. */
-	link_init(&l, 5);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, deps,
-				      0, &f),
-			 0);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)5);
-	ck_assert_uint_eq(l.deps_seen, 0);
-	aq_future_release(f);
-	aq_pool_destroy(pool);
-}
-END_TEST
-
-START_TEST(test_after_einval)
-{
-	static aq_future *many[AQ_AFTER_MAX + 1];
-	static int not_a_future;
-	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *dep, *withnull[2];
-	aq_future *f = (aq_future *)&not_a_future; /* must become NULL */
-	struct link l;
-
-	ck_assert_int_eq(aq_submit(pool, index_job, NULL, NULL, &dep), 0);
-	for (unsigned i = 0; i <= AQ_AFTER_MAX; i++)
-		many[i] = dep;
-	withnull[0] = dep;
-	withnull[1] = NULL;
-	link_init(&l, 0);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, many,
-				      AQ_AFTER_MAX + 1, &f),
-			 -EINVAL);
-	ck_assert_ptr_null(f);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy,
-				      withnull, 2, &f),
-			 -EINVAL);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
-				      1, &f),
-			 -EINVAL);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
-				      1, NULL),
-			 -EINVAL);
-	/* A refused submit never calls arg_destroy, nor runs anything. */
-	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
-	ck_assert_int_eq(th_ld(&l.ran), 0);
-	ck_assert_int_eq(th_ld(&l.destroyed), 0);
-	aq_future_release(dep);
-	aq_pool_destroy(pool);
-}
-END_TEST
-
-/*
- * A dependency that does not succeed: the dependent never runs, resolves
- * SKIPPED (-EPIPE), and its arg_destroy runs once.
- */
-static void assert_skipped(aq_future *f, struct link *l)
-{
-	void *r = (void *)0x77;
-
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), -EPIPE);
-	ck_assert_ptr_eq(r, (void *)0x77); /* untouched */
-	ck_assert_int_eq(aq_future_state(f), AQ_STATE_SKIPPED);
-	ck_assert_int_eq(th_ld(&l->ran), 0);
-	ck_assert_int_eq(th_ld(&l->destroyed), 1);
-}
-
-START_TEST(test_dep_failed_skips)
-{
-	aq_pool *pool = th_pool(2, 64, 0, 0);
-	struct th_gate gate;
-	struct th_job ok, bad;
-	struct link b, c, d;
-	aq_future *fok, *fbad, *fb, *fc, *fd, *both[2];
-
-	th_gate_init(&gate);
-	th_job_init(&ok, NULL, 0, true, (void *)1);
-	th_job_init(&bad, &gate, 9, false, NULL);
-	link_init(&b, 0);
-	link_init(&c, 0);
-	link_init(&d, 0);
-	fok = submit_job(pool, &ok);
-	fbad = submit_job(pool, &bad);
-	both[0] = fok;
-	both[1] = fbad;
-	fb = link_after(pool, &b, both, 2); /* one succeeds, one fails */
-	fc = link_after(pool, &c, &fb, 1);  /* skipped after skipped */
-	fd = link_after(pool, &d, &fok, 1); /* unaffected */
-	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	th_gate_open(&gate);
-	assert_skipped(fb, &b);
-	assert_skipped(fc, &c);
-	ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
-	ck_assert_int_eq(th_ld(&d.ran), 1);
-	ck_assert_int_eq(aq_future_get(fbad, NULL, 0), 9);
-	/* Skipped is final: cancel finds it resolved. */
-	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
-	aq_future_release(fok);
-	aq_future_release(fbad);
-	aq_future_release(fb);
-	aq_future_release(fc);
-	aq_future_release(fd);
-	aq_pool_destroy(pool);
-	th_gate_destroy(&gate);
-}
-END_TEST
-
-START_TEST(test_dep_cancelled_skips)
-{
-	struct held_pool h;
-	struct th_job a;
-	struct link b;
-	aq_future *fa, *fb;
-
-	held_init(&h, 1);
-	th_job_init(&a, NULL, 0, false, NULL);
-	link_init(&b, 0);
-	fa = submit_job(h.pool, &a);
-	fb = link_after(h.pool, &b, &fa, 1);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_cancel(fa), 0);
-	/* Settled by the cancel itself, while the worker is still held. */
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_SKIPPED);
-	assert_skipped(fb, &b);
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
-	ck_assert_int_eq(th_ld(&a.ran) + th_ld(&b.ran), 0);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	aq_future_release(fa);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_dep_expired_skips)
-{
-	struct held_pool h;
-	struct th_job a;
-	struct link b;
-	struct aq_job_opts past = { .arg_destroy = th_job_destroy,
-				    .deadline_ns = 1 };
-	aq_future *fa, *fb;
-
-	held_init(&h, 1);
-	th_job_init(&a, NULL, 0, false, NULL);
-	link_init(&b, 0);
-	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &a, &past, &fa), 0);
-	fb = link_after(h.pool, &b, &fa, 1);
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(fa, NULL, long_ns()), -ETIME);
-	assert_skipped(fb, &b);
-	ck_assert_int_eq(th_ld(&a.ran), 0);
-	aq_future_release(fa);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_cancel_waiting)
-{
-	struct held_pool h;
-	struct link b;
-	aq_future *fb;
-
-	held_init(&h, 1);
-	link_init(&b, 0);
-	fb = link_after(h.pool, &b, &h.gate_fut, 1);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	ck_assert_int_eq(aq_future_cancel(fb), 0);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
-	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
-	/* The dependency resolving later changes nothing. */
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, long_ns()), 0);
-	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
-	ck_assert_int_eq(th_ld(&b.ran), 0);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_dep_deadline_while_waiting)
-{
-	/* The deadline keeps running while a job waits for its deps. */
-	struct held_pool h;
-	struct link b;
-	struct aq_job_opts opts = { .arg_destroy = link_destroy,
-				    .after_count = 1 };
-	aq_future *fb;
-
-	held_init(&h, 1);
-	link_init(&b, 0);
-	opts.after = &h.gate_fut;
-	opts.deadline_ns = th_pool_now(h.pool) + 2 * MS;
-	ck_assert_int_eq(aq_submit(h.pool, link_job, &b, &opts, &fb), 0);
-	th_sleep_ms(10);
-	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(fb, NULL, long_ns()), -ETIME);
-	ck_assert_int_eq(th_ld(&b.ran), 0);
-	ck_assert_int_eq(th_ld(&b.destroyed), 1);
-	aq_future_release(fb);
-	held_fini(&h);
-}
-END_TEST
-
-START_TEST(test_deps_across_pools)
-{
-	/* b on pool B runs after a on pool A and x on B; A is destroyed
-	 * before b runs, and b still reads a's result. */
-	struct held_pool a_side, b_side;
-	struct th_job a, x;
-	struct link b;
-	aq_future *deps[2], *fb;
-	void *r = NULL;
-
-	held_init(&a_side, 1);
-	held_init(&b_side, 1);
-	th_job_init(&a, NULL, 0, true, (void *)20);
-	th_job_init(&x, NULL, 0, true, (void *)300);
-	link_init(&b, 1);
-	deps[0] = submit_job(a_side.pool, &a);
-	deps[1] = submit_job(b_side.pool, &x);
-	fb = link_after(b_side.pool, &b, deps, 2);
-	aq_future_release(deps[0]);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	/* A runs its job and goes away; B is still held. */
-	held_fini(&a_side);
-	ck_assert_int_eq(th_ld(&a.ran), 1);
-	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
-	th_gate_open(&b_side.gate);
-	ck_assert_int_eq(aq_future_get(fb, &r, long_ns()), 0);
-	ck_assert_ptr_eq(r, (void *)321);
-	ck_assert_uint_eq(b.deps_seen, 2);
-	aq_future_release(deps[1]);
-	aq_future_release(fb);
-	held_fini(&b_side);
-}
-END_TEST
 
 /* ---- nested waits ------------------------------------------------------- */
 
@@ -935,6 +595,78 @@ START_TEST(test_fib_one_worker)
 }
 END_TEST
 
+/*
+ * Regression (issue 11, item 4): fib(20) by nested submit-and-get of both
+ * halves, with no fallback for -EAGAIN. On 2 workers with the default
+ * ring the submits failed with -EAGAIN: each half run in place by its
+ * waiting parent kept its ring slot, and no worker reached those slots
+ * while every worker was nested. Every ring size, worker count and
+ * policy must compute it (_i: policy in the low 2 bits, then the ring
+ * size, then the worker count).
+ */
+static int fib_strict_job(void *arg, void **result)
+{
+	intptr_t n = (intptr_t)arg, sum = 0;
+	aq_future *f[2];
+
+	if (n < 2) {
+		*result = (void *)n;
+		return 0;
+	}
+	for (int i = 0; i < 2; i++)
+		if (aq_submit(cur_pool, fib_strict_job, (void *)(n - 1 - i),
+			      NULL, &f[i]) != 0) {
+			if (i)
+				aq_future_release(f[0]);
+			return 100;
+		}
+	for (int i = 0; i < 2; i++) {
+		void *r = NULL;
+		int rc = aq_future_get(f[i], &r, -1);
+
+		aq_future_release(f[i]);
+		if (rc != 0) {
+			if (i == 0)
+				aq_future_release(f[1]);
+			return 101;
+		}
+		sum += (intptr_t)r;
+	}
+	*result = (void *)sum;
+	return 0;
+}
+
+START_TEST(test_fib_nested_no_eagain)
+{
+	static const unsigned worker_counts[3] = { 1, 2, 8 };
+	const struct aq_sched_ops *const ops[4] = {
+		NULL, aq_sched_fifo(), aq_sched_priority(), aq_sched_fair()
+	};
+	struct aq_pool_config cfg = {
+		.workers = worker_counts[_i / 8],
+		.queue_capacity = (_i / 4) % 2 ? 64 : 0, /* 0: the default */
+		.sched = ops[_i % 4],
+	};
+	aq_pool *pool = NULL;
+	aq_future *f;
+	void *r = NULL;
+	int rc;
+
+	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
+	cur_pool = pool;
+	ck_assert_int_eq(aq_submit(pool, fib_strict_job, (void *)20, NULL, &f),
+			 0);
+	rc = aq_future_get(f, &r, 10 * long_ns());
+	ck_assert_msg(rc == 0 && r == (void *)6765,
+		      "fib(20), %u workers, ring %d, sched %s: rc %d, %ld",
+		      cfg.workers, aq_pool_capacity(pool),
+		      cfg.sched ? cfg.sched->name : "NULL", rc,
+		      (long)(intptr_t)r);
+	aq_future_release(f);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
 /* Parallel merge sort: halves are sorted by child jobs down to a depth. */
 #define SORT_N (1u << 16)
 #define SORT_DEPTH 12
@@ -1110,6 +842,75 @@ static int timed_waits_job(void *arg, void **result)
 	return 0;
 }
 
+/*
+ * Issue 11, item 8: aq_wait_all / aq_wait_any inside a job, with the job's
+ * own future among futs: it cannot resolve while the job waits, so the
+ * wait is refused with -EDEADLK (it timed out, or hung with -1, before).
+ * A poll (timeout 0) is no wait; and aq_wait_any with another future
+ * already resolved has its answer.
+ */
+struct self_waits {
+	struct th_gate gate; /* the job waits here for its own handle */
+	aq_future *self, *done, *held; /* held: on another, held pool */
+	int all_timed, all_forever, all_poll;
+	int any_timed, any_forever, any_poll, any_done;
+	unsigned any_done_idx;
+};
+
+static int self_waits_job(void *arg, void **result)
+{
+	struct self_waits *w = arg;
+	aq_future *both[2], *mixed[2];
+	unsigned idx = 99;
+
+	(void)result;
+	th_gate_pass(&w->gate);
+	both[0] = w->done;
+	both[1] = w->self;
+	mixed[0] = w->self;
+	mixed[1] = w->held;
+	w->all_timed = aq_wait_all(both, 2, 100 * MS);
+	w->all_forever = aq_wait_all(both, 2, -1);
+	w->all_poll = aq_wait_all(both, 2, 0);
+	w->any_timed = aq_wait_any(mixed, 2, 100 * MS, &idx);
+	w->any_forever = aq_wait_any(mixed, 2, -1, &idx);
+	w->any_poll = aq_wait_any(mixed, 2, 0, &idx);
+	w->any_done = aq_wait_any(both, 2, -1, &w->any_done_idx);
+	return 0;
+}
+
+START_TEST(test_wait_all_any_own_future_edeadlk)
+{
+	struct self_waits w = { .any_done_idx = 99 };
+	struct held_pool other;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	held_init(&other, 1);
+	w.held = other.gate_fut;
+	th_gate_init(&w.gate);
+	ck_assert_int_eq(aq_submit(pool, plus_one_job, NULL, NULL, &w.done),
+			 0);
+	ck_assert_int_eq(aq_future_get(w.done, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_submit(pool, self_waits_job, &w, NULL, &w.self),
+			 0);
+	th_gate_open(&w.gate); /* orders the handle before the job reads it */
+	ck_assert_int_eq(aq_future_get(w.self, NULL, long_ns()), 0);
+	ck_assert_int_eq(w.all_timed, -EDEADLK);
+	ck_assert_int_eq(w.all_forever, -EDEADLK);
+	ck_assert_int_eq(w.all_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_timed, -EDEADLK);
+	ck_assert_int_eq(w.any_forever, -EDEADLK);
+	ck_assert_int_eq(w.any_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.any_done, 0);
+	ck_assert_uint_eq(w.any_done_idx, 0);
+	aq_future_release(w.self);
+	aq_future_release(w.done);
+	aq_pool_destroy(pool);
+	held_fini(&other);
+	th_gate_destroy(&w.gate);
+}
+END_TEST
+
 START_TEST(test_waits_inside_job_time_out)
 {
 	struct held_pool other;
@@ -1200,10 +1001,10 @@ START_TEST(test_wait_any_timeouts_leave_nothing)
 		th_job_init(&j[i], NULL, 0, false, NULL);
 		f[i] = submit_job(h.pool, &j[i]);
 	}
-	aq__fault_arm(AQ_FAULT_ALLOC, 0); /* count from here, fail none */
+	aq__fault_arm(AQ__FAULT_ALLOC, 0); /* count from here, fail none */
 	for (int i = 0; i < 300; i++)
 		ck_assert_int_eq(aq_wait_any(f, 3, 1 * MS, &idx), -ETIMEDOUT);
-	allocs = aq__fault_calls(AQ_FAULT_ALLOC);
+	allocs = aq__fault_calls(AQ__FAULT_ALLOC);
 	if (have_park_any())
 		ck_assert_msg(allocs == 0,
 			      "300 timed-out waits allocated %ld times", allocs);
@@ -1296,11 +1097,10 @@ START_TEST(test_nested_wait_keeps_job_context)
 }
 END_TEST
 
-Suite *compose_suite(void)
+Suite *wait_suite(void)
 {
-	Suite *s = suite_create("compose");
+	Suite *s = suite_create("wait");
 	TCase *wait = tcase_create("wait");
-	TCase *deps = tcase_create("deps");
 	TCase *nested = tcase_create("nested");
 
 	tcase_set_timeout(wait, TH_TIMEOUT);
@@ -1313,28 +1113,17 @@ Suite *compose_suite(void)
 	tcase_add_test(wait, test_wait_any_timeouts_leave_nothing);
 	suite_add_tcase(s, wait);
 
-	tcase_set_timeout(deps, TH_TIMEOUT);
-	tcase_add_test(deps, test_chain_passes_value);
-	tcase_add_test(deps, test_chord_fan_in);
-	tcase_add_test(deps, test_after_max_and_resolved);
-	tcase_add_test(deps, test_after_einval);
-	tcase_add_test(deps, test_dep_failed_skips);
-	tcase_add_test(deps, test_dep_cancelled_skips);
-	tcase_add_test(deps, test_dep_expired_skips);
-	tcase_add_test(deps, test_cancel_waiting);
-	tcase_add_test(deps, test_dep_deadline_while_waiting);
-	tcase_add_test(deps, test_deps_across_pools);
-	suite_add_tcase(s, deps);
-
 	tcase_set_timeout(nested, TH_TIMEOUT_STRESS);
 	tcase_add_test(nested, test_nested_one_worker);
 	tcase_add_test(nested, test_nested_behind_queued);
 	tcase_add_test(nested, test_nested_wait_on_running);
 	tcase_add_test(nested, test_fib_two_workers);
 	tcase_add_test(nested, test_fib_one_worker);
+	tcase_add_loop_test(nested, test_fib_nested_no_eagain, 0, 24);
 	tcase_add_test(nested, test_merge_sort);
 	tcase_add_test(nested, test_wait_all_any_inside_job);
 	tcase_add_test(nested, test_waits_inside_job_time_out);
+	tcase_add_test(nested, test_wait_all_any_own_future_edeadlk);
 	tcase_add_test(nested, test_nested_wait_keeps_job_context);
 	tcase_add_test(nested, test_wait_any_helps_for_later_entries);
 	suite_add_tcase(s, nested);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* check_overload.c - producers outrun a one-worker pool: bounded memory, nothing lost. */
+/* check_queue.c - producers outrun a one-worker pool (the full-ring wait of
+ * lib/queue.c): bounded memory, nothing lost. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -130,11 +131,11 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 	}
 	/* Warm-up: the record cache fills to what the full ring needs. */
 	th_sleep_ms(300);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	th_sleep_ms(350);
-	allocs_mid = aq__fault_calls(AQ_FAULT_ALLOC);
+	allocs_mid = aq__fault_calls(AQ__FAULT_ALLOC);
 	th_sleep_ms(350);
-	allocs_end = aq__fault_calls(AQ_FAULT_ALLOC);
+	allocs_end = aq__fault_calls(AQ__FAULT_ALLOC);
 	atomic_store(&o.stop, 1);
 	for (unsigned i = 0; i < PRODUCERS; i++) {
 		ck_assert_int_eq(pthread_join(prods[i].tid, NULL), 0);
@@ -167,9 +168,9 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 }
 END_TEST
 
-Suite *overload_suite(void)
+Suite *queue_suite(void)
 {
-	Suite *s = suite_create("overload");
+	Suite *s = suite_create("queue");
 	TCase *tc = tcase_create("overload");
 
 	tcase_set_timeout(tc, TH_TIMEOUT);

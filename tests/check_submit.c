@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * check_batch.c - aq_submit_batch(): every job of a batch runs exactly
+ * check_submit.c - aq_submit_batch() (lib/submit.c): every job of a batch runs exactly
  * once, in order; a full ring takes what fits and says how much; blocking
  * waits once for the whole batch; futures come back one per accepted job;
  * pools that record every job take the same path as futures do.
@@ -441,9 +441,9 @@ START_TEST(test_batch_after_shutdown)
 }
 END_TEST
 
-Suite *batch_suite(void)
+Suite *submit_suite(void)
 {
-	Suite *s = suite_create("batch");
+	Suite *s = suite_create("submit");
 	TCase *ff = tcase_create("ff");
 	TCase *rec = tcase_create("records");
 
