@@ -641,6 +641,7 @@ END_TEST
 struct reader {
 	aq_pool *pool;
 	atomic_int stop;
+	atomic_int reading; /* set after the first read */
 	long reads;
 	long wrapped; /* gauges read as "negative" (wrapped) values */
 };
@@ -653,7 +654,8 @@ static void *read_stats(void *arg)
 	while (!atomic_load(&r->stop)) {
 		if (aq_pool_stats(r->pool, &st) != 0)
 			continue;
-		r->reads++;
+		if (r->reads++ == 0)
+			atomic_store(&r->reading, 1);
 		/* No gauge can be near 2^64: that would be a count that
 		 * went below zero between two loads. */
 		if (st.queued > UINT32_MAX || st.running > UINT32_MAX ||
@@ -667,7 +669,7 @@ static void *read_stats(void *arg)
 START_TEST(test_stats_while_running)
 {
 	aq_pool *pool = pool_with(2, 4096, AQ_POOL_TIMING, NULL);
-	struct reader r[2] = { { pool, 0, 0, 0 }, { pool, 0, 0, 0 } };
+	struct reader r[2] = { { pool, 0, 0, 0, 0 }, { pool, 0, 0, 0, 0 } };
 	pthread_t t[2];
 	atomic_long counted;
 	struct aq_pool_stats st;
@@ -677,6 +679,10 @@ START_TEST(test_stats_while_running)
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(pthread_create(&t[i], NULL, read_stats, &r[i]),
 				 0);
+	/* A busy machine may not run a reader before the jobs are done:
+	 * the load starts once both are reading. */
+	for (int i = 0; i < 2; i++)
+		ck_assert(th_poll_int(&r[i].reading, 1));
 	for (long i = 0; i < jobs; i++)
 		ck_assert_int_eq(th_submit_retry(pool, th_count_job, &counted,
 						 NULL, NULL),
