@@ -57,6 +57,7 @@ struct hooks {
 				   a live index */
 	int live, max_live;     /* under mu: started and not yet stopped */
 	atomic_int nstarts, nstops; /* totals, for polling */
+	struct th_gate *start_gate; /* passed by every start hook, if set */
 };
 
 /* The hooks of the pool whose worker this thread is; NULL elsewhere. */
@@ -95,6 +96,8 @@ static void hook_start(unsigned index, void *user)
 	tl_hooks = hk;
 	tl_index = (int)index;
 	atomic_fetch_add(&hk->nstarts, 1);
+	if (hk->start_gate)
+		th_gate_pass(hk->start_gate);
 }
 
 static void hook_stop(unsigned index, void *user)
@@ -1461,15 +1464,22 @@ START_TEST(test_elastic_retire_idle)
 		struct aq_pool_config cfg = { .workers = 3, .min_workers = 1,
 					      .max_workers = 3,
 					      .idle_timeout_ns = 20000000 };
+		struct th_gate started;
 		struct hooks hk;
 		aq_pool *pool;
 		aq_future *fut;
 
+		/* Held in their start hooks, the workers cannot idle yet: on
+		 * a slow machine 20 ms may pass before the count is read. */
+		th_gate_init(&started);
 		hooks_init(&hk);
+		hk.start_gate = &started;
 		cfg_hooks(&cfg, &hk);
 		pool = make_pool(&cfg);
 		ck_assert_int_eq(aq_pool_workers(pool), 3);
-		ck_assert(th_poll_int(&hk.nstarts, 3));
+		ck_assert(th_gate_wait_entered(&started, 3));
+		ck_assert_int_eq(th_ld(&hk.nstarts), 3);
+		th_gate_open(&started);
 		/* Idle 20 ms above the floor: two retire, with their stop
 		 * hooks. */
 		ck_assert_msg(poll_workers(pool, 1),
@@ -1494,6 +1504,7 @@ START_TEST(test_elastic_retire_idle)
 		ck_assert_int_eq(hk_field(&hk, &hk.wrong_thread), 0);
 		aq_pool_destroy(pool);
 		hooks_destroy(&hk);
+		th_gate_destroy(&started);
 	}
 }
 END_TEST
