@@ -1794,6 +1794,7 @@ struct resize_load {
 	atomic_int producers_left;
 	atomic_int refused;
 	atomic_int bad_outcome;
+	atomic_int resizing; /* the resizer has made its first resize */
 	int resizes, resize_errors, over_max; /* resizer's */
 };
 
@@ -1858,7 +1859,8 @@ static void *rl_resize(void *arg)
 			rl->resize_errors++;
 		if (aq_pool_workers(rl->pool) > 4)
 			rl->over_max++;
-		rl->resizes++;
+		if (rl->resizes++ == 0)
+			atomic_store(&rl->resizing, 1);
 		if (i % 8 == 0)
 			sched_yield();
 	}
@@ -1883,6 +1885,9 @@ START_TEST(test_resize_under_load)
 	ck_assert_ptr_nonnull(rl.slots);
 	atomic_init(&rl.producers_left, RL_PRODUCERS);
 	ck_assert_int_eq(pthread_create(&resizer, NULL, rl_resize, &rl), 0);
+	/* A busy machine may not run the resizer before the producers are
+	 * done: they start once it is resizing. */
+	ck_assert(th_poll_int(&rl.resizing, 1));
 	for (int p = 0; p < RL_PRODUCERS; p++) {
 		prod[p] = (struct rl_producer){ &rl, p * RL_EACH };
 		ck_assert_int_eq(pthread_create(&producers[p], NULL,
