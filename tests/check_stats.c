@@ -973,7 +973,7 @@ END_TEST
  * exact time average of the test's own count over the period, integrated
  * from the submit and return times; the samples' average only estimates
  * it, and on a busy machine, where the sampler runs when the scheduler
- * lets it, it was off by up to 47% (it is printed beside it).
+ * lets it, it strayed from it by up to 25% (it is printed beside it).
  *
  * The load is first jobs that spin ~50 us. On a machine too busy to give
  * two workers 60% of two CPUs the queue grows without bound and the law
