@@ -54,6 +54,9 @@ struct hooks {
 				   a live index */
 	int live, max_live;     /* under mu: started and not yet stopped */
 	atomic_int nstarts, nstops; /* totals, for polling */
+	struct th_gate *start_gate; /* passed by every start hook, if set */
+	int64_t first_stop_ns;  /* under mu: th_now_ns() at the first stop
+				   hook, 0 before it */
 };
 
 /* The hooks of the pool whose worker this thread is; NULL elsewhere. */
@@ -92,6 +95,8 @@ static void hook_start(unsigned index, void *user)
 	tl_hooks = hk;
 	tl_index = (int)index;
 	atomic_fetch_add(&hk->nstarts, 1);
+	if (hk->start_gate)
+		th_gate_pass(hk->start_gate);
 }
 
 static void hook_stop(unsigned index, void *user)
@@ -107,6 +112,8 @@ static void hook_stop(unsigned index, void *user)
 			hk->wrong_thread++;
 		hk->stops[index]++;
 	}
+	if (!hk->first_stop_ns)
+		hk->first_stop_ns = th_now_ns();
 	hk->live--;
 	pthread_mutex_unlock(&hk->mu);
 	tl_hooks = NULL;
@@ -168,6 +175,16 @@ static int hk_field(struct hooks *hk, const int *field)
 	n = *field;
 	pthread_mutex_unlock(&hk->mu);
 	return n;
+}
+
+static int64_t hk_first_stop(struct hooks *hk)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&hk->mu);
+	t = hk->first_stop_ns;
+	pthread_mutex_unlock(&hk->mu);
+	return t;
 }
 
 struct workers_at {
@@ -570,15 +587,22 @@ START_TEST(test_elastic_retire_idle)
 		struct aq_pool_config cfg = { .workers = 3, .min_workers = 1,
 					      .max_workers = 3,
 					      .idle_timeout_ns = 20000000 };
+		struct th_gate started;
 		struct hooks hk;
 		aq_pool *pool;
 		aq_future *fut;
 
+		/* Held in their start hooks, the workers cannot idle yet: on
+		 * a slow machine 20 ms may pass before the count is read. */
+		th_gate_init(&started);
 		hooks_init(&hk);
+		hk.start_gate = &started;
 		cfg_hooks(&cfg, &hk);
 		pool = make_pool(&cfg);
 		ck_assert_int_eq(aq_pool_workers(pool), 3);
-		ck_assert(th_poll_int(&hk.nstarts, 3));
+		ck_assert(th_gate_wait_entered(&started, 3));
+		ck_assert_int_eq(th_ld(&hk.nstarts), 3);
+		th_gate_open(&started);
 		/* Idle 20 ms above the floor: two retire, with their stop
 		 * hooks. */
 		ck_assert_msg(poll_workers(pool, 1),
@@ -603,6 +627,7 @@ START_TEST(test_elastic_retire_idle)
 		ck_assert_int_eq(hk_field(&hk, &hk.wrong_thread), 0);
 		aq_pool_destroy(pool);
 		hooks_destroy(&hk);
+		th_gate_destroy(&started);
 	}
 }
 END_TEST
@@ -620,6 +645,7 @@ START_TEST(test_resize_lower_min_retires_idle)
 	struct probe probes[4];
 	struct hooks hk;
 	aq_pool *pool;
+	int64_t resized;
 
 	hooks_init(&hk);
 	cfg_hooks(&cfg, &hk);
@@ -628,13 +654,17 @@ START_TEST(test_resize_lower_min_retires_idle)
 	/* Give the idle workers time to park, as a long-running server's
 	 * would be. (A slow machine can only hide the bug, not fake it.) */
 	th_sleep_ms(50);
+	resized = th_now_ns();
 	ck_assert_int_eq(aq_pool_resize(pool, 1, 4), 0);
-	ck_assert_int_eq(aq_pool_workers(pool), 4);
 	ck_assert_msg(poll_workers(pool, 1),
 		      "%d workers, not 1, %.0f s after resize(1, 4) with a "
 		      "20 ms idle timeout", aq_pool_workers(pool),
 		      th_poll_seconds());
 	ck_assert(th_poll_int(&hk.nstops, 3));
+	/* The resize retired nobody itself: the first stop came a whole
+	 * idle timeout after it. (The count read just after the resize was
+	 * no proof: on a slow machine 20 ms may pass before that read.) */
+	ck_assert_int_ge(hk_first_stop(&hk) - resized, 20000000);
 	aq_pool_destroy(pool);
 	ck_assert_int_eq(th_ld(&hk.nstops), 4);
 	hooks_destroy(&hk);
@@ -873,6 +903,7 @@ struct resize_load {
 	atomic_int producers_left;
 	atomic_int refused;
 	atomic_int bad_outcome;
+	atomic_int resizing; /* the resizer has made its first resize */
 	int resizes, resize_errors, over_max; /* resizer's */
 };
 
@@ -937,7 +968,8 @@ static void *rl_resize(void *arg)
 			rl->resize_errors++;
 		if (aq_pool_workers(rl->pool) > 4)
 			rl->over_max++;
-		rl->resizes++;
+		if (rl->resizes++ == 0)
+			atomic_store(&rl->resizing, 1);
 		if (i % 8 == 0)
 			sched_yield();
 	}
@@ -962,6 +994,9 @@ START_TEST(test_resize_under_load)
 	ck_assert_ptr_nonnull(rl.slots);
 	atomic_init(&rl.producers_left, RL_PRODUCERS);
 	ck_assert_int_eq(pthread_create(&resizer, NULL, rl_resize, &rl), 0);
+	/* A busy machine may not run the resizer before the producers are
+	 * done: they start once it is resizing. */
+	ck_assert(th_poll_int(&rl.resizing, 1));
 	for (int p = 0; p < RL_PRODUCERS; p++) {
 		prod[p] = (struct rl_producer){ &rl, p * RL_EACH };
 		ck_assert_int_eq(pthread_create(&producers[p], NULL,
@@ -1053,6 +1088,7 @@ START_TEST(test_two_pools)
 	struct cross cross;
 	aq_pool *a, *b;
 	aq_future *fut;
+	int bstarts;
 
 	hooks_init(&ha);
 	hooks_init(&hb);
@@ -1089,7 +1125,14 @@ START_TEST(test_two_pools)
 	ck_assert_int_eq(th_ld(&ob.ran), N + 1);
 	ck_assert_int_eq(th_ld(&ob.wrong), 0);
 
-	/* Resizing one leaves the other alone. */
+	/*
+	 * Resizing one leaves the other alone. B is elastic: while the jobs
+	 * above trickled in, a worker idle for 20 ms may have retired and
+	 * another been started, so B has had 3 or more workers. With max 1
+	 * no worker can start any more, and one job run proves the survivor
+	 * has passed its start hook: the count of starts is then final, and
+	 * every worker but one stops.
+	 */
 	ck_assert_int_eq(aq_pool_resize(b, 1, 1), 0);
 	ck_assert(poll_workers(b, 1));
 	ck_assert_int_eq(aq_pool_workers(a), 2);
@@ -1097,7 +1140,14 @@ START_TEST(test_two_pools)
 	ck_assert_int_eq(aq_pool_resize(a, 3, 3), 0);
 	ck_assert_int_eq(aq_pool_workers(a), 3);
 	ck_assert_int_eq(aq_pool_workers(b), 1);
-	ck_assert(th_poll_int(&hb.nstops, 2));
+	ck_assert_int_eq(aq_submit(b, owner_job, &ob, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	aq_future_release(fut);
+	bstarts = th_ld(&hb.nstarts);
+	ck_assert_int_ge(bstarts, 3);
+	ck_assert(th_poll_int(&hb.nstops, bstarts - 1));
+	ck_assert_int_eq(hk_field(&hb, &hb.live), 1);
+	ck_assert_int_eq(th_ld(&hb.nstarts), bstarts);
 
 	/* Shutting A down leaves B working. */
 	ck_assert_int_eq(aq_pool_shutdown(a, AQ_SHUTDOWN_DRAIN), 0);
