@@ -23,6 +23,8 @@
  * Records come from a per-pool cache (a free list under an aq__lock). The
  * cache counts the records it has handed out, so a pool can be destroyed
  * while callers still hold futures: the last record to come back frees it.
+ * A promise (promise.c) is the one record with neither cache nor pool: it
+ * is malloc'ed, freed by its last reference, and counted by no pool.
  */
 #include <errno.h>
 #include <limits.h>
@@ -95,8 +97,16 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 			return NULL;
 		}
 	}
+	aq__future_init(fut, cache, refs);
+	return fut;
+}
+
+void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
+		     uint32_t refs)
+{
 	/* Plain initialisation: the record is not shared until it is pushed
-	 * on the ring, whose release store publishes these writes. */
+	 * on the ring (or handed out by aq_future_create()), whose release
+	 * store (or the caller's own hand-off) publishes these writes. */
 	atomic_init(&fut->state, AQ_STATE_PENDING);
 	atomic_init(&fut->waiters, 0);
 	atomic_init(&fut->refs, refs);
@@ -117,7 +127,9 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	atomic_init(&fut->then_head, NULL);
 	fut->deps = NULL;
 	fut->ndeps = 0;
-	return fut;
+	fut->pool = NULL;
+	fut->id = 0;
+	fut->arg_destroy = NULL;
 }
 
 /* Give a record whose last reference is gone back to its cache. */
@@ -135,6 +147,10 @@ static void future_recycle(struct aq_future *fut)
 		free(fut->deps);
 		fut->deps = NULL;
 		fut->ndeps = 0;
+	}
+	if (!cache) { /* a promise (promise.c): it has no pool to go back to */
+		free(fut);
+		return;
 	}
 	aq__lock(&cache->lock);
 	cache->outstanding--;
@@ -318,7 +334,8 @@ void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
 		fut->arg_destroy(fut->arg);
 	fut->result = result;
 	fut->code = code;
-	aq__stats_outcome(pool, final_state);
+	if (pool) /* a promise (promise.c) belongs to no pool's statistics */
+		aq__stats_outcome(pool, final_state);
 	future_resolve(fut, final_state);
 	/* After the resolve the caller may release and the pool may go, but
 	 * not before this count drops: shutdown waits for it. */
@@ -393,6 +410,18 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	}
 
 	deadline = aq__deadline(timeout_ns);
+	if (aq__worker_pool && !fut->pool) {
+		/* A promise awaited on a worker: whoever completes it may be
+		 * a job queued behind us, so help our own pool meanwhile. */
+		if (aq__wait_helping(aq__worker_pool, future_is_final, fut,
+				     &fut->state, &fut->waiters,
+				     deadline) == -ETIMEDOUT)
+			return -ETIMEDOUT;
+		return future_outcome(fut, atomic_load_explicit(
+						   &fut->state,
+						   memory_order_acquire),
+				      result);
+	}
 	if (aq__worker_pool && aq__worker_pool == fut->pool) {
 		/* A job waiting on its own pool: help, don't block a worker;
 		 * best of all, run the awaited job itself if still queued in
@@ -439,6 +468,8 @@ AQ_API int aq_future_cancel(aq_future *fut)
 	/* Not final: its pool is still running it. Keep shutdown from
 	 * finishing under us while we may resolve it (see pool.h). */
 	pool = fut->pool;
+	if (!pool) /* a promise: no pool to keep alive (promise.c) */
+		return future_cancel(fut, state);
 	aq__pool_ext_enter(pool);
 	rc = future_cancel(fut, state);
 	aq__pool_ext_leave(pool);
@@ -448,6 +479,11 @@ AQ_API int aq_future_cancel(aq_future *fut)
 static int future_cancel(aq_future *fut, uint32_t state)
 {
 	for (;;) {
+		if (state == AQ_STATE_RUNNING && !fut->pool) {
+			/* A promise being completed (promise.c): the
+			 * completer won, its outcome is moments away. */
+			return -EALREADY;
+		}
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.
 			 * Relaxed: a flag the job polls, no data rides on it. */
@@ -508,6 +544,8 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 				     memory_order_relaxed);
 	if (state == AQ__STATE_CANCELLING)
 		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
+	if (state == AQ_STATE_RUNNING && !fut->pool)
+		return AQ_STATE_PENDING; /* a promise being completed */
 	return (enum aq_state)state;
 }
 

@@ -50,7 +50,8 @@ struct aq_future {
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
-	struct aq__cache *cache;  /* where the record returns when refs is 0 */
+	struct aq__cache *cache;  /* where the record returns when refs is 0;
+				     NULL for a promise (promise.c) */
 	struct aq_future *next_free; /* link in the cache's free list */
 
 	/* What a scheduler reads (aq_job_*; see scheduler.c). Only pools with a
@@ -65,7 +66,8 @@ struct aq_future {
 	void *sched_slots[2]; /* the scheduler's own */
 
 	/* Failure handling and time (retry.c, timer.c). */
-	struct aq_pool *pool; /* valid while the record is not final */
+	struct aq_pool *pool; /* valid while the record is not final; NULL
+				 for a promise (promise.c) */
 	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
 	unsigned attempt;     /* attempts started */
@@ -112,6 +114,10 @@ void aq__cache_close(struct aq__cache *cache);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
+/* Initialise a fresh record: PENDING, refs references, no job, no pool;
+ * cache NULL makes it a promise, freed by its last reference. */
+void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
+		     uint32_t refs);
 /* Drop one reference; the last one returns the record to its cache. */
 void aq__future_put(struct aq_future *fut);
 

@@ -4,7 +4,7 @@
 /*
  * AQ_TEST_SUITE=name runs only that suite (ring, pool, future, shutdown,
  * errors, fault, sched, sched_fair, retry, timer, embed, compose, stats,
- * badinput, shutdown_timed, overload, batch);
+ * badinput, shutdown_timed, overload, batch, promise);
  * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
@@ -27,6 +27,7 @@ static const struct {
 	{ "shutdown_timed", shutdown_timed_suite },
 	{ "overload", overload_suite },
 	{ "batch", batch_suite },
+	{ "promise", promise_suite },
 };
 
 int main(void)

@@ -23,6 +23,7 @@ Suite *compose_suite(void);  /* wait-all/any, dependencies, nested waits */
 Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
 Suite *badinput_suite(void); /* every public function, every bad argument */
 Suite *shutdown_timed_suite(void); /* shutdown deadlines, running jobs */
+Suite *promise_suite(void);   /* aq_future_create, aq_future_complete */
 Suite *overload_suite(void);  /* producers outrun the pool: bounded, lossless */
 
 #endif
