@@ -441,10 +441,12 @@ AQ_API aq_future *aq_future_retain(aq_future *fut);
 
 /*
  * A PENDING future that belongs to no pool and runs no job; the caller
- * holds one reference and resolves it with aq_future_complete(). flags
- * must be 0. 0, -EINVAL or -ENOMEM.
+ * holds one reference and resolves it with aq_future_complete().
+ * result_destroy (may be NULL) runs on a non-NULL result when the last
+ * reference goes. flags must be 0. 0, -EINVAL or -ENOMEM.
  */
-AQ_API int aq_future_create(aq_future **fut, unsigned flags);
+AQ_API int aq_future_create(aq_future **fut, void (*result_destroy)(void *),
+			    unsigned flags);
 
 /*
  * Resolve a promise, exactly once, from any thread: code 0 (SUCCEEDED,

@@ -149,6 +149,8 @@ static void future_recycle(struct aq_future *fut)
 		fut->ndeps = 0;
 	}
 	if (!cache) { /* a promise (promise.c): it has no pool to go back to */
+		if (fut->result_destroy && fut->result)
+			fut->result_destroy(fut->result);
 		free(fut);
 		return;
 	}

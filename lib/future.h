@@ -81,6 +81,9 @@ struct aq_future {
 	size_t timer_index;   /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
 	char *message;        /* aq_job_fail_msg(); freed on recycle */
+	void (*result_destroy)(void *result); /* a promise's only (set by
+						 aq_future_create()): run on
+						 its result when it is freed */
 
 	/* opts.after: the futures it runs after (references held until the
 	 * record is recycled), and how many have yet to resolve, plus one

@@ -29,7 +29,8 @@
 #include "fault.h"
 #include "future.h"
 
-AQ_API int aq_future_create(aq_future **fut, unsigned flags)
+AQ_API int aq_future_create(aq_future **fut, void (*result_destroy)(void *),
+			    unsigned flags)
 {
 	struct aq_future *rec;
 
@@ -40,6 +41,7 @@ AQ_API int aq_future_create(aq_future **fut, unsigned flags)
 		return -ENOMEM;
 	/* One reference, the caller's; no cache: the last put frees it. */
 	aq__future_init(rec, NULL, 1);
+	rec->result_destroy = result_destroy;
 	*fut = rec;
 	return 0;
 }

@@ -766,13 +766,13 @@ static int cancel_twice(void)
 
 static int promise_create_null(void)
 {
-	return aq_future_create(NULL, 0);
+	return aq_future_create(NULL, NULL, 0);
 }
 
 static int promise_create_flags(void)
 {
 	aq_future *fut = SENTINEL;
-	int ret = aq_future_create(&fut, 0x1);
+	int ret = aq_future_create(&fut, NULL, 0x1);
 
 	return fut == SENTINEL ? ret : SIDE_EFFECT;
 }
@@ -792,7 +792,7 @@ static int promise_complete_bad_code(void)
 	aq_future *fut;
 	int ret;
 
-	if (aq_future_create(&fut, 0) != 0)
+	if (aq_future_create(&fut, NULL, 0) != 0)
 		return SIDE_EFFECT;
 	ret = aq_future_complete(fut, -EINVAL, NULL, NULL);
 	if (aq_future_state(fut) != AQ_STATE_PENDING)
@@ -806,7 +806,7 @@ static int promise_complete_twice(void)
 	aq_future *fut;
 	int ret = SIDE_EFFECT;
 
-	if (aq_future_create(&fut, 0) != 0)
+	if (aq_future_create(&fut, NULL, 0) != 0)
 		return SIDE_EFFECT;
 	if (aq_future_complete(fut, 0, NULL, NULL) == 0)
 		ret = aq_future_complete(fut, 0, NULL, NULL);
@@ -819,7 +819,7 @@ static int promise_complete_cancelled(void)
 	aq_future *fut;
 	int ret = SIDE_EFFECT;
 
-	if (aq_future_create(&fut, 0) != 0)
+	if (aq_future_create(&fut, NULL, 0) != 0)
 		return SIDE_EFFECT;
 	if (aq_future_cancel(fut) == 0)
 		ret = aq_future_complete(fut, 0, NULL, NULL);

@@ -19,7 +19,7 @@ static aq_future *promise(void)
 {
 	aq_future *fut = NULL;
 
-	ck_assert_int_eq(aq_future_create(&fut, 0), 0);
+	ck_assert_int_eq(aq_future_create(&fut, NULL, 0), 0);
 	ck_assert_ptr_nonnull(fut);
 	return fut;
 }
@@ -126,8 +126,8 @@ START_TEST(test_bad_input)
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 	atomic_long n = 0;
 
-	ck_assert_int_eq(aq_future_create(NULL, 0), -EINVAL);
-	ck_assert_int_eq(aq_future_create(&fut, 1), -EINVAL);
+	ck_assert_int_eq(aq_future_create(NULL, NULL, 0), -EINVAL);
+	ck_assert_int_eq(aq_future_create(&fut, NULL, 1), -EINVAL);
 	ck_assert_ptr_eq(fut, RES_A); /* untouched on failure */
 	ck_assert_int_eq(aq_future_complete(NULL, 0, NULL, NULL), -EINVAL);
 	p = promise();
@@ -153,7 +153,7 @@ START_TEST(test_alloc_failures)
 	aq_future *fut = NULL;
 
 	aq__fault_arm(AQ_FAULT_ALLOC, 1);
-	ck_assert_int_eq(aq_future_create(&fut, 0), -ENOMEM);
+	ck_assert_int_eq(aq_future_create(&fut, NULL, 0), -ENOMEM);
 	aq__fault_arm(AQ_FAULT_ALLOC, 0);
 	ck_assert_ptr_null(fut);
 	fut = promise();
@@ -179,6 +179,39 @@ START_TEST(test_retain_keeps_alive)
 	ck_assert_int_eq(aq_future_state(mine), AQ_STATE_PENDING);
 	ck_assert_int_eq(aq_future_complete(mine, 0, RES_A, NULL), 0);
 	aq_future_release(mine);
+}
+END_TEST
+
+static atomic_int destroyed;
+
+static void count_destroy(void *result)
+{
+	ck_assert_ptr_eq(result, RES_A);
+	atomic_fetch_add(&destroyed, 1);
+}
+
+/* result_destroy runs once, when the last reference goes, and only on a
+ * result that was delivered. */
+START_TEST(test_result_destroy)
+{
+	aq_future *fut, *other;
+
+	atomic_store(&destroyed, 0);
+	ck_assert_int_eq(aq_future_create(&fut, count_destroy, 0), 0);
+	aq_future_retain(fut);
+	ck_assert_int_eq(aq_future_complete(fut, 0, RES_A, NULL), 0);
+	aq_future_release(fut);
+	ck_assert_int_eq(th_ld(&destroyed), 0);
+	aq_future_release(fut);
+	ck_assert_int_eq(th_ld(&destroyed), 1);
+	/* Cancelled, or completed without a result: nothing to destroy. */
+	ck_assert_int_eq(aq_future_create(&fut, count_destroy, 0), 0);
+	ck_assert_int_eq(aq_future_cancel(fut), 0);
+	aq_future_release(fut);
+	ck_assert_int_eq(aq_future_create(&other, count_destroy, 0), 0);
+	ck_assert_int_eq(aq_future_complete(other, -ETIME, RES_A, NULL), 0);
+	aq_future_release(other);
+	ck_assert_int_eq(th_ld(&destroyed), 1);
 }
 END_TEST
 
@@ -489,6 +522,7 @@ Suite *promise_suite(void)
 	tcase_add_test(tc, test_bad_input);
 	tcase_add_test(tc, test_alloc_failures);
 	tcase_add_test(tc, test_retain_keeps_alive);
+	tcase_add_test(tc, test_result_destroy);
 	tcase_add_test(tc, test_then_runs_on_completing_thread);
 	tcase_add_test(tc, test_then_on_channel);
 	tcase_add_test(tc, test_get_wakes_on_complete);
