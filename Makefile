@@ -63,7 +63,9 @@ TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
 # tests/stress.c is a program of its own (make stress), not a suite.
 TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(wildcard examples/*.c))
+# examples/redis_*.c need hiredis: see the libasyncq-redis block.
+EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out \
+	examples/redis_%.c,$(wildcard examples/*.c)))
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
@@ -138,6 +140,8 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory check-unit
+	@if pkg-config --exists hiredis; then \
+		$(MAKE) --no-print-directory check-redis; fi
 ifeq ($(SANITIZE),)
 	@$(MAKE) --no-print-directory check-install check-man check-http
 endif
@@ -213,6 +217,110 @@ bench: $(STATIC)
 # examples/http_server under wrk: offloading to a pool against inline.
 bench-http: build/examples/http_server
 	$(Q)sh tests/bench/http_bench.sh
+
+# ==== libasyncq-redis (issue 14) ===============================================
+# The optional component in lib/redis/, built when pkg-config finds hiredis:
+# build/libasyncq-redis.a and .so (its own soname and version script, only
+# aq_redis_* exported), examples/redis_add, and check-redis: the Check suite
+# tests/redis/ against redis-servers it starts itself on loopback.
+HIREDIS := $(shell pkg-config --exists hiredis 2>/dev/null && echo yes)
+HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null)
+RLIB_SRCS := $(wildcard lib/redis/*.c)
+RLIB_OBJS := $(RLIB_SRCS:lib/redis/%.c=build/rel/redis/%.o)
+RTEST_LIB_OBJS := $(RLIB_SRCS:lib/redis/%.c=build/$(TVAR)/redis/%.o)
+RTEST_SRCS := $(filter-out tests/redis/aqr_worker.c,$(wildcard tests/redis/*.c))
+RTEST_OBJS := $(RTEST_SRCS:tests/redis/%.c=build/$(TVAR)/rtests/%.o)
+RSTATIC := build/libasyncq-redis.a
+RSHARED := build/libasyncq-redis.so.$(VERSION)
+RSONAME := libasyncq-redis.so.$(MAJOR)
+.PHONY: redis-lib check-redis install-redis uninstall-redis
+
+ifeq ($(HIREDIS),yes)
+all: redis-lib
+install: install-redis
+uninstall: uninstall-redis
+endif
+redis-lib: $(RSTATIC) $(RSHARED) build/libasyncq-redis.so \
+	build/examples-redis/redis_add
+
+build/rel/redis/%.o: lib/redis/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(HIREDIS_CFLAGS) -Ilib -fPIC \
+		-c -o $@ $<
+
+$(RSTATIC): $(RLIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(RSHARED): $(RLIB_OBJS) lib/redis/libasyncq-redis.map build/libasyncq.so
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(RSONAME) \
+		-Wl,--version-script=lib/redis/libasyncq-redis.map -Wl,-z,defs \
+		-o $@ $(RLIB_OBJS) -Lbuild -lasyncq $(HIREDIS_LIBS) \
+		$(LDLIBS_THREADS)
+
+build/libasyncq-redis.so: $(RSHARED)
+	$(Q)ln -sf libasyncq-redis.so.$(VERSION) build/$(RSONAME)
+	$(Q)ln -sf libasyncq-redis.so.$(VERSION) $@
+
+# examples/redis_add.c needs hiredis: built here, not by the EXAMPLES rule.
+build/examples-redis/%: examples/%.c $(RSTATIC) $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RSTATIC) \
+		$(STATIC) $(HIREDIS_LIBS) $(LDLIBS_THREADS)
+
+build/$(TVAR)/redis/%.o: lib/redis/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) $(HIREDIS_CFLAGS) -Ilib \
+		-c -o $@ $<
+
+build/$(TVAR)/rtests/%.o: tests/redis/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) $(HIREDIS_CFLAGS) -Ilib \
+		-Itests $$(pkg-config --cflags check) -c -o $@ $<
+
+build/$(TVAR)/check_redis: $(RTEST_OBJS) $(RTEST_LIB_OBJS) $(TEST_OBJS) \
+	build/$(TVAR)/tests/helpers.o
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ \
+		$$(pkg-config --libs check) $(HIREDIS_LIBS) $(LDLIBS_THREADS)
+
+build/$(TVAR)/aqr_worker: build/$(TVAR)/rtests/aqr_worker.o \
+	$(RTEST_LIB_OBJS) $(TEST_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(HIREDIS_LIBS) \
+		$(LDLIBS_THREADS)
+
+# The suite starts its own redis-servers (tests/redis/server.c).
+check-redis: build/$(TVAR)/check_redis build/$(TVAR)/aqr_worker
+	$(call msg,TEST,$<)
+	$(Q)AQR_WORKER=./build/$(TVAR)/aqr_worker ./$<
+
+install-redis: redis-lib
+	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
+		$(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man7
+	install -m 644 include/asyncq_redis.h $(DESTDIR)$(includedir)/
+	install -m 644 $(RSTATIC) $(DESTDIR)$(libdir)/
+	install -m 755 $(RSHARED) $(DESTDIR)$(libdir)/
+	ln -sf libasyncq-redis.so.$(VERSION) $(DESTDIR)$(libdir)/$(RSONAME)
+	ln -sf libasyncq-redis.so.$(VERSION) \
+		$(DESTDIR)$(libdir)/libasyncq-redis.so
+	sed $(PC_SED) libasyncq-redis.pc.in \
+		>$(DESTDIR)$(libdir)/pkgconfig/libasyncq-redis.pc
+
+uninstall-redis:
+	rm -f $(DESTDIR)$(includedir)/asyncq_redis.h \
+		$(DESTDIR)$(libdir)/libasyncq-redis.a \
+		$(DESTDIR)$(libdir)/libasyncq-redis.so* \
+		$(DESTDIR)$(libdir)/pkgconfig/libasyncq-redis.pc
+
+-include $(RLIB_OBJS:.o=.d) $(RTEST_LIB_OBJS:.o=.d) $(RTEST_OBJS:.o=.d)
+# ==== end of libasyncq-redis ===================================================
 
 # ---- install -------------------------------------------------------------------
 install: all
