@@ -131,7 +131,7 @@ static int link_load_scripts(struct aqr_link *link)
 		if (r->type == REDIS_REPLY_STRING && r->len == 40)
 			memcpy(link->sha[i], r->str, 41);
 		else if (r->type == REDIS_REPLY_ERROR &&
-			 strstr(r->str, "NOPERM"))
+			 (strstr(r->str, "NOPERM") || strstr(r->str, "NOAUTH")))
 			rc = -EACCES;
 		else
 			rc = -EPROTO;
