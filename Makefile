@@ -299,7 +299,9 @@ build/$(TVAR)/aqr_worker: build/$(TVAR)/rtests/aqr_worker.o \
 # The suite starts its own redis-servers (tests/redis/server.c).
 check-redis: build/$(TVAR)/check_redis build/$(TVAR)/aqr_worker
 	$(call msg,TEST,$<)
-	$(Q)AQR_WORKER=./build/$(TVAR)/aqr_worker ./$<
+	$(Q)rm -rf build/$(TVAR)/redis-tmp && mkdir -p build/$(TVAR)/redis-tmp
+	$(Q)AQR_WORKER=./build/$(TVAR)/aqr_worker \
+		AQR_TMPDIR=$(CURDIR)/build/$(TVAR)/redis-tmp ./$<
 
 install-redis: redis-lib
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \

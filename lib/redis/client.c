@@ -138,10 +138,12 @@ static void reader_handle(aq_redis_client *c, const redisReply *r,
 		aq_future *fut;
 
 		while ((fut = aqr_table_take(&c->table, id)) != NULL) {
+			/* Counted first: whoever sees the future resolved
+			 * sees it counted. */
+			atomic_fetch_add(&c->resolved, 1);
 			outcome_complete(fut, field(f, "s", NULL), code, val,
 					 vlen, field(f, "m", NULL));
 			aq_future_release(fut);
-			atomic_fetch_add(&c->resolved, 1);
 		}
 		snprintf(last_id, 64, "%s", e->element[0]->str);
 		aqr_args_str(c->rargs, e->element[0]->str);
@@ -335,12 +337,12 @@ static int submit_settle(aq_redis_client *c, const redisReply *r,
 		atomic_fetch_add(&c->duplicates, 1);
 	if (kind == 2 && r->elements >= 6 &&
 	    (fut = aqr_table_take(&c->table, id)) != NULL) {
+		atomic_fetch_add(&c->resolved, 1);
 		outcome_complete(fut, r->element[2]->str,
 				 strtol(r->element[3]->str, NULL, 10),
 				 r->element[4]->str, r->element[4]->len,
 				 r->element[5]->str);
 		aq_future_release(fut);
-		atomic_fetch_add(&c->resolved, 1);
 	}
 	return 0;
 }

@@ -33,6 +33,16 @@ static void setup(void)
 
 static void teardown(void)
 {
+	char path[400], line[256];
+	FILE *f;
+
+	/* The workers' stderr: a sanitizer report there fails the test. */
+	snprintf(path, sizeof(path), "%s/worker.out", srv.dir);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		ck_assert_msg(!strstr(line, "Sanitizer"), "worker: %s", line);
+	if (f)
+		fclose(f);
 	rs_destroy(&srv);
 }
 
@@ -437,10 +447,11 @@ START_TEST(test_kill9_mid_run)
 		fclose(f);
 		ck_assert_int_ge(starts, 1);
 		if (starts > 1) {
-			/* A duplicate: it was in flight on a when a died. */
+			/* A duplicate: it was in flight on a when a died
+			 * (running, or finished but not yet acknowledged). */
 			ck_assert_int_eq(starts, 2);
 			ck_assert_int_eq(starts_on_a, 1);
-			ck_assert_int_eq(ends_on_a, 0);
+			ck_assert_int_le(ends_on_a, 1);
 			twice++;
 		}
 	}

@@ -63,14 +63,34 @@ static redisContext *rs_connect(struct rs *s)
 	return c;
 }
 
+/* A test that fails exits from the middle (fork mode): stop its server
+ * and remove its directory at exit all the same. */
+static struct rs *live;
+
+static void rs_at_exit(void)
+{
+	if (live)
+		rs_destroy(live);
+}
+
 bool rs_start(struct rs *s)
 {
+	static bool registered;
+
+	if (!registered) {
+		registered = true;
+		atexit(rs_at_exit);
+	}
+	live = s;
 	char port[16], log[300];
 	char *argv[40];
 	int n = 0;
 
 	if (!s->dir[0]) {
-		snprintf(s->dir, sizeof(s->dir), "/tmp/aqr-test-XXXXXX");
+		const char *tmp = getenv("AQR_TMPDIR");
+
+		snprintf(s->dir, sizeof(s->dir), "%s/aqr-test-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
 		if (!mkdtemp(s->dir))
 			return false;
 		s->port = free_port();
@@ -134,7 +154,9 @@ void rs_destroy(struct rs *s)
 	char cmd[400];
 
 	rs_stop(s);
-	if (s->dir[0] && strncmp(s->dir, "/tmp/aqr-test-", 14) == 0) {
+	if (live == s)
+		live = NULL;
+	if (s->dir[0] && strstr(s->dir, "/aqr-test-")) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", s->dir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "could not remove %s\n", s->dir);
