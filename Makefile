@@ -144,6 +144,8 @@ check: deps
 		$(MAKE) --no-print-directory check-redis; fi
 ifeq ($(SANITIZE),)
 	@$(MAKE) --no-print-directory check-install check-man check-http
+	@if pkg-config --exists hiredis; then \
+		$(MAKE) --no-print-directory check-install-redis; fi
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -234,7 +236,8 @@ RTEST_OBJS := $(RTEST_SRCS:tests/redis/%.c=build/$(TVAR)/rtests/%.o)
 RSTATIC := build/libasyncq-redis.a
 RSHARED := build/libasyncq-redis.so.$(VERSION)
 RSONAME := libasyncq-redis.so.$(MAJOR)
-.PHONY: redis-lib check-redis install-redis uninstall-redis
+.PHONY: redis-lib check-redis check-install-redis install-redis \
+	uninstall-redis
 
 ifeq ($(HIREDIS),yes)
 all: redis-lib
@@ -303,6 +306,26 @@ check-redis: build/$(TVAR)/check_redis build/$(TVAR)/aqr_worker
 	$(Q)AQR_WORKER=./build/$(TVAR)/aqr_worker \
 		AQR_TMPDIR=$(CURDIR)/build/$(TVAR)/redis-tmp ./$<
 
+# After check-install (whose staged install includes the component): build
+# examples/redis_add against it with pkg-config, include the header from
+# C++, and load both against the staged shared libraries.
+check-install-redis:
+	$(call msg,TEST,staged-install-redis)
+	$(Q)PKG_CONFIG_SYSROOT_DIR=$(STAGE) \
+		PKG_CONFIG_LIBDIR=$(STAGE)$(SPREFIX)/lib/pkgconfig:$$(pkg-config \
+		--variable pc_path pkg-config) \
+		sh -c '$(CC) -std=c11 -Wall -Werror examples/redis_add.c \
+		-o build/stage/redis_add $$(pkg-config --cflags --libs \
+		libasyncq-redis) && \
+		printf "#include <asyncq_redis.h>\nint main(void){aq_redis_client *c;return aq_redis_client_create(&c,0,1)==-22?0:1;}\n" | \
+		$(CXX) -Wall -Werror -x c++ - -o build/stage/redis-cxx \
+		$$(pkg-config --cflags --libs libasyncq-redis)'
+	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/redis-cxx
+	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/redis_add \
+		submit 1 127.0.0.1 1 2>/dev/null; test $$? -eq 1
+	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq-redis.7
+	$(Q)echo "  staged install: libasyncq-redis built with pkg-config (C, C++)"
+
 install-redis: redis-lib
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
 		$(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man7
@@ -319,7 +342,8 @@ uninstall-redis:
 	rm -f $(DESTDIR)$(includedir)/asyncq_redis.h \
 		$(DESTDIR)$(libdir)/libasyncq-redis.a \
 		$(DESTDIR)$(libdir)/libasyncq-redis.so* \
-		$(DESTDIR)$(libdir)/pkgconfig/libasyncq-redis.pc
+		$(DESTDIR)$(libdir)/pkgconfig/libasyncq-redis.pc \
+		$(DESTDIR)$(mandir)/man7/libasyncq-redis.7
 
 -include $(RLIB_OBJS:.o=.d) $(RTEST_LIB_OBJS:.o=.d) $(RTEST_OBJS:.o=.d)
 # ==== end of libasyncq-redis ===================================================

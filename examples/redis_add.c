@@ -10,8 +10,10 @@
  * The payload is two 64-bit integers as text ("3 4"), the result their
  * sum as text ("7"): any language can speak it.
  */
+#define _POSIX_C_SOURCE 200809L /* sigwait, pthread_sigmask */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
