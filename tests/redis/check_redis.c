@@ -792,6 +792,14 @@ START_TEST(test_sigterm_drain)
 				 0);
 	}
 	ck_assert(log_wait("start", "d3", 1));
+	/* It holds no more than its four slots, whatever is queued. */
+	{
+		redisReply *r = rs_cmd(&srv, "XPENDING aq:{" QUEUE "}:s1 aq");
+
+		ck_assert_int_ge(r->element[0]->integer, 1);
+		ck_assert_int_le(r->element[0]->integer, 4);
+		freeReplyObject(r);
+	}
 	worker_term(a); /* drains the four it runs, takes nothing more */
 	ck_assert_int_eq(rs_log_count(logpath, "stats", "h0-f0-c4"), 1);
 	b = worker(opts);
