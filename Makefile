@@ -326,6 +326,17 @@ check-install-redis:
 	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq-redis.7
 	$(Q)echo "  staged install: libasyncq-redis built with pkg-config (C, C++)"
 
+# libasyncq-redis against Celery 5 and BullMQ (tests/bench/redis/).
+.PHONY: bench-redis
+build/bench-redis/%: tests/bench/redis/%.c $(RSTATIC) $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RSTATIC) \
+		$(STATIC) $(HIREDIS_LIBS) $(LDLIBS_THREADS)
+
+bench-redis: build/bench-redis/bench_redis build/bench-redis/bench_worker
+	$(Q)sh tests/bench/redis/bench_redis.sh | tee build/bench-redis/results.txt
+
 install-redis: redis-lib
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
 		$(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man7
