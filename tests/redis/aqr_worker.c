@@ -6,7 +6,7 @@
  * on SIGTERM stops gracefully and logs its statistics.
  *
  *   aqr_worker port=P queue=Q [conc=N] [vis=MS] [hb=MS] [maxdeliv=N]
- *              [drain=MS] [log=PATH] [pass=PW] [user=U]
+ *              [drain=MS] [log=PATH] [pass=PW] [user=U] [maxpay=BYTES]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +107,20 @@ static int job_sleep(void *arg, void **result)
 	return text_result(pid, result);
 }
 
+/* The payload twice (a result larger than the payload). */
+static int job_dup(void *arg, void **result)
+{
+	size_t n = strlen(text(arg));
+	char *two = malloc(2 * n + 1);
+
+	if (!two)
+		return ENOMEM;
+	memcpy(two, text(arg), n);
+	memcpy(two + n, text(arg), n + 1);
+	*result = two;
+	return 0;
+}
+
 static int job_log(void *arg, void **result)
 {
 	log_event("run", text(arg));
@@ -148,6 +162,8 @@ static const struct aq_redis_type types[] = {
 	  .free_result = free_text },
 	{ .name = "echo", .fn = job_echo, .encode = encode_echo },
 	{ .name = "sleep", .fn = job_sleep, .encode = encode_text,
+	  .free_result = free_text },
+	{ .name = "dup", .fn = job_dup, .encode = encode_text,
 	  .free_result = free_text },
 	{ .name = "log", .fn = job_log, .encode = encode_text,
 	  .free_result = free_text },
@@ -194,6 +210,7 @@ int main(int argc, char **argv)
 	conn.queue = opt(argc, argv, "queue");
 	conn.password = opt(argc, argv, "pass");
 	conn.user = opt(argc, argv, "user");
+	conn.max_payload = (size_t)opt_long(argc, argv, "maxpay", 0);
 	cfg.concurrency = (unsigned)opt_long(argc, argv, "conc", 4);
 	cfg.visibility_ms = opt_long(argc, argv, "vis", 0);
 	cfg.heartbeat_ms = opt_long(argc, argv, "hb", 0);

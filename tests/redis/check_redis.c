@@ -646,6 +646,45 @@ START_TEST(test_dead_letters)
 }
 END_TEST
 
+/* A payload the client accepts but the worker's maximum refuses: dead
+ * letter, never run; and a result above it likewise. */
+START_TEST(test_too_large_at_worker)
+{
+	const char *opts[] = { "maxpay=40", NULL };
+	aq_redis_client *c = client();
+	aq_future *big, *small, *bigres;
+	char payload[64];
+	pid_t w;
+
+	memset(payload, 'x', sizeof(payload));
+	memcpy(payload, "ok", 2);
+	ck_assert_int_eq(aq_redis_submit(c, "echo", payload, 41, NULL, &big),
+			 0);
+	ck_assert_int_eq(aq_redis_submit(c, "strict", payload, 30, NULL,
+					 &small),
+			 0);
+	w = worker(opts);
+	ck_assert_int_eq(aq_future_get(big, NULL, bound_ns()),
+			 AQ_REDIS_E_TOO_LARGE);
+	ck_assert_str_eq(result_text(small), "strict");
+	ck_assert(dead_has("too_large"));
+	worker_term(w);
+	/* The result side: 30 bytes in, 60 out of a worker allowing 40. */
+	w = worker(opts);
+	ck_assert_int_eq(aq_redis_submit(c, "dup", payload, 30, NULL, &bigres),
+			 0);
+	ck_assert_int_eq(aq_future_get(bigres, NULL, bound_ns()),
+			 AQ_REDIS_E_TOO_LARGE);
+	ck_assert_int_eq(rs_int(&srv, "XLEN aq:{" QUEUE "}:dead"), 2);
+	aq_future_release(bigres);
+	aq_future_release(big);
+	aq_future_release(small);
+	worker_term(w);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+}
+END_TEST
+
 /* ---- time: back-off, delay, deadline, on the server's clock ------------- */
 
 static bool job_attempt_reached(void *ctx)
@@ -920,6 +959,7 @@ static Suite *redis_suite(void)
 	ADD(tc, test_sigstop_fenced);
 	ADD(tc, test_redis_restart);
 	ADD(tc, test_dead_letters);
+	ADD(tc, test_too_large_at_worker);
 	ADD(tc, test_backoff_server_clock);
 	ADD(tc, test_delay_and_deadline);
 	ADD(tc, test_priority);
