@@ -6,7 +6,7 @@
 # BENCH_RUNS interleaved rounds), round trip p50/p99 at half that load,
 # libasyncq-redis without results, and redis-benchmark XADD as the ceiling.
 # Peers that are missing are installed as root (apt-get python3-celery,
-# npm bullmq under build/), else skipped with a message.
+# npm bullmq@5 under build/), else skipped with a message.
 set -u
 B=${B:-build/bench-redis}
 RUNS=${BENCH_RUNS:-3}
@@ -24,7 +24,7 @@ if ! have_celery && [ "$(id -u)" = 0 ]; then
 		python3-redis >/dev/null 2>&1
 fi
 if ! have_bull && command -v npm >/dev/null 2>&1; then
-	npm install --silent --prefix "$B/node" bullmq >/dev/null 2>&1
+	npm install --silent --prefix "$B/node" bullmq@5 >/dev/null 2>&1
 	cp $HERE/bull_worker.mjs $HERE/bull_bench.mjs "$B/node/"
 fi
 have_bull && cp $HERE/bull_worker.mjs $HERE/bull_bench.mjs "$B/node/"
@@ -47,7 +47,7 @@ start_workers() { # system
 		case $1 in
 		aq) $B/bench_worker "$PORT" & ;;
 		celery) (cd $HERE && exec $PY -m celery -A celery_tasks worker \
-			-P solo -q --without-heartbeat --without-gossip \
+			-P solo -l WARNING --without-heartbeat --without-gossip \
 			--without-mingle -n "w$w@%h" >/dev/null 2>&1) & ;;
 		bull) (cd "$B/node" && exec node bull_worker.mjs) & ;;
 		esac

@@ -26,7 +26,8 @@ if (mode === "results") {
     while (performance.now() < next) {}
     next += 1000 / rate;
     const t0 = performance.now();
-    const job = await q.add("add", { x: i, y: i }, opts);
+    // Kept until waited on: a removed job cannot be waited for.
+    const job = await q.add("add", { x: i, y: i }, { removeOnComplete: 1000 });
     await job.waitUntilFinished(ev);
     rtt.push((performance.now() - t0) * 1000);
   }
