@@ -109,30 +109,36 @@ static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
 /* Renew the lease of every running job of ours. */
 static void ctl_heartbeat(aq_redis_worker *w)
 {
+	char (*eids)[48];
 	struct aqr_slot *s;
-	unsigned n = 0;
+	unsigned n = 0, max = (AQR_ARGS_MAX - 16) / 2;
 	redisReply *r;
 	int err;
 
+	pthread_mutex_lock(&w->mu);
+	eids = malloc((size_t)(w->in_flight ? w->in_flight : 1) *
+		      sizeof(*eids));
+	if (!eids) {
+		pthread_mutex_unlock(&w->mu);
+		return; /* the next beat tries again */
+	}
 	aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT, w->consumer,
 			w->dead_max, w->max_deliveries);
-	pthread_mutex_lock(&w->mu);
-	for (s = w->running; s && w->cargs->n + 2 < AQR_ARGS_MAX - 64;
-	     s = s->next) {
+	/* Copied: a slot may go once we unlock. Running slots are counted
+	 * in in_flight, so the array is large enough. */
+	for (s = w->running; s && n < max && n < w->in_flight; s = s->next) {
+		memcpy(eids[n], s->eid, sizeof(eids[n]));
 		aqr_args_small(w->cargs, s->sidx);
-		/* Copied: the slot may go once we unlock. */
-		aqr_args_bin(w->cargs, strdup(s->eid), strlen(s->eid));
+		aqr_args_str(w->cargs, eids[n]);
 		n++;
 	}
 	pthread_mutex_unlock(&w->mu);
-	if (n == 0)
-		return;
-	r = aqr_call(&w->clink, w->cargs, &err);
-	if (r)
-		freeReplyObject(r);
-	/* The entry ids were strdup'ed above (args 10, 12, ...). */
-	for (unsigned i = 0; i < n; i++)
-		free((void *)w->cargs->v[10 + 2 * i]);
+	if (n) {
+		r = aqr_call(&w->clink, w->cargs, &err);
+		if (r)
+			freeReplyObject(r);
+	}
+	free(eids);
 }
 
 /* Move due delayed jobs; the ms until the next one is due, or -1. */
