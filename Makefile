@@ -4,13 +4,17 @@
 #   make                 the static and shared library and the examples
 #   make demo            build and run examples/quickstart
 #   make check           the Check suite, a staged install built with
-#                        pkg-config (C and C++), and a lint of the man pages
+#                        pkg-config and CMake (C and C++), a lint of the man
+#                        pages, check-http and check-loops (event loops)
 #   make check SANITIZE=address|thread   the suite under ASan+UBSan or TSan
 #   make stress [STRESS_SECONDS=20] [SANITIZE=...]  the stress program
 #   make fuzz [FUZZ_RUNS=N]  libFuzzer on the API and the HTTP parser (tests/fuzz/)
 #   make analyze         gcc -fanalyzer, cppcheck and clang-tidy over lib/
 #   make bench           benchmarks against the peers (tests/bench/)
 #   make check-http      drive examples/http_server with curl (part of check)
+#   make check-usdt      the USDT probes are in the shared library, and a
+#                        bpftrace run counts them right where it can (part
+#                        of check)
 #   make bench-http      examples/http_server under wrk, offload vs inline
 #   make install / uninstall  honour prefix, libdir, includedir, mandir, DESTDIR
 #
@@ -31,9 +35,26 @@ DESTDIR ?=
 CC ?= cc
 CXX ?= c++
 CFLAGS ?= -O2 -g
+# Preprocessor flags (defines, include paths, dependency files) apart from
+# the compiler's, so that CFLAGS from the command line replaces only the
+# latter.
+override CPPFLAGS += -D_GNU_SOURCE -Iinclude -MMD -MP
 override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
-	-D_GNU_SOURCE -pthread -Iinclude -MMD -MP
+	-pthread
 LDLIBS_THREADS := -pthread
+
+# USDT probes (lib/trace.h) when <sys/sdt.h> is there (Debian:
+# systemtap-sdt-dev); HAVE_SDT=0 compiles them out, HAVE_SDT=1 insists.
+HAVE_SDT ?= $(shell echo '\#include <sys/sdt.h>' | \
+	$(CC) -E -x c - >/dev/null 2>&1 && echo 1 || echo 0)
+ifeq ($(HAVE_SDT),1)
+override CPPFLAGS += -DAQ_HAVE_SDT
+endif
+# The library's objects depend on this stamp, so that a change of HAVE_SDT
+# (the header installed, or the knob set) rebuilds them.
+SDT_STAMP := build/sdt-$(HAVE_SDT).stamp
+$(SDT_STAMP):
+	@mkdir -p build && rm -f build/sdt-*.stamp && touch $@
 
 ifeq ($(V),1)
 Q :=
@@ -56,22 +77,43 @@ else
 $(error SANITIZE must be address or thread)
 endif
 
-LIB_SRCS := $(wildcard lib/*.c)
+# The sources, listed: a stray file in lib/ does not end up in the library.
+LIB_SRCS := \
+	lib/channel.c lib/current.c lib/deps.c lib/error.c lib/fault.c \
+	lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
+	lib/promise.c lib/queue.c lib/retry.c lib/ring.c lib/sched_fair.c \
+	lib/sched_fifo.c lib/sched_prio.c lib/scheduler.c lib/stats.c \
+	lib/submit.c lib/threads.c lib/timer.c lib/wait.c lib/worker.c
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
-# tests/stress.c is a program of its own (make stress), not a suite.
-TEST_SRCS := $(filter-out tests/stress.c,$(wildcard tests/*.c))
+# One Check suite per module, one runner (check_main.c); tests/stress.c
+# (make stress) and tests/usdt_prog.c (make check-usdt) are programs of
+# their own, not suites.
+TEST_SRCS := \
+	tests/check_main.c tests/helpers.c tests/check_badinput.c \
+	tests/check_channel.c tests/check_deps.c tests/check_error.c \
+	tests/check_fault.c tests/check_future.c tests/check_metrics.c \
+	tests/check_pool.c tests/check_queue.c tests/check_retry.c \
+	tests/check_ring.c tests/check_sched.c tests/check_sched_fair.c \
+	tests/check_shutdown.c tests/check_shutdown_timed.c \
+	tests/check_stats.c tests/check_submit.c tests/check_threads.c \
+	tests/check_timer.c tests/check_wait.c tests/check_promise.c
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
-# examples/redis_*.c need hiredis: see the libasyncq-redis block.
-EXAMPLES := $(patsubst examples/%.c,build/examples/%,$(filter-out \
-	examples/redis_%.c,$(wildcard examples/*.c)))
+# The event-loop examples (examples/loop_*.c) need their loop library: see
+# the "event loops and CMake" block below; examples/redis_*.c need hiredis:
+# see the libasyncq-redis block.
+EXAMPLES := build/examples/custom_scheduler build/examples/http_server \
+	build/examples/quickstart build/examples/retry build/examples/stats
 
 STATIC := build/libasyncq.a
 SHARED := build/libasyncq.so.$(VERSION)
-SONAME := libasyncq.so.$(MAJOR)
+# The ABI rule (include/asyncq.h, README): before 1.0 any minor version may
+# change the ABI, so the soname names major and minor; from 1.0 the major.
+SONAME := libasyncq.so.$(MAJOR)$(if $(filter 0,$(MAJOR)),.$(MINOR))
 
-.PHONY: all demo check check-unit check-install check-man check-http bench \
+.PHONY: all demo check check-unit check-install check-man check-http \
+	check-layers check-usdt bench \
 	bench-http install uninstall clean deps
 all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 
@@ -82,7 +124,7 @@ all: $(STATIC) $(SHARED) build/libasyncq.so $(EXAMPLES)
 # it can still be dlopen()ed.
 LIB_TLS := -ftls-model=initial-exec
 
-build/rel/%.o: lib/%.c
+build/rel/%.o: lib/%.c $(SDT_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LIB_TLS) -fPIC -c -o $@ $<
@@ -119,15 +161,16 @@ demo: build/examples/quickstart
 # ---- tests ---------------------------------------------------------------------
 # The test build adds -DAQ_TESTING, which compiles in the fault-injection hooks
 # (lib/fault.h); the release library never has them.
-build/$(TVAR)/lib/%.o: lib/%.c
+TEST_CPPFLAGS := -DAQ_TESTING -Ilib
+build/$(TVAR)/lib/%.o: lib/%.c $(SDT_STAMP)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib -c -o $@ $<
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(SANFLAGS) -c -o $@ $<
 
 build/$(TVAR)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) -DAQ_TESTING -Ilib \
+	$(Q)$(CC) $(CPPFLAGS) $(TEST_CPPFLAGS) $(CFLAGS) $(SANFLAGS) \
 		$$(pkg-config --cflags check) -c -o $@ $<
 
 build/$(TVAR)/check_asyncq: $(TEST_BINS) $(TEST_OBJS)
@@ -143,9 +186,8 @@ check: deps
 	@if pkg-config --exists hiredis; then \
 		$(MAKE) --no-print-directory check-redis; fi
 ifeq ($(SANITIZE),)
-	@$(MAKE) --no-print-directory check-install check-man check-http
-	@if pkg-config --exists hiredis; then \
-		$(MAKE) --no-print-directory check-install-redis; fi
+	@$(MAKE) --no-print-directory check-install check-man check-http \
+		check-layers check-usdt check-loops
 endif
 
 check-unit: build/$(TVAR)/check_asyncq
@@ -153,8 +195,10 @@ check-unit: build/$(TVAR)/check_asyncq
 	$(Q)./$<
 
 # Install into a staging DESTDIR and build an example against it through
-# pkg-config, as C and as C++, then run both against the staged shared library.
-# The prefix is not /usr so that pkg-config does not filter its -I out.
+# pkg-config and through CMake (tests/cmake_test.sh), as C and as C++, then
+# run them against the staged shared library; then uninstall, which must
+# leave no file behind. The prefix is not /usr so that pkg-config does not
+# filter its -I out.
 STAGE := $(CURDIR)/build/stage
 SPREFIX := /opt/libasyncq
 check-install: all
@@ -171,7 +215,15 @@ check-install: all
 	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-c >/dev/null
 	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-cxx >/dev/null
 	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq.7
-	$(Q)echo "  staged install: C and C++ builds ran"
+	$(Q)sh tests/cmake_test.sh $(STAGE)$(SPREFIX) $(VERSION)
+	$(Q)if [ "$(HIREDIS)" = yes ]; then \
+		$(MAKE) --no-print-directory check-install-redis; fi
+	$(Q)$(MAKE) --no-print-directory uninstall DESTDIR=$(STAGE) \
+		prefix=$(SPREFIX) >/dev/null
+	$(Q)left=$$(find $(STAGE)$(SPREFIX) ! -type d); [ -z "$$left" ] || \
+		{ echo "make uninstall left:" $$left; exit 1; }
+	$(Q)echo "  staged install: C and C++ builds ran (pkg-config, CMake);" \
+		"uninstall removed every file"
 
 # The stress program (tests/stress.c), against the test build of the library
 # so that SANITIZE applies: `make stress [STRESS_SECONDS=N] [STRESS_SEED=S]`.
@@ -202,10 +254,28 @@ check-man:
 	$(call msg,LINT,man)
 	$(Q)sh tests/manlint.sh
 
+# The layering rule of lib/ (README "Architecture"), on its include graph.
+check-layers:
+	$(call msg,LINT,layers)
+	$(Q)sh tests/layers.sh
+
 # The HTTP server example on a loopback port, driven with curl.
 check-http: build/examples/http_server
 	$(call msg,TEST,http_server)
 	$(Q)sh tests/http_test.sh
+
+# The USDT probes: listed in the shared library's notes (readelf -n), and
+# counted by bpftrace on a small program (tests/usdt_prog.c) where bpftrace
+# can attach (root, uprobes); skipped with the reason otherwise.
+build/usdt_prog: tests/usdt_prog.c $(SHARED) build/libasyncq.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -Lbuild -lasyncq \
+		-Wl,-rpath,$(CURDIR)/build \
+		$(LDLIBS_THREADS)
+
+check-usdt: $(SHARED) build/usdt_prog
+	$(call msg,TEST,usdt)
+	$(Q)HAVE_SDT=$(HAVE_SDT) sh tests/usdt.sh $(SHARED) build/usdt_prog
 
 bench: $(STATIC)
 	$(Q)$(MAKE) --no-print-directory -C tests/bench run
@@ -235,7 +305,7 @@ RTEST_SRCS := $(filter-out tests/redis/aqr_worker.c,$(wildcard tests/redis/*.c))
 RTEST_OBJS := $(RTEST_SRCS:tests/redis/%.c=build/$(TVAR)/rtests/%.o)
 RSTATIC := build/libasyncq-redis.a
 RSHARED := build/libasyncq-redis.so.$(VERSION)
-RSONAME := libasyncq-redis.so.$(MAJOR)
+RSONAME := libasyncq-redis.so.$(MAJOR)$(if $(filter 0,$(MAJOR)),.$(MINOR))
 .PHONY: redis-lib check-redis check-install-redis install-redis \
 	uninstall-redis
 
@@ -359,6 +429,74 @@ uninstall-redis:
 -include $(RLIB_OBJS:.o=.d) $(RTEST_LIB_OBJS:.o=.d) $(RTEST_OBJS:.o=.d)
 # ==== end of libasyncq-redis ===================================================
 
+# ==== event loops and CMake (issue 15) ========================================
+# examples/loop_{libuv,libevent,glib}.c deliver completions on a libuv,
+# libevent or GLib loop through a completion channel. Each needs its loop
+# library, found with pkg-config: `make` builds those it finds and says which
+# it skips (the library itself needs only libc and pthreads); `make check`
+# installs all three (tests/deps.sh) and runs them (check-loops).
+#
+# `make install` also writes a CMake package (find_package(libasyncq)) into
+# $(libdir)/cmake/libasyncq, from libasyncqConfig.cmake.in and
+# libasyncqConfigVersion.cmake.in; check-install builds a consumer with it.
+LOOP_NAMES := libuv libevent glib
+LOOP_PKG_libuv := libuv
+LOOP_PKG_libevent := libevent
+LOOP_PKG_glib := glib-2.0
+LOOP_DEB_libuv := libuv1-dev
+LOOP_DEB_libevent := libevent-dev
+LOOP_DEB_glib := libglib2.0-dev
+LOOP_FOUND := $(foreach n,$(LOOP_NAMES),$(if $(shell pkg-config --exists \
+	$(LOOP_PKG_$(n)) 2>/dev/null && echo y),$(n)))
+LOOP_MISSING := $(filter-out $(LOOP_FOUND),$(LOOP_NAMES))
+
+.PHONY: loop-examples check-loops install-cmake uninstall-cmake
+all: loop-examples
+loop-examples: $(LOOP_FOUND:%=build/examples/loop_%)
+	$(Q)$(foreach n,$(LOOP_MISSING),echo "  SKIP    build/examples/loop_$(n):" \
+		"no $(LOOP_PKG_$(n)) (apt-get install $(LOOP_DEB_$(n)))";) true
+
+# The stem is the loop's name; flags come from its pkg-config file (missing:
+# the build fails, saying what to install).
+build/examples/loop_%: examples/loop_%.c $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)pkg-config --exists $(LOOP_PKG_$*) || { echo "$@ needs" \
+		"$(LOOP_PKG_$*): apt-get install $(LOOP_DEB_$*)" >&2; exit 1; }
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $$(pkg-config --cflags $(LOOP_PKG_$*)) \
+		$(LDFLAGS) -o $@ $< $(STATIC) \
+		$$(pkg-config --libs $(LOOP_PKG_$*)) $(LDLIBS_THREADS)
+
+check-loops: $(LOOP_NAMES:%=build/examples/loop_%)
+	$(call msg,TEST,loops)
+	$(Q)sh tests/loops_test.sh $^
+
+# The CMake package's paths are relative to its directory (realpath -m: the
+# directories need not exist yet), so a DESTDIR or moved tree works.
+CMAKEDIR = $(libdir)/cmake/libasyncq
+CMAKE_SED = -e 's|@VERSION@|$(VERSION)|' -e 's|@MAJOR@|$(MAJOR)|' \
+	-e 's|@MINOR@|$(MINOR)|' -e 's|@SONAME@|$(SONAME)|' \
+	-e "s|@rel_libdir@|$$(realpath -sm --relative-to=$(CMAKEDIR) \
+		$(libdir))|" \
+	-e "s|@rel_includedir@|$$(realpath -sm --relative-to=$(CMAKEDIR) \
+		$(includedir))|" \
+	-e "s|@SIZEOF_VOID_P@|$$($(CC) $(CFLAGS) -dM -E -x c /dev/null | \
+		sed -n 's/^\#define __SIZEOF_POINTER__ //p')|"
+install: install-cmake
+install-cmake:
+	install -d $(DESTDIR)$(CMAKEDIR)
+	sed $(CMAKE_SED) libasyncqConfig.cmake.in \
+		>$(DESTDIR)$(CMAKEDIR)/libasyncqConfig.cmake
+	sed $(CMAKE_SED) libasyncqConfigVersion.cmake.in \
+		>$(DESTDIR)$(CMAKEDIR)/libasyncqConfigVersion.cmake
+
+uninstall: uninstall-cmake
+uninstall-cmake:
+	rm -f $(DESTDIR)$(CMAKEDIR)/libasyncqConfig.cmake \
+		$(DESTDIR)$(CMAKEDIR)/libasyncqConfigVersion.cmake
+	rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null || true
+# ==== end of event loops and CMake =============================================
+
 # ---- install -------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
@@ -385,4 +523,4 @@ clean:
 	$(MAKE) --no-print-directory -C tests/bench clean
 
 -include $(REL_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(TEST_BINS:.o=.d) \
-	$(EXAMPLES:=.d)
+	$(EXAMPLES:=.d) $(LOOP_NAMES:%=build/examples/loop_%.d)

@@ -9,7 +9,7 @@
  * calls every op with its scheduler lock held, so the policy is plain
  * single-threaded code: no atomics, no locks of its own. It keeps its
  * queue inside the jobs themselves, through the two pointer slots that
- * aq_job_sched_slots() gives every job, so push never allocates and
+ * aq_sched_job_slots() gives every job, so push never allocates and
  * cannot fail.
  *
  * main() proves the order: one worker is held by a gate job while jobs of
@@ -32,14 +32,14 @@
 /* The policy's state: a list of waiting jobs, sorted by hint (cheapest
  * first), linked through slot 0 of each job. */
 struct sjf {
-	aq_job *head;
+	aq_sched_job *head;
 	unsigned long long done; /* jobs finished or yielded, for the curious */
 };
 
 /* The next job in the list. */
-static aq_job **next_of(aq_job *job)
+static aq_sched_job **next_of(aq_sched_job *job)
 {
-	return (aq_job **)&aq_job_sched_slots(job)[0];
+	return (aq_sched_job **)&aq_sched_job_slots(job)[0];
 }
 
 /*
@@ -66,12 +66,12 @@ static int sjf_init(void **state, const void *params)
  * with that code; this policy always accepts. O(n): fine for an example,
  * a heap would do for long queues.
  */
-static int sjf_push(void *state, aq_job *job)
+static int sjf_push(void *state, aq_sched_job *job)
 {
 	struct sjf *q = state;
-	aq_job **link = &q->head;
+	aq_sched_job **link = &q->head;
 
-	while (*link && aq_job_hint(*link) <= aq_job_hint(job))
+	while (*link && aq_sched_job_hint(*link) <= aq_sched_job_hint(job))
 		link = next_of(*link);
 	*next_of(job) = *link;
 	*link = job;
@@ -83,10 +83,10 @@ static int sjf_push(void *state, aq_job *job)
  * From this moment until done() the job belongs to the worker; the policy
  * must not touch it through its list any more.
  */
-static aq_job *sjf_pop(void *state)
+static aq_sched_job *sjf_pop(void *state)
 {
 	struct sjf *q = state;
-	aq_job *job = q->head;
+	aq_sched_job *job = q->head;
 
 	if (job)
 		q->head = *next_of(job);
@@ -98,7 +98,7 @@ static aq_job *sjf_pop(void *state)
  * yielded (push follows) or had been cancelled before it started. Called
  * exactly once per pop; a policy that caps concurrency counts here.
  */
-static void sjf_done(void *state, aq_job *job)
+static void sjf_done(void *state, aq_sched_job *job)
 {
 	struct sjf *q = state;
 

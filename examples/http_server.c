@@ -19,6 +19,8 @@
  *                      counted by a pool worker
  *   GET /stats         open connections, jobs in flight, jobs submitted,
  *                      answers queued (tests wait on these)
+ *   GET /metrics       the pool's statistics for Prometheus
+ *                      (aq_pool_metrics(), OpenMetrics text; 404 with -i)
  *   HEAD of each; other methods 405; other paths 404; malformed 400.
  *
  * The loop. One thread, one level-triggered epoll set holding the listening
@@ -382,10 +384,10 @@ static const char *http_date(void)
  * HTTP/1.1 keeps connections open by default, but saying so costs little
  * and is what an HTTP/1.0 client that asked for keep-alive needs to hear.
  */
-static void respond(struct conn *c, int status, const char *body,
-		    bool head_only, bool keep_alive)
+static void respond_as(struct conn *c, int status, const char *type,
+		       const char *body, size_t body_len, bool head_only,
+		       bool keep_alive)
 {
-	size_t body_len = strlen(body);
 	char head[512];
 	int n;
 
@@ -394,11 +396,11 @@ static void respond(struct conn *c, int status, const char *body,
 	n = snprintf(head, sizeof(head),
 		     "HTTP/1.1 %d %s\r\n"
 		     "Date: %s\r\n"
-		     "Content-Type: text/plain\r\n"
+		     "Content-Type: %s\r\n"
 		     "Content-Length: %zu\r\n"
 		     "%s"
 		     "Connection: %s\r\n\r\n",
-		     status, status_reason(status), http_date(), body_len,
+		     status, status_reason(status), http_date(), type, body_len,
 		     status == 405 ? "Allow: GET, HEAD\r\n" : "",
 		     keep_alive ? "keep-alive" : "close");
 	if (!out_append(c, head, (size_t)n) ||
@@ -410,6 +412,13 @@ static void respond(struct conn *c, int status, const char *body,
 	if (!keep_alive)
 		c->close_after_write = true;
 	c->srv->answered++;
+}
+
+static void respond(struct conn *c, int status, const char *body,
+		    bool head_only, bool keep_alive)
+{
+	respond_as(c, status, "text/plain", body, strlen(body), head_only,
+		   keep_alive);
 }
 
 /* Write what we can. Returns false if the connection was closed. */
@@ -520,6 +529,35 @@ static void primes_offload(struct conn *c, unsigned long n, bool head_only,
 	aq_future_release(fut); /* the registration holds its own */
 }
 
+/*
+ * GET /metrics: the pool's statistics as OpenMetrics text. The length is
+ * asked first; the text may grow by a few digits before the second call,
+ * so it gets some room and, if that was not enough, another try.
+ */
+static void metrics_respond(struct conn *c, bool head, bool keep)
+{
+	static const char type[] =
+		"application/openmetrics-text; version=1.0.0; charset=utf-8";
+	aq_pool *pool = c->srv->pool;
+	int len = aq_pool_metrics(&pool, 1, NULL, 0);
+
+	for (int tries = 0; len >= 0 && tries < 3; tries++) {
+		size_t size = (size_t)len + 256;
+		char *text = malloc(size);
+
+		if (!text)
+			break;
+		len = aq_pool_metrics(&pool, 1, text, size);
+		if (len >= 0 && (size_t)len < size) {
+			respond_as(c, 200, type, text, (size_t)len, head, keep);
+			free(text);
+			return;
+		}
+		free(text);
+	}
+	respond(c, 500, "metrics unavailable\n", head, keep);
+}
+
 /* Answer one parsed request, or start to. */
 static void route(struct conn *c, const struct request *req)
 {
@@ -569,6 +607,9 @@ static void route(struct conn *c, const struct request *req)
 			 srv->live.count + srv->linger.count,
 			 srv->jobs_in_flight, srv->submitted, srv->answered);
 		respond(c, 200, body, head, keep);
+	} else if (req->path_len == 8 &&
+		   memcmp(req->path, "/metrics", 8) == 0 && srv->pool) {
+		metrics_respond(c, head, keep);
 	} else {
 		respond(c, 404, "not found\n", head, keep);
 	}
@@ -953,7 +994,8 @@ int main(int argc, char **argv)
 
 	if (!srv.inline_primes) {
 		cfg.workers = (unsigned)workers; /* 0 = online CPUs */
-		cfg.name = "http";
+		cfg.name = "http";       /* pool="http" in GET /metrics */
+		cfg.flags = AQ_POOL_TIMING; /* its wait and run histograms */
 		rc = aq_pool_create(&srv.pool, &cfg);
 		if (rc) {
 			fprintf(stderr, "aq_pool_create: %s\n",

@@ -95,7 +95,7 @@ static int run_worker(const struct aq_redis_conn *conn)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	rc = aq_redis_worker_create(&w, conn, &cfg);
 	if (rc) {
-		fprintf(stderr, "worker: %s\n", strerror(-rc));
+		fprintf(stderr, "worker: %s\n", aq_strerror(rc));
 		return 1;
 	}
 	fprintf(stderr, "worker: ready\n");
@@ -115,7 +115,7 @@ static int run_submit(const struct aq_redis_conn *conn, unsigned n)
 	int rc = aq_redis_client_create(&c, conn, 0);
 
 	if (rc) {
-		fprintf(stderr, "submit: %s\n", strerror(-rc));
+		fprintf(stderr, "submit: %s\n", aq_strerror(rc));
 		return 1;
 	}
 	for (unsigned base = 0; base < n; base += BATCH) {
@@ -134,7 +134,7 @@ static int run_submit(const struct aq_redis_conn *conn, unsigned n)
 		rc = aq_redis_submit_batch(c, jobs, k, NULL, futs);
 		if (rc != (int)k) {
 			fprintf(stderr, "submit: %s\n",
-				rc < 0 ? strerror(-rc) : "partly accepted");
+				rc < 0 ? aq_strerror(rc) : "partly accepted");
 			aq_redis_client_destroy(c);
 			return 1;
 		}

@@ -38,17 +38,17 @@ static int connect_job(void *arg, void **result)
 	if (svc->denied) {
 		snprintf(msg, sizeof(msg), "connect to %s: %s", svc->name,
 			 strerror(EACCES));
-		aq_job_fail_msg(msg); /* copied into the error record */
+		aq_current_fail_msg(msg); /* copied into the error record */
 		return EACCES;        /* permanent: never retried */
 	}
 	if (svc->refusals < 0 || n <= svc->refusals) {
 		snprintf(msg, sizeof(msg), "connect to %s: %s (attempt %u)",
-			 svc->name, strerror(ECONNREFUSED), aq_job_attempt());
-		aq_job_fail_msg(msg);
+			 svc->name, strerror(ECONNREFUSED), aq_current_attempt());
+		aq_current_fail_msg(msg);
 		return ECONNREFUSED;  /* transient: 111 on Linux */
 	}
 	printf("  %-5s connected on attempt %u\n", svc->name,
-	       aq_job_attempt());
+	       aq_current_attempt());
 	return 0;
 }
 

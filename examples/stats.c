@@ -68,7 +68,7 @@ static int flaky_job(void *arg, void **result)
 {
 	(void)arg;
 	(void)result;
-	return aq_job_attempt() < 2 ? EAGAIN : 0;
+	return aq_current_attempt() < 2 ? EAGAIN : 0;
 }
 
 /* Always fails: retried, then failed for good. */

@@ -9,8 +9,9 @@
  * a negative errno code (see aq_strerror()); the full contract of each lives
  * in its man page, and man 7 libasyncq gives the model.
  *
- * ABI policy: until 1.0 the ABI may change with any minor version; from 1.0
- * on, libraries of the same major version are ABI compatible.
+ * ABI policy: until 1.0 the ABI may change with any minor version (the
+ * soname is libasyncq.so.0.MINOR); from 1.0 on, libraries of the same
+ * major version are ABI compatible (soname libasyncq.so.MAJOR).
  */
 #ifndef ASYNCQ_H
 #define ASYNCQ_H
@@ -23,11 +24,11 @@ extern "C" {
 #endif
 
 #define AQ_VERSION_MAJOR 0
-#define AQ_VERSION_MINOR 1
+#define AQ_VERSION_MINOR 2
 #define AQ_VERSION_PATCH 0
 
 /* The version as one number, (major << 16) | (minor << 8) | patch. */
-#define AQ_VERSION_HEX                                                     \
+#define AQ_VERSION_HEX                                                         \
 	((AQ_VERSION_MAJOR << 16) | (AQ_VERSION_MINOR << 8) | AQ_VERSION_PATCH)
 
 #if defined(_WIN32)
@@ -50,14 +51,16 @@ typedef int (*aq_job_fn)(void *arg, void **result);
 
 /* ---- Pools ------------------------------------------------------------ */
 
-#define AQ_WORKERS_MAX 1024u            /* most workers one pool may have */
-#define AQ_QUEUE_CAPACITY_DEFAULT 4096u /* ring slots when none are asked */
+#define AQ_WORKERS_MAX 1024u             /* most workers one pool may have */
+#define AQ_QUEUE_CAPACITY_DEFAULT 4096u  /* ring slots when none are asked */
 #define AQ_QUEUE_CAPACITY_MAX (1u << 24) /* largest ring a pool may have */
 
 /* Pool flags (struct aq_pool_config.flags). */
-#define AQ_POOL_BLOCK 0x1u  /* submits wait for ring space by default */
-#define AQ_POOL_TIMING 0x2u /* measure wait and run times (two clock
-			       reads per job) for aq_pool_stats() */
+/* Submits wait for ring space by default. */
+#define AQ_POOL_BLOCK 0x1u
+/* Measure wait and run times (two clock reads per job) for
+ * aq_pool_stats(). */
+#define AQ_POOL_TIMING 0x2u
 
 struct aq_sched_ops;
 struct aq_retry_policy;
@@ -77,19 +80,19 @@ struct aq_clock {
  * `struct aq_pool_config cfg = {0};` is always valid.
  */
 struct aq_pool_config {
-	unsigned workers;        /* worker threads at start; 0 = online
-				    CPUs; kept within min/max_workers */
-	unsigned queue_capacity; /* ring slots, rounded up to a power of two;
-				    0 = AQ_QUEUE_CAPACITY_DEFAULT */
-	unsigned flags;          /* AQ_POOL_* bits */
+	unsigned workers;         /* worker threads at start; 0 = online
+				     CPUs; kept within min/max_workers */
+	unsigned queue_capacity;  /* ring slots, rounded up to a power of two;
+				     0 = AQ_QUEUE_CAPACITY_DEFAULT */
+	unsigned flags;           /* AQ_POOL_* bits */
 	int64_t block_timeout_ns; /* with AQ_POOL_BLOCK: longest wait for ring
 				     space; 0 or negative = wait forever */
 	const struct aq_sched_ops *sched; /* the policy; NULL = FIFO, served
 					     straight from the ring */
-	const void *sched_params; /* handed to sched->init(); NULL = its
-				     defaults */
-	int64_t slice_ns;         /* time slice for aq_job_yield_due();
-				     0 = 1 ms */
+	const void *sched_params;         /* handed to sched->init(); NULL = its
+					     defaults */
+	int64_t slice_ns; /* time slice for aq_current_yield_due();
+			     0 = 1 ms */
 	const struct aq_retry_policy *retry; /* default for jobs whose opts
 						name none; copied at create;
 						NULL = no retries */
@@ -165,12 +168,14 @@ AQ_API int aq_pool_capacity(const aq_pool *pool);
 AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 			  unsigned max_workers);
 
-/* ---- Submitting ----------------------------------------------------------- */
+/* ---- Submitting ---------------------------------------------------------- */
 
 /* Job flags (struct aq_job_opts.flags). */
-#define AQ_JOB_BLOCK 0x1u    /* wait for ring space (see timeout_ns) */
-#define AQ_JOB_NOBLOCK 0x2u  /* fail with -EAGAIN when full, even if the
-				pool was created with AQ_POOL_BLOCK */
+/* Wait for ring space (see timeout_ns). */
+#define AQ_JOB_BLOCK 0x1u
+/* Fail with -EAGAIN when full, even if the pool was created with
+ * AQ_POOL_BLOCK, or on one of its workers with a future. */
+#define AQ_JOB_NOBLOCK 0x2u
 
 /*
  * Per-job options. All-zero means "the defaults"; opts may also be NULL.
@@ -183,16 +188,16 @@ struct aq_job_opts {
 					   the job is finished with, whatever
 					   its outcome, before its future
 					   resolves; never when submit fails */
-	int priority;     /* AQ_PRIORITY_MIN..MAX, higher runs first; 0 =
-			     normal (priority scheduler) */
-	uint64_t group;   /* fairness group: tenant, connection, ... (fair
-			     scheduler); 0 is a group like any other */
-	unsigned weight;  /* the group's share, 1..AQ_WEIGHT_MAX; 0 = 1 (fair
-			     scheduler: the latest job's weight wins) */
-	uint64_t hint;    /* free for custom schedulers, e.g. expected cost */
-	int64_t delay_ns;    /* run no earlier than delay_ns from now */
-	int64_t run_at_ns;   /* ... or than this time on the pool's clock
-				(aq_pool_now()); 0 = not set */
+	int priority;      /* AQ_PRIORITY_MIN..MAX, higher runs first; 0 =
+			      normal (priority scheduler) */
+	uint64_t group;    /* fairness group: tenant, connection, ... (fair
+			      scheduler); 0 is a group like any other */
+	unsigned weight;   /* the group's share, 1..AQ_WEIGHT_MAX; 0 = 1 (fair
+			      scheduler: the latest job's weight wins) */
+	uint64_t hint;     /* free for custom schedulers, e.g. expected cost */
+	int64_t delay_ns;  /* run no earlier than delay_ns from now */
+	int64_t run_at_ns; /* ... or than this time on the pool's clock
+			      (aq_pool_now()); 0 = not set */
 	int64_t deadline_ns; /* not started by this time on the pool's clock:
 				never runs, resolves EXPIRED; 0 = none */
 	const struct aq_retry_policy *retry; /* overrides the pool's; must
@@ -214,7 +219,8 @@ struct aq_job_opts {
 /*
  * Submit fn(arg). On success, and when fut is not NULL, *fut receives a
  * future the caller must release with aq_future_release(). Thread-safe from
- * any thread, including from inside a job.
+ * any thread, including from inside a job. On one of the pool's own workers
+ * a job with a future that finds the ring full runs in place at once.
  */
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 		     const struct aq_job_opts *opts, aq_future **fut);
@@ -233,11 +239,10 @@ struct aq_job {
  * filled (or the wait for space timed out, or shutdown began) after some
  * were; a negative error when none was. n = 0 returns 0.
  */
-AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs,
-			   unsigned n, const struct aq_job_opts *opts,
-			   aq_future **futs);
+AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs, unsigned n,
+			   const struct aq_job_opts *opts, aq_future **futs);
 
-/* ---- Failure handling: retries, errors, time ------------------------------ */
+/* ---- Failure handling: retries, errors, time ----------------------------- */
 
 /* What a callback learns of the job it is called for. */
 struct aq_job_info {
@@ -249,12 +254,12 @@ struct aq_job_info {
 /* The error record of a failed job (aq_future_error()). */
 struct aq_error {
 	uint64_t job_id;
-	unsigned attempts;          /* attempts made */
-	int code;                   /* the last attempt's failure code */
-	const char *message;        /* set by aq_job_fail_msg(), or NULL;
-				       valid while the future is held */
-	int64_t first_attempt_ns;   /* pool clock: start of attempt 1 */
-	int64_t last_attempt_ns;    /* pool clock: start of the last one */
+	unsigned attempts;        /* attempts made */
+	int code;                 /* the last attempt's failure code */
+	const char *message;      /* set by aq_current_fail_msg(), or NULL;
+				     valid while the future is held */
+	int64_t first_attempt_ns; /* pool clock: start of attempt 1 */
+	int64_t last_attempt_ns;  /* pool clock: start of the last one */
 };
 
 /* Retry flags (struct aq_retry_policy.flags). */
@@ -265,13 +270,13 @@ struct aq_error {
  * zero means "never retry".
  */
 struct aq_retry_policy {
-	unsigned max_attempts;  /* attempts in all, the first included;
-				   0 or 1 = no retry */
-	int64_t base_delay_ns;  /* the delay before attempt 2 */
-	double factor;          /* delay before attempt n+1 is
-				   base * factor^(n-1); 0 or 1 = fixed */
-	int64_t max_delay_ns;   /* cap on the delay; 0 = none */
-	unsigned flags;         /* AQ_RETRY_* */
+	unsigned max_attempts; /* attempts in all, the first included;
+				  0 or 1 = no retry */
+	int64_t base_delay_ns; /* the delay before attempt 2 */
+	double factor;         /* delay before attempt n+1 is
+				  base * factor^(n-1); 0 or 1 = fixed */
+	int64_t max_delay_ns;  /* cap on the delay; 0 = none */
+	unsigned flags;        /* AQ_RETRY_* */
 	/* Is this failure code worth another attempt? NULL = any is. */
 	int (*retryable)(int code, void *user);
 	const int *never_retry; /* codes never retried, whatever retryable */
@@ -283,30 +288,31 @@ struct aq_retry_policy {
 	/* Exactly once, on a worker, when the job finally fails. */
 	void (*on_error)(const struct aq_job_info *info,
 			 const struct aq_error *err, void *user);
-	void *user;             /* handed to the three callbacks */
+	void *user; /* handed to the three callbacks */
 };
 
-/* A job's return value after it saw aq_job_cancelled(): resolve the
+/* A job's return value after it saw aq_current_cancelled(): resolve the
  * future CANCELLED rather than failed. */
 #define AQ_JOB_CANCELLED (-4098)
 
 /* Inside a job: which attempt this is (from 1); 0 outside a job. */
-AQ_API unsigned aq_job_attempt(void);
+AQ_API unsigned aq_current_attempt(void);
 /* Inside a job: has someone asked to cancel it? 0 or 1. */
-AQ_API int aq_job_cancelled(void);
+AQ_API int aq_current_cancelled(void);
 /* Inside a job: its deadline on the pool clock, 0 if none. */
-AQ_API int64_t aq_job_deadline(void);
+AQ_API int64_t aq_current_deadline(void);
 /* Inside a job: attach a message to its error record (copied).
  * 0, -EINVAL (NULL, or not in a job that has a record), -ENOMEM. */
-AQ_API int aq_job_fail_msg(const char *message);
+AQ_API int aq_current_fail_msg(const char *message);
 
 /* Inside a job submitted with opts.after: the i-th future it ran after
  * (NULL past the end), and how many there are. */
-AQ_API aq_future *aq_job_dep(unsigned i);
-AQ_API unsigned aq_job_dep_count(void);
+AQ_API aq_future *aq_current_dep(unsigned i);
+AQ_API unsigned aq_current_dep_count(void);
 
-/* The pool's clock now (see struct aq_clock); -EINVAL for NULL. */
-AQ_API int64_t aq_pool_now(const aq_pool *pool);
+/* The pool's clock now (see struct aq_clock) in *now: 0, or -EINVAL for
+ * a NULL pool or now. */
+AQ_API int aq_pool_now(const aq_pool *pool, int64_t *now);
 /* Tell the pool its clock moved (virtual clocks): due timers fire. */
 AQ_API int aq_pool_clock_changed(aq_pool *pool);
 
@@ -322,10 +328,13 @@ AQ_API int aq_pool_clock_changed(aq_pool *pool);
 
 /* True when the calling job has run a whole time slice and others wait:
  * the moment to return AQ_YIELD. False outside a job. */
-AQ_API int aq_job_yield_due(void);
+AQ_API int aq_current_yield_due(void);
 
-/* A queued job as a scheduler sees it; valid from push until done. */
-typedef struct aq_job aq_job;
+/*
+ * A queued job as a scheduler sees it, valid from push until done: an
+ * opaque handle, read only through the aq_sched_job_*() accessors.
+ */
+typedef struct aq_sched_job aq_sched_job;
 
 /*
  * A scheduling policy (man aq_sched_ops). The pool calls every op with its
@@ -338,11 +347,11 @@ struct aq_sched_ops {
 	int (*init)(void **state, const void *params);
 	/* A job became runnable: new, or back after AQ_YIELD. 0, or a
 	 * negative errno: the job then fails with that (positive) code. */
-	int (*push)(void *state, aq_job *job);
+	int (*push)(void *state, aq_sched_job *job);
 	/* The job a free worker runs next, or NULL: none may run now. */
-	aq_job *(*pop)(void *state);
+	aq_sched_job *(*pop)(void *state);
 	/* Optional: a popped job stopped running (finished or yielded). */
-	void (*done)(void *state, aq_job *job);
+	void (*done)(void *state, aq_sched_job *job);
 	void (*destroy)(void *state);
 };
 
@@ -363,35 +372,37 @@ struct aq_sched_fair_params {
 				 0 = no cap */
 };
 
-/* What a scheduler may read of a job (man aq_job_priority). */
-AQ_API int aq_job_priority(const aq_job *job);
-AQ_API uint64_t aq_job_group(const aq_job *job);
-AQ_API unsigned aq_job_weight(const aq_job *job);
-AQ_API uint64_t aq_job_hint(const aq_job *job);
-AQ_API int64_t aq_job_enqueue_ns(const aq_job *job); /* CLOCK_MONOTONIC */
-AQ_API uint64_t aq_job_seq(const aq_job *job); /* arrival order, from 1 */
-AQ_API unsigned aq_job_runs(const aq_job *job); /* times it ran (yields) */
+/* What a scheduler may read of a job (man aq_sched_job_priority). */
+AQ_API int aq_sched_job_priority(const aq_sched_job *job);
+AQ_API uint64_t aq_sched_job_group(const aq_sched_job *job);
+AQ_API unsigned aq_sched_job_weight(const aq_sched_job *job);
+AQ_API uint64_t aq_sched_job_hint(const aq_sched_job *job);
+/* When it was queued (CLOCK_MONOTONIC), its arrival order (from 1), and
+ * how many times it ran (AQ_YIELD). */
+AQ_API int64_t aq_sched_job_enqueue_ns(const aq_sched_job *job);
+AQ_API uint64_t aq_sched_job_seq(const aq_sched_job *job);
+AQ_API unsigned aq_sched_job_runs(const aq_sched_job *job);
 /* Two words a scheduler may use freely, e.g. for intrusive links. */
-AQ_API void **aq_job_sched_slots(aq_job *job);
+AQ_API void **aq_sched_job_slots(aq_sched_job *job);
 
-/* ---- Futures -------------------------------------------------------------- */
+/* ---- Futures ------------------------------------------------------------- */
 
 /*
  * The states of a future. Final states are numbered from 16 up, so that
  * `state >= AQ_STATE_SUCCEEDED` tells whether the outcome is known.
  */
 enum aq_state {
-	AQ_STATE_INVALID = -1,  /* not a future (NULL) */
-	AQ_STATE_PENDING = 0,   /* accepted, queued to run */
-	AQ_STATE_RUNNING = 1,   /* a worker is running it */
-	AQ_STATE_DELAYED = 2,   /* waiting for its start time */
-	AQ_STATE_RETRYING = 3,  /* failed, waiting for its next attempt */
-	AQ_STATE_WAITING = 4,   /* waiting for the jobs it runs after */
+	AQ_STATE_INVALID = -1,   /* not a future (NULL) */
+	AQ_STATE_PENDING = 0,    /* accepted, queued to run */
+	AQ_STATE_RUNNING = 1,    /* a worker is running it */
+	AQ_STATE_DELAYED = 2,    /* waiting for its start time */
+	AQ_STATE_RETRYING = 3,   /* failed, waiting for its next attempt */
+	AQ_STATE_WAITING = 4,    /* waiting for the jobs it runs after */
 	AQ_STATE_SUCCEEDED = 16, /* the job returned 0 */
-	AQ_STATE_FAILED = 17,   /* the job returned a positive failure code */
+	AQ_STATE_FAILED = 17,    /* the job returned a positive failure code */
 	AQ_STATE_CANCELLED = 18, /* it will never run (cancel or shutdown) */
-	AQ_STATE_EXPIRED = 19,  /* its deadline passed before it started */
-	AQ_STATE_SKIPPED = 20   /* a job it ran after did not succeed */
+	AQ_STATE_EXPIRED = 19,   /* its deadline passed before it started */
+	AQ_STATE_SKIPPED = 20    /* a job it ran after did not succeed */
 };
 
 /*
@@ -399,22 +410,25 @@ enum aq_state {
  * outcome. Returns 0 (succeeded; *result set), the job's positive failure
  * code (failed; *result set), -ETIMEDOUT (no outcome yet), -ECANCELED,
  * -ETIME (expired: its deadline passed before it started), -EPIPE
- * (skipped: a job it ran after did not succeed) or -EINVAL. result may be
- * NULL. On one of the future's own pool workers it runs other queued jobs
- * while it waits, so nested waits cannot deadlock.
+ * (skipped: a job it ran after did not succeed), -EDEADLK (a job waiting
+ * for its own future) or -EINVAL. result may be NULL. On one of the
+ * future's own pool workers it runs the awaited job itself if still
+ * queued, else other queued jobs, while it waits, so nested waits (on jobs
+ * submitted after the waiter started) cannot deadlock.
  */
 AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns);
 
 /*
  * Stop a job that waits (pending, delayed, retrying or waiting): 0. A
- * running job is not interrupted, but aq_job_cancelled() turns true for
+ * running job is not interrupted, but aq_current_cancelled() turns true for
  * it and it is not retried: -EBUSY. Resolved: -EALREADY.
  */
 AQ_API int aq_future_cancel(aq_future *fut);
 
 /*
  * Wait until every future resolved (0) or until the timeout (-ETIMEDOUT);
- * -EINVAL for a NULL array or entry. Outcomes are read with
+ * -EINVAL for a NULL array or entry; -EDEADLK, as aq_future_get, inside
+ * a job whose own future is among them. Outcomes are read with
  * aq_future_get(f, &r, 0). Helps like aq_future_get on a pool's worker.
  */
 AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns);
@@ -477,27 +491,27 @@ struct aq_pool_stats {
 	uint64_t submitted, started, succeeded, failed, retried, cancelled,
 		expired, skipped, rejected;
 	/* Gauges, now. */
-	uint64_t queued;   /* in the ring or the scheduler */
-	uint64_t delayed;  /* in the timer: delayed, or waiting to retry */
-	uint64_t running;  /* jobs being run by workers */
+	uint64_t queued;  /* in the ring or the scheduler */
+	uint64_t delayed; /* in the timer: delayed, or waiting to retry */
+	uint64_t running; /* jobs being run by workers */
 	uint64_t workers, workers_busy, workers_idle;
 	/* Distributions (need AQ_POOL_TIMING or job hooks). */
 	struct aq_histogram wait; /* submit (or release) to start */
 	struct aq_histogram run;  /* start to end of one call */
 	/* The window: rates per second, and queueing-theory views of it. */
 	int64_t window_ns;
-	double arrival_rate;   /* lambda: submissions per second */
-	double throughput;     /* completions per second */
-	double utilization;    /* rho: busy time / (window * workers) */
+	double arrival_rate;           /* lambda: submissions per second */
+	double throughput;             /* completions per second */
+	double utilization;            /* rho: busy time / (window * workers) */
 	double mean_time_in_system_ns; /* W: submit to completion, averaged
 					  over jobs completed in the window */
-	double mean_in_system; /* L = throughput * W (Little's law) */
+	double mean_in_system;         /* L = throughput * W (Little's law) */
 	/* The cumulative sums the window figures are differences of, so that
 	 * a caller can compute its own windows (aq_pool_stats_window()). */
-	int64_t taken_ns;      /* when the snapshot was taken, CLOCK_MONOTONIC */
-	uint64_t busy_ns;      /* time workers spent in job calls */
-	uint64_t sojourn_ns;   /* submit to end, summed over timed completions */
-	uint64_t timed_done;   /* completions whose time is in sojourn_ns */
+	int64_t taken_ns;    /* when it was taken, CLOCK_MONOTONIC */
+	uint64_t busy_ns;    /* time workers spent in job calls */
+	uint64_t sojourn_ns; /* submit to end, summed over timed ends */
+	uint64_t timed_done; /* completions whose time is in sojourn_ns */
 };
 
 /* Fill *stats; its window runs from the previous call, by any caller. */
@@ -512,14 +526,23 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *stats);
 AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
 				struct aq_pool_stats *now);
 
+/*
+ * The statistics of npools pools as OpenMetrics text (Prometheus can scrape
+ * it), each pool labelled by its cfg.name, into buf, snprintf-style: the
+ * text's length is returned; it is complete if less than size. Does not
+ * touch any window of aq_pool_stats(). man aq_pool_metrics.
+ */
+AQ_API int aq_pool_metrics(aq_pool *const *pools, unsigned npools, char *buf,
+			   size_t size);
+
 /* What the per-job hooks (cfg.before_job, cfg.after_job) are told. */
 struct aq_job_event {
-	uint64_t id;      /* the job's id, from 1 (hooks give every job a
-			     record, so never 0) */
+	uint64_t id; /* the job's id, from 1 (hooks give every job a
+			record, so never 0) */
 	unsigned attempt;
-	int64_t wait_ns;  /* submit (or release) to start */
-	int64_t run_ns;   /* after_job only: the call's duration */
-	int code;         /* after_job only: what the job returned */
+	int64_t wait_ns; /* submit (or release) to start */
+	int64_t run_ns;  /* after_job only: the call's duration */
+	int code;        /* after_job only: what the job returned */
 };
 
 /* ---- Completion delivery: callbacks and channels ----------------------- */
@@ -548,7 +571,7 @@ AQ_API int aq_channel_dispatch(aq_channel *channel, unsigned max);
 /* Run what still waits, then free. No callback may be added any more. */
 AQ_API void aq_channel_destroy(aq_channel *channel);
 
-/* ---- Errors and version ------------------------------------------------------ */
+/* ---- Errors and version -------------------------------------------------- */
 
 /* A static description of a return code of this library (never NULL). */
 AQ_API const char *aq_strerror(int code);

@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "fault.h"
-#include "future.h"
 
 #if defined(__linux__)
 #include <sys/eventfd.h>
@@ -29,13 +29,14 @@
 
 struct aq_channel {
 	pthread_mutex_t lock;
-	struct aq__then *head, *tail; /* waiting callbacks, oldest first */
-	int read_fd, write_fd;        /* the same eventfd on Linux */
+	struct aq__chan_node *head, *tail; /* waiting callbacks, oldest
+					       first */
+	int read_fd, write_fd;             /* the same eventfd on Linux */
 };
 
 static int channel_open_fds(struct aq_channel *ch)
 {
-	if (aq__fault(AQ_FAULT_FD))
+	if (aq__fault(AQ__FAULT_FD))
 		return -EMFILE;
 #if defined(__linux__)
 	ch->read_fd = ch->write_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -102,31 +103,31 @@ AQ_API int aq_channel_fd(const aq_channel *channel)
 	return channel ? channel->read_fd : -EINVAL;
 }
 
-void aq__channel_post(aq_channel *ch, struct aq__then *then)
+void aq__channel_post(aq_channel *ch, struct aq__chan_node *node)
 {
 	pthread_mutex_lock(&ch->lock);
-	then->next = NULL;
+	node->next = NULL;
 	if (ch->tail) {
-		ch->tail->next = then;
+		ch->tail->next = node;
 	} else {
-		ch->head = then;
+		ch->head = node;
 		channel_signal(ch); /* empty -> non-empty */
 	}
-	ch->tail = then;
+	ch->tail = node;
 	pthread_mutex_unlock(&ch->lock);
 }
 
 AQ_API int aq_channel_dispatch(aq_channel *ch, unsigned max)
 {
-	struct aq__then *batch, *last = NULL;
+	struct aq__chan_node *batch, *last = NULL;
 	int count = 0;
 
 	if (!ch)
 		return -EINVAL;
 	pthread_mutex_lock(&ch->lock);
 	batch = ch->head;
-	for (struct aq__then *t = batch; t && (max == 0 || (unsigned)count < max);
-	     t = t->next) {
+	for (struct aq__chan_node *t = batch;
+	     t && (max == 0 || (unsigned)count < max); t = t->next) {
 		last = t;
 		count++;
 	}
@@ -143,9 +144,9 @@ AQ_API int aq_channel_dispatch(aq_channel *ch, unsigned max)
 	pthread_mutex_unlock(&ch->lock);
 
 	while (batch) {
-		struct aq__then *next = batch->next;
+		struct aq__chan_node *next = batch->next;
 
-		aq__then_run(batch);
+		batch->run(batch);
 		batch = next;
 	}
 	return count;

@@ -2,8 +2,8 @@
 /*
  * compat.h - small portability and layout helpers shared by the sources.
  */
-#ifndef AQ_COMPAT_H
-#define AQ_COMPAT_H
+#ifndef AQ__COMPAT_H
+#define AQ__COMPAT_H
 
 #include <stdalign.h>
 
@@ -11,15 +11,15 @@
  * 128 bytes, not 64: on x86-64 the adjacent-line prefetcher pulls cache
  * lines in pairs, so two hot counters 64 bytes apart still share traffic.
  */
-#define AQ_CACHE_LINE 128
-#define AQ_CACHE_ALIGNED alignas(AQ_CACHE_LINE)
+#define AQ__CACHE_LINE 128
+#define AQ__CACHE_ALIGNED alignas(AQ__CACHE_LINE)
 
 #if defined(__GNUC__)
-#define aq_likely(x) __builtin_expect(!!(x), 1)
-#define aq_unlikely(x) __builtin_expect(!!(x), 0)
+#define AQ__LIKELY(x) __builtin_expect(!!(x), 1)
+#define AQ__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
-#define aq_likely(x) (x)
-#define aq_unlikely(x) (x)
+#define AQ__LIKELY(x) (x)
+#define AQ__UNLIKELY(x) (x)
 #endif
 
 /* A polite busy-wait step: tells the core (and its SMT sibling) we spin. */

@@ -10,8 +10,8 @@
 
 /* Process-global on purpose, and only in test builds: a test arms a site,
  * runs one API call, and reads how many calls that site saw. */
-static _Atomic long fault_calls[AQ_FAULT_SITES];
-static _Atomic long fault_nth[AQ_FAULT_SITES];
+static _Atomic long fault_calls[AQ__FAULT_SITES];
+static _Atomic long fault_nth[AQ__FAULT_SITES];
 
 bool aq__fault(enum aq__fault_site site)
 {
@@ -30,6 +30,26 @@ void aq__fault_arm(enum aq__fault_site site, long nth)
 long aq__fault_calls(enum aq__fault_site site)
 {
 	return atomic_load(&fault_calls[site]);
+}
+
+/* The pause hook: user is stored before fn, so a caller that sees fn
+ * sees its user (both seq_cst). */
+static void (*_Atomic pause_fn)(enum aq__pause_site site, void *user);
+static void *_Atomic pause_user;
+
+void aq__pause(enum aq__pause_site site)
+{
+	void (*fn)(enum aq__pause_site, void *) = atomic_load(&pause_fn);
+
+	if (fn)
+		fn(site, atomic_load(&pause_user));
+}
+
+void aq__pause_set(void (*fn)(enum aq__pause_site site, void *user), void *user)
+{
+	atomic_store(&pause_fn, NULL);
+	atomic_store(&pause_user, user);
+	atomic_store(&pause_fn, fn);
 }
 #else
 /* ISO C wants at least one declaration in a translation unit. */

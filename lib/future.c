@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * future.c - job records and the futures callers hold on them: the state
- * machine, waiting, cancellation, reference counting and recycling.
+ * machine, waiting, then-callbacks, reference counting and recycling. A
+ * leaf: it calls the primitives (park.h) and posts to channels, nothing
+ * above; the pool side finishes records (job.c), helps while waiting
+ * (worker.c) and takes a cancelled record out of the timer (job.c).
  *
  * State machine (one 32-bit word, changed only by CAS or by its owner):
  *
@@ -13,12 +16,9 @@
  * before the future resolves. A record that was cancelled while still in
  * the ring is skipped by the worker that later pops it.
  *
- * Waking waiters is a Dekker handshake on two words: a waiter raises
- * `waiters` and then re-reads `state`; the completer stores `state` and then
- * reads `waiters`. Both sides use seq_cst, so at least one sees the other:
- * either the waiter sees the final state, or the completer sees a waiter
- * and makes the futex wake call. A completion with nobody waiting therefore
- * costs no system call.
+ * Waiting is the eventcount of park.h with the state word as both the
+ * condition and the word slept on, and `waiters` as the count: a
+ * completion with nobody waiting costs no system call.
  *
  * Records come from a per-pool cache (a free list under an aq__lock). The
  * cache counts the records it has handed out, so a pool can be destroyed
@@ -28,19 +28,15 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "channel.h"
 #include "compat.h"
 #include "fault.h"
 #include "future.h"
 #include "park.h"
-#include "pool.h"
-#include "timer.h"
-
-/* Bounded spin before a waiter parks: long enough to catch a short job's
- * completion without a system call, short enough not to burn a core. */
-#define GET_SPIN_ITERATIONS 2000
 
 struct aq__cache *aq__cache_create(void)
 {
@@ -49,6 +45,7 @@ struct aq__cache *aq__cache_create(void)
 	if (!cache)
 		return NULL;
 	aq__lock_init(&cache->lock);
+	atomic_init(&cache->claims, 0);
 	return cache;
 }
 
@@ -63,6 +60,44 @@ static void cache_free(struct aq__cache *cache)
 		fut = next;
 	}
 	free(cache);
+}
+
+/*
+ * The caches this thread holds claims on, innermost last. Claims nest as
+ * calls do (a callback run under one may cancel another job), so a short
+ * stack does; past its depth they are only counted.
+ */
+#define CLAIMS_RECORDED 8
+static _Thread_local const struct aq__cache *claims_held[CLAIMS_RECORDED];
+static _Thread_local unsigned claims_depth;
+
+void aq__cache_claim(struct aq__cache *cache)
+{
+	atomic_fetch_add(&cache->claims, 1); /* seq_cst: see aq_future_cancel */
+	if (claims_depth < CLAIMS_RECORDED)
+		claims_held[claims_depth] = cache;
+	claims_depth++;
+}
+
+/*
+ * The wake after the last claim ends may reach a cache already freed by a
+ * shutdown that saw the count reach zero and a release of the last record:
+ * a private futex wake on such an address finds no waiter and touches
+ * nothing.
+ */
+void aq__cache_unclaim(struct aq__cache *cache)
+{
+	claims_depth--;
+	if (atomic_fetch_sub(&cache->claims, 1) == 1)
+		aq__park_wake(&cache->claims, INT32_MAX);
+}
+
+bool aq__cache_claimed_here(const struct aq__cache *cache)
+{
+	for (unsigned i = 0; i < claims_depth && i < CLAIMS_RECORDED; i++)
+		if (claims_held[i] == cache)
+			return true;
+	return claims_depth > CLAIMS_RECORDED;
 }
 
 void aq__cache_close(struct aq__cache *cache)
@@ -121,7 +156,8 @@ void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
 	fut->attempt = 0;
 	fut->first_attempt_ns = fut->last_attempt_ns = 0;
 	fut->yielded = false;
-	fut->runs = 0;
+	atomic_init(&fut->runs, 0);
+	fut->sched_queued = false;
 	fut->deadline_ns = 0;
 	fut->retry = NULL;
 	atomic_init(&fut->then_head, NULL);
@@ -129,7 +165,10 @@ void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
 	fut->ndeps = 0;
 	fut->pool = NULL;
 	fut->id = 0;
+	fut->fn = NULL;
+	fut->arg = NULL;
 	fut->arg_destroy = NULL;
+	fut->result_destroy = NULL;
 }
 
 /* Give a record whose last reference is gone back to its cache. */
@@ -148,7 +187,7 @@ static void future_recycle(struct aq_future *fut)
 		fut->deps = NULL;
 		fut->ndeps = 0;
 	}
-	if (!cache) { /* a promise (promise.c): it has no pool to go back to */
+	if (!cache) { /* a promise (promise.c): no pool to go back to */
 		if (fut->result_destroy && fut->result)
 			fut->result_destroy(fut->result);
 		free(fut);
@@ -193,9 +232,8 @@ void aq__future_put(struct aq_future *fut)
 			struct aq_future *dep = rec->deps[i];
 
 			/* acq_rel, as above. */
-			if (atomic_fetch_sub_explicit(&dep->refs, 1,
-						      memory_order_acq_rel) ==
-			    1) {
+			if (atomic_fetch_sub_explicit(
+				    &dep->refs, 1, memory_order_acq_rel) == 1) {
 				dep->next_free = todo;
 				todo = dep;
 			}
@@ -208,11 +246,15 @@ void aq__future_put(struct aq_future *fut)
  * The then-list's end marker: once a future resolves its list is swapped
  * for this, and a registration that finds it runs (or posts) at once.
  */
-static struct aq__then then_done_marker;
-#define THEN_DONE (&then_done_marker)
+struct aq__then aq__then_done;
+#define THEN_DONE (&aq__then_done)
 
-void aq__then_run(struct aq__then *then)
+/* Run one registration's callback and release what it holds: on the
+ * resolving thread, or from aq_channel_dispatch() through node.run. */
+static void then_run(struct aq__chan_node *node)
 {
+	struct aq__then *then = (struct aq__then *)(void *)node;
+
 	then->fn(then->fut, then->user);
 	aq__future_put(then->fut);
 	free(then);
@@ -220,10 +262,17 @@ void aq__then_run(struct aq__then *then)
 
 static void then_deliver(struct aq__then *then)
 {
+	then->node.run = then_run;
 	if (then->channel)
-		aq__channel_post(then->channel, then);
+		aq__channel_post(then->channel, &then->node);
 	else
-		aq__then_run(then);
+		then_run(&then->node);
+}
+
+/* The next registration of a list. */
+static inline struct aq__then *then_next(struct aq__then *then)
+{
+	return (struct aq__then *)(void *)then->node.next;
 }
 
 /* Deliver a then-list taken from a record (newest first), oldest first.
@@ -235,37 +284,23 @@ static void then_deliver_list(struct aq__then *list)
 	if (list == THEN_DONE)
 		return;
 	while (list) {
-		struct aq__then *next = list->next;
+		struct aq__then *next = then_next(list);
 
-		list->next = ordered;
+		list->node.next = (struct aq__chan_node *)(void *)ordered;
 		ordered = list;
 		list = next;
 	}
 	while (ordered) {
-		struct aq__then *next = ordered->next;
+		struct aq__then *next = then_next(ordered);
 
 		then_deliver(ordered);
 		ordered = next;
 	}
 }
 
-/*
- * Publish a final state (result and code already written), wake any
- * waiter (the store half of the handshake in the file comment), and hand
- * the then-callbacks their turn, in registration order. A registration
- * that sees the final state before we swap the list takes the list
- * itself (see aq__future_then_node()): whoever swaps in THEN_DONE first
- * delivers it.
- */
-static void future_resolve(struct aq_future *fut, uint32_t final_state)
+void aq__future_deliver(struct aq__then *list)
 {
-	atomic_store(&fut->state, final_state);
-	if (atomic_load(&fut->waiters))
-		aq__park_wake(&fut->state, INT_MAX);
-	/* Acquire: pairs with the registrations' release CAS, so their
-	 * nodes' fields are visible. */
-	then_deliver_list(atomic_exchange_explicit(&fut->then_head, THEN_DONE,
-						   memory_order_acquire));
+	then_deliver_list(list);
 }
 
 AQ_API int aq_future_then(aq_future *fut, aq_then_fn fn, void *user,
@@ -298,7 +333,7 @@ void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
 	head = atomic_load_explicit(&fut->then_head, memory_order_acquire);
 	for (;;) {
 		if (head == THEN_DONE) {
-			then->next = NULL;
+			then->node.next = NULL;
 			then_deliver(then);
 			return;
 		}
@@ -313,11 +348,11 @@ void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
 			then_deliver_list(atomic_exchange_explicit(
 				&fut->then_head, THEN_DONE,
 				memory_order_acquire));
-			then->next = NULL;
+			then->node.next = NULL;
 			then_deliver(then);
 			return;
 		}
-		then->next = head;
+		then->node.next = (struct aq__chan_node *)(void *)head;
 		/* Release: our node's fields travel with the pointer. */
 		if (atomic_compare_exchange_weak_explicit(
 			    &fut->then_head, &head, then, memory_order_release,
@@ -326,169 +361,21 @@ void aq__future_then_node(struct aq_future *fut, struct aq__then *then)
 	}
 }
 
-void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
-		       void *result)
-{
-	struct aq_pool *pool = fut->pool;
-	bool timer_user = fut->timer_user;
-
-	if (fut->arg_destroy)
-		fut->arg_destroy(fut->arg);
-	fut->result = result;
-	fut->code = code;
-	if (pool) /* a promise (promise.c) belongs to no pool's statistics */
-		aq__stats_outcome(pool, final_state);
-	future_resolve(fut, final_state);
-	/* After the resolve the caller may release and the pool may go, but
-	 * not before this count drops: shutdown waits for it. */
-	if (timer_user)
-		aq__pool_timer_user_done(pool);
-}
-
-bool aq__future_claim(struct aq_future *fut, bool cancel)
-{
-	uint32_t expected = AQ_STATE_PENDING;
-
-	/*
-	 * acquire on success: we take over the job fields, and see the writes
-	 * of whoever made the record PENDING (submitter, timer, or the worker
-	 * that queued it again after AQ_YIELD).
-	 */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &fut->state, &expected,
-		    cancel ? AQ__STATE_CANCELLING : AQ_STATE_RUNNING,
-		    memory_order_acquire, memory_order_relaxed))
-		return false;
-	if (cancel) {
-		aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
-		return false;
-	}
-	return true;
-}
-
-/* The outcome of a resolved future, in aq_future_get()'s terms. */
-static int future_outcome(const aq_future *fut, uint32_t state, void **result)
-{
-	if (state == AQ_STATE_CANCELLED)
-		return -ECANCELED;
-	if (state == AQ_STATE_EXPIRED)
-		return -ETIME;
-	if (state == AQ_STATE_SKIPPED)
-		return -EPIPE;
-	if (result)
-		*result = fut->result;
-	return fut->code;
-}
-
-static int future_cancel(aq_future *fut, uint32_t state);
-
-static bool future_is_final(void *fut)
-{
-	/* seq_cst: the helping waiter's re-check in the handshake. */
-	return aq__state_final(atomic_load(&((aq_future *)fut)->state));
-}
-
-AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
-{
-	int64_t deadline;
-	uint32_t state;
-
-	if (!fut)
-		return -EINVAL;
-	/* Acquire: pairs with the completer's store of the final state, so
-	 * result and code are visible once we see it. */
-	state = atomic_load_explicit(&fut->state, memory_order_acquire);
-	if (aq__state_final(state))
-		return future_outcome(fut, state, result);
-	if (timeout_ns == 0)
-		return -ETIMEDOUT;
-
-	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
-		aq__cpu_relax();
-		/* Acquire, as above. */
-		state = atomic_load_explicit(&fut->state, memory_order_acquire);
-		if (aq__state_final(state))
-			return future_outcome(fut, state, result);
-	}
-
-	deadline = aq__deadline(timeout_ns);
-	if (aq__worker_pool && !fut->pool) {
-		/* A promise awaited on a worker: whoever completes it may be
-		 * a job queued behind us, so help our own pool meanwhile. */
-		if (aq__wait_helping(aq__worker_pool, future_is_final, fut,
-				     &fut->state, &fut->waiters,
-				     deadline) == -ETIMEDOUT)
-			return -ETIMEDOUT;
-		return future_outcome(fut, atomic_load_explicit(
-						   &fut->state,
-						   memory_order_acquire),
-				      result);
-	}
-	if (aq__worker_pool && aq__worker_pool == fut->pool) {
-		/* A job waiting on its own pool: help, don't block a worker;
-		 * best of all, run the awaited job itself if still queued in
-		 * the ring. (Not when a scheduler may hold it: the policy
-		 * would meet it again, as a job it thinks is still queued.) */
-		if (!fut->pool->sched &&
-		    atomic_load_explicit(&fut->state, memory_order_relaxed) ==
-			    AQ_STATE_PENDING)
-			aq__worker_run_claimable(fut->pool, fut);
-		if (aq__wait_helping(fut->pool, future_is_final, fut,
-				     &fut->state, &fut->waiters,
-				     deadline) == -ETIMEDOUT)
-			return -ETIMEDOUT;
-		return future_outcome(fut, atomic_load_explicit(
-						   &fut->state,
-						   memory_order_acquire),
-				      result);
-	}
-	/* The load half of the handshake: raise waiters, then re-read. */
-	atomic_fetch_add(&fut->waiters, 1);
-	while (!aq__state_final(state = atomic_load(&fut->state))) {
-		if (aq__park_wait(&fut->state, state, deadline) == -ETIMEDOUT &&
-		    !aq__state_final(state = atomic_load(&fut->state)))
-			break;
-	}
-	atomic_fetch_sub(&fut->waiters, 1);
-	if (!aq__state_final(state))
-		return -ETIMEDOUT;
-	return future_outcome(fut, state, result);
-}
-
-AQ_API int aq_future_cancel(aq_future *fut)
-{
-	struct aq_pool *pool;
-	uint32_t state;
-	int rc;
-
-	if (!fut)
-		return -EINVAL;
-	/* Acquire: a resolved future is left alone, its pool maybe gone. */
-	state = atomic_load_explicit(&fut->state, memory_order_acquire);
-	if (aq__state_final(state))
-		return -EALREADY;
-	/* Not final: its pool is still running it. Keep shutdown from
-	 * finishing under us while we may resolve it (see pool.h). */
-	pool = fut->pool;
-	if (!pool) /* a promise: no pool to keep alive (promise.c) */
-		return future_cancel(fut, state);
-	aq__pool_ext_enter(pool);
-	rc = future_cancel(fut, state);
-	aq__pool_ext_leave(pool);
-	return rc;
-}
-
-static int future_cancel(aq_future *fut, uint32_t state)
+int aq__future_take(struct aq_future *fut, uint32_t state, uint32_t *from)
 {
 	for (;;) {
-		if (state == AQ_STATE_RUNNING && !fut->pool) {
-			/* A promise being completed (promise.c): the
-			 * completer won, its outcome is moments away. */
-			return -EALREADY;
+		if (state == AQ__STATE_SETTLING) {
+			/* Its last dependency's resolver is taking a claim on
+			 * the pool and gives the record back, WAITING, a few
+			 * instructions later (deps.c). */
+			sched_yield();
+			state = atomic_load(&fut->state);
+			continue;
 		}
 		if (state == AQ_STATE_RUNNING) {
 			/* Not interrupted, but the job can see the request.
-			 * Relaxed: a flag the job polls, no data rides on it. */
+			 * Relaxed: a flag the job polls; no data rides on
+			 * it. */
 			atomic_store_explicit(&fut->cancel_requested, true,
 					      memory_order_relaxed);
 			return -EBUSY;
@@ -496,23 +383,31 @@ static int future_cancel(aq_future *fut, uint32_t state)
 		if (state != AQ_STATE_PENDING && state != AQ_STATE_DELAYED &&
 		    state != AQ_STATE_RETRYING && state != AQ_STATE_WAITING)
 			return -EALREADY; /* final, or another canceller */
-		/* acquire on success: we take over the job fields. */
+		/* Acquire on success: we take over the job fields. */
 		if (atomic_compare_exchange_weak_explicit(
 			    &fut->state, &state, AQ__STATE_CANCELLING,
-			    memory_order_acquire, memory_order_relaxed))
+			    memory_order_acquire, memory_order_relaxed)) {
+			*from = state;
+			return 0;
+		}
+	}
+}
+
+int aq__future_wait(struct aq_future *fut, int64_t deadline)
+{
+	uint32_t state;
+
+	/* The waiter side of the eventcount (park.h). The state word is the
+	 * condition itself, so each seq_cst re-read of it after counting in
+	 * is as good a key as the first: a later change wakes the commit. */
+	(void)aq__ec_prepare(&fut->state, &fut->waiters);
+	while (!aq__state_final(state = atomic_load(&fut->state))) {
+		if (aq__ec_commit(&fut->state, state, deadline) == -ETIMEDOUT &&
+		    !aq__state_final(state = atomic_load(&fut->state)))
 			break;
 	}
-	/* A record waiting in the timer leaves it now, with the pool's
-	 * reference; one in a queue is skipped, and released, when reached;
-	 * one WAITING is released by its last dependency. */
-	if ((state == AQ_STATE_DELAYED || state == AQ_STATE_RETRYING) &&
-	    aq__timer_remove(fut->pool, fut)) {
-		aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
-		aq__future_put(fut);
-		return 0;
-	}
-	aq__future_finish(fut, AQ_STATE_CANCELLED, 0, NULL);
-	return 0;
+	aq__ec_leave(&fut->waiters);
+	return aq__state_final(state) ? (int)state : -ETIMEDOUT;
 }
 
 AQ_API int aq_future_error(const aq_future *cfut, struct aq_error *err)
@@ -546,9 +441,20 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 				     memory_order_relaxed);
 	if (state == AQ__STATE_CANCELLING)
 		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
-	if (state == AQ_STATE_RUNNING && !fut->pool)
+	if (state == AQ__STATE_SETTLING)
+		return AQ_STATE_WAITING; /* is WAITING again in a moment */
+	if (state == AQ_STATE_RUNNING && !fut->cache)
 		return AQ_STATE_PENDING; /* a promise being completed */
 	return (enum aq_state)state;
+}
+
+AQ_API aq_future *aq_future_retain(aq_future *fut)
+{
+	/* Relaxed: the caller's own reference keeps the record alive while
+	 * we add one; the release in aq__future_put() orders what follows. */
+	if (fut)
+		atomic_fetch_add_explicit(&fut->refs, 1, memory_order_relaxed);
+	return fut;
 }
 
 AQ_API void aq_future_release(aq_future *fut)

@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * future.h - job records, which are also the futures callers hold, and the
- * per-pool cache that recycles them (see future.c).
+ * per-pool cache that recycles them (see future.c). The bottom of the
+ * record layers: nothing here calls into a pool, a worker or the timer.
  */
-#ifndef AQ_FUTURE_H
-#define AQ_FUTURE_H
+#ifndef AQ__FUTURE_H
+#define AQ__FUTURE_H
 
-#include <pthread.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "asyncq.h"
+#include "channel.h"
 #include "park.h"
 
 /*
@@ -21,6 +23,14 @@
  */
 #define AQ__STATE_CANCELLING 8u
 
+/*
+ * Another transient state: the thread that resolved a WAITING record's
+ * last dependency holds it for a moment while it takes an external claim
+ * on the record's pool (deps.c). A canceller waits it out (it lasts a few
+ * instructions) and aq_future_state() reports it as WAITING.
+ */
+#define AQ__STATE_SETTLING 9u
+
 static inline bool aq__state_final(uint32_t state)
 {
 	return state >= AQ_STATE_SUCCEEDED;
@@ -28,11 +38,12 @@ static inline bool aq__state_final(uint32_t state)
 
 /* One aq_future_then() registration; it holds a reference to fut. */
 struct aq__then {
+	struct aq__chan_node node; /* first; node.next links the future's
+				      list, then the channel's queue */
 	aq_then_fn fn;
 	void *user;
-	aq_channel *channel;   /* NULL: run on the resolving thread */
+	aq_channel *channel; /* NULL: run on the resolving thread */
 	struct aq_future *fut;
-	struct aq__then *next; /* the future's list, then the channel's */
 };
 
 /*
@@ -50,40 +61,45 @@ struct aq_future {
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
-	struct aq__cache *cache;  /* where the record returns when refs is 0;
-				     NULL for a promise (promise.c) */
+	struct aq__cache *cache; /* where the record returns when refs is 0;
+				    NULL for a promise (promise.c) */
 	struct aq_future *next_free; /* link in the cache's free list */
 
-	/* What a scheduler reads (aq_job_*; see scheduler.c). Only pools with a
-	 * pluggable scheduler fill enqueue_ns and seq. */
+	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only
+	 * pools with a pluggable scheduler fill enqueue_ns and seq. */
 	int priority;
 	unsigned weight;
 	uint64_t group;
 	uint64_t hint;
-	int64_t enqueue_ns;  /* submit time, CLOCK_MONOTONIC */
-	uint64_t seq;        /* arrival order in the scheduler, from 1 */
-	unsigned runs;       /* times the job has been called (AQ_YIELD) */
+	int64_t enqueue_ns; /* submit time, CLOCK_MONOTONIC */
+	uint64_t seq;       /* arrival order in the scheduler, from 1 */
+	/* Times the job has been called (AQ_YIELD). Atomic (relaxed): a
+	 * waiter may run the job in place while the policy still holds an
+	 * entry for it and reads it (scheduler.c). */
+	_Atomic unsigned runs;
 	void *sched_slots[2]; /* the scheduler's own */
+	bool sched_queued;    /* under sched_lock: the policy holds an entry
+				 for it, so another push is a duplicate */
 
 	/* Failure handling and time (retry.c, timer.c). */
 	struct aq_pool *pool; /* valid while the record is not final; NULL
 				 for a promise (promise.c) */
 	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
-	unsigned attempt;     /* attempts started */
-	bool yielded;         /* its last call returned AQ_YIELD: the next
-				 call resumes the same attempt */
-	bool timer_user;      /* delayed or retry-capable: the pool counts it
-				 until it is final (see pool.c, shutdown) */
+	unsigned attempt;                    /* attempts started */
+	bool yielded;    /* its last call returned AQ_YIELD: the next
+			    call resumes the same attempt */
+	bool timer_user; /* delayed or retry-capable: the pool counts it
+			    until it is final (see pool.c, shutdown) */
 	_Atomic bool cancel_requested; /* aq_future_cancel() while running */
-	int64_t deadline_ns;  /* pool clock; 0 = none */
-	int64_t due_ns;       /* pool clock: when the timer releases it */
-	size_t timer_index;   /* position in the timer heap, or SIZE_MAX */
+	int64_t deadline_ns;           /* pool clock; 0 = none */
+	int64_t due_ns;     /* pool clock: when the timer releases it */
+	size_t timer_index; /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
-	char *message;        /* aq_job_fail_msg(); freed on recycle */
-	void (*result_destroy)(void *result); /* a promise's only (set by
-						 aq_future_create()): run on
-						 its result when it is freed */
+	char *message; /* aq_current_fail_msg(); freed on recycle */
+	/* A promise's only (set by aq_future_create()): run on its result
+	 * when the record is freed. */
+	void (*result_destroy)(void *result);
 
 	/* opts.after: the futures it runs after (references held until the
 	 * record is recycled), and how many have yet to resolve, plus one
@@ -92,7 +108,7 @@ struct aq_future {
 	unsigned ndeps;
 	_Atomic unsigned deps_left;
 
-	int64_t submit_ns;    /* real time, with timing on: for W (stats) */
+	int64_t submit_ns; /* real time, with timing on: for W (stats) */
 
 	/* aq_future_then() registrations, newest first, until the future
 	 * resolves; then the THEN_DONE marker (see future.c). */
@@ -109,11 +125,26 @@ struct aq__cache {
 	struct aq_future *free_list; /* records ready for reuse */
 	size_t outstanding;          /* records handed out, not yet back */
 	bool closed;                 /* the pool is gone: free, don't keep */
+	_Atomic uint32_t claims;     /* outside claims (aq__cache_claim()) */
 };
 
 struct aq__cache *aq__cache_create(void);
 /* The pool is done with the cache; it is freed once every record is back. */
 void aq__cache_close(struct aq__cache *cache);
+
+/*
+ * A thread that is not one of the pool's own (a canceller, the resolver of
+ * a dependency) starts or ends work on one of the pool's records: shutdown
+ * does not finish while any such claim is held (see pool.c). The count
+ * lives here rather than in the pool because a caller holding only a
+ * future may take it: its reference keeps the cache, not the pool, alive.
+ * Claims nest, and each thread records the caches it holds them on.
+ */
+void aq__cache_claim(struct aq__cache *cache);
+void aq__cache_unclaim(struct aq__cache *cache);
+/* Does the calling thread hold a claim on cache? (Also true, to be safe,
+ * when it holds claims nested deeper than it can record.) */
+bool aq__cache_claimed_here(const struct aq__cache *cache);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
@@ -125,37 +156,99 @@ void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
 void aq__future_put(struct aq_future *fut);
 
 /*
- * Give a claimed (RUNNING or CANCELLING) record its final outcome: run
- * arg_destroy, store result and code, publish the state, wake waiters, and
- * tell the pool if it was a timer user. The pool's reference stays.
+ * Take a record out of PENDING into to (RUNNING for a worker that runs
+ * it, CANCELLING for one that cancels it): true if we won it, and own its
+ * job fields until we publish a final state.
  */
-void aq__future_finish(struct aq_future *fut, uint32_t final_state, int code,
-		       void *result);
+static inline bool aq__future_claim(struct aq_future *fut, uint32_t to)
+{
+	uint32_t expected = AQ_STATE_PENDING;
+
+	/* Acquire on success: we see the writes of whoever made the record
+	 * PENDING (submitter, timer, or the worker that queued it again). */
+	return atomic_compare_exchange_strong_explicit(&fut->state, &expected,
+						       to, memory_order_acquire,
+						       memory_order_relaxed);
+}
 
 /*
- * Claim a record a worker has taken from a queue: PENDING -> RUNNING, or
- * -> cancelled when cancel is true (a cancelling shutdown). False when it
- * was not PENDING (a canceller owns it) or was cancelled here: the caller
- * then only drops the pool's reference.
+ * A canceller takes a record that waits (PENDING, DELAYED, RETRYING or
+ * WAITING) into CANCELLING, starting from the state it has read: 0, with
+ * the state it was in at *from. A RUNNING record only gets its
+ * cancel_requested flag: -EBUSY. Final, or another canceller's:
+ * -EALREADY. A record SETTLING is waited out.
  */
-bool aq__future_claim(struct aq_future *fut, bool cancel);
+int aq__future_take(struct aq_future *fut, uint32_t state, uint32_t *from);
 
+/*
+ * The first half of finishing a claimed (RUNNING or CANCELLING) record:
+ * run arg_destroy and store the outcome. aq__future_resolve() publishes
+ * it; in between, the owner may count it (the pool's statistics).
+ */
+static inline void aq__future_settle(struct aq_future *fut, int code,
+				     void *result)
+{
+	if (fut->arg_destroy)
+		fut->arg_destroy(fut->arg);
+	fut->result = result;
+	fut->code = code;
+}
 
+/* The then-list's end marker: once a future resolves its list is swapped
+ * for this, and a registration that finds it runs (or posts) at once. */
+extern struct aq__then aq__then_done;
+
+/* Deliver a then-list taken from a resolved record (newest first) in
+ * registration order; aq__then_done means another thread took it. */
+void aq__future_deliver(struct aq__then *list);
+
+/*
+ * Publish a final state (after aq__future_settle()), wake the waiters and
+ * deliver the then-callbacks in registration order. A registration that
+ * sees the final state before we swap the list takes the list itself
+ * (see aq__future_then_node()): whoever swaps in aq__then_done first
+ * delivers it. After this the record may be released by its holders at
+ * any moment; the owner's reference stays. Inline: most records have no
+ * then-callback, and then this is a store, a load and an exchange.
+ */
+static inline void aq__future_resolve(struct aq_future *fut,
+				      uint32_t final_state)
+{
+	struct aq__then *list;
+
+	/* seq_cst: the condition change of the eventcount (park.h). */
+	atomic_store(&fut->state, final_state);
+	aq__ec_notify(&fut->state, &fut->waiters, INT32_MAX);
+	/* Acquire: pairs with the registrations' release CAS, so their
+	 * nodes' fields are visible. */
+	list = atomic_exchange_explicit(&fut->then_head, &aq__then_done,
+					memory_order_acquire);
+	if (list)
+		aq__future_deliver(list);
+}
+
+/* The outcome of a resolved future, in aq_future_get()'s terms. */
+static inline int aq__future_outcome(const struct aq_future *fut,
+				     uint32_t state, void **result)
+{
+	if (state == AQ_STATE_CANCELLED)
+		return -ECANCELED;
+	if (state == AQ_STATE_EXPIRED)
+		return -ETIME;
+	if (state == AQ_STATE_SKIPPED)
+		return -EPIPE;
+	if (result)
+		*result = fut->result;
+	return fut->code;
+}
+
+/*
+ * Sleep until the record is final or the deadline (CLOCK_MONOTONIC,
+ * negative: none) passes: the final state, or -ETIMEDOUT.
+ */
+int aq__future_wait(struct aq_future *fut, int64_t deadline);
 
 /* Register a prepared node (no allocation, cannot fail). */
 void aq__future_then_node(struct aq_future *fut, struct aq__then *then);
-
-/* Run one registration's callback and release what it holds. */
-void aq__then_run(struct aq__then *then);
-
-/* opts.after for a new record (wait.c): allocate and register; the record
- * is WAITING until its dependencies resolve. 0 or -ENOMEM (nothing done). */
-int aq__deps_attach(struct aq_future *rec, aq_future *const *after,
-		    unsigned count);
-/* Submit is done registering: drop the guard count (wait.c). */
-void aq__deps_arm(struct aq_future *rec);
-
-/* Queue a registration on its channel (channel.c). */
-void aq__channel_post(aq_channel *channel, struct aq__then *then);
 
 #endif

@@ -3,8 +3,10 @@
  * park.c - sleeping and waking on a 32-bit word: a private futex on Linux,
  * and elsewhere a small table of mutex/condition-variable buckets hashed by
  * address, which gives the same "sleep while the word still equals what I
- * saw" contract. Every blocking wait in the library goes through here, so
- * worker parking, future waits and full-ring waits share one tested path.
+ * saw" contract. Every blocking wait in the library goes through here,
+ * through the eventcount of park.h (worker parking, full-ring waits,
+ * future waits) or the one-word mutex below, so they share one tested
+ * path and one statement of their memory orders.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -13,14 +15,6 @@
 
 #include "compat.h"
 #include "park.h"
-
-int64_t aq__now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* Spins of a contended aq__lock() before it sleeps. */
 #define LOCK_SPINS 100
@@ -34,9 +28,9 @@ void aq__lock_slow(struct aq__lock *l)
 		c = 0;
 		/* Relaxed peek, then the acquire CAS as in aq__lock(). */
 		if (atomic_load_explicit(&l->word, memory_order_relaxed) == 0 &&
-		    atomic_compare_exchange_weak_explicit(
-			    &l->word, &c, 1, memory_order_acquire,
-			    memory_order_relaxed))
+		    atomic_compare_exchange_weak_explicit(&l->word, &c, 1,
+							  memory_order_acquire,
+							  memory_order_relaxed))
 			return;
 	}
 	/* Mark it "someone may sleep" and sleep until we take it free:
@@ -46,17 +40,6 @@ void aq__lock_slow(struct aq__lock *l)
 		aq__park_wait(&l->word, 2, -1);
 		c = atomic_exchange_explicit(&l->word, 2, memory_order_acquire);
 	}
-}
-
-int64_t aq__deadline(int64_t timeout_ns)
-{
-	int64_t now;
-
-	if (timeout_ns < 0)
-		return -1;
-	now = aq__now_ns();
-	/* Saturate rather than wrap for absurdly long timeouts. */
-	return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
 }
 
 #if defined(__linux__)
@@ -74,8 +57,7 @@ static bool futex_deadline(int64_t deadline_ns, struct timespec *ts,
 		return false;
 	if (aq__now_ns() >= deadline_ns)
 		return true;
-	ts->tv_sec = deadline_ns / 1000000000;
-	ts->tv_nsec = deadline_ns % 1000000000;
+	*ts = aq__timespec(deadline_ns);
 	*tsp = ts;
 	return false;
 }
@@ -117,9 +99,8 @@ static atomic_bool waitv_missing;
  * woken by an ordinary FUTEX_WAKE on any of them. Its deadline is absolute
  * on the clock we name, as with FUTEX_WAIT_BITSET above.
  */
-int aq__park_wait_any(_Atomic uint32_t *const *words,
-		      const uint32_t *expected, unsigned n,
-		      int64_t deadline_ns)
+int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
+		      unsigned n, int64_t deadline_ns)
 {
 	struct futex_waitv v[AQ__PARK_ANY_MAX];
 	struct timespec ts, *tsp;
@@ -198,10 +179,7 @@ int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
 		if (deadline_ns < 0) {
 			pthread_cond_wait(&b->cond, &b->lock);
 		} else {
-			struct timespec ts = {
-				.tv_sec = deadline_ns / 1000000000,
-				.tv_nsec = deadline_ns % 1000000000,
-			};
+			struct timespec ts = aq__timespec(deadline_ns);
 			if (pthread_cond_timedwait(&b->cond, &b->lock, &ts) ==
 			    ETIMEDOUT)
 				rc = -ETIMEDOUT;
@@ -225,9 +203,8 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 #ifndef HAVE_PARK_ANY
 /* No vectored wait here (not Linux, or headers before 5.16): the caller
  * falls back. */
-int aq__park_wait_any(_Atomic uint32_t *const *words,
-		      const uint32_t *expected, unsigned n,
-		      int64_t deadline_ns)
+int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
+		      unsigned n, int64_t deadline_ns)
 {
 	(void)words;
 	(void)expected;

@@ -1,22 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * park.h - put a thread to sleep on a 32-bit word and wake it (see park.c),
- * and the monotonic clock every wait is measured against.
+ * park.h - put a thread to sleep on a 32-bit word and wake it (see park.c):
+ * the eventcount every wait/wake handshake of the library goes through,
+ * and a one-word mutex.
  */
-#ifndef AQ_PARK_H
-#define AQ_PARK_H
+#ifndef AQ__PARK_H
+#define AQ__PARK_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* Nanoseconds on CLOCK_MONOTONIC. */
-int64_t aq__now_ns(void);
-
-/*
- * A deadline from a relative timeout in the API's convention: negative
- * means forever (returns -1), otherwise now + timeout_ns.
- */
-int64_t aq__deadline(int64_t timeout_ns);
+#include "clock.h"
 
 /*
  * Sleep while *word == expected, until woken or until deadline_ns on
@@ -37,19 +31,106 @@ int aq__park_wait(_Atomic uint32_t *word, uint32_t expected,
  * Linux, a kernel before 5.16, or n > AQ__PARK_ANY_MAX): the caller then
  * waits some other way.
  */
-int aq__park_wait_any(_Atomic uint32_t *const *words,
-		      const uint32_t *expected, unsigned n,
-		      int64_t deadline_ns);
+int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
+		      unsigned n, int64_t deadline_ns);
 
 /* Wake up to n threads sleeping on word (INT32_MAX for all). */
 void aq__park_wake(_Atomic uint32_t *word, int n);
 
 /*
+ * The eventcount: the one wait/wake protocol of the library. A waiter
+ * sleeps until a condition holds; a notifier makes the condition true,
+ * then changes a 32-bit word (a sequence number it bumps, or a state word
+ * that is itself the condition), and makes the wake system call only if
+ * a count of waiters says someone may sleep.
+ *
+ *   waiter                                 notifier
+ *   key = aq__ec_prepare(word, waiters)    make the condition true
+ *   if (!condition)                        change *word
+ *       aq__ec_commit(word, key, until)    if (*waiters) wake(word)
+ *   aq__ec_leave(waiters)
+ *
+ * Why no wake-up is lost: the waiter's increment of waiters and its
+ * re-check of the condition, and the notifier's update of the condition
+ * and its read of waiters, are all seq_cst, so (Dekker) one side sees the
+ * other: either the waiter sees the condition and does not sleep, or the
+ * notifier sees the waiter and changes the word and wakes it. The key is
+ * read before the waiter counts itself in, so a change of the word made
+ * by such a notifier comes after it, and the commit, which compares the
+ * word with the key atomically with going to sleep, returns at once.
+ * The waiter count may share its word with other bits (the pool's idle
+ * and pop_attn words do): only the increment and the read matter.
+ */
+
+/* Waiter, first: read the key ... */
+static inline uint32_t aq__ec_key(_Atomic uint32_t *word)
+{
+	/* Acquire: pairs with the notifier's release change of the word, so
+	 * a waiter that wakes sees what the notifier did before it. */
+	return atomic_load_explicit(word, memory_order_acquire);
+}
+
+/* ... then count ourselves in (a waiter may do its own bookkeeping in
+ * between, as a parking worker does). */
+static inline void aq__ec_enter(_Atomic uint32_t *waiters)
+{
+	atomic_fetch_add(waiters, 1); /* seq_cst: the Dekker store half */
+}
+
+/* Both first steps at once: the key. */
+static inline uint32_t aq__ec_prepare(_Atomic uint32_t *word,
+				      _Atomic uint32_t *waiters)
+{
+	uint32_t key = aq__ec_key(word);
+
+	aq__ec_enter(waiters);
+	return key;
+}
+
+/* Waiter, once the condition was re-checked (seq_cst) and found false:
+ * sleep unless the word moved from key. 0 or -ETIMEDOUT, as
+ * aq__park_wait(); the caller re-checks in either case. */
+static inline int aq__ec_commit(_Atomic uint32_t *word, uint32_t key,
+				int64_t deadline_ns)
+{
+	return aq__park_wait(word, key, deadline_ns);
+}
+
+/* Waiter, last, whether it slept or not: count ourselves out. */
+static inline void aq__ec_leave(_Atomic uint32_t *waiters)
+{
+	atomic_fetch_sub(waiters, 1);
+}
+
+/*
+ * Notifier of a condition word (the word is the condition and its new
+ * value is already stored, seq_cst): wake up to n sleepers if any waiter
+ * is counted in. The seq_cst load is the Dekker read half.
+ */
+static inline void aq__ec_notify(_Atomic uint32_t *word,
+				 _Atomic uint32_t *waiters, int n)
+{
+	if (atomic_load(waiters))
+		aq__park_wake(word, n);
+}
+
+/*
+ * Notifier of a sequence word, once it has seen (seq_cst) that a waiter
+ * is counted in: bump the word so that no waiter still holding the old
+ * key can fall asleep, and wake up to n of them.
+ */
+static inline void aq__ec_signal(_Atomic uint32_t *word, int n)
+{
+	/* Release: pairs with the acquire load in aq__ec_prepare(). */
+	atomic_fetch_add_explicit(word, 1, memory_order_release);
+	aq__park_wake(word, n);
+}
+
+/*
  * A small mutex on one 32-bit word, for short critical sections (Drepper,
  * "Futexes Are Tricky", mutex 3): 0 free, 1 held, 2 held and someone may
  * sleep. Free of contention, lock and unlock are one atomic instruction
- * each, against some 55 instructions for a pthread_mutex_lock/unlock pair
- * (callgrind); contended, a locker spins briefly, then sleeps on the word.
+ * each; contended, a locker spins briefly, then sleeps on the word.
  * Not recursive, no owner checks, no priority inheritance.
  */
 struct aq__lock {
@@ -79,19 +160,10 @@ static inline void aq__unlock(struct aq__lock *l)
 {
 	/* Release: the next holder sees our critical section. 2 means a
 	 * locker may sleep: free the word and wake one. */
-	if (atomic_fetch_sub_explicit(&l->word, 1, memory_order_release) !=
-	    1) {
+	if (atomic_fetch_sub_explicit(&l->word, 1, memory_order_release) != 1) {
 		atomic_store_explicit(&l->word, 0, memory_order_release);
 		aq__park_wake(&l->word, 1);
 	}
 }
-
-/* a + b for a time and a non-negative duration, saturating at INT64_MAX
- * rather than wrapping into the past. */
-static inline int64_t aq__time_add(int64_t a, int64_t b)
-{
-	return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
-}
-
 
 #endif

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool.h - the pool object shared by the pool's sources (see pool.c).
+ * pool.h - struct aq_pool, the object the pool's layers share, and the
+ * small inline helpers that read or poke it on hot paths. Behaviour lives
+ * in the .c files: lifecycle in pool.c, the worker loop in worker.c, the
+ * running job's context in current.c, threads in threads.c.
  */
-#ifndef AQ_POOL_H
-#define AQ_POOL_H
+#ifndef AQ__POOL_H
+#define AQ__POOL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -20,21 +23,8 @@
 
 enum aq__pool_phase {
 	AQ__POOL_RUNNING,  /* accepting jobs */
-	AQ__POOL_STOPPING, /* ring closed; workers finishing what was accepted */
+	AQ__POOL_STOPPING, /* ring closed; workers finish what was accepted */
 	AQ__POOL_STOPPED   /* every job resolved, every worker joined */
-};
-
-/* A worker index's thread (threads.c). */
-struct aq__slot {
-	pthread_t thread;
-	enum {
-		AQ__SLOT_EMPTY,
-		AQ__SLOT_LIVE,    /* its worker runs */
-		AQ__SLOT_RETIRING, /* retired, its stop hook may still run */
-		AQ__SLOT_DONE,    /* retired and done with the pool: to be
-				     joined, then its index is free */
-		AQ__SLOT_REAPING  /* being joined, lock released */
-	} state;
 };
 
 struct aq_pool {
@@ -44,15 +34,15 @@ struct aq_pool {
 	 * Read by every submit and every pop, written almost never (at
 	 * create, shutdown or resize): one line, shared read-only by all.
 	 */
-	AQ_CACHE_ALIGNED _Atomic bool accepting; /* false once shutdown
+	AQ__CACHE_ALIGNED _Atomic bool accepting; /* false once shutdown
 						    began */
-	_Atomic bool cancelling;   /* a CANCEL shutdown: workers cancel, not
-				      run */
+	_Atomic bool cancelling; /* a CANCEL shutdown: workers cancel, not
+				    run */
 	/* accepting && !record_always: the one flag aq_submit()'s fast path
 	 * reads (cleared with accepting). */
 	_Atomic bool fast_submit;
-	bool record_always;        /* a scheduler, a default retry policy or
-				      timing: every job needs a record */
+	bool record_always; /* a scheduler, a default retry policy or
+			       timing: every job needs a record */
 	const struct aq_sched_ops *sched; /* NULL: the ring's own FIFO */
 
 	/*
@@ -60,11 +50,11 @@ struct aq_pool {
 	 * every submit, so they share one line apart from the ring counters.
 	 */
 	/*
-	 * Workers parked or about to park (see pool.c), plus AQ__IDLE_ELASTIC
+	 * Workers parked or about to park (see worker.c), plus AQ__IDLE_ELASTIC
 	 * while max_workers > min_workers: a submit reads this one word, and
 	 * when it is 0 it has nobody to wake and no growth to consider.
 	 */
-	AQ_CACHE_ALIGNED _Atomic uint32_t idle;
+	AQ__CACHE_ALIGNED _Atomic uint32_t idle;
 	_Atomic uint32_t waking;   /* 1 while a wake is under way and no woken
 				      worker has taken it yet */
 	_Atomic uint32_t wake_seq; /* the futex word idle workers sleep on;
@@ -77,16 +67,16 @@ struct aq_pool {
 	 * shutdown (AQ__ATTN_CANCEL, set with `cancelling`) and an elastic
 	 * pool (AQ__ATTN_ELASTIC, as in `idle`).
 	 */
-	AQ_CACHE_ALIGNED _Atomic uint32_t pop_attn;
+	AQ__CACHE_ALIGNED _Atomic uint32_t pop_attn;
 	_Atomic uint32_t space_seq; /* blocked producers' futex word; bumped
 				       on wakes */
-	uint32_t space_wake_free;   /* free slots that wake them (pool.c) */
+	uint32_t space_wake_free;   /* free slots that wake them (queue.c) */
 
 	/*
 	 * The pluggable scheduler; sched is NULL for the ring's own FIFO.
-	 * Every op runs under sched_lock (see sched.c).
+	 * Every op runs under sched_lock (see scheduler.c).
 	 */
-	AQ_CACHE_ALIGNED pthread_mutex_t sched_lock;
+	AQ__CACHE_ALIGNED pthread_mutex_t sched_lock;
 	void *sched_state;
 	_Atomic size_t sched_held; /* jobs the policy holds; written under
 				      sched_lock, read without it */
@@ -94,33 +84,33 @@ struct aq_pool {
 
 	/* Time, delays and retries (timer.c, retry.c). */
 	struct aq__timer timer;
-	struct aq_clock clock;               /* copied from the config */
+	struct aq_clock clock;                /* copied from the config */
 	struct aq_retry_policy retry_default; /* copied; used if has_retry */
 	bool has_retry;
-	_Atomic uint64_t next_id;  /* job ids of records, from 1 */
-	size_t timer_users;        /* under lock: delayed or retry-capable
-				      records not yet final */
-	_Atomic uint32_t ext_claims; /* threads other than workers and the
-					timer working on a record of this
-					pool (cancel, dependency release):
-					shutdown waits for them */
+	_Atomic uint64_t next_id; /* job ids of records, from 1 */
+	size_t timer_users;       /* under lock: delayed or retry-capable
+				     records not yet final */
 
 	/* Cold fields, read-only after create unless noted. */
-	AQ_CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
-	unsigned flags;            /* AQ_POOL_* */
-	int64_t block_timeout_ns;  /* for AQ_POOL_BLOCK submits */
-	int64_t slice_ns;          /* for aq_job_yield_due() */
+	AQ__CACHE_ALIGNED struct aq__cache *cache; /* job records (futures) */
+	unsigned flags;                            /* AQ_POOL_* */
+	int64_t block_timeout_ns; /* for AQ_POOL_BLOCK submits */
+	int64_t slice_ns;         /* for aq_current_yield_due() */
 
 	/* Worker threads (threads.c). Written under lock; the atomics are
 	 * read without it by workers deciding to grow or retire. */
-	struct aq__slot *slots;    /* one per possible worker index */
+	void (*worker_body)(struct aq_pool *pool, unsigned index);
+	struct aq__slot *slots; /* one per possible worker index
+				   (threads.h) */
 	unsigned nslots;
-	unsigned live;             /* under lock: started, not retired */
-	_Atomic unsigned nlive;    /* == live, for lock-free readers */
+	unsigned live;          /* under lock: started, not retired */
+	_Atomic unsigned nlive; /* == live, for lock-free readers */
 	_Atomic unsigned min_workers, max_workers;
-	int64_t idle_timeout_ns;   /* real time, for elastic retirement */
-	char name[8];              /* thread name stem, truncated */
-	int *cpus;                 /* pinning, copied; NULL = none */
+	int64_t idle_timeout_ns; /* real time, for elastic retirement */
+	char name[8];            /* thread name stem, truncated */
+	char *label;             /* cfg.name in full, for metrics; NULL =
+				    none was given */
+	int *cpus;               /* pinning, copied; NULL = none */
 	unsigned ncpus;
 	size_t stack_size;
 	void (*on_thread_start)(unsigned index, void *user);
@@ -132,13 +122,13 @@ struct aq_pool {
 	 * everyone else. */
 	struct aq__stats **wstats;
 	struct aq__stats *shared_stats;
-	bool timing;               /* measure wait and run times */
+	bool timing; /* measure wait and run times */
 	void (*before_job)(const struct aq_job_event *ev, void *user);
 	void (*after_job)(const struct aq_job_event *ev, void *user);
 	void *hook_user;
 	pthread_mutex_t stats_lock;
-	struct aq__window window;  /* the last aq_pool_stats() call; under
-				      stats_lock */
+	struct aq__window window; /* the last aq_pool_stats() call; under
+				     stats_lock */
 
 	/* Shutdown coordination: not on any hot path. */
 	pthread_mutex_t lock;
@@ -152,25 +142,23 @@ struct aq_pool {
 #define AQ__ATTN_ELASTIC (UINT32_C(1) << 30)
 #define AQ__ATTN_WAITERS (AQ__ATTN_ELASTIC - 1)
 
-/* Wake every producer blocked on a full ring. */
+/* Wake every producer blocked on a full ring (the notifier side of the
+ * eventcount in queue.c). */
 static inline void aq__pool_wake_producers(struct aq_pool *pool)
 {
-	/* Release: pairs with the blocked producer's acquire load of
-	 * space_seq before it sleeps. */
-	atomic_fetch_add_explicit(&pool->space_seq, 1, memory_order_release);
-	aq__park_wake(&pool->space_seq, INT32_MAX);
+	aq__ec_signal(&pool->space_seq, INT32_MAX);
 }
 
 /*
  * A pop saw producers blocked on a full ring: wake them once enough slots
- * are free (space_wake_free, see pool.c), not on every pop. seq_cst loads,
- * head first: the tail read after it is never behind it.
+ * are free (space_wake_free, see queue.c), not on every pop. seq_cst
+ * loads, head first: the tail read after it is never behind it.
  */
 static inline void aq__pool_space_freed(struct aq_pool *pool)
 {
 	uint64_t head = atomic_load(&pool->ring.head);
-	uint64_t used = (atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED) -
-			head;
+	uint64_t used =
+		(atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED) - head;
 
 	if (aq__ring_capacity(&pool->ring) - used >= pool->space_wake_free)
 		aq__pool_wake_producers(pool);
@@ -181,7 +169,7 @@ static inline void aq__pool_freed_slot(struct aq_pool *pool)
 {
 	/* seq_cst: the read half of the full-ring handshake; the store half
 	 * was the seq_cst claim on head inside aq__ring_pop(). */
-	if (aq_unlikely(atomic_load(&pool->pop_attn) & AQ__ATTN_WAITERS))
+	if (AQ__UNLIKELY(atomic_load(&pool->pop_attn) & AQ__ATTN_WAITERS))
 		aq__pool_space_freed(pool);
 }
 
@@ -194,26 +182,21 @@ static inline int64_t aq__pool_now(struct aq_pool *pool)
 /*
  * A thread that is not one of the pool's own starts or ends work on one of
  * its records (a cancel, a dependency release): shutdown does not return
- * while any is under way. The wake after the last leave may reach memory
- * already freed by a shutdown that saw the count reach zero; a private
- * futex wake on such an address finds no waiter and touches nothing.
+ * while any is under way. The claims are counted on the pool's record
+ * cache (see aq__cache_claim()); seq_cst, before the caller's CAS.
  */
 static inline void aq__pool_ext_enter(struct aq_pool *pool)
 {
-	atomic_fetch_add(&pool->ext_claims, 1); /* seq_cst: before the CAS */
+	aq__cache_claim(pool->cache);
 }
 
 static inline void aq__pool_ext_leave(struct aq_pool *pool)
 {
-	if (atomic_fetch_sub(&pool->ext_claims, 1) == 1)
-		aq__park_wake(&pool->ext_claims, INT32_MAX);
+	aq__cache_unclaim(pool->cache);
 }
 
 #define AQ__IDLE_ELASTIC (UINT32_C(1) << 31)
 #define AQ__IDLE_COUNT (AQ__IDLE_ELASTIC - 1)
-
-/* Start one more worker if below max (pool.c). */
-void aq__pool_grow(struct aq_pool *pool);
 
 /* Set or clear the elastic bits (of idle and pop_attn) from max_workers >
  * min_workers. */
@@ -236,95 +219,27 @@ static inline void aq__pool_set_elastic(struct aq_pool *pool)
 }
 
 /*
- * An elastic pool under backlog: more jobs wait than there are workers,
- * nobody is idle, and there is room for another worker. (A job or two
- * waiting for a worker that is about to take them is not a backlog.)
- * Relaxed loads of read-mostly words on the common path; the decision is
- * re-checked under the lock. Called after a submit and when a worker
- * takes a job.
+ * A record that counted as a timer user became final: shutdown, which
+ * waits for the count to reach zero before it closes the ring, may go on.
  */
-static inline void aq__pool_maybe_grow(struct aq_pool *pool)
+static inline void aq__pool_timer_user_done(struct aq_pool *pool)
 {
-	uint32_t idle = atomic_load_explicit(&pool->idle, memory_order_relaxed);
-	unsigned live;
-
-	if (aq_likely(idle != AQ__IDLE_ELASTIC))
-		return; /* not elastic, or a worker is idle */
-	live = atomic_load_explicit(&pool->nlive, memory_order_relaxed);
-	if (live >= atomic_load_explicit(&pool->max_workers,
-					 memory_order_relaxed))
-		return;
-	/* Relaxed: a hint; claims counted, published or not. */
-	if ((atomic_load_explicit(&pool->ring.tail, memory_order_relaxed) &
-	     ~AQ_RING_CLOSED) -
-		    atomic_load_explicit(&pool->ring.head,
-					 memory_order_relaxed) <=
-	    live)
-		return;
-	aq__pool_grow(pool);
+	pthread_mutex_lock(&pool->lock);
+	if (--pool->timer_users == 0)
+		pthread_cond_broadcast(&pool->timers_cond);
+	pthread_mutex_unlock(&pool->lock);
 }
-
-/* A record that counted as a timer user became final (pool.c). */
-void aq__pool_timer_user_done(struct aq_pool *pool);
-
-/*
- * Push an item, waiting up to budget_ns (negative: forever) for space if
- * the ring is full (submit.c). 0, -EAGAIN, -ETIMEDOUT or -ESHUTDOWN.
- */
-int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
-		    int64_t budget_ns);
-
-/* Threads (threads.c). */
-int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg);
-void aq__threads_fini(struct aq_pool *pool);
-/* Start workers until `live` reaches target. Under lock. 0, an error of
- * the thread library or -ENOMEM, or -EBUSY: the free indexes are still
- * held by retiring workers' stop hooks. */
-int aq__threads_spawn(struct aq_pool *pool, unsigned target);
-/* Join retired workers, with the lock released while joining. */
-void aq__threads_reap(struct aq_pool *pool);
-/* Retire the calling worker if more than floor live: true = it must exit
- * now (its stop hook still to run). Takes the lock. */
-bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
-			    unsigned floor);
-/* Join every worker thread by the deadline (negative: none); no lock held;
- * no spawns any more. 0, or -ETIMEDOUT with the rest still joinable. */
-int aq__threads_join_all(struct aq_pool *pool, int64_t deadline);
-/* On a worker of pool: run rec here and now if it is still PENDING (a
- * waiter helping the very job it waits for; pool.c). */
-void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec);
-
-/* On a worker of pool: take one queued job and run it; false if none. */
-bool aq__worker_help(struct aq_pool *pool);
-
-/*
- * Wait, on a worker of pool, until done(ctx) or the deadline, running
- * queued jobs meanwhile; naps on nap_word (a future's state) when nothing
- * is queued. 0 or -ETIMEDOUT (wait.c).
- */
-int aq__wait_helping(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
-		     _Atomic uint32_t *nap_word, _Atomic uint32_t *nap_waiters,
-		     int64_t deadline);
-
-/* The body of a worker thread (pool.c). */
-void aq__worker_loop(struct aq_pool *pool, unsigned index);
-
-/* The pool whose timer thread this is, or NULL (timer.c). */
-extern _Thread_local struct aq_pool *aq__timer_pool;
-
-/* The pool whose worker this thread is, or NULL (pool.c). */
-extern _Thread_local struct aq_pool *aq__worker_pool;
 
 /*
  * Wake one parked worker, if any is parked and no wake is already under
- * way: the submit side of the parking protocol described in pool.c. Called
- * after a successful push, whose seq_cst claim orders before the load of
- * idle below.
+ * way: the notifier side of the parking eventcount described in worker.c.
+ * Called after a successful push, whose seq_cst claim (the condition
+ * change) orders before the load of idle below.
  */
 static inline void aq__pool_wake_one(struct aq_pool *pool)
 {
-	/* seq_cst: the read half of the parking handshake (see pool.c). */
-	if (aq_likely((atomic_load(&pool->idle) & AQ__IDLE_COUNT) == 0))
+	/* seq_cst: the eventcount's read of the waiter count (park.h). */
+	if (AQ__LIKELY((atomic_load(&pool->idle) & AQ__IDLE_COUNT) == 0))
 		return;
 	/* Relaxed peek first so that a stream of submits does not bounce the
 	 * line with an exchange while one wake is in flight; the exchange
@@ -332,10 +247,7 @@ static inline void aq__pool_wake_one(struct aq_pool *pool)
 	if (atomic_load_explicit(&pool->waking, memory_order_relaxed) ||
 	    atomic_exchange_explicit(&pool->waking, 1, memory_order_acq_rel))
 		return;
-	/* Release: a worker that sees the new sequence (acquire in its park)
-	 * also sees everything we did before, including our push. */
-	atomic_fetch_add_explicit(&pool->wake_seq, 1, memory_order_release);
-	aq__park_wake(&pool->wake_seq, 1);
+	aq__ec_signal(&pool->wake_seq, 1);
 }
 
 #endif

@@ -12,8 +12,13 @@
 #include <errno.h>
 #include <stdint.h>
 
+#include "clock.h"
+#include "current.h"
+#include "future.h"
+#include "job.h"
 #include "pool.h"
 #include "retry.h"
+#include "trace.h"
 #include "timer.h"
 
 /* Per worker thread: the generator behind full jitter (xorshift64*). A
@@ -37,13 +42,27 @@ int64_t aq__retry_backoff(const struct aq_retry_policy *policy, unsigned n)
 {
 	double factor = policy->factor > 0 ? policy->factor : 1.0;
 	double delay = (double)policy->base_delay_ns;
+	unsigned exp = n > 1 ? n - 1 : 0;
 
 	if (delay <= 0)
 		return 0;
-	/* factor^(n-1) by multiplication: no libm, and n is small in
-	 * practice; stop once past any representable delay. */
-	for (unsigned i = 1; i < n && delay < 9.0e18 && factor != 1.0; i++)
-		delay *= factor;
+	/*
+	 * base * factor^(n-1) by binary exponentiation (no libm): one
+	 * squaring per bit of n - 1, so at most 32 of them and 32 products
+	 * whatever n. (One multiplication per attempt made a factor below 1,
+	 * which never reaches the cap, cost O(n) on every retry.) Powers of
+	 * the factor only grow above 1 and only shrink below it, so stop
+	 * once past any representable delay, or at 0; inf and 0 are fine on
+	 * the way.
+	 */
+	if (factor == 1.0)
+		exp = 0;
+	for (double power = factor; exp && delay < 9.0e18 && delay > 0;
+	     exp >>= 1) {
+		if (exp & 1)
+			delay *= power;
+		power *= power;
+	}
 	if (policy->max_delay_ns > 0 && delay > (double)policy->max_delay_ns)
 		delay = (double)policy->max_delay_ns;
 	/* Far beyond any useful delay, but keep the conversion defined. */
@@ -75,16 +94,14 @@ static bool retry_allowed(const struct aq_retry_policy *policy, int code)
 static bool retry_cancelled(struct aq_future *rec)
 {
 	/* Relaxed: a flag; no data rides on it. */
-	if (!atomic_load_explicit(&rec->cancel_requested,
-				  memory_order_relaxed))
+	if (!atomic_load_explicit(&rec->cancel_requested, memory_order_relaxed))
 		return false;
-	aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
 	aq__future_put(rec);
 	return true;
 }
 
-bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
-			int code)
+bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec, int code)
 {
 	const struct aq_retry_policy *policy = rec->retry;
 	struct aq_job_info info;
@@ -117,13 +134,14 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
 	rec->code = code; /* the error record shows the latest failure */
 	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
 	rec->due_ns = aq__time_add(aq__pool_now(pool), delay);
+	AQ__TRACE(retry, pool, rec->id, rec->attempt, code, delay);
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */
 	atomic_store_explicit(&rec->state, AQ_STATE_RETRYING,
 			      memory_order_release);
 	/* A reference of our own across the hand-over: once in the timer,
 	 * the record may fire, run and be released at any moment. */
 	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
-	if (aq__timer_add(pool, rec) == 0) {
+	if (aq__timer_add(&pool->timer, rec) == 0) {
 		/* A cancel that came while the attempt was settling found the
 		 * job RUNNING and only raised the flag: honour it now, as a
 		 * cancel of a RETRYING job. Relaxed: a flag, as above. */
@@ -156,9 +174,9 @@ void aq__retry_fail(struct aq_future *rec, int code, void *result)
 
 	rec->code = code;
 	if (policy && policy->on_error) {
-		struct aq_job_info info = {
-			.id = rec->id, .arg = rec->arg, .attempt = rec->attempt
-		};
+		struct aq_job_info info = { .id = rec->id,
+					    .arg = rec->arg,
+					    .attempt = rec->attempt };
 		struct aq_error err = {
 			.job_id = rec->id,
 			.attempts = rec->attempt,
@@ -170,5 +188,5 @@ void aq__retry_fail(struct aq_future *rec, int code, void *result)
 
 		policy->on_error(&info, &err, policy->user);
 	}
-	aq__future_finish(rec, AQ_STATE_FAILED, code, result);
+	aq__job_finish(rec, AQ_STATE_FAILED, code, result);
 }

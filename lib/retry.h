@@ -2,8 +2,8 @@
 /*
  * retry.h - what follows a failed attempt (see retry.c).
  */
-#ifndef AQ_RETRY_H
-#define AQ_RETRY_H
+#ifndef AQ__RETRY_H
+#define AQ__RETRY_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,8 +27,7 @@ int64_t aq__retry_backoff(const struct aq_retry_policy *policy, unsigned n);
  * or it was cancelled, here or by a canceller, and the reference dropped).
  * Otherwise false, and the caller ends the job with aq__retry_fail().
  */
-bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec,
-			int code);
+bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec, int code);
 
 /* The job failed for good: on_error, then resolve FAILED. */
 void aq__retry_fail(struct aq_future *rec, int code, void *result);

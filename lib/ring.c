@@ -36,8 +36,8 @@ int aq__ring_init(struct aq__ring *r, uint32_t capacity)
 
 	while (size < capacity)
 		size <<= 1;
-	if (aq__fault(AQ_FAULT_ALLOC) ||
-	    posix_memalign(&mem, AQ_CACHE_LINE,
+	if (aq__fault(AQ__FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ__CACHE_LINE,
 			   size * sizeof(struct aq__ring_cell)))
 		return -ENOMEM;
 	r->cells = mem;
@@ -87,7 +87,7 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 		uint64_t seq = 0;
 		unsigned k = 0;
 
-		if (pos & AQ_RING_CLOSED)
+		if (pos & AQ__RING_CLOSED)
 			return -ESHUTDOWN;
 		while (k < n) {
 			/* Acquire, as in push: the consumer's read of last
@@ -102,7 +102,7 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 		}
 		if (k == 0) {
 			if ((int64_t)(seq - pos) < 0)
-				return -EAGAIN; /* last lap's item still there */
+				return -EAGAIN; /* last lap's item is there */
 			/* Another producer took pos. */
 			pos = atomic_load_explicit(&r->tail,
 						   memory_order_relaxed);
@@ -117,11 +117,8 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 			 * Write every item, then publish them last to first.
 			 * Consumers take cells in order, so they wait at the
 			 * first one until the whole run is out, then find the
-			 * rest ready; published first to last, they chased
-			 * the writes cell by cell, and each look at a cell
-			 * not yet published pulled its line away from us
-			 * (measured: batches then ran at half the speed of
-			 * single submits).
+			 * rest ready, instead of chasing the writes cell by
+			 * cell and pulling each line away from the producer.
 			 */
 			cell = &cells[pos & mask];
 			for (unsigned i = 0; i < k; i++) {
@@ -144,7 +141,7 @@ int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n)
 
 void aq__ring_close(struct aq__ring *r)
 {
-	atomic_fetch_or_explicit(&r->tail, AQ_RING_CLOSED,
+	atomic_fetch_or_explicit(&r->tail, AQ__RING_CLOSED,
 				 memory_order_seq_cst);
 }
 
@@ -152,7 +149,7 @@ bool aq__ring_nonempty(struct aq__ring *r)
 {
 	/* seq_cst loads: the read halves of the handshakes named in push
 	 * and pop. */
-	uint64_t tail = atomic_load(&r->tail) & ~AQ_RING_CLOSED;
+	uint64_t tail = atomic_load(&r->tail) & ~AQ__RING_CLOSED;
 	uint64_t head = atomic_load(&r->head);
 
 	return tail != head;
@@ -163,7 +160,7 @@ bool aq__ring_has_space(struct aq__ring *r)
 	uint64_t tail = atomic_load(&r->tail);
 	uint64_t head = atomic_load(&r->head);
 
-	return (tail & AQ_RING_CLOSED) || (tail - head) <= r->mask;
+	return (tail & AQ__RING_CLOSED) || (tail - head) <= r->mask;
 }
 
 bool aq__ring_drained(struct aq__ring *r)
@@ -171,5 +168,5 @@ bool aq__ring_drained(struct aq__ring *r)
 	uint64_t tail = atomic_load(&r->tail);
 	uint64_t head = atomic_load(&r->head);
 
-	return (tail & AQ_RING_CLOSED) && (tail & ~AQ_RING_CLOSED) == head;
+	return (tail & AQ__RING_CLOSED) && (tail & ~AQ__RING_CLOSED) == head;
 }

@@ -2,8 +2,8 @@
 /*
  * ring.h - the bounded lock-free MPMC submission ring (see ring.c).
  */
-#ifndef AQ_RING_H
-#define AQ_RING_H
+#ifndef AQ__RING_H
+#define AQ__RING_H
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -25,8 +25,7 @@ struct aq__ring_item {
 
 /*
  * 32 bytes, aligned: two cells per cache line and none across two, and an
- * index is one shift (24-byte cells cost a multiply-by-3 each way and
- * every third one straddled two lines). 32 bytes per queued job.
+ * index is one shift. 32 bytes per queued job.
  */
 struct aq__ring_cell {
 	_Alignas(32) _Atomic uint64_t seq; /* position this cell is ready for
@@ -36,17 +35,17 @@ struct aq__ring_cell {
 
 struct aq__ring {
 	/* Producers' claim counter; bit 63 is the "closed" flag. */
-	AQ_CACHE_ALIGNED _Atomic uint64_t tail;
+	AQ__CACHE_ALIGNED _Atomic uint64_t tail;
 	/* Consumers' claim counter, on its own line: the two are hot in
 	 * different threads. */
-	AQ_CACHE_ALIGNED _Atomic uint64_t head;
+	AQ__CACHE_ALIGNED _Atomic uint64_t head;
 	/* Read-only after init, on a third line so producers and consumers
 	 * share it without invalidations. */
-	AQ_CACHE_ALIGNED uint64_t mask;
+	AQ__CACHE_ALIGNED uint64_t mask;
 	struct aq__ring_cell *cells;
 };
 
-#define AQ_RING_CLOSED (UINT64_C(1) << 63)
+#define AQ__RING_CLOSED (UINT64_C(1) << 63)
 
 /* Round capacity up to a power of two (>= 2) and allocate; -ENOMEM. */
 int aq__ring_init(struct aq__ring *r, uint32_t capacity);
@@ -54,13 +53,11 @@ void aq__ring_fini(struct aq__ring *r);
 
 /*
  * Push and pop are inline: they are most of what a fire-and-forget job
- * costs, and a call each way (with its prologue and the item passed in
- * registers twice) was a fifth of that (callgrind, make bench's instr).
+ * costs, so they are not paid for with a call each way.
  */
 
 /* 0, -EAGAIN (full) or -ESHUTDOWN (closed). Lock-free. */
-static inline int aq__ring_push(struct aq__ring *r,
-				struct aq__ring_item item)
+static inline int aq__ring_push(struct aq__ring *r, struct aq__ring_item item)
 {
 	/* Relaxed: only a hint where to start; the CAS below validates it. */
 	uint64_t pos = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -74,11 +71,11 @@ static inline int aq__ring_push(struct aq__ring *r,
 		struct aq__ring_cell *cell = &r->cells[pos & r->mask];
 		/* Acquire: pairs with the consumer's release in pop, so our
 		 * write of the item cannot overtake its read of the old one. */
-		uint64_t seq = atomic_load_explicit(&cell->seq,
-						    memory_order_acquire);
+		uint64_t seq =
+			atomic_load_explicit(&cell->seq, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - pos);
 
-		if (aq_likely(dif == 0)) {
+		if (AQ__LIKELY(dif == 0)) {
 			/*
 			 * seq_cst: the claim is the store half of the pool's
 			 * parking handshake (a worker raises its idle count,
@@ -87,7 +84,8 @@ static inline int aq__ring_push(struct aq__ring *r,
 			 */
 			if (atomic_compare_exchange_weak_explicit(
 				    &r->tail, &pos, pos + 1,
-				    memory_order_seq_cst, memory_order_relaxed)) {
+				    memory_order_seq_cst,
+				    memory_order_relaxed)) {
 				cell->item = item;
 				/* Release: publishes the item to the consumer's
 				 * acquire load of seq. */
@@ -96,10 +94,10 @@ static inline int aq__ring_push(struct aq__ring *r,
 				return 0;
 			}
 			/* The failed CAS reloaded pos (closed bit included). */
-		} else if (pos & AQ_RING_CLOSED) {
+		} else if (pos & AQ__RING_CLOSED) {
 			return -ESHUTDOWN;
 		} else if (dif < 0) {
-			return -EAGAIN; /* the cell still holds last lap's item */
+			return -EAGAIN; /* the cell holds last lap's item */
 		} else {
 			/* Another producer took pos; relaxed as above. */
 			pos = atomic_load_explicit(&r->tail,
@@ -109,8 +107,7 @@ static inline int aq__ring_push(struct aq__ring *r,
 }
 
 /* true and *out filled, or false when no published item is ready. */
-static inline bool aq__ring_pop(struct aq__ring *r,
-				struct aq__ring_item *out)
+static inline bool aq__ring_pop(struct aq__ring *r, struct aq__ring_item *out)
 {
 	/* Relaxed: a hint, validated by the CAS. */
 	uint64_t pos = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -119,8 +116,8 @@ static inline bool aq__ring_pop(struct aq__ring *r,
 		struct aq__ring_cell *cell = &r->cells[pos & r->mask];
 		/* Acquire: pairs with the producer's release publish, so the
 		 * item we read is the one it wrote. */
-		uint64_t seq = atomic_load_explicit(&cell->seq,
-						    memory_order_acquire);
+		uint64_t seq =
+			atomic_load_explicit(&cell->seq, memory_order_acquire);
 		int64_t dif = (int64_t)(seq - (pos + 1));
 
 		if (dif == 0) {
@@ -132,7 +129,8 @@ static inline bool aq__ring_pop(struct aq__ring *r,
 			 */
 			if (atomic_compare_exchange_weak_explicit(
 				    &r->head, &pos, pos + 1,
-				    memory_order_seq_cst, memory_order_relaxed)) {
+				    memory_order_seq_cst,
+				    memory_order_relaxed)) {
 				*out = cell->item;
 				/* Release: our read of the item happens before
 				 * the next producer's write (its acquire). */
@@ -142,7 +140,7 @@ static inline bool aq__ring_pop(struct aq__ring *r,
 				return true;
 			}
 		} else if (dif < 0) {
-			return false; /* empty, or the next item not published */
+			return false; /* empty, or the next not published */
 		} else {
 			pos = atomic_load_explicit(&r->head,
 						   memory_order_relaxed);
@@ -156,8 +154,7 @@ static inline bool aq__ring_pop(struct aq__ring *r,
  * Returns how many were pushed (1..n; 0 for n = 0), or -EAGAIN (full) or
  * -ESHUTDOWN (closed) when none was. Lock-free.
  */
-int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs,
-		    unsigned n);
+int aq__ring_push_n(struct aq__ring *r, const struct aq_job *jobs, unsigned n);
 
 /* Refuse all later pushes. Items already claimed still get published. */
 void aq__ring_close(struct aq__ring *r);
@@ -165,7 +162,7 @@ void aq__ring_close(struct aq__ring *r);
 /*
  * True when some producer has claimed a slot no consumer has taken yet
  * (published or about to be). Sequentially consistent, so that it pairs
- * with the claim in aq__ring_push(): see the parking protocol in pool.c.
+ * with the claim in aq__ring_push(): see the parking protocol in worker.c.
  */
 bool aq__ring_nonempty(struct aq__ring *r);
 

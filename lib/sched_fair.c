@@ -54,9 +54,10 @@
  *  - A turn is `weight` consecutive starts, so large weights make coarse
  *    interleaving: 100:200 has the shares of 1:2 but others wait up to 200
  *    starts. Use the smallest weights that express the ratio.
- *  - With a cap of n, a job that waits (aq_future_get()) for a job of its
- *    own group that is still queued can deadlock the group once n such
- *    waiters run: the one they wait for is never popped.
+ *  - A job that waits (aq_future_get()) for a job of its own pool still
+ *    queued runs it in place, past this policy (help.c, scheduler.c): so
+ *    n waiters under a cap of n cannot deadlock their group, but the job
+ *    so run is not counted against the cap.
  *  - The hash is keyed with a per-pool seed taken from the address of the
  *    state, which spreads ordinary keys well but is no defence against an
  *    adversary choosing keys to collide: they would lengthen one chain and
@@ -84,39 +85,39 @@
 
 /* One group: its queue of jobs and its place in the round. */
 struct fair_group {
-	uint64_t key;                 /* aq_job_group() of its jobs */
-	struct fair_group *hash_next; /* next in its bucket's chain */
+	uint64_t key;                  /* aq_sched_job_group() of its jobs */
+	struct fair_group *hash_next;  /* next in its bucket's chain */
 	struct fair_group *round_next; /* next in the round while in it; next
 					  in the free list once recycled */
-	aq_job *head, *tail;          /* queued jobs in arrival order */
-	unsigned weight;              /* starts per turn: the weight of the
-					 latest job pushed */
-	unsigned credit;              /* starts left in the current turn */
-	unsigned running;             /* popped and not yet done() */
+	aq_sched_job *head, *tail;     /* queued jobs in arrival order */
+	unsigned weight;               /* starts per turn: the weight of the
+					  latest job pushed */
+	unsigned credit;               /* starts left in the current turn */
+	unsigned running;              /* popped and not yet done() */
 };
 
 struct fair {
-	struct fair_group **buckets;  /* chains of groups by hashed key */
-	size_t nbuckets;              /* a power of 2, >= BUCKETS_MIN */
-	size_t ngroups;               /* groups in the table */
-	uint64_t seed;                /* mixed into every key's hash */
+	struct fair_group **buckets;   /* chains of groups by hashed key */
+	size_t nbuckets;               /* a power of 2, >= BUCKETS_MIN */
+	size_t ngroups;                /* groups in the table */
+	uint64_t seed;                 /* mixed into every key's hash */
 	struct fair_group *round_head; /* whose turn it is */
 	struct fair_group *round_tail;
 	struct fair_group *free_groups; /* recycled records */
 	unsigned nfree;
-	unsigned max_running;         /* 0 = no cap */
+	unsigned max_running; /* 0 = no cap */
 };
 
 /* ---- the job's two slots ------------------------------------------------- */
 
-static inline aq_job **job_next(aq_job *job)
+static inline aq_sched_job **job_next(aq_sched_job *job)
 {
-	return (aq_job **)&aq_job_sched_slots(job)[0];
+	return (aq_sched_job **)&aq_sched_job_slots(job)[0];
 }
 
-static inline struct fair_group **job_group(aq_job *job)
+static inline struct fair_group **job_group(aq_sched_job *job)
 {
-	return (struct fair_group **)&aq_job_sched_slots(job)[1];
+	return (struct fair_group **)&aq_sched_job_slots(job)[1];
 }
 
 /* ---- the hash table of groups -------------------------------------------- */
@@ -289,11 +290,11 @@ static int fair_init(void **state, const void *params)
 	return 0;
 }
 
-static int fair_push(void *state, aq_job *job)
+static int fair_push(void *state, aq_sched_job *job)
 {
 	struct fair *q = state;
-	uint64_t key = aq_job_group(job);
-	unsigned weight = aq_job_weight(job);
+	uint64_t key = aq_sched_job_group(job);
+	unsigned weight = aq_sched_job_weight(job);
 	struct fair_group *g = group_find(q, key);
 	bool was_eligible;
 
@@ -329,11 +330,11 @@ static int fair_push(void *state, aq_job *job)
 	return 0;
 }
 
-static aq_job *fair_pop(void *state)
+static aq_sched_job *fair_pop(void *state)
 {
 	struct fair *q = state;
 	struct fair_group *g = q->round_head;
-	aq_job *job;
+	aq_sched_job *job;
 
 	if (!g)
 		return NULL; /* nothing queued, or every such group capped */
@@ -365,7 +366,7 @@ static aq_job *fair_pop(void *state)
 	return job;
 }
 
-static void fair_done(void *state, aq_job *job)
+static void fair_done(void *state, aq_sched_job *job)
 {
 	struct fair *q = state;
 	struct fair_group *g = *job_group(job);

@@ -4,9 +4,9 @@
  *
  * A pool created with cfg.sched == NULL gets FIFO order from the lock-free
  * ring itself and never uses this file. aq_sched_fifo() gives the same
- * order through struct aq_sched_ops: it is what `make bench` compares the
- * fast path against, and the smallest complete policy to start one's own
- * from. An intrusive singly linked list, through slot 0 of each job.
+ * order through struct aq_sched_ops: the smallest complete policy, to
+ * start one's own from. An intrusive singly linked list, through slot 0
+ * of each job.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 #include "fault.h"
 
 struct fifo {
-	aq_job *head, *tail;
+	aq_sched_job *head, *tail;
 };
 
 static int fifo_init(void **state, const void *params)
@@ -30,26 +30,26 @@ static int fifo_init(void **state, const void *params)
 	return 0;
 }
 
-static int fifo_push(void *state, aq_job *job)
+static int fifo_push(void *state, aq_sched_job *job)
 {
 	struct fifo *q = state;
 
-	aq_job_sched_slots(job)[0] = NULL;
+	aq_sched_job_slots(job)[0] = NULL;
 	if (q->tail)
-		aq_job_sched_slots(q->tail)[0] = job;
+		aq_sched_job_slots(q->tail)[0] = job;
 	else
 		q->head = job;
 	q->tail = job;
 	return 0;
 }
 
-static aq_job *fifo_pop(void *state)
+static aq_sched_job *fifo_pop(void *state)
 {
 	struct fifo *q = state;
-	aq_job *job = q->head;
+	aq_sched_job *job = q->head;
 
 	if (job) {
-		q->head = aq_job_sched_slots(job)[0];
+		q->head = aq_sched_job_slots(job)[0];
 		if (!q->head)
 			q->tail = NULL;
 	}

@@ -11,7 +11,7 @@
  * never changes with t. It is the order of the fixed key
  *   prio * aging_ns - enqueue
  * (larger first), so an ordinary heap serves. Without aging the key is the
- * priority itself. Ties go to the earlier arrival (aq_job_seq()).
+ * priority itself. Ties go to the earlier arrival (aq_sched_job_seq()).
  *
  * The heap is a pairing heap threaded through the jobs' two scheduler
  * slots (first child, next sibling): push is O(1) and never allocates, pop
@@ -28,47 +28,50 @@
 #define AGING_MAX_NS (INT64_C(1000) * 1000000000) /* 1000 s */
 
 struct prio {
-	aq_job *root;
+	aq_sched_job *root;
 	int64_t aging_ns;
 };
 
-static inline aq_job **child(aq_job *job)
+static inline aq_sched_job **child(aq_sched_job *job)
 {
-	return (aq_job **)&aq_job_sched_slots(job)[0];
+	return (aq_sched_job **)&aq_sched_job_slots(job)[0];
 }
 
-static inline aq_job **sibling(aq_job *job)
+static inline aq_sched_job **sibling(aq_sched_job *job)
 {
-	return (aq_job **)&aq_job_sched_slots(job)[1];
+	return (aq_sched_job **)&aq_sched_job_slots(job)[1];
 }
 
 /* Does a run before b? */
-static bool prio_before(const struct prio *q, const aq_job *a,
-			const aq_job *b)
+static bool prio_before(const struct prio *q, const aq_sched_job *a,
+			const aq_sched_job *b)
 {
 	int64_t ka, kb;
 
 	if (q->aging_ns) {
-		ka = aq_job_priority(a) * q->aging_ns - aq_job_enqueue_ns(a);
-		kb = aq_job_priority(b) * q->aging_ns - aq_job_enqueue_ns(b);
+		ka = aq_sched_job_priority(a) * q->aging_ns -
+		     aq_sched_job_enqueue_ns(a);
+		kb = aq_sched_job_priority(b) * q->aging_ns -
+		     aq_sched_job_enqueue_ns(b);
 	} else {
-		ka = aq_job_priority(a);
-		kb = aq_job_priority(b);
+		ka = aq_sched_job_priority(a);
+		kb = aq_sched_job_priority(b);
 	}
 	if (ka != kb)
 		return ka > kb;
-	return aq_job_seq(a) < aq_job_seq(b);
+	return aq_sched_job_seq(a) < aq_sched_job_seq(b);
 }
 
 /* Merge two heaps; the loser becomes the winner's first child. */
-static aq_job *meld(const struct prio *q, aq_job *a, aq_job *b)
+static aq_sched_job *meld(const struct prio *q, aq_sched_job *a,
+			  aq_sched_job *b)
 {
 	if (!a)
 		return b;
 	if (!b)
 		return a;
 	if (prio_before(q, b, a)) {
-		aq_job *t = a;
+		aq_sched_job *t = a;
 
 		a = b;
 		b = t;
@@ -93,7 +96,7 @@ static int prio_init(void **state, const void *params)
 	return 0;
 }
 
-static int prio_push(void *state, aq_job *job)
+static int prio_push(void *state, aq_sched_job *job)
 {
 	struct prio *q = state;
 
@@ -103,18 +106,18 @@ static int prio_push(void *state, aq_job *job)
 	return 0;
 }
 
-static aq_job *prio_pop(void *state)
+static aq_sched_job *prio_pop(void *state)
 {
 	struct prio *q = state;
-	aq_job *top = q->root, *pairs = NULL, *next, *merged = NULL;
+	aq_sched_job *top = q->root, *pairs = NULL, *next, *merged = NULL;
 
 	if (!top)
 		return NULL;
 	/* Two-pass pairing: meld the children in pairs left to right,
 	 * keeping the pairs on a stack (linked through sibling), then meld
 	 * the stack right to left. */
-	for (aq_job *c = *child(top); c; c = next) {
-		aq_job *d = *sibling(c), *pair;
+	for (aq_sched_job *c = *child(top); c; c = next) {
+		aq_sched_job *d = *sibling(c), *pair;
 
 		next = d ? *sibling(d) : NULL;
 		*sibling(c) = NULL;

@@ -18,23 +18,40 @@
  * can count running jobs per group. done() is followed by a wake of a
  * parked worker when the policy still holds jobs: a job a cap held back
  * may be runnable now. The wake's Dekker partner is the parking worker,
- * which tries aq__sched_next() after raising idle (pool.c): the mutex
+ * which tries aq__sched_next() after raising idle (worker.c): the mutex
  * orders the two.
+ *
+ * A job waited for may be run in place by its waiter (help.c) while the
+ * policy still holds it, bypassing the policy's order and caps: that is
+ * what keeps nested waits from deadlocking. Its entry stays, holding its
+ * own reference, and when popped finds the job taken, like a cancelled
+ * one (done() follows as usual). The entry must not be pushed twice: an
+ * intrusive list or heap would be corrupted. So sched_queued marks a
+ * record the policy holds, and a second push of it, from the ring (the
+ * timer released it again) or from a yield, is dropped: the entry there
+ * runs it. Nor may the keys a policy orders by change under it: its
+ * arrival number and wait start are set only as it is pushed, under the
+ * lock (aq__sched_stamp() for the timer).
  */
 #include <errno.h>
 
+#include "clock.h"
+#include "future.h"
+#include "job.h"
 #include "park.h"
 #include "pool.h"
 #include "scheduler.h"
 
-static inline struct aq_future *job_rec(const aq_job *job)
+/* The handle a policy holds is the record itself, under an incomplete
+ * type of its own so that a policy cannot reach into it. */
+static inline struct aq_future *job_rec(const aq_sched_job *job)
 {
-	return (struct aq_future *)(uintptr_t)job;
+	return (struct aq_future *)(uintptr_t)(const void *)job;
 }
 
-static inline aq_job *rec_job(struct aq_future *rec)
+static inline aq_sched_job *rec_job(struct aq_future *rec)
 {
-	return (aq_job *)(void *)rec;
+	return (aq_sched_job *)(void *)rec;
 }
 
 /* sched_held is written only under sched_lock, so a relaxed load and
@@ -42,8 +59,8 @@ static inline aq_job *rec_job(struct aq_future *rec)
  * once the ring is closed and drained. */
 static inline void held_add(struct aq_pool *pool, long delta)
 {
-	size_t held = atomic_load_explicit(&pool->sched_held,
-					   memory_order_relaxed);
+	size_t held =
+		atomic_load_explicit(&pool->sched_held, memory_order_relaxed);
 
 	atomic_store_explicit(&pool->sched_held, held + (size_t)delta,
 			      memory_order_relaxed);
@@ -78,9 +95,9 @@ void aq__sched_fini(struct aq_pool *pool)
  * the caller's code), with the push's error as its failure code. */
 static void sched_reject(struct aq_future *rec, int rc)
 {
-	if (aq__future_claim(rec, false))
-		aq__future_finish(rec, AQ_STATE_FAILED,
-				  rc < 0 && rc >= -4095 ? -rc : ENOMEM, NULL);
+	if (aq__future_claim(rec, AQ_STATE_RUNNING))
+		aq__job_finish(rec, AQ_STATE_FAILED,
+			       rc < 0 && rc >= -4095 ? -rc : ENOMEM, NULL);
 	aq__future_put(rec);
 }
 
@@ -100,9 +117,9 @@ static void sched_reject_all(struct aq_future *list)
  * job submitted so far. Under sched_lock. The policy holds at most limit
  * jobs (normally one ring's worth): beyond that jobs stay in the ring,
  * whose fullness then pushes back on submitters, so queue_capacity still
- * bounds memory (to about twice the ring). Refused jobs are chained on *rejected through
- * next_free (unused while a record is in flight), their push error in
- * code.
+ * bounds memory (to about twice the ring). Refused jobs are chained on
+ * *rejected through next_free (unused while a record is in flight), their
+ * push error in code.
  */
 static void sched_refill(struct aq_pool *pool, struct aq_future **rejected,
 			 size_t limit)
@@ -118,6 +135,12 @@ static void sched_refill(struct aq_pool *pool, struct aq_future **rejected,
 			break;
 		aq__pool_freed_slot(pool);
 		rec = item.arg; /* scheduled pools queue records only */
+		if (rec->sched_queued) {
+			/* A duplicate (see above): its reference goes, and it
+			 * is not the last, the policy's entry holds one. */
+			aq__future_put(rec);
+			continue;
+		}
 		rec->seq = ++pool->sched_seq;
 		rc = pool->sched->push(pool->sched_state, rec_job(rec));
 		if (rc) {
@@ -127,13 +150,14 @@ static void sched_refill(struct aq_pool *pool, struct aq_future **rejected,
 			continue;
 		}
 		held_add(pool, 1);
+		rec->sched_queued = true;
 	}
 }
 
 struct aq_future *aq__sched_next(struct aq_pool *pool)
 {
 	struct aq_future *rejected = NULL;
-	aq_job *job;
+	aq_sched_job *job;
 
 	pthread_mutex_lock(&pool->sched_lock);
 	sched_refill(pool, &rejected, pool->ring.mask + 1);
@@ -148,18 +172,21 @@ struct aq_future *aq__sched_next(struct aq_pool *pool)
 				     pool->ring.mask + 1);
 		job = pool->sched->pop(pool->sched_state);
 	}
-	if (job)
+	if (job) {
 		held_add(pool, -1);
+		job_rec(job)->sched_queued = false;
+	}
 	pthread_mutex_unlock(&pool->sched_lock);
 
 	sched_reject_all(rejected);
 	return job ? job_rec(job) : NULL;
 }
 
-void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
-		    bool requeue, bool popped)
+void aq__sched_done(struct aq_pool *pool, struct aq_future *rec, bool requeue,
+		    bool popped)
 {
 	struct aq_future *rejected = NULL;
+	bool duplicate = false;
 	size_t held;
 	int rc = 0;
 
@@ -169,62 +196,82 @@ void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
 	if (requeue) {
 		/* A yielded job goes behind everything submitted before its
 		 * yield, the ring's contents included: a new arrival number,
-		 * and its wait (for aging) starts again. */
+		 * and its wait (for aging) starts again. Unless a waiter ran
+		 * it in place while its entry stayed queued: that entry runs
+		 * it again, and keeps its place. */
 		sched_refill(pool, &rejected, pool->ring.mask + 1);
-		rec->seq = ++pool->sched_seq;
-		rec->enqueue_ns = aq__now_ns();
-		rc = pool->sched->push(pool->sched_state, rec_job(rec));
-		if (rc == 0)
+		duplicate = rec->sched_queued;
+		if (!duplicate) {
+			rec->seq = ++pool->sched_seq;
+			rec->enqueue_ns = aq__now_ns();
+			rc = pool->sched->push(pool->sched_state, rec_job(rec));
+		}
+		if (!duplicate && rc == 0) {
 			held_add(pool, 1);
+			rec->sched_queued = true;
+		}
 	}
 	held = atomic_load_explicit(&pool->sched_held, memory_order_relaxed);
 	pthread_mutex_unlock(&pool->sched_lock);
 
 	sched_reject_all(rejected);
+	if (duplicate)
+		aq__future_put(rec); /* the entry queued holds its own */
 	if (rc)
 		sched_reject(rec, rc);
 	if (held)
 		aq__pool_wake_one(pool);
 }
 
+void aq__sched_stamp(struct aq_pool *pool, struct aq_future *rec, int64_t now)
+{
+	pthread_mutex_lock(&pool->sched_lock);
+	if (!rec->sched_queued)
+		rec->enqueue_ns = now;
+	pthread_mutex_unlock(&pool->sched_lock);
+}
+
 /* ---- what a policy may read of a job ---------------------------------- */
 
-AQ_API int aq_job_priority(const aq_job *job)
+AQ_API int aq_sched_job_priority(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->priority : 0;
 }
 
-AQ_API uint64_t aq_job_group(const aq_job *job)
+AQ_API uint64_t aq_sched_job_group(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->group : 0;
 }
 
-AQ_API unsigned aq_job_weight(const aq_job *job)
+AQ_API unsigned aq_sched_job_weight(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->weight : 1;
 }
 
-AQ_API uint64_t aq_job_hint(const aq_job *job)
+AQ_API uint64_t aq_sched_job_hint(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->hint : 0;
 }
 
-AQ_API int64_t aq_job_enqueue_ns(const aq_job *job)
+AQ_API int64_t aq_sched_job_enqueue_ns(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->enqueue_ns : 0;
 }
 
-AQ_API uint64_t aq_job_seq(const aq_job *job)
+AQ_API uint64_t aq_sched_job_seq(const aq_sched_job *job)
 {
 	return job ? job_rec(job)->seq : 0;
 }
 
-AQ_API unsigned aq_job_runs(const aq_job *job)
+AQ_API unsigned aq_sched_job_runs(const aq_sched_job *job)
 {
-	return job ? job_rec(job)->runs : 0;
+	/* Relaxed: see future.h. */
+	return job ? atomic_load_explicit(&job_rec(job)->runs,
+					  memory_order_relaxed)
+		   : 0;
 }
 
-AQ_API void **aq_job_sched_slots(aq_job *job)
+AQ_API void **aq_sched_job_slots(aq_sched_job *job)
 {
 	return job ? job_rec(job)->sched_slots : NULL;
 }

@@ -3,8 +3,8 @@
  * scheduler.h - the pluggable-scheduler seam between the ring and the workers
  * (see scheduler.c).
  */
-#ifndef AQ_SCHED_H
-#define AQ_SCHED_H
+#ifndef AQ__SCHED_H
+#define AQ__SCHED_H
 
 #include <stdbool.h>
 
@@ -25,10 +25,17 @@ struct aq_future *aq__sched_next(struct aq_pool *pool);
 /*
  * A job stopped running (or never ran: it had been cancelled). popped: it
  * came from aq__sched_next(), so the policy hears done(); false for a job
- * a waiter claimed and ran directly (wait.c). With requeue it yielded and
- * goes back to the policy.
+ * a waiter claimed and ran directly (help.c). With requeue it yielded and
+ * goes back to the policy (unless its entry is still there).
  */
-void aq__sched_done(struct aq_pool *pool, struct aq_future *rec,
-		    bool requeue, bool popped);
+void aq__sched_done(struct aq_pool *pool, struct aq_future *rec, bool requeue,
+		    bool popped);
+
+/*
+ * A delayed or retrying record becomes queued again at `now` (queue.c):
+ * its wait starts now, unless the policy still holds an entry for it,
+ * whose keys must not change under it.
+ */
+void aq__sched_stamp(struct aq_pool *pool, struct aq_future *rec, int64_t now);
 
 #endif

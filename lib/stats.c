@@ -23,43 +23,12 @@
 #include <errno.h>
 #include <string.h>
 
+#include "clock.h"
 #include "park.h"
 #include "pool.h"
 #include "stats.h"
 
 _Thread_local struct aq__stats *aq__tls_stats;
-
-struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared)
-{
-	*shared = !(aq__worker_pool == pool && aq__tls_stats);
-	return *shared ? pool->shared_stats : aq__tls_stats;
-}
-
-void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state)
-{
-	bool shared;
-	struct aq__stats *blk = aq__stats_here(pool, &shared);
-	_Atomic uint64_t *counter;
-
-	switch (final_state) {
-	case AQ_STATE_SUCCEEDED:
-		counter = &blk->succeeded;
-		break;
-	case AQ_STATE_FAILED:
-		counter = &blk->failed;
-		break;
-	case AQ_STATE_CANCELLED:
-		counter = &blk->cancelled;
-		break;
-	case AQ_STATE_EXPIRED:
-		counter = &blk->expired;
-		break;
-	default:
-		counter = &blk->skipped;
-		break;
-	}
-	aq__stat_add(counter, 1, shared);
-}
 
 static unsigned hist_bucket(uint64_t ns)
 {
@@ -94,8 +63,9 @@ void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,
 
 static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 {
-#define ADD(f) atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f), \
-				     memory_order_relaxed)
+#define ADD(f)                                                                 \
+	atomic_store_explicit(&sum->f, LOAD(sum->f) + LOAD(blk->f),            \
+			      memory_order_relaxed)
 	ADD(started);
 	ADD(ran_ok);
 	ADD(succeeded);
@@ -147,8 +117,8 @@ static void hist_fill(struct aq_histogram *h, const _Atomic uint64_t *buckets,
 		while (q < 3 && (double)seen >= quantiles[q] * (double)count) {
 			/* The bucket's geometric middle, never past max. */
 			double mid = i ? 1.5 * (double)(UINT64_C(1) << i) : 0;
-			*out[q++] = mid > (double)max ? (int64_t)max
-						      : (int64_t)mid;
+			*out[q++] =
+				mid > (double)max ? (int64_t)max : (int64_t)mid;
 		}
 	}
 }
@@ -222,21 +192,20 @@ AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
 	return 0;
 }
 
-AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
+/* Everything of a snapshot but its time and window (see stats.h). */
+void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
+		    struct aq__hists *hists)
 {
 	static const struct aq__stats zero;
 	struct aq__stats sum = zero;
 	uint64_t head, pushes, running = 0;
 
-	if (!pool || !st)
-		return -EINVAL;
 	memset(st, 0, sizeof(*st));
 
 	pthread_mutex_lock(&pool->lock);
 	for (unsigned i = 0; i < pool->nslots; i++) {
 		stats_sum(&sum, pool->wstats[i]);
-		running += LOAD(pool->wstats[i]->running) !=
-			   AQ__RUNNING_NONE;
+		running += LOAD(pool->wstats[i]->running) != AQ__RUNNING_NONE;
 	}
 	st->workers = pool->live;
 	pthread_mutex_unlock(&pool->lock);
@@ -247,7 +216,7 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	 * behind it and the difference never wraps. Read the other way round,
 	 * pops made between the two loads gave a "negative" queue. */
 	head = atomic_load(&pool->ring.head);
-	pushes = atomic_load(&pool->ring.tail) & ~AQ_RING_CLOSED;
+	pushes = atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED;
 	st->queued = pushes - head + LOAD(pool->sched_held);
 	pthread_mutex_lock(&pool->timer.lock);
 	st->delayed = pool->timer.len;
@@ -268,12 +237,26 @@ AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
 	st->workers_idle = st->workers - st->workers_busy;
 	hist_fill(&st->wait, sum.wait_hist, LOAD(sum.wait_sum),
 		  LOAD(sum.wait_max));
-	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum),
-		  LOAD(sum.run_max));
+	hist_fill(&st->run, sum.run_hist, LOAD(sum.run_sum), LOAD(sum.run_max));
 
 	st->busy_ns = LOAD(sum.busy_ns);
 	st->sojourn_ns = LOAD(sum.sojourn_ns);
 	st->timed_done = LOAD(sum.timed_done);
+	if (hists) {
+		for (int i = 0; i < AQ__HIST_BUCKETS; i++) {
+			hists->wait[i] = LOAD(sum.wait_hist[i]);
+			hists->run[i] = LOAD(sum.run_hist[i]);
+		}
+		hists->wait_sum = LOAD(sum.wait_sum);
+		hists->run_sum = LOAD(sum.run_sum);
+	}
+}
+
+AQ_API int aq_pool_stats(aq_pool *pool, struct aq_pool_stats *st)
+{
+	if (!pool || !st)
+		return -EINVAL;
+	aq__stats_read(pool, st, NULL);
 	/* The window since the previous call. The time is read under the
 	 * lock, so that the pool's windows follow one another in order
 	 * however many threads take statistics. */

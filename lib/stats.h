@@ -2,8 +2,8 @@
 /*
  * stats.h - the pool's counters and timing histograms (see stats.c).
  */
-#ifndef AQ_STATS_H
-#define AQ_STATS_H
+#ifndef AQ__STATS_H
+#define AQ__STATS_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,15 +20,15 @@
  * threads (cancellers, the timer thread, failed submits) with fetch_add.
  */
 struct aq__stats {
-	AQ_CACHE_ALIGNED _Atomic uint64_t started, succeeded, failed,
+	AQ__CACHE_ALIGNED _Atomic uint64_t started, succeeded, failed,
 		cancelled, expired, skipped, retried;
 	/* Fire-and-forget jobs that ran once and succeeded: they count as
 	 * started and as succeeded, with one store instead of two (a reader
 	 * adds them to both). */
 	_Atomic uint64_t ran_ok;
-	_Atomic uint64_t requeued;   /* yields pushed back on the ring */
-	_Atomic uint64_t released;   /* timer/dependency pushes on the ring */
-	_Atomic uint64_t off_ring;   /* accepted into timer or dependencies */
+	_Atomic uint64_t requeued; /* yields pushed back on the ring */
+	_Atomic uint64_t released; /* timer/dependency pushes on the ring */
+	_Atomic uint64_t off_ring; /* accepted into timer or dependencies */
 	_Atomic uint64_t rejected;
 	_Atomic uint32_t running;    /* a worker's: AQ__RUNNING_* */
 	_Atomic uint64_t current_id; /* a worker's: that job's id (0: none) */
@@ -71,24 +71,37 @@ struct aq__window {
 	uint64_t submitted, completed, busy_ns, sojourn_ns, timed_done;
 };
 
-/* The block for updates made on this thread about pool's jobs. */
-struct aq__stats *aq__stats_here(struct aq_pool *pool, bool *shared);
-
-/* Count an outcome (a final state) of one of pool's jobs, on any thread. */
-void aq__stats_outcome(struct aq_pool *pool, uint32_t final_state);
-
 /*
  * Count into the shared block (slow paths, any thread). A push that
  * re-queues a job is counted before the push, and taken back if the push
  * fails, so that a reader who has seen the job finish also sees it
  * counted (aq_pool_stats() derives "submitted" from these).
  */
-#define aq__stats_shared(pool, field)                                        \
-	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,            \
+#define AQ__STAT_SHARED(pool, field)                                           \
+	atomic_fetch_add_explicit(&(pool)->shared_stats->field, 1,             \
 				  memory_order_relaxed)
-#define aq__stats_shared_undo(pool, field)                                   \
-	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,            \
+#define AQ__STAT_SHARED_UNDO(pool, field)                                      \
+	atomic_fetch_sub_explicit(&(pool)->shared_stats->field, 1,             \
 				  memory_order_relaxed)
+
+/* The raw timing histograms (bucket k: [2^k, 2^(k+1)) ns) and their sums
+ * in nanoseconds, for exporters that publish buckets (metrics.c). */
+struct aq__hists {
+	uint64_t wait[AQ__HIST_BUCKETS], run[AQ__HIST_BUCKETS];
+	uint64_t wait_sum, run_sum;
+};
+
+struct aq_pool_stats;
+
+/*
+ * Read pool's counters, gauges and distributions into *st, and the raw
+ * histograms of the same reading into *hists unless it is NULL. The time
+ * and window fields are left 0 and the pool's window is not touched:
+ * aq_pool_stats() adds those; an exporter of cumulative figures needs
+ * none and must not close other callers' windows.
+ */
+void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
+		    struct aq__hists *hists);
 
 /* Record one call's wait and run times into a worker's block; busy: its
  * run time is the worker's busy time (not nested in another call). */

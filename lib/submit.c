@@ -8,11 +8,9 @@
  * ring and a read of the pool's idle count. A job with a future or options
  * travels as {NULL, record}, the record coming from the pool's cache.
  *
- * Full ring, blocking submit: a Dekker handshake like the workers' parking.
- * The producer raises the waiter count in pop_attn and then re-reads the
- * ring's counters; a consumer claims a slot (seq_cst CAS on head) and then
- * reads pop_attn. One of them sees the other, so a producer never sleeps
- * through the slot that would have let it in.
+ * A full ring makes a blocking submit wait for space (queue.c). A job
+ * with a delay goes to the timer, one with opts.after to its dependencies
+ * (deps.c).
  *
  * aq_submit_batch() puts fire-and-forget jobs on the ring many slots per
  * claim (aq__ring_push_n()) and jobs that need records through the same
@@ -21,10 +19,18 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "clock.h"
+#include "current.h"
+#include "deps.h"
 #include "fault.h"
+#include "future.h"
 #include "pool.h"
+#include "queue.h"
 #include "retry.h"
+#include "threads.h"
 #include "timer.h"
+#include "trace.h"
+#include "worker.h"
 
 #define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
 
@@ -47,7 +53,7 @@ static int64_t submit_wait_budget(const struct aq_pool *pool,
 	return timeout > 0 ? timeout : -1;
 }
 
-/* What the pool's scheduler may read of the job (aq_job_*()). */
+/* What the pool's scheduler may read of the job (aq_sched_job_*()). */
 static void submit_fill_sched(struct aq_future *rec,
 			      const struct aq_job_opts *opts)
 {
@@ -60,60 +66,10 @@ static void submit_fill_sched(struct aq_future *rec,
 	rec->sched_slots[0] = rec->sched_slots[1] = NULL;
 }
 
-/*
- * The ring was full: wait for a slot until the deadline (negative: none;
- * see aq__deadline()), and push item into it.
- *
- * Workers wake blocked producers only once a run of slots is free
- * (space_wake_free, see aq_pool_create()), which saves a system call per
- * job when jobs are short. When they are long, that run could take long
- * to come free while a slot already is: so a blocked producer also looks
- * for itself every SPACE_POLL_NS. Its extra wait is bounded by that, at
- * the price of a thousand wake-ups a second while it stays blocked.
- */
-#define SPACE_POLL_NS 1000000
-
-static int submit_wait_space(struct aq_pool *pool, struct aq__ring_item item,
-			     int64_t deadline)
-{
-	int rc;
-
-	for (;;) {
-		/* Acquire: pairs with the consumer's release increment. */
-		uint32_t seq = atomic_load_explicit(&pool->space_seq,
-						    memory_order_acquire);
-
-		atomic_fetch_add(&pool->pop_attn, 1); /* seq_cst */
-		if (!aq__ring_has_space(&pool->ring)) {     /* seq_cst */
-			int64_t nap = aq__deadline(SPACE_POLL_NS);
-
-			aq__park_wait(&pool->space_seq, seq,
-				      deadline >= 0 && deadline < nap ? deadline
-								      : nap);
-		}
-		atomic_fetch_sub(&pool->pop_attn, 1);
-
-		rc = aq__ring_push(&pool->ring, item);
-		if (rc != -EAGAIN)
-			return rc;
-		if (deadline >= 0 && aq__now_ns() >= deadline)
-			return -ETIMEDOUT;
-	}
-}
-
-int aq__submit_push(struct aq_pool *pool, struct aq__ring_item item,
-		    int64_t budget_ns)
-{
-	int rc = aq__ring_push(&pool->ring, item);
-
-	if (aq_unlikely(rc == -EAGAIN) && budget_ns != 0)
-		rc = submit_wait_space(pool, item, aq__deadline(budget_ns));
-	return rc;
-}
-
 static bool submit_opts_valid(const struct aq_job_opts *opts)
 {
-	if ((opts->flags & ~JOB_FLAGS) || (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
+	if ((opts->flags & ~JOB_FLAGS) ||
+	    (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
 	    opts->priority < AQ_PRIORITY_MIN ||
 	    opts->priority > AQ_PRIORITY_MAX || opts->weight > AQ_WEIGHT_MAX ||
 	    opts->delay_ns < 0 || opts->run_at_ns < 0 || opts->deadline_ns < 0)
@@ -132,39 +88,50 @@ static bool submit_needs_record(const struct aq_pool *pool,
 				const struct aq_job_opts *opts, bool fut)
 {
 	return fut || pool->record_always ||
-	       (opts && (opts->arg_destroy || opts->delay_ns > 0 ||
-			 opts->run_at_ns || opts->deadline_ns || opts->retry ||
-			 opts->after_count));
+	       (opts &&
+		(opts->arg_destroy || opts->delay_ns > 0 || opts->run_at_ns ||
+		 opts->deadline_ns || opts->retry || opts->after_count));
 }
 
-/* Failure handling and time: the retry policy, the deadline, and when the
- * job may start (0: now). */
-static int64_t submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
-				const struct aq_job_opts *opts)
+/*
+ * Failure handling and time: the retry policy, the deadline, and when the
+ * job may start (rec->due_ns). True if it is delayed (run_at_ns or a
+ * delay): the pool clock may read anything, below zero included, so no
+ * value of due_ns can stand for "now"; INT64_MIN, never later than the
+ * clock, is what a job that is not delayed gets.
+ */
+static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
+			     const struct aq_job_opts *opts)
 {
-	int64_t due = 0;
+	bool delayed = false;
 
+	rec->due_ns = INT64_MIN;
 	rec->pool = pool;
 	/* Relaxed: ids need only be unique. */
 	rec->id = atomic_fetch_add_explicit(&pool->next_id, 1,
-					    memory_order_relaxed) + 1;
+					    memory_order_relaxed) +
+		  1;
 	rec->retry = opts && opts->retry ? opts->retry
-		     : pool->has_retry  ? &pool->retry_default
-					: NULL;
+		     : pool->has_retry   ? &pool->retry_default
+					 : NULL;
 	rec->deadline_ns = opts ? opts->deadline_ns : 0;
-	if (opts && opts->run_at_ns)
-		due = opts->run_at_ns;
+	if (opts && opts->run_at_ns) {
+		rec->due_ns = opts->run_at_ns;
+		delayed = true;
+	}
 	if (opts && opts->delay_ns > 0) {
-		int64_t after = aq__time_add(aq__pool_now(pool),
-					     opts->delay_ns);
+		int64_t after =
+			aq__time_add(aq__pool_now(pool), opts->delay_ns);
 
-		due = after > due ? after : due;
+		if (after > rec->due_ns)
+			rec->due_ns = after;
+		delayed = true;
 	}
 	/* Jobs that wait outside the ring (delayed, retrying, or after
 	 * others) keep shutdown from closing it under them. */
-	rec->timer_user = due != 0 || (opts && opts->after_count) ||
+	rec->timer_user = delayed || (opts && opts->after_count) ||
 			  (rec->retry && rec->retry->max_attempts > 1);
-	return due;
+	return delayed;
 }
 
 /* Count a timer user in, unless shutdown has begun (pool.c waits for the
@@ -192,19 +159,26 @@ static void submit_discard(struct aq_pool *pool, struct aq_future *rec)
 	aq__future_put(rec);
 }
 
+/*
+ * here: on a worker of this pool, a job with a future that finds the ring
+ * full runs in place rather than fail (aq_submit(); a batch returns what
+ * fitted).
+ */
 static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
-		      const struct aq_job_opts *opts, aq_future **fut)
+		      const struct aq_job_opts *opts, aq_future **fut,
+		      bool here)
 {
 	struct aq__ring_item item = { .fn = fn, .arg = arg };
 	struct aq_future *rec = NULL;
-	int64_t due = 0;
+	bool delayed = false;
+	uint64_t id = 0; /* rec->id, read before rec is published */
 	int rc;
 
-	if (aq_unlikely(!fn) || (opts && !submit_opts_valid(opts)))
+	if (AQ__UNLIKELY(!fn) || (opts && !submit_opts_valid(opts)))
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
-	if (aq_unlikely(!atomic_load_explicit(&pool->accepting,
-					      memory_order_relaxed)))
+	if (AQ__UNLIKELY(!atomic_load_explicit(&pool->accepting,
+					       memory_order_relaxed)))
 		return -ESHUTDOWN;
 
 	if (submit_needs_record(pool, opts, fut != NULL)) {
@@ -219,7 +193,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			submit_fill_sched(rec, opts);
 		if (pool->timing)
 			rec->submit_ns = rec->enqueue_ns = aq__now_ns();
-		due = submit_fill_time(pool, rec, opts);
+		delayed = submit_fill_time(pool, rec, opts);
 		if (rec->timer_user && (rc = submit_timer_user(pool)) != 0) {
 			rec->timer_user = false;
 			submit_discard(pool, rec);
@@ -227,52 +201,72 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		}
 		item.fn = NULL;
 		item.arg = rec;
+		/* Read by the probes when they are compiled in (trace.h). */
+		// NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores)
+		id = rec->id;
 	}
 
 	if (rec && opts && opts->after_count) { /* after_count: rec exists */
 		/* After others: their last resolution queues it, or hands
-		 * it to the timer if it is also delayed (wait.c). */
-		rec->due_ns = due;
-		aq__stats_shared(pool, off_ring); /* first: see stats.h */
+		 * it to the timer if it is also delayed (deps.c). */
+		AQ__STAT_SHARED(pool, off_ring); /* first: see stats.h */
 		rc = aq__deps_attach(rec, opts->after, opts->after_count);
 		if (rc == 0) {
 			if (fut)
 				*fut = rec;
+			AQ__TRACE(submit, pool, id, fn, arg);
 			aq__deps_arm(rec);
 			return 0;
 		}
-		aq__stats_shared_undo(pool, off_ring);
-	} else if (due) {
-		/* Delayed: the timer queues it when due (timer.c). */
-		rec->due_ns = due;
+		AQ__STAT_SHARED_UNDO(pool, off_ring);
+	} else if (delayed) {
+		/* Delayed: the timer queues it when due (timer.c, queue.c). */
 		atomic_store_explicit(&rec->state, AQ_STATE_DELAYED,
 				      memory_order_relaxed);
-		aq__stats_shared(pool, off_ring); /* first: see stats.h */
-		rc = aq__timer_add(pool, rec);
+		AQ__STAT_SHARED(pool, off_ring); /* first: see stats.h */
+		rc = aq__timer_add(&pool->timer, rec);
 		if (rc)
-			aq__stats_shared_undo(pool, off_ring);
+			AQ__STAT_SHARED_UNDO(pool, off_ring);
 	} else {
 		rc = aq__ring_push(&pool->ring, item);
-		if (aq_unlikely(rc == -EAGAIN)) {
+		if (AQ__UNLIKELY(rc == -EAGAIN) && aq__worker_pool == pool) {
+			/*
+			 * A worker of this pool must not sleep on its own full
+			 * ring: it might be the one to empty it. A job with a
+			 * future must not fail either: nested fork-join fills
+			 * the ring with the slots of children their waiting
+			 * parents already ran in place (help.c), which no
+			 * worker reaches while all are nested. So it runs
+			 * here, now, as OpenMP runs a task undeferred when
+			 * too many are queued; a child run so is a plain call,
+			 * and the nesting argument of help.c holds. Nobody
+			 * waits for a fire-and-forget job: it is refused, and
+			 * AQ_JOB_NOBLOCK asks for the refusal.
+			 */
+			if (here && fut &&
+			    !(opts && (opts->flags & AQ_JOB_NOBLOCK))) {
+				*fut = rec; /* the caller's reference */
+				aq__worker_run_unqueued(pool, rec);
+				return 0;
+			}
+		} else if (AQ__UNLIKELY(rc == -EAGAIN)) {
 			int64_t budget = submit_wait_budget(pool, opts);
 
-			/* A worker of this pool that sleeps on its own full
-			 * ring could leave nobody to empty it: it gets
-			 * -EAGAIN at once. */
-			if (budget != 0 && aq__worker_pool != pool)
-				rc = submit_wait_space(pool, item,
-						       aq__deadline(budget));
+			if (budget != 0)
+				rc = aq__queue_wait_push(pool, item,
+							 aq__deadline(budget));
 		}
 		if (rc == 0) {
 			aq__pool_wake_one(pool);
-			aq__pool_maybe_grow(pool);
+			aq__threads_maybe_grow(pool);
 		}
 	}
-	if (aq_unlikely(rc)) {
+	if (AQ__UNLIKELY(rc)) {
 		if (rec)
 			submit_discard(pool, rec);
 		return rc;
 	}
+	AQ__TRACE(submit, pool, id, fn, arg);
 	if (fut)
 		*fut = rec;
 	return 0;
@@ -283,23 +277,24 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
  * that need a record, a full ring (blocking or not), shutdown. Out of line
  * so that the fast path needs no stack frame and no saved registers.
  */
-static __attribute__((noinline)) int
-submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
-	    const struct aq_job_opts *opts, aq_future **fut)
+static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
+						 void *arg,
+						 const struct aq_job_opts *opts,
+						 aq_future **fut)
 {
 	int rc;
 
 	if (fut)
 		*fut = NULL;
-	if (aq_unlikely(!pool))
+	if (AQ__UNLIKELY(!pool))
 		return -EINVAL;
 	/* A fast-path job lands here too when the ring was full or shutdown
 	 * had begun: submit_job() retries it, blocks or refuses it as it
 	 * would any job without a record. */
-	rc = submit_job(pool, fn, arg, opts, fut);
+	rc = submit_job(pool, fn, arg, opts, fut, true);
 	/* Refusals of a well-formed job count; bad arguments do not. */
-	if (aq_unlikely(rc) && rc != -EINVAL)
-		aq__stats_shared(pool, rejected);
+	if (AQ__UNLIKELY(rc) && rc != -EINVAL)
+		AQ__STAT_SHARED(pool, rejected);
 	return rc;
 }
 
@@ -307,7 +302,7 @@ submit_slow(aq_pool *pool, aq_job_fn fn, void *arg,
 static __attribute__((noinline)) int submit_pushed(aq_pool *pool)
 {
 	aq__pool_wake_one(pool);
-	aq__pool_maybe_grow(pool);
+	aq__threads_maybe_grow(pool);
 	return 0;
 }
 
@@ -320,18 +315,19 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	 * the ring's closed bit is the real gate at shutdown). Two words
 	 * into the ring, then one load of the idle word: 0 means no worker
 	 * sleeps and the pool is not elastic, so there is nothing more to do.
-	 * About 30 instructions and no stack frame (make bench, instr).
+	 * Everything else is out of line, so this path needs no stack frame.
 	 */
-	if (aq_likely(pool && fn && !opts && !fut) &&
-	    aq_likely(atomic_load_explicit(&pool->fast_submit,
-					   memory_order_relaxed)) &&
-	    aq_likely(aq__ring_push(&pool->ring,
-				    (struct aq__ring_item){ fn, arg }) == 0)) {
+	if (AQ__LIKELY(pool && fn && !opts && !fut) &&
+	    AQ__LIKELY(atomic_load_explicit(&pool->fast_submit,
+					    memory_order_relaxed)) &&
+	    AQ__LIKELY(aq__ring_push(&pool->ring,
+				     (struct aq__ring_item){ fn, arg }) == 0)) {
 		/* seq_cst: the read half of the parking handshake, as in
 		 * aq__pool_wake_one(). */
 		uint32_t idle = atomic_load(&pool->idle);
 
-		if (aq_likely(idle == 0))
+		AQ__TRACE(submit, pool, (uint64_t)0, fn, arg);
+		if (AQ__LIKELY(idle == 0))
 			return 0;
 		/* A worker sleeps, but a wake is already on its way to one
 		 * (it will chain to the next): nothing to do either. This
@@ -370,15 +366,16 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
 			struct aq__ring_item item = { jobs[done].fn,
 						      jobs[done].arg };
 
-			rc = submit_wait_space(pool, item, deadline);
+			rc = aq__queue_wait_push(pool, item, deadline);
 			if (rc == 0)
 				rc = 1;
 		}
 		if (rc < 0)
 			break;
+		AQ__TRACE(submit_batch, pool, (unsigned)rc, jobs + done);
 		done += (unsigned)rc;
 		aq__pool_wake_one(pool);
-		aq__pool_maybe_grow(pool);
+		aq__threads_maybe_grow(pool);
 	}
 	return done ? (int)done : rc;
 }
@@ -388,9 +385,8 @@ static int submit_batch_ring(struct aq_pool *pool, const struct aq_job *jobs,
  * job), one submit_job() each. A wait for space shares one deadline
  * across the batch, so a timeout bounds the whole call.
  */
-static int submit_batch_records(struct aq_pool *pool,
-				const struct aq_job *jobs, unsigned n,
-				const struct aq_job_opts *opts,
+static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
+				unsigned n, const struct aq_job_opts *opts,
 				aq_future **futs)
 {
 	struct aq_job_opts each = opts ? *opts : (struct aq_job_opts){ 0 };
@@ -406,11 +402,12 @@ static int submit_batch_records(struct aq_pool *pool,
 
 			each.flags &= ~JOB_FLAGS;
 			out_of_time = left <= 0;
-			each.flags |= out_of_time ? AQ_JOB_NOBLOCK : AQ_JOB_BLOCK;
+			each.flags |=
+				out_of_time ? AQ_JOB_NOBLOCK : AQ_JOB_BLOCK;
 			each.timeout_ns = out_of_time ? 0 : left;
 		}
 		rc = submit_job(pool, jobs[i].fn, jobs[i].arg, &each,
-				futs ? &futs[i] : NULL);
+				futs ? &futs[i] : NULL, false);
 		if (rc)
 			break;
 	}
@@ -419,9 +416,8 @@ static int submit_batch_records(struct aq_pool *pool,
 	return i ? (int)i : rc;
 }
 
-AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs,
-			   unsigned n, const struct aq_job_opts *opts,
-			   aq_future **futs)
+AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs, unsigned n,
+			   const struct aq_job_opts *opts, aq_future **futs)
 {
 	int rc;
 

@@ -3,7 +3,8 @@
  * threads.c - the worker threads as threads: starting them (names, CPU
  * pinning, stack size, blocked signals, start and stop hooks), retiring
  * them when an elastic pool shrinks or aq_pool_resize() asks for fewer,
- * and joining them. What a worker does is pool.c's business.
+ * and joining them. What a worker does is the pool's worker_body
+ * (worker.c), which this file calls through the pointer, not by name.
  *
  * Each worker index has a slot: EMPTY, LIVE (its thread runs) or DONE (it
  * retired and waits to be joined). Slots change under the pool lock.
@@ -22,8 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fault.h"
 #include "pool.h"
+#include "threads.h"
 
 /* What a new thread needs to know: the allocation is freed by the thread. */
 struct worker_start {
@@ -43,17 +46,21 @@ static void *worker_thread(void *arg)
 		char name[16]; /* the kernel keeps 15 characters */
 
 		if (pool->name[0])
-			snprintf(name, sizeof(name), "aq-%s-%u", pool->name, // NOLINT(cert-err33-c): truncating is the point
+			/* Truncating is the point. */
+			// NOLINTNEXTLINE(cert-err33-c)
+			snprintf(name, sizeof(name), "aq-%s-%u", pool->name,
 				 start.index);
 		else
-			snprintf(name, sizeof(name), "aq-%u", start.index); // NOLINT(cert-err33-c): truncating is the point
+			/* Truncating is the point. */
+			// NOLINTNEXTLINE(cert-err33-c)
+			snprintf(name, sizeof(name), "aq-%u", start.index);
 		pthread_setname_np(pthread_self(), name);
 	}
 #endif
 	aq__tls_stats = start.stats;
 	if (pool->on_thread_start)
 		pool->on_thread_start(start.index, pool->thread_user);
-	aq__worker_loop(pool, start.index);
+	pool->worker_body(pool, start.index);
 	if (pool->on_thread_stop)
 		pool->on_thread_stop(start.index, pool->thread_user);
 	/* Retired (not shut down): the index may be reused once the stop
@@ -71,8 +78,8 @@ static struct aq__stats *stats_block_new(void)
 {
 	void *mem;
 
-	if (aq__fault(AQ_FAULT_ALLOC) ||
-	    posix_memalign(&mem, AQ_CACHE_LINE, sizeof(struct aq__stats)))
+	if (aq__fault(AQ__FAULT_ALLOC) ||
+	    posix_memalign(&mem, AQ__CACHE_LINE, sizeof(struct aq__stats)))
 		return NULL;
 	return memset(mem, 0, sizeof(struct aq__stats));
 }
@@ -82,8 +89,8 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned initial, min, max;
 
-	initial = cfg->workers ? cfg->workers
-		  : cpus < 1   ? 1
+	initial = cfg->workers                  ? cfg->workers
+		  : cpus < 1                    ? 1
 		  : cpus > (long)AQ_WORKERS_MAX ? AQ_WORKERS_MAX
 						: (unsigned)cpus;
 	/* Only a maximum given: start with no more than it allows. */
@@ -111,7 +118,17 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	pool->idle_timeout_ns = cfg->idle_timeout_ns ? cfg->idle_timeout_ns
 						     : INT64_C(10000000000);
 	if (cfg->name)
-		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name); // NOLINT(cert-err33-c): a truncated stem is documented
+		/* A truncated stem is documented. */
+		// NOLINTNEXTLINE(cert-err33-c)
+		snprintf(pool->name, sizeof(pool->name), "%s", cfg->name);
+	if (cfg->name && cfg->name[0]) {
+		size_t len = strlen(cfg->name) + 1;
+
+		pool->label = aq__malloc(len);
+		if (!pool->label)
+			return -ENOMEM;
+		memcpy(pool->label, cfg->name, len);
+	}
 	pool->stack_size = cfg->stack_size;
 	pool->on_thread_start = cfg->on_thread_start;
 	pool->on_thread_stop = cfg->on_thread_stop;
@@ -135,7 +152,9 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 		if (!pool->wstats[i])
 			return -ENOMEM;
 	}
-	return initial < min ? min : initial > max ? max : initial; // NOLINT(bugprone-narrowing-conversions): at most AQ_WORKERS_MAX
+	/* At most AQ_WORKERS_MAX. */
+	// NOLINTNEXTLINE(bugprone-narrowing-conversions)
+	return initial < min ? min : initial > max ? max : initial;
 }
 
 void aq__threads_fini(struct aq_pool *pool)
@@ -145,12 +164,16 @@ void aq__threads_fini(struct aq_pool *pool)
 	free(pool->wstats);
 	free(pool->slots);
 	free(pool->cpus);
+	free(pool->label);
 }
 
 void aq__threads_reap(struct aq_pool *pool)
 {
 	pthread_mutex_lock(&pool->lock);
-	for (unsigned i = 0; i < pool->nslots; i++) {
+	/* Once shutdown has begun its join takes every thread: joining one
+	 * here too could join it twice. */
+	for (unsigned i = 0;
+	     pool->phase == AQ__POOL_RUNNING && i < pool->nslots; i++) {
 		pthread_t thread;
 
 		if (pool->slots[i].state != AQ__SLOT_DONE)
@@ -203,7 +226,7 @@ static int threads_start(struct aq_pool *pool, unsigned index)
 	pool->slots[index].state = AQ__SLOT_LIVE;
 	pool->live++;
 	atomic_store_explicit(&pool->nlive, pool->live, memory_order_relaxed);
-	rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
+	rc = aq__fault(AQ__FAULT_THREAD) ? EAGAIN : 0;
 	if (!rc)
 		rc = pthread_create(&pool->slots[index].thread, &attr,
 				    worker_thread, start);
@@ -224,17 +247,19 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 {
 	/* A raised max_workers may need a bigger table. */
 	if (target > pool->nslots) {
-		struct aq__slot *slots = aq__fault(AQ_FAULT_ALLOC)
-			? NULL
-			: realloc(pool->slots, target * sizeof(*slots));
+		struct aq__slot *slots =
+			aq__fault(AQ__FAULT_ALLOC)
+				? NULL
+				: realloc(pool->slots, target * sizeof(*slots));
 		struct aq__stats **wstats;
 
 		if (!slots)
 			return -ENOMEM;
 		pool->slots = slots;
-		wstats = aq__fault(AQ_FAULT_ALLOC)
-			? NULL
-			: realloc(pool->wstats, target * sizeof(*wstats));
+		wstats = aq__fault(AQ__FAULT_ALLOC)
+				 ? NULL
+				 : realloc(pool->wstats,
+					   target * sizeof(*wstats));
 		if (!wstats)
 			return -ENOMEM;
 		pool->wstats = wstats;
@@ -265,6 +290,17 @@ int aq__threads_spawn(struct aq_pool *pool, unsigned target)
 	}
 	/* Indexes still held by retiring threads: try again later. */
 	return pool->live < target ? -EBUSY : 0;
+}
+
+void aq__threads_grow(struct aq_pool *pool)
+{
+	pthread_mutex_lock(&pool->lock);
+	if (pool->phase == AQ__POOL_RUNNING &&
+	    pool->live < atomic_load_explicit(&pool->max_workers,
+					      memory_order_relaxed))
+		aq__threads_spawn(pool, pool->live + 1); /* best effort */
+	pthread_mutex_unlock(&pool->lock);
+	aq__threads_reap(pool);
 }
 
 bool aq__threads_try_retire(struct aq_pool *pool, unsigned index,
@@ -300,10 +336,11 @@ static int join_until(pthread_t thread, int64_t deadline)
 		int64_t left = deadline - aq__now_ns(), real;
 
 		clock_gettime(CLOCK_REALTIME, &now);
-		real = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec +
-		       (left > 0 ? left : 0);
-		ts.tv_sec = real / 1000000000;
-		ts.tv_nsec = real % 1000000000;
+		/* Saturated: a deadline that far (a timeout near INT64_MAX)
+		 * would wrap into the past and give up at once. */
+		real = aq__time_add(
+			(int64_t)now.tv_sec * AQ__NS_PER_S + now.tv_nsec, left);
+		ts = aq__timespec(real);
 		return pthread_timedjoin_np(thread, NULL, &ts) == ETIMEDOUT
 			       ? -ETIMEDOUT
 			       : 0;
@@ -364,26 +401,37 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	}
 	/* Relaxed stores: workers read these as hints and re-check under
 	 * the lock before they retire or grow. */
-	old_min = atomic_load_explicit(&pool->min_workers,
-				       memory_order_relaxed);
+	old_min =
+		atomic_load_explicit(&pool->min_workers, memory_order_relaxed);
 	atomic_store_explicit(&pool->min_workers, min_workers,
 			      memory_order_relaxed);
 	atomic_store_explicit(&pool->max_workers, max_workers,
 			      memory_order_relaxed);
 	aq__pool_set_elastic(pool);
-	/* Indexes held by workers still in their stop hooks come free in a
+	/*
+	 * Indexes held by workers still in their stop hooks come free in a
 	 * moment: wait for them, with the lock released (a stop hook must
-	 * not call aq_pool_resize() on its own pool). */
+	 * not call aq_pool_resize() on its own pool). A shutdown may begin
+	 * while we are away, and its join may already have passed the index
+	 * we wait for: look for it before every start, under the lock, since
+	 * a thread started after that would never be joined.
+	 */
 	while (pool->live < min_workers &&
-	       (rc = aq__threads_spawn(pool, min_workers)) == -EBUSY &&
-	       pool->phase == AQ__POOL_RUNNING) {
+	       (rc = aq__threads_spawn(pool, min_workers)) == -EBUSY) {
 		struct timespec nap = { 0, 100000 };
 
 		pthread_mutex_unlock(&pool->lock);
 		nanosleep(&nap, NULL);
 		pthread_mutex_lock(&pool->lock);
+		/* Relaxed: shutdown clears accepting under this lock. */
+		if (pool->phase != AQ__POOL_RUNNING ||
+		    !atomic_load_explicit(&pool->accepting,
+					  memory_order_relaxed)) {
+			rc = -ESHUTDOWN;
+			break;
+		}
 	}
-	if (pool->live >= min_workers)
+	if (rc != -ESHUTDOWN && pool->live >= min_workers)
 		rc = 0; /* a worker growing the pool may have got there first */
 	pthread_mutex_unlock(&pool->lock);
 	/* Too many, or a lower floor? Wake everyone: idle workers above max
@@ -391,9 +439,7 @@ AQ_API int aq_pool_resize(aq_pool *pool, unsigned min_workers,
 	if (atomic_load_explicit(&pool->nlive, memory_order_relaxed) >
 		    max_workers ||
 	    min_workers < old_min) {
-		atomic_fetch_add_explicit(&pool->wake_seq, 1,
-					  memory_order_release);
-		aq__park_wake(&pool->wake_seq, INT32_MAX);
+		aq__ec_signal(&pool->wake_seq, INT32_MAX);
 	}
 	return rc;
 }

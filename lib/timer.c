@@ -5,15 +5,16 @@
  * first time a job is delayed or waits for a retry.
  *
  * Delayed jobs and retry back-offs wait here, never in a sleeping worker.
- * When a record comes due the thread moves it from DELAYED or RETRYING to
- * PENDING and queues it on the ring like a new submission. Time is read
- * through the pool's clock (struct aq_clock), so a test can drive a virtual
- * clock and call aq_pool_clock_changed() to make due records fire at once.
+ * When a record comes due the thread hands it to the due function its
+ * owner gave it (the pool queues it on the ring: queue.c). Time is read
+ * through the owner's clock (struct aq_clock), so a test can drive a
+ * virtual clock and call aq_pool_clock_changed() to make due records fire
+ * at once. The timer reads a record's due_ns, timer_index and state, and
+ * calls nothing above the records.
  *
- * Ownership: a record in the heap carries the pool's reference. Whoever
- * takes it out owns that reference: the timer thread when it fires, or
- * aq_future_cancel() through aq__timer_remove(). A record cancelled just
- * after the thread took it fails the thread's CAS and is only released.
+ * Ownership: a record in the heap carries its owner's reference. Whoever
+ * takes it out owns that reference: the due function when it fires, or
+ * aq_future_cancel() through aq__timer_remove().
  *
  * Costs: add and remove are O(log n) under one mutex (each record keeps its
  * heap index, so a cancel removes it at once rather than leaving it until
@@ -26,12 +27,12 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "clock.h"
 #include "fault.h"
-#include "park.h"
-#include "pool.h"
+#include "future.h"
 #include "timer.h"
 
-_Thread_local struct aq_pool *aq__timer_pool;
+_Thread_local const struct aq__timer *aq__timer_self;
 
 static void heap_set(struct aq__timer *t, size_t i, struct aq_future *rec)
 {
@@ -88,7 +89,9 @@ static void heap_delete(struct aq__timer *t, size_t i)
 	gone->timer_index = SIZE_MAX;
 }
 
-int aq__timer_init(struct aq__timer *t)
+void aq__timer_init(struct aq__timer *t, const struct aq_clock *clock,
+		    const _Atomic bool *flush, aq__timer_due_fn *due,
+		    void *due_ctx)
 {
 	pthread_condattr_t attr;
 
@@ -101,70 +104,24 @@ int aq__timer_init(struct aq__timer *t)
 	t->heap = NULL;
 	t->len = t->cap = 0;
 	t->started = t->stop = false;
-	return 0;
-}
-
-/* A record came due (or the pool is cancelling): queue it, or cancel it. */
-static void timer_release(struct aq_pool *pool, struct aq_future *rec,
-			  bool cancel)
-{
-	/* Relaxed: the CAS below validates it. */
-	uint32_t state = atomic_load_explicit(&rec->state,
-					      memory_order_relaxed);
-	struct aq__ring_item item = { NULL, rec };
-	int rc;
-
-	if (state != AQ_STATE_DELAYED && state != AQ_STATE_RETRYING)
-		goto drop; /* a canceller got it first */
-	/* Its wait (stats, a scheduler's aging) starts now; written before
-	 * the CAS publishes the record to claimers. */
-	if (!cancel && (pool->timing || pool->sched))
-		rec->enqueue_ns = aq__now_ns();
-	/* Release on success: the record's fields, written by the worker
-	 * that scheduled the retry or by the submitter, travel with it. */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &rec->state, &state,
-		    cancel ? AQ__STATE_CANCELLING : AQ_STATE_PENDING,
-		    memory_order_acq_rel, memory_order_relaxed))
-		goto drop;
-	if (cancel) {
-		aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
-		goto drop;
-	}
-	/* Not a worker, so waiting for ring space cannot deadlock. */
-	aq__stats_shared(pool, released); /* first: see stats.h */
-	rc = aq__submit_push(pool, item, -1);
-	if (rc == 0) {
-		aq__pool_wake_one(pool);
-		return;
-	}
-	aq__stats_shared_undo(pool, released);
-	/* The ring closed under us: nothing will run it any more. */
-	state = AQ_STATE_PENDING;
-	if (atomic_compare_exchange_strong(&rec->state, &state,
-					   AQ__STATE_CANCELLING))
-		aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
-drop:
-	aq__future_put(rec);
+	t->clock = clock;
+	t->flush = flush;
+	t->due = due;
+	t->due_ctx = due_ctx;
 }
 
 static void timer_wait(struct aq__timer *t, int64_t wait_ns)
 {
-	int64_t deadline = aq__deadline(wait_ns);
-	struct timespec ts = {
-		.tv_sec = deadline / 1000000000,
-		.tv_nsec = deadline % 1000000000,
-	};
+	struct timespec ts = aq__timespec(aq__deadline(wait_ns));
 
 	pthread_cond_timedwait(&t->cond, &t->lock, &ts);
 }
 
 static void *timer_main(void *arg)
 {
-	struct aq_pool *pool = arg;
-	struct aq__timer *t = &pool->timer;
+	struct aq__timer *t = arg;
 
-	aq__timer_pool = pool; /* callbacks run here may not stop the pool */
+	aq__timer_self = t; /* callbacks run here may not stop the owner */
 	pthread_mutex_lock(&t->lock);
 	while (!t->stop) {
 		struct aq_future *rec;
@@ -177,18 +134,17 @@ static void *timer_main(void *arg)
 		}
 		rec = t->heap[0];
 		/* Relaxed: advisory, as in the workers. */
-		cancel = atomic_load_explicit(&pool->cancelling,
-					      memory_order_relaxed);
-		now = aq__pool_now(pool);
+		cancel = atomic_load_explicit(t->flush, memory_order_relaxed);
+		now = t->clock->now(t->clock->user);
 		if (!cancel && rec->due_ns > now) {
 			/* On a virtual clock this real-time wait is only a
 			 * fallback: aq_pool_clock_changed() kicks us. */
-			timer_wait(t, rec->due_ns - now);
+			timer_wait(t, aq__time_diff(rec->due_ns, now));
 			continue;
 		}
 		heap_delete(t, 0);
 		pthread_mutex_unlock(&t->lock);
-		timer_release(pool, rec, cancel);
+		t->due(t->due_ctx, rec, cancel);
 		pthread_mutex_lock(&t->lock);
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -196,17 +152,16 @@ static void *timer_main(void *arg)
 }
 
 /* Under t->lock. The thread blocks every signal, like the workers. */
-static int timer_start(struct aq_pool *pool)
+static int timer_start(struct aq__timer *t)
 {
-	struct aq__timer *t = &pool->timer;
 	sigset_t all, saved;
 	int rc;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	rc = aq__fault(AQ_FAULT_THREAD) ? EAGAIN : 0;
+	rc = aq__fault(AQ__FAULT_THREAD) ? EAGAIN : 0;
 	if (!rc)
-		rc = pthread_create(&t->thread, NULL, timer_main, pool);
+		rc = pthread_create(&t->thread, NULL, timer_main, t);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (rc)
 		return -rc;
@@ -214,9 +169,8 @@ static int timer_start(struct aq_pool *pool)
 	return 0;
 }
 
-int aq__timer_add(struct aq_pool *pool, struct aq_future *rec)
+int aq__timer_add(struct aq__timer *t, struct aq_future *rec)
 {
-	struct aq__timer *t = &pool->timer;
 	int rc = 0;
 
 	pthread_mutex_lock(&t->lock);
@@ -229,10 +183,10 @@ int aq__timer_add(struct aq_pool *pool, struct aq_future *rec)
 			rc = -ECANCELED;
 	}
 	if (rc == 0 && !t->started)
-		rc = timer_start(pool);
+		rc = timer_start(t);
 	if (rc == 0 && t->len == t->cap) {
 		size_t cap = t->cap ? 2 * t->cap : 64;
-		void *heap = aq__fault(AQ_FAULT_ALLOC)
+		void *heap = aq__fault(AQ__FAULT_ALLOC)
 				     ? NULL
 				     : realloc(t->heap, cap * sizeof(*t->heap));
 
@@ -254,9 +208,8 @@ int aq__timer_add(struct aq_pool *pool, struct aq_future *rec)
 	return rc;
 }
 
-bool aq__timer_remove(struct aq_pool *pool, struct aq_future *rec)
+bool aq__timer_remove(struct aq__timer *t, struct aq_future *rec)
 {
-	struct aq__timer *t = &pool->timer;
 	bool found = false;
 
 	pthread_mutex_lock(&t->lock);
@@ -268,17 +221,15 @@ bool aq__timer_remove(struct aq_pool *pool, struct aq_future *rec)
 	return found;
 }
 
-void aq__timer_kick(struct aq_pool *pool)
+void aq__timer_kick(struct aq__timer *t)
 {
-	pthread_mutex_lock(&pool->timer.lock);
-	pthread_cond_signal(&pool->timer.cond);
-	pthread_mutex_unlock(&pool->timer.lock);
+	pthread_mutex_lock(&t->lock);
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
 }
 
-void aq__timer_stop(struct aq_pool *pool)
+void aq__timer_stop(struct aq__timer *t)
 {
-	struct aq__timer *t = &pool->timer;
-
 	pthread_mutex_lock(&t->lock);
 	t->stop = true;
 	pthread_cond_signal(&t->cond);
@@ -288,18 +239,17 @@ void aq__timer_stop(struct aq_pool *pool)
 	t->started = false;
 }
 
-void aq__timer_fini(struct aq_pool *pool)
+void aq__timer_fini(struct aq__timer *t)
 {
-	struct aq__timer *t = &pool->timer;
-
-	aq__timer_stop(pool);
-	/* Shutdown waited for every timer user, so this is empty unless a
-	 * pool failed half-way through creation. */
+	aq__timer_stop(t);
+	/* The owner waited for every record it put here (a pool's shutdown
+	 * waits for its timer users), so this is empty unless the owner
+	 * failed half-way through creation. */
 	while (t->len) {
 		struct aq_future *rec = t->heap[0];
 
 		heap_delete(t, 0);
-		timer_release(pool, rec, true);
+		t->due(t->due_ctx, rec, true);
 	}
 	free(t->heap);
 	pthread_cond_destroy(&t->cond);

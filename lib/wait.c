@@ -1,86 +1,71 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * wait.c - composing jobs: waiting for many futures (aq_wait_all,
- * aq_wait_any), jobs that run after others (aq_job_opts.after), and the
- * "help while waiting" rule that keeps nested waits from deadlocking.
- *
- * Help while waiting: a job that waits on a future of its own pool holds a
- * worker. If every worker did that, the jobs they wait for could never
- * run. So a wait on one of the pool's own workers takes queued jobs and
- * runs them itself until what it waits for resolves (as ForkJoinPool and
- * TBB do). First choice is the very job it waits for, if no worker has
- * taken it yet: it is claimed and run right here, so a fork-join tree
- * unwinds depth-first on one stack. Otherwise any queued job will do, to
- * a bounded nesting depth. When nothing is queued it naps on the future's
- * word, briefly, so a job queued meanwhile is picked up within 1 ms.
- *
- * Dependencies: a record submitted with opts.after starts WAITING, holding
- * a reference to each dependency and one internal then-registration on
- * each. deps_left counts the dependencies not yet resolved plus one guard
- * held by submit while it registers, so the record cannot start before
- * submit has finished with it. Whoever brings deps_left to zero settles
- * the record: PENDING and queued if every dependency succeeded, SKIPPED
- * otherwise, or only released if a canceller got there first. The record's
- * pool reference belongs to that counter until then.
+ * wait.c - waiting for futures: aq_future_get(), aq_wait_all() and
+ * aq_wait_any(). A caller that is one of the pool's own workers does not
+ * sleep but helps (help.c), so nested waits cannot deadlock; any other
+ * thread sleeps on the eventcount of park.h.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 
+#include "clock.h"
+#include "compat.h"
+#include "current.h"
 #include "fault.h"
 #include "future.h"
 #include "park.h"
-#include "pool.h"
-#include "timer.h"
+#include "help.h"
+#include "promise.h"
 
-/* Longest nap of a helping waiter between looks at the queue. */
-#define HELP_NAP_MAX_NS 1000000
-/* Deepest nesting of helping waits on one worker's stack. */
-#define HELP_DEPTH_MAX 64
+/* Bounded spin before a waiter parks: long enough to catch a short job's
+ * completion without a system call, short enough not to burn a core. */
+#define GET_SPIN_ITERATIONS 2000
 
-static _Thread_local unsigned help_depth;
+/* Longest sleep of a waiter that polls (no vectored wait, no memory). */
+#define POLL_NAP_NS 1000000
 
-int aq__wait_helping(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
-		     _Atomic uint32_t *nap_word, _Atomic uint32_t *nap_waiters,
-		     int64_t deadline)
+AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 {
-	int64_t nap = 20000;
+	int64_t deadline;
+	uint32_t state;
 	int rc;
 
-	/* Helping nests (a job run while helping may wait and help too):
-	 * bound the depth so the stack stays bounded; past it, just wait. */
-	help_depth++;
-	for (;;) {
-		uint32_t seen;
-		int64_t until;
+	if (!fut)
+		return -EINVAL;
+	/* Acquire: pairs with the completer's store of the final state, so
+	 * result and code are visible once we see it. */
+	state = atomic_load_explicit(&fut->state, memory_order_acquire);
+	if (aq__state_final(state))
+		return aq__future_outcome(fut, state, result);
+	if (timeout_ns == 0)
+		return -ETIMEDOUT;
+	/* A job waiting for its own outcome would wait forever (or until
+	 * its timeout): refuse it. Off the paths above, which never wait. */
+	if (AQ__UNLIKELY(fut == aq__current_job()))
+		return -EDEADLK;
 
-		if (done(ctx)) {
-			rc = 0;
-			break;
-		}
-		if (help_depth <= HELP_DEPTH_MAX && aq__worker_help(pool)) {
-			nap = 20000;
-			continue;
-		}
-		if (deadline >= 0 && aq__now_ns() >= deadline) {
-			rc = done(ctx) ? 0 : -ETIMEDOUT;
-			break;
-		}
-		until = aq__deadline(nap);
-		if (deadline >= 0 && deadline < until)
-			until = deadline;
-		/* The future handshake (future.c): raise waiters, re-check. */
-		seen = atomic_load(nap_word);
-		atomic_fetch_add(nap_waiters, 1);
-		if (!done(ctx))
-			aq__park_wait(nap_word, seen, until);
-		atomic_fetch_sub(nap_waiters, 1);
-		nap = nap * 2 > HELP_NAP_MAX_NS ? HELP_NAP_MAX_NS : nap * 2;
+	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
+		aq__cpu_relax();
+		/* Acquire, as above. */
+		state = atomic_load_explicit(&fut->state, memory_order_acquire);
+		if (aq__state_final(state))
+			return aq__future_outcome(fut, state, result);
 	}
-	help_depth--;
-	return rc;
-}
 
-/* ---- aq_wait_all / aq_wait_any ------------------------------------------ */
+	deadline = aq__deadline(timeout_ns);
+	/* A job waiting on its own pool: help, don't block a worker. So too
+	 * for a promise: whoever completes it may be a job queued behind us
+	 * (help runs only the pool's own jobs, never the promise). */
+	if (aq__worker_pool &&
+	    (aq__worker_pool == fut->pool || aq__is_promise(fut)))
+		rc = aq__help_future(aq__worker_pool, fut, deadline);
+	else
+		rc = aq__future_wait(fut, deadline);
+	if (rc < 0)
+		return rc;
+	return aq__future_outcome(fut, (uint32_t)rc, result);
+}
 
 static bool futs_valid(aq_future *const *futs, unsigned n)
 {
@@ -92,12 +77,29 @@ static bool futs_valid(aq_future *const *futs, unsigned n)
 	return true;
 }
 
+/*
+ * Is the job running on this thread (if any) one of futs? Its future
+ * cannot resolve while it waits: a wait for it is a deadlock.
+ */
+static bool holds_current_job(aq_future *const *futs, unsigned n)
+{
+	struct aq_future *self = aq__current_job();
+
+	for (unsigned i = 0; self && i < n; i++)
+		if (futs[i] == self)
+			return true;
+	return false;
+}
+
 AQ_API int aq_wait_all(aq_future *const *futs, unsigned n, int64_t timeout_ns)
 {
 	int64_t deadline;
 
 	if (!futs_valid(futs, n))
 		return -EINVAL;
+	/* Refused before any wait, as aq_future_get() refuses it. */
+	if (timeout_ns != 0 && holds_current_job(futs, n))
+		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 	/* One after the other, each with what is left of the time: all are
 	 * resolved at the end exactly when each was on its turn. */
@@ -122,8 +124,8 @@ static unsigned first_final(aq_future *const *futs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		/* Acquire: the caller then reads the outcome. */
-		if (aq__state_final(atomic_load_explicit(
-			    &futs[i]->state, memory_order_acquire)))
+		if (aq__state_final(atomic_load_explicit(&futs[i]->state,
+							 memory_order_acquire)))
 			return i;
 	return n;
 }
@@ -147,9 +149,11 @@ static void any_event_fire(aq_future *fut, void *user)
 	struct any_event *ev = user;
 
 	(void)fut;
-	atomic_fetch_add(&ev->seq, 1); /* seq_cst: handshake store half */
-	if (atomic_load(&ev->waiters))
-		aq__park_wake(&ev->seq, INT32_MAX);
+	/* The notifier side of the eventcount (park.h): the future is final
+	 * (the condition), then the word changes (seq_cst), then the read of
+	 * waiters. */
+	atomic_fetch_add(&ev->seq, 1);
+	aq__ec_notify(&ev->seq, &ev->waiters, INT32_MAX);
 	any_event_put(ev);
 }
 
@@ -168,7 +172,7 @@ static bool any_done(void *arg)
 
 /*
  * Sleep on every future's state word at once (aq__park_wait_any()), as a
- * waiter of each: the same handshake as aq_future_get() (raise waiters,
+ * waiter of each: the eventcount of aq_future_get() on n words (count in,
  * then read state; the resolver stores state, then reads waiters and
  * wakes). Nothing is allocated and nothing stays behind on a timeout.
  * 0 (ctx->found set), -ETIMEDOUT, or -ENOSYS: wait some other way.
@@ -184,7 +188,7 @@ static int any_wait_words(struct any_ctx *ctx, int64_t deadline)
 		return -ENOSYS;
 	for (unsigned i = 0; i < n; i++) {
 		words[i] = &ctx->futs[i]->state;
-		atomic_fetch_add(&ctx->futs[i]->waiters, 1); /* seq_cst */
+		aq__ec_enter(&ctx->futs[i]->waiters);
 	}
 	for (;;) {
 		ctx->found = n;
@@ -208,7 +212,7 @@ static int any_wait_words(struct any_ctx *ctx, int64_t deadline)
 		}
 	}
 	for (unsigned i = 0; i < n; i++)
-		atomic_fetch_sub(&ctx->futs[i]->waiters, 1);
+		aq__ec_leave(&ctx->futs[i]->waiters);
 	return rc;
 }
 
@@ -224,16 +228,21 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		return -EINVAL;
 	if (any_done(&ctx) || timeout_ns == 0)
 		goto out;
+	/* Only the others could end the wait: refused, as in aq_wait_all(). */
+	if (holds_current_job(futs, n))
+		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 
-	/* On a worker of one of the futures' pools: help instead of
-	 * sleeping, napping on that future (the others' resolutions are
-	 * seen on the next look, at most a nap later). */
+	/* On a worker of one of the futures' pools, or awaiting a promise
+	 * on any worker: help instead of sleeping (first by running one of the awaited jobs of that pool
+	 * still queued), napping on that future (the others' resolutions
+	 * are seen on the next look, at most a nap later). */
 	for (unsigned i = 0; aq__worker_pool && i < n; i++) {
-		if (futs[i]->pool == aq__worker_pool) {
-			rc = aq__wait_helping(aq__worker_pool, any_done, &ctx,
-					      &futs[i]->state,
-					      &futs[i]->waiters, deadline);
+		if (futs[i]->pool == aq__worker_pool ||
+		    aq__is_promise(futs[i])) {
+			rc = aq__help_wait(aq__worker_pool, any_done, &ctx,
+					   futs, n, &futs[i]->state,
+					   &futs[i]->waiters, deadline);
 			goto out;
 		}
 	}
@@ -252,7 +261,7 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		       (deadline < 0 || aq__now_ns() < deadline))
 			aq__park_wait(&futs[0]->state,
 				      atomic_load(&futs[0]->state),
-				      aq__deadline(HELP_NAP_MAX_NS));
+				      aq__deadline(POLL_NAP_NS));
 		goto out;
 	}
 	atomic_init(&ev->seq, 0);
@@ -262,7 +271,9 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		struct aq__then *then = aq__malloc(sizeof(*then));
 
 		if (!then) { /* this one cannot wake us: napping covers it */
-			any_event_put(ev); // NOLINT(clang-analyzer-unix.Malloc): refcounted, n + 1 puts in all
+			/* Refcounted, n + 1 puts in all. */
+			// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
+			any_event_put(ev);
 			continue;
 		}
 		then->fn = any_event_fire;
@@ -271,187 +282,26 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		aq__future_then_node(futs[i], then);
 	}
 	for (;;) {
-		uint32_t seq = atomic_load(&ev->seq);
+		uint32_t key = aq__ec_prepare(&ev->seq, &ev->waiters);
+		int slept = 0;
 
+		if (!any_done(&ctx))
+			slept = aq__ec_commit(&ev->seq, key, deadline);
+		aq__ec_leave(&ev->waiters);
 		if (any_done(&ctx))
 			break;
-		atomic_fetch_add(&ev->waiters, 1); /* handshake load half */
-		if (!any_done(&ctx) &&
-		    aq__park_wait(&ev->seq, seq, deadline) == -ETIMEDOUT &&
-		    !any_done(&ctx)) {
-			atomic_fetch_sub(&ev->waiters, 1);
+		if (slept == -ETIMEDOUT) {
 			rc = -ETIMEDOUT;
 			break;
 		}
-		atomic_fetch_sub(&ev->waiters, 1);
 	}
-	any_event_put(ev); // NOLINT(clang-analyzer-unix.Malloc): refcounted, n + 1 puts in all
+	/* Refcounted, n + 1 puts in all. */
+	// NOLINTNEXTLINE(clang-analyzer-unix.Malloc)
+	any_event_put(ev);
 out:
 	if (ctx.found < n) {
 		*index = ctx.found;
 		return 0;
 	}
 	return rc ? rc : -ETIMEDOUT;
-}
-
-/* ---- opts.after ------------------------------------------------------------ */
-
-/* A record that could not be queued goes to the timer, due at once
- * (from DELAYED); if even that fails it fails with ENOMEM. */
-static void deps_to_timer(struct aq_pool *pool, struct aq_future *rec)
-{
-	uint32_t expected = AQ_STATE_DELAYED;
-
-	if (aq__timer_add(pool, rec) == 0)
-		return;
-	/* A canceller may have taken it meanwhile: then only release. */
-	if (atomic_compare_exchange_strong(&rec->state, &expected,
-					   AQ__STATE_CANCELLING))
-		aq__future_finish(rec, AQ_STATE_FAILED, ENOMEM, NULL);
-	aq__future_put(rec);
-}
-
-/*
- * Every dependency has resolved: start the record, skip it, or hand it to
- * the timer if it is also delayed. Runs on whichever thread resolved the
- * last dependency, possibly not one of the pool's; the pool is alive (the
- * record is WAITING, a timer user shutdown waits for) and the external
- * claim keeps it so until we are done with it.
- */
-static void deps_settle(struct aq_future *rec)
-{
-	struct aq_pool *pool = rec->pool;
-	uint32_t expected = AQ_STATE_WAITING, target;
-	bool ok = true;
-	int rc;
-
-	aq__pool_ext_enter(pool);
-	for (unsigned i = 0; i < rec->ndeps; i++)
-		/* Acquire: each dependency's outcome is settled. */
-		if (atomic_load_explicit(&rec->deps[i]->state,
-					 memory_order_acquire) !=
-		    AQ_STATE_SUCCEEDED)
-			ok = false;
-	/* Its wait (stats, a scheduler's aging) starts now; written before
-	 * the CAS publishes the record to claimers. */
-	if (pool->timing || pool->sched)
-		rec->enqueue_ns = aq__now_ns();
-	target = !ok				      ? AQ__STATE_CANCELLING
-		 : rec->due_ns > aq__pool_now(pool) ? AQ_STATE_DELAYED
-						      : AQ_STATE_PENDING;
-	/* acq_rel: take over the record, or find a canceller did. */
-	if (!atomic_compare_exchange_strong_explicit(
-		    &rec->state, &expected, target, memory_order_acq_rel,
-		    memory_order_relaxed)) {
-		aq__future_put(rec);
-	} else if (!ok) {
-		aq__future_finish(rec, AQ_STATE_SKIPPED, 0, NULL);
-		aq__future_put(rec);
-	} else if (target == AQ_STATE_DELAYED) {
-		deps_to_timer(pool, rec);
-	} else if (aq__stats_shared(pool, released), /* first: stats.h */
-		   (rc = aq__ring_push(&pool->ring,
-				       (struct aq__ring_item){ NULL, rec })) ==
-			   0) {
-		aq__pool_wake_one(pool);
-	} else if (aq__stats_shared_undo(pool, released), rc == -EAGAIN) {
-		/* Full, and we may be one of its workers, which must not
-		 * wait on it: the timer thread queues it. A waiter helping
-		 * may have claimed it meanwhile: then only release. */
-		expected = AQ_STATE_PENDING;
-		rec->due_ns = 0;
-		if (atomic_compare_exchange_strong(&rec->state, &expected,
-						   AQ_STATE_DELAYED))
-			deps_to_timer(pool, rec);
-		else
-			aq__future_put(rec);
-	} else {
-		/* The ring is closed: nothing will run it. */
-		expected = AQ_STATE_PENDING;
-		if (atomic_compare_exchange_strong(&rec->state, &expected,
-						   AQ__STATE_CANCELLING))
-			aq__future_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
-		aq__future_put(rec);
-	}
-	aq__pool_ext_leave(pool);
-}
-
-/*
- * Records whose last dependency resolved while this thread was already
- * settling one: a failed head of a long chain skips the next job from
- * inside its own resolution, and so on; settling them in a loop here
- * instead of recursing keeps the stack flat however long the chain.
- */
-static _Thread_local struct aq_future *settle_queue;
-static _Thread_local bool settling;
-
-static void deps_ready(struct aq_future *rec)
-{
-	if (settling) {
-		rec->next_free = settle_queue; /* unused while in flight */
-		settle_queue = rec;
-		return;
-	}
-	settling = true;
-	deps_settle(rec);
-	while (settle_queue) {
-		rec = settle_queue;
-		settle_queue = rec->next_free;
-		rec->next_free = NULL;
-		deps_settle(rec);
-	}
-	settling = false;
-}
-
-static void deps_one_done(aq_future *dep, void *user)
-{
-	struct aq_future *rec = user;
-
-	(void)dep;
-	if (atomic_fetch_sub(&rec->deps_left, 1) == 1)
-		deps_ready(rec);
-}
-
-int aq__deps_attach(struct aq_future *rec, aq_future *const *after,
-		    unsigned count)
-{
-	struct aq__then *nodes[AQ_AFTER_MAX];
-	unsigned i;
-
-	rec->deps = aq__calloc(count, sizeof(*rec->deps));
-	if (!rec->deps)
-		return -ENOMEM;
-	for (i = 0; i < count; i++) {
-		nodes[i] = aq__malloc(sizeof(*nodes[i]));
-		if (!nodes[i])
-			break;
-	}
-	if (i < count) {
-		while (i--)
-			free(nodes[i]);
-		free(rec->deps);
-		rec->deps = NULL;
-		return -ENOMEM;
-	}
-	atomic_store_explicit(&rec->state, AQ_STATE_WAITING,
-			      memory_order_relaxed);
-	atomic_init(&rec->deps_left, count + 1);
-	rec->ndeps = count;
-	for (i = 0; i < count; i++) {
-		/* Relaxed: the caller's reference keeps it alive meanwhile. */
-		atomic_fetch_add_explicit(&after[i]->refs, 1,
-					  memory_order_relaxed);
-		rec->deps[i] = after[i];
-		nodes[i]->fn = deps_one_done;
-		nodes[i]->user = rec;
-		nodes[i]->channel = NULL;
-		aq__future_then_node(after[i], nodes[i]);
-	}
-	return 0;
-}
-
-void aq__deps_arm(struct aq_future *rec)
-{
-	if (atomic_fetch_sub(&rec->deps_left, 1) == 1)
-		deps_ready(rec);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* check_badinput.c - every public function, every bad argument it can see. */
+/* check_badinput.c - every public function, every bad argument it can see:
+ * the table-driven sweep, and a simple call-by-call pass. */
 
 /*
  * Three tables drive one test: pool configurations that aq_pool_create()
@@ -144,14 +145,14 @@ static int sched_init_not_errno(void **state, const void *params)
 	return -5000;
 }
 
-static int sched_push(void *state, aq_job *job)
+static int sched_push(void *state, aq_sched_job *job)
 {
 	(void)state;
 	(void)job;
 	return 0;
 }
 
-static aq_job *sched_pop(void *state)
+static aq_sched_job *sched_pop(void *state)
 {
 	(void)state;
 	return NULL;
@@ -630,52 +631,62 @@ static int resize_dead_bad(void)
 
 static int attempt_outside(void)
 {
-	return (int)aq_job_attempt();
+	return (int)aq_current_attempt();
 }
 
 static int cancelled_outside(void)
 {
-	return aq_job_cancelled();
+	return aq_current_cancelled();
 }
 
 static int deadline_outside(void)
 {
-	return aq_job_deadline() == 0 ? 0 : SIDE_EFFECT;
+	return aq_current_deadline() == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int fail_msg_outside(void)
 {
-	return aq_job_fail_msg("not in a job");
+	return aq_current_fail_msg("not in a job");
 }
 
 static int fail_msg_null_outside(void)
 {
-	return aq_job_fail_msg(NULL);
+	return aq_current_fail_msg(NULL);
 }
 
 static int dep_outside(void)
 {
-	return aq_job_dep(0) == NULL ? 0 : SIDE_EFFECT;
+	return aq_current_dep(0) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int dep_far_outside(void)
 {
-	return aq_job_dep(UINT_MAX) == NULL ? 0 : SIDE_EFFECT;
+	return aq_current_dep(UINT_MAX) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int dep_count_outside(void)
 {
-	return (int)aq_job_dep_count();
+	return (int)aq_current_dep_count();
 }
 
 static int yield_due_outside(void)
 {
-	return aq_job_yield_due();
+	return aq_current_yield_due();
 }
 
 static int now_null(void)
 {
-	return aq_pool_now(NULL) == -EINVAL ? -EINVAL : SIDE_EFFECT;
+	int64_t now = 5;
+
+	/* *now is left alone on failure. */
+	return now == 5 && aq_pool_now(NULL, &now) == -EINVAL && now == 5
+		       ? -EINVAL
+		       : SIDE_EFFECT;
+}
+
+static int now_out_null(void)
+{
+	return aq_pool_now(fx.pool, NULL);
 }
 
 static int clock_changed_null(void)
@@ -685,42 +696,42 @@ static int clock_changed_null(void)
 
 static int priority_null(void)
 {
-	return aq_job_priority(NULL);
+	return aq_sched_job_priority(NULL);
 }
 
 static int group_null(void)
 {
-	return aq_job_group(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_group(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int weight_null(void)
 {
-	return (int)aq_job_weight(NULL);
+	return (int)aq_sched_job_weight(NULL);
 }
 
 static int hint_null(void)
 {
-	return aq_job_hint(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_hint(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int enqueue_null(void)
 {
-	return aq_job_enqueue_ns(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_enqueue_ns(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int seq_null(void)
 {
-	return aq_job_seq(NULL) == 0 ? 0 : SIDE_EFFECT;
+	return aq_sched_job_seq(NULL) == 0 ? 0 : SIDE_EFFECT;
 }
 
 static int runs_null(void)
 {
-	return (int)aq_job_runs(NULL);
+	return (int)aq_sched_job_runs(NULL);
 }
 
 static int slots_null(void)
 {
-	return aq_job_sched_slots(NULL) == NULL ? 0 : SIDE_EFFECT;
+	return aq_sched_job_slots(NULL) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int get_null(void)
@@ -991,6 +1002,50 @@ static int window_backwards(void)
 	return memcmp(&earlier, &want, sizeof(want)) == 0 ? ret : SIDE_EFFECT;
 }
 
+/* aq_pool_metrics(): buf must keep its sentinel. */
+static int metrics_call(aq_pool *const *pools, unsigned n, bool null_buf)
+{
+	char buf[8] = "sentinl";
+	int ret = aq_pool_metrics(pools, n, null_buf ? NULL : buf,
+				  sizeof(buf));
+
+	return strcmp(buf, "sentinl") == 0 ? ret : SIDE_EFFECT;
+}
+
+static int metrics_null_pools(void)
+{
+	return metrics_call(NULL, 1, false);
+}
+
+static int metrics_no_pools(void)
+{
+	aq_pool *pools[1] = { fx.pool };
+
+	return metrics_call(pools, 0, false);
+}
+
+static int metrics_null_entry(void)
+{
+	aq_pool *pools[2] = { fx.pool, NULL };
+
+	return metrics_call(pools, 2, false);
+}
+
+static int metrics_null_buf(void)
+{
+	aq_pool *pools[1] = { fx.pool };
+
+	return metrics_call(pools, 1, true);
+}
+
+/* Two pools without a name: both would be pool="default". */
+static int metrics_same_name(void)
+{
+	aq_pool *pools[2] = { fx.pool, fx.jobpool };
+
+	return metrics_call(pools, 2, false);
+}
+
 static int then_null_fut(void)
 {
 	return aq_future_then(NULL, count_then, NULL, NULL);
@@ -1152,22 +1207,22 @@ static int own_destroy(void)
 
 static int fail_msg_null(void)
 {
-	return aq_job_fail_msg(NULL);
+	return aq_current_fail_msg(NULL);
 }
 
 static int fail_msg_bare(void)
 {
-	return aq_job_fail_msg("nowhere to keep it");
+	return aq_current_fail_msg("nowhere to keep it");
 }
 
 static int dep_none(void)
 {
-	return aq_job_dep(0) == NULL ? 0 : SIDE_EFFECT;
+	return aq_current_dep(0) == NULL ? 0 : SIDE_EFFECT;
 }
 
 static int dep_past_end(void)
 {
-	return aq_job_dep(1) == NULL && aq_job_dep(UINT_MAX) == NULL
+	return aq_current_dep(1) == NULL && aq_current_dep(UINT_MAX) == NULL
 		       ? 0
 		       : SIDE_EFFECT;
 }
@@ -1294,33 +1349,34 @@ static const struct call_case {
 	  -EINVAL },
 	{ "aq_pool_resize", "bad bounds from its own worker", in_resize_bad,
 	  -EINVAL },
-	{ "aq_job_attempt", "outside a job", attempt_outside, 0 },
-	{ "aq_job_cancelled", "outside a job", cancelled_outside, 0 },
-	{ "aq_job_deadline", "outside a job", deadline_outside, 0 },
-	{ "aq_job_fail_msg", "outside a job", fail_msg_outside, -EINVAL },
-	{ "aq_job_fail_msg", "NULL, outside a job", fail_msg_null_outside,
+	{ "aq_current_attempt", "outside a job", attempt_outside, 0 },
+	{ "aq_current_cancelled", "outside a job", cancelled_outside, 0 },
+	{ "aq_current_deadline", "outside a job", deadline_outside, 0 },
+	{ "aq_current_fail_msg", "outside a job", fail_msg_outside, -EINVAL },
+	{ "aq_current_fail_msg", "NULL, outside a job", fail_msg_null_outside,
 	  -EINVAL },
-	{ "aq_job_fail_msg", "NULL, in a job with a future", in_fail_msg_null,
+	{ "aq_current_fail_msg", "NULL, in a job with a future", in_fail_msg_null,
 	  -EINVAL },
-	{ "aq_job_fail_msg", "in a job without a record", in_fail_msg_bare,
+	{ "aq_current_fail_msg", "in a job without a record", in_fail_msg_bare,
 	  -EINVAL },
-	{ "aq_job_dep", "outside a job", dep_outside, 0 },
-	{ "aq_job_dep", "UINT_MAX, outside a job", dep_far_outside, 0 },
-	{ "aq_job_dep", "in a job without dependencies", in_dep_none, 0 },
-	{ "aq_job_dep", "past the end, in a job with one", in_dep_past_end,
+	{ "aq_current_dep", "outside a job", dep_outside, 0 },
+	{ "aq_current_dep", "UINT_MAX, outside a job", dep_far_outside, 0 },
+	{ "aq_current_dep", "in a job without dependencies", in_dep_none, 0 },
+	{ "aq_current_dep", "past the end, in a job with one", in_dep_past_end,
 	  0 },
-	{ "aq_job_dep_count", "outside a job", dep_count_outside, 0 },
-	{ "aq_job_yield_due", "outside a job", yield_due_outside, 0 },
-	{ "aq_pool_now", "NULL", now_null, -EINVAL },
+	{ "aq_current_dep_count", "outside a job", dep_count_outside, 0 },
+	{ "aq_current_yield_due", "outside a job", yield_due_outside, 0 },
+	{ "aq_pool_now", "NULL pool", now_null, -EINVAL },
+	{ "aq_pool_now", "NULL now", now_out_null, -EINVAL },
 	{ "aq_pool_clock_changed", "NULL", clock_changed_null, -EINVAL },
-	{ "aq_job_priority", "NULL", priority_null, 0 },
-	{ "aq_job_group", "NULL", group_null, 0 },
-	{ "aq_job_weight", "NULL", weight_null, 1 },
-	{ "aq_job_hint", "NULL", hint_null, 0 },
-	{ "aq_job_enqueue_ns", "NULL", enqueue_null, 0 },
-	{ "aq_job_seq", "NULL", seq_null, 0 },
-	{ "aq_job_runs", "NULL", runs_null, 0 },
-	{ "aq_job_sched_slots", "NULL", slots_null, 0 },
+	{ "aq_sched_job_priority", "NULL", priority_null, 0 },
+	{ "aq_sched_job_group", "NULL", group_null, 0 },
+	{ "aq_sched_job_weight", "NULL", weight_null, 1 },
+	{ "aq_sched_job_hint", "NULL", hint_null, 0 },
+	{ "aq_sched_job_enqueue_ns", "NULL", enqueue_null, 0 },
+	{ "aq_sched_job_seq", "NULL", seq_null, 0 },
+	{ "aq_sched_job_runs", "NULL", runs_null, 0 },
+	{ "aq_sched_job_slots", "NULL", slots_null, 0 },
 	{ "aq_future_get", "NULL, timeout 0", get_null, -EINVAL },
 	{ "aq_future_get", "NULL, no timeout", get_null_forever, -EINVAL },
 	{ "aq_future_get", "NULL, NULL result, 1 ms", get_null_timeout,
@@ -1360,6 +1416,12 @@ static const struct call_case {
 	{ "aq_future_release", "a resolved future", release_resolved, 0 },
 	{ "aq_pool_stats", "NULL pool", stats_null_pool, -EINVAL },
 	{ "aq_pool_stats", "NULL stats", stats_null_out, -EINVAL },
+	{ "aq_pool_metrics", "NULL pools", metrics_null_pools, -EINVAL },
+	{ "aq_pool_metrics", "no pools", metrics_no_pools, -EINVAL },
+	{ "aq_pool_metrics", "NULL entry", metrics_null_entry, -EINVAL },
+	{ "aq_pool_metrics", "NULL buf, size > 0", metrics_null_buf, -EINVAL },
+	{ "aq_pool_metrics", "two pools, one name", metrics_same_name,
+	  -EINVAL },
 	{ "aq_pool_stats_window", "NULL since", window_null_since, -EINVAL },
 	{ "aq_pool_stats_window", "NULL now", window_null_now, -EINVAL },
 	{ "aq_pool_stats_window", "since later than now", window_backwards,
@@ -1693,13 +1755,273 @@ START_TEST(test_bad_inputs)
 }
 END_TEST
 
+/* ---- one call each, on a running pool (was the errors suite's) ---------- */
+
+static int create_null_pool(aq_pool *pool)
+{
+	(void)pool;
+	return aq_pool_create(NULL, NULL);
+}
+
+static int create_null_pool_cfg(aq_pool *pool)
+{
+	struct aq_pool_config cfg = { .workers = 1 };
+
+	(void)pool;
+	return aq_pool_create(NULL, &cfg);
+}
+
+static int create_cfg(const struct aq_pool_config *cfg)
+{
+	aq_pool *p = SENTINEL;
+	int ret = aq_pool_create(&p, cfg);
+
+	if (ret == 0)
+		aq_pool_destroy(p);
+	else if (p != SENTINEL)
+		return SIDE_EFFECT;
+	return ret;
+}
+
+static int create_bad_flags(aq_pool *pool)
+{
+	struct aq_pool_config cfg = { .workers = 1, .flags = 0x10 };
+
+	(void)pool;
+	return create_cfg(&cfg);
+}
+
+static int create_too_many_workers(aq_pool *pool)
+{
+	struct aq_pool_config cfg = { .workers = AQ_WORKERS_MAX + 1 };
+
+	(void)pool;
+	return create_cfg(&cfg);
+}
+
+static int create_ring_too_big(aq_pool *pool)
+{
+	struct aq_pool_config cfg = { .workers = 1,
+				      .queue_capacity =
+					      AQ_QUEUE_CAPACITY_MAX + 1 };
+
+	(void)pool;
+	return create_cfg(&cfg);
+}
+
+static int one_shutdown_null(aq_pool *pool)
+{
+	(void)pool;
+	return aq_pool_shutdown(NULL, AQ_SHUTDOWN_DRAIN);
+}
+
+static int one_shutdown_null_cancel(aq_pool *pool)
+{
+	(void)pool;
+	return aq_pool_shutdown(NULL, AQ_SHUTDOWN_CANCEL);
+}
+
+static int shutdown_bad_flags(aq_pool *pool)
+{
+	return aq_pool_shutdown(pool, 0x2);
+}
+
+static int shutdown_high_flag(aq_pool *pool)
+{
+	return aq_pool_shutdown(pool, AQ_SHUTDOWN_CANCEL | 0x80000000u);
+}
+
+static int one_destroy_null(aq_pool *pool)
+{
+	(void)pool;
+	aq_pool_destroy(NULL);
+	return 0;
+}
+
+static int one_workers_null(aq_pool *pool)
+{
+	(void)pool;
+	return aq_pool_workers(NULL);
+}
+
+static int one_capacity_null(aq_pool *pool)
+{
+	(void)pool;
+	return aq_pool_capacity(NULL);
+}
+
+/* aq_submit with these arguments; *fut must come back NULL. */
+static int one_submit_case(aq_pool *pool, aq_job_fn fn, unsigned flags)
+{
+	struct aq_job_opts opts = { .flags = flags,
+				    .arg_destroy = count_destroy };
+	aq_future *fut = SENTINEL;
+	int ret = aq_submit(pool, fn, NULL, &opts, &fut);
+
+	if (ret != 0 && fut != NULL)
+		return SIDE_EFFECT;
+	if (ret == 0) {
+		aq_future_get(fut, NULL, -1);
+		aq_future_release(fut);
+	}
+	return ret;
+}
+
+static int submit_null_pool(aq_pool *pool)
+{
+	(void)pool;
+	return one_submit_case(NULL, noop_job, 0);
+}
+
+static int submit_null_fn(aq_pool *pool)
+{
+	return one_submit_case(pool, NULL, 0);
+}
+
+static int submit_null_both(aq_pool *pool)
+{
+	(void)pool;
+	return one_submit_case(NULL, NULL, 0);
+}
+
+static int submit_unknown_flag(aq_pool *pool)
+{
+	return one_submit_case(pool, noop_job, 0x4);
+}
+
+static int submit_high_flag(aq_pool *pool)
+{
+	return one_submit_case(pool, noop_job, AQ_JOB_BLOCK | 0x80000000u);
+}
+
+static int submit_block_and_noblock(aq_pool *pool)
+{
+	return one_submit_case(pool, noop_job, AQ_JOB_BLOCK | AQ_JOB_NOBLOCK);
+}
+
+static int submit_null_pool_no_opts(aq_pool *pool)
+{
+	(void)pool;
+	return aq_submit(NULL, noop_job, NULL, NULL, NULL);
+}
+
+static int submit_null_fn_no_opts(aq_pool *pool)
+{
+	return aq_submit(pool, NULL, NULL, NULL, NULL);
+}
+
+static int one_get_null(aq_pool *pool)
+{
+	void *result = SENTINEL;
+	int ret = aq_future_get(NULL, &result, 0);
+
+	(void)pool;
+	return result == SENTINEL ? ret : SIDE_EFFECT;
+}
+
+static int one_get_null_forever(aq_pool *pool)
+{
+	(void)pool;
+	return aq_future_get(NULL, NULL, -1);
+}
+
+static int one_cancel_null(aq_pool *pool)
+{
+	(void)pool;
+	return aq_future_cancel(NULL);
+}
+
+static int one_state_null(aq_pool *pool)
+{
+	(void)pool;
+	return (int)aq_future_state(NULL);
+}
+
+static int one_release_null(aq_pool *pool)
+{
+	(void)pool;
+	aq_future_release(NULL);
+	return 0;
+}
+
+START_TEST(test_one_call_each)
+{
+	static const struct {
+		const char *name;
+		int (*call)(aq_pool *pool);
+		int expect;
+	} cases[] = {
+		{ "aq_pool_create(NULL, NULL)", create_null_pool, -EINVAL },
+		{ "aq_pool_create(NULL, &cfg)", create_null_pool_cfg, -EINVAL },
+		{ "aq_pool_create unknown flags", create_bad_flags, -EINVAL },
+		{ "aq_pool_create workers 1025", create_too_many_workers,
+		  -EINVAL },
+		{ "aq_pool_create capacity 2^24+1", create_ring_too_big,
+		  -EINVAL },
+		{ "aq_pool_shutdown(NULL, DRAIN)", one_shutdown_null, -EINVAL },
+		{ "aq_pool_shutdown(NULL, CANCEL)", one_shutdown_null_cancel,
+		  -EINVAL },
+		{ "aq_pool_shutdown flags 0x2", shutdown_bad_flags, -EINVAL },
+		{ "aq_pool_shutdown high flag", shutdown_high_flag, -EINVAL },
+		{ "aq_pool_destroy(NULL)", one_destroy_null, 0 },
+		{ "aq_pool_workers(NULL)", one_workers_null, -EINVAL },
+		{ "aq_pool_capacity(NULL)", one_capacity_null, -EINVAL },
+		{ "aq_submit NULL pool", submit_null_pool, -EINVAL },
+		{ "aq_submit NULL fn", submit_null_fn, -EINVAL },
+		{ "aq_submit NULL pool and fn", submit_null_both, -EINVAL },
+		{ "aq_submit unknown flag", submit_unknown_flag, -EINVAL },
+		{ "aq_submit high flag", submit_high_flag, -EINVAL },
+		{ "aq_submit BLOCK|NOBLOCK", submit_block_and_noblock,
+		  -EINVAL },
+		{ "aq_submit NULL pool, no opts", submit_null_pool_no_opts,
+		  -EINVAL },
+		{ "aq_submit NULL fn, no opts", submit_null_fn_no_opts,
+		  -EINVAL },
+		{ "aq_future_get(NULL)", one_get_null, -EINVAL },
+		{ "aq_future_get(NULL, NULL, -1)", one_get_null_forever, -EINVAL },
+		{ "aq_future_cancel(NULL)", one_cancel_null, -EINVAL },
+		{ "aq_future_state(NULL)", one_state_null, AQ_STATE_INVALID },
+		{ "aq_future_release(NULL)", one_release_null, 0 },
+	};
+	static atomic_long count;
+	aq_pool *pool = th_pool(1, 8, 0, 0);
+	aq_future *fut;
+
+	atomic_init(&destroyed, 0);
+	atomic_init(&count, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int ret = cases[i].call(pool);
+
+		ck_assert_msg(ret == cases[i].expect, "%s: got %d (%s), "
+			      "expected %d", cases[i].name, ret,
+			      ret == SIDE_EFFECT
+				      ? "out-parameter written on failure"
+				      : aq_strerror(ret),
+			      cases[i].expect);
+	}
+	/* No rejected submit called arg_destroy, and none of the calls
+	 * harmed the pool: it still accepts and runs a job. */
+	ck_assert_int_eq(th_ld(&destroyed), 0);
+	ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(th_ldl(&count), 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
 Suite *badinput_suite(void)
 {
 	Suite *s = suite_create("badinput");
 	TCase *tc = tcase_create("badinput");
+	TCase *one = tcase_create("one_call_each");
 
 	tcase_set_timeout(tc, TH_TIMEOUT);
 	tcase_add_test(tc, test_bad_inputs);
 	suite_add_tcase(s, tc);
+
+	tcase_set_timeout(one, TH_TIMEOUT);
+	tcase_add_test(one, test_one_call_each);
+	suite_add_tcase(s, one);
 	return s;
 }

@@ -8,6 +8,7 @@
 
 #include <check.h>
 
+#include "fault.h"
 #include "helpers.h"
 #include "park.h"
 #include "suites.h"
@@ -298,6 +299,60 @@ END_TEST
 
 /* ---- cancel ------------------------------------------------------------- */
 
+/*
+ * Issue 11, item 8: a job that waits for its own future, which cannot
+ * resolve while it waits. It used to time out, or with -1 hang for ever;
+ * now the wait is refused with -EDEADLK at once. A poll (timeout 0) is no
+ * wait and still says -ETIMEDOUT.
+ */
+struct self_wait {
+	struct th_gate gate; /* the job waits here for its own handle */
+	aq_future *self;
+	int rc_poll, rc_timed, rc_forever;
+};
+
+static int self_wait_job(void *arg, void **result)
+{
+	struct self_wait *w = arg;
+
+	(void)result;
+	th_gate_pass(&w->gate);
+	w->rc_poll = aq_future_get(w->self, NULL, 0);
+	w->rc_timed = aq_future_get(w->self, NULL, 100 * INT64_C(1000000));
+	w->rc_forever = aq_future_get(w->self, NULL, -1);
+	return 0;
+}
+
+static void self_wait_on(const struct aq_sched_ops *sched)
+{
+	struct aq_pool_config cfg = { .workers = 1, .sched = sched };
+	struct self_wait w = { .rc_poll = 1, .rc_timed = 1, .rc_forever = 1 };
+	aq_pool *pool = NULL;
+
+	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
+	th_gate_init(&w.gate);
+	ck_assert_int_eq(aq_submit(pool, self_wait_job, &w, NULL, &w.self), 0);
+	/* The handle is written before the gate opens (its mutex orders
+	 * the two). */
+	th_gate_open(&w.gate);
+	ck_assert_int_eq(aq_future_get(w.self, NULL,
+				       (int64_t)(th_poll_seconds() * 1e9)),
+			 0);
+	ck_assert_int_eq(w.rc_poll, -ETIMEDOUT);
+	ck_assert_int_eq(w.rc_timed, -EDEADLK);
+	ck_assert_int_eq(w.rc_forever, -EDEADLK);
+	aq_future_release(w.self);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&w.gate);
+}
+
+START_TEST(test_get_own_future_edeadlk)
+{
+	self_wait_on(NULL);
+	self_wait_on(aq_sched_fifo());
+}
+END_TEST
+
 START_TEST(test_cancel_before_start)
 {
 	struct held h;
@@ -569,6 +624,172 @@ START_TEST(test_lock_mutual_exclusion)
 }
 END_TEST
 
+/* ---- a cancel in flight while its pool is destroyed (issue 11) ---------- */
+
+struct cancel_in_flight {
+	aq_future *fut;
+	struct th_gate pause_gate; /* the canceller waits here, between its
+				      look at the state and what follows */
+	int ret;                   /* what aq_future_cancel returned */
+	aq_pool *pool;
+	atomic_int destroyed;      /* aq_pool_destroy has returned */
+};
+
+static void hold_canceller(enum aq__pause_site site, void *user)
+{
+	struct cancel_in_flight *c = user;
+
+	if (site == AQ__PAUSE_CANCEL_READ)
+		th_gate_pass(&c->pause_gate);
+}
+
+static void *canceller_main(void *arg)
+{
+	struct cancel_in_flight *c = arg;
+
+	c->ret = aq_future_cancel(c->fut);
+	return NULL;
+}
+
+static void *destroyer_main(void *arg)
+{
+	struct cancel_in_flight *c = arg;
+
+	aq_pool_destroy(c->pool);
+	atomic_store(&c->destroyed, 1);
+	return NULL;
+}
+
+/*
+ * aq_future_cancel() reads the state, and if it is not final goes on to
+ * use the pool. Held just after that read (the job still RUNNING), while
+ * the job finishes and its pool is shut down and destroyed by another
+ * thread: the destroy must wait for the cancel (which then returns -EBUSY,
+ * the state it saw), not free the pool under it. It once did: the cancel
+ * then counted itself in on the freed pool (ASan: heap-use-after-free).
+ * The pause before the cancel is let go is time for a broken destroy to
+ * finish; a working one waits whatever it is.
+ */
+START_TEST(test_cancel_in_flight_keeps_its_pool)
+{
+	struct cancel_in_flight c = { .ret = 1 };
+	pthread_t canceller, destroyer;
+	struct th_gate gate;
+
+	th_gate_init(&gate);
+	th_gate_init(&c.pause_gate);
+	c.pool = th_pool(1, 16, 0, 0);
+	ck_assert_int_eq(aq_submit(c.pool, th_gate_job, &gate, NULL, &c.fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	aq__pause_set(hold_canceller, &c);
+	ck_assert_int_eq(pthread_create(&canceller, NULL, canceller_main, &c),
+			 0);
+	ck_assert(th_gate_wait_entered(&c.pause_gate, 1));
+	aq__pause_set(NULL, NULL);
+	th_gate_open(&gate);
+	ck_assert(th_poll_state(c.fut, AQ_STATE_SUCCEEDED));
+	ck_assert_int_eq(pthread_create(&destroyer, NULL, destroyer_main, &c),
+			 0);
+	for (int ms = 0; ms < 200 && !th_ld(&c.destroyed); ms++)
+		th_sleep_ms(1);
+	ck_assert_msg(!th_ld(&c.destroyed),
+		      "the pool was destroyed under a cancel in flight");
+	th_gate_open(&c.pause_gate);
+	pthread_join(canceller, NULL);
+	pthread_join(destroyer, NULL);
+	ck_assert_int_eq(c.ret, -EBUSY);
+	ck_assert_int_eq(aq_future_state(c.fut), AQ_STATE_SUCCEEDED);
+	ck_assert_int_eq(aq_future_cancel(c.fut), -EALREADY);
+	aq_future_release(c.fut);
+	th_gate_destroy(&c.pause_gate);
+}
+END_TEST
+
+/*
+ * Regression (issue 11, item 4): a helping wait checked its timeout only
+ * when it found nothing to help with, so on a worker whose pool always had
+ * another job queued, aq_future_get() with a 20 ms timeout never returned.
+ * A ticker job here queues the next ticker before it returns, for as long
+ * as the waiter waits: the waiter's timeout must still end its wait, after
+ * at most the ticker it is running (_i: 0 the ring alone, 1 a policy).
+ */
+struct endless {
+	aq_pool *pool;
+	aq_future *held;   /* runs on the other worker until the gate opens */
+	atomic_int stop;   /* tickers stop queueing more */
+	atomic_long ticks; /* tickers run */
+	int rc;            /* the helping wait's return */
+	int64_t waited_ns; /* how long it took */
+	atomic_int done;   /* the waiter has returned */
+};
+
+static int ticker_job(void *arg, void **result)
+{
+	struct endless *e = arg;
+
+	(void)result;
+	atomic_fetch_add(&e->ticks, 1);
+	if (!atomic_load(&e->stop) &&
+	    aq_submit(e->pool, ticker_job, e, NULL, NULL) != 0)
+		return 1;
+	return 0;
+}
+
+static int endless_waiter_job(void *arg, void **result)
+{
+	struct endless *e = arg;
+	int64_t start;
+
+	(void)result;
+	if (aq_submit(e->pool, ticker_job, e, NULL, NULL) != 0)
+		return 1;
+	start = th_now_ns();
+	e->rc = aq_future_get(e->held, NULL, 20 * 1000000LL);
+	e->waited_ns = th_now_ns() - start;
+	atomic_store(&e->stop, 1);
+	atomic_store(&e->done, 1);
+	return 0;
+}
+
+START_TEST(test_helping_wait_timeout_endless_work)
+{
+	struct aq_pool_config cfg = { .workers = 2,
+				      .sched = _i ? aq_sched_fifo() : NULL };
+	struct endless e = { 0 };
+	struct th_gate gate;
+	aq_future *waiter;
+
+	ck_assert_int_eq(aq_pool_create(&e.pool, &cfg), 0);
+	th_gate_init(&gate);
+	atomic_init(&e.stop, 0);
+	atomic_init(&e.ticks, 0);
+	atomic_init(&e.done, 0);
+	ck_assert_int_eq(aq_submit(e.pool, th_gate_job, &gate, NULL, &e.held),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	/* The other worker takes the waiter; it alone runs the tickers. */
+	ck_assert_int_eq(aq_submit(e.pool, endless_waiter_job, &e, NULL,
+				   &waiter),
+			 0);
+	ck_assert_msg(th_poll_int(&e.done, 1),
+		      "a helping wait with a 20 ms timeout never returned "
+		      "(%ld jobs run meanwhile)",
+		      th_ldl(&e.ticks));
+	ck_assert_int_eq(e.rc, -ETIMEDOUT);
+	ck_assert_msg(e.waited_ns >= 20 * 1000000LL,
+		      "gave up after %lld ns", (long long)e.waited_ns);
+	ck_assert(th_ldl(&e.ticks) >= 1);
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(waiter, NULL, -1), 0);
+	ck_assert_int_eq(aq_future_get(e.held, NULL, -1), 0);
+	aq_future_release(waiter);
+	aq_future_release(e.held);
+	aq_pool_destroy(e.pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
 Suite *future_suite(void)
 {
 	Suite *s = suite_create("future");
@@ -583,12 +804,16 @@ Suite *future_suite(void)
 	tcase_add_test(get, test_result_null);
 	tcase_add_test(get, test_many_waiters);
 	tcase_add_test(get, test_negative_return);
+	tcase_add_test(get, test_get_own_future_edeadlk);
+
+	tcase_add_loop_test(get, test_helping_wait_timeout_endless_work, 0, 2);
 	suite_add_tcase(s, get);
 
 	tcase_set_timeout(cancel, TH_TIMEOUT);
 	tcase_add_test(cancel, test_cancel_before_start);
 	tcase_add_test(cancel, test_cancel_running);
 	tcase_add_test(cancel, test_cancel_after_done);
+	tcase_add_test(cancel, test_cancel_in_flight_keeps_its_pool);
 	suite_add_tcase(s, cancel);
 
 	tcase_set_timeout(life, TH_TIMEOUT);

@@ -2,9 +2,10 @@
 /* check_main.c - the one test runner: every suite, in fork mode. */
 
 /*
- * AQ_TEST_SUITE=name runs only that suite (ring, pool, future, shutdown,
- * errors, fault, sched, sched_fair, retry, timer, embed, compose, stats,
- * badinput, shutdown_timed, overload, batch, promise);
+ * AQ_TEST_SUITE=name runs only that suite (one per module: ring, pool,
+ * submit, queue, future, shutdown, shutdown_timed, error, badinput, fault,
+ * sched, sched_fair, retry, timer, channel, threads, wait, deps, stats,
+ * metrics, promise);
  * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
@@ -18,15 +19,17 @@ static const struct {
 	Suite *(*make)(void);
 } suites[] = {
 	{ "ring", ring_suite },         { "pool", pool_suite },
+	{ "submit", submit_suite },     { "queue", queue_suite },
 	{ "future", future_suite },     { "shutdown", shutdown_suite },
-	{ "errors", errors_suite },     { "fault", fault_suite },
-	{ "sched", sched_suite },       { "sched_fair", sched_fair_suite },
-	{ "retry", retry_suite },       { "timer", timer_suite },
-	{ "embed", embed_suite },       { "compose", compose_suite },
-	{ "stats", stats_suite },       { "badinput", badinput_suite },
 	{ "shutdown_timed", shutdown_timed_suite },
-	{ "overload", overload_suite },
-	{ "batch", batch_suite },
+	{ "error", error_suite },       { "badinput", badinput_suite },
+	{ "fault", fault_suite },       { "sched", sched_suite },
+	{ "sched_fair", sched_fair_suite },
+	{ "retry", retry_suite },       { "timer", timer_suite },
+	{ "channel", channel_suite },   { "threads", threads_suite },
+	{ "wait", wait_suite },         { "deps", deps_suite },
+	{ "stats", stats_suite },
+	{ "metrics", metrics_suite },
 	{ "promise", promise_suite },
 };
 

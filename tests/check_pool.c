@@ -914,14 +914,17 @@ END_TEST
 
 /*
  * A job that waits on its gate, then makes a blocking submit to its own
- * pool, whose ring the test has filled meanwhile.
+ * pool, whose ring the test has filled meanwhile: with a future (the job
+ * runs in place) or without (refused).
  */
 struct inner_submit {
 	aq_pool *pool;
 	struct th_gate gate;
 	const struct aq_job_opts *opts; /* for the inner submit */
+	bool with_future;
 	struct th_job inner;
 	aq_future *inner_fut;
+	int inner_state; /* the inner future's state as the submit returned */
 	int ret; /* what the inner submit returned */
 };
 
@@ -934,14 +937,19 @@ static int inner_submit_job(void *arg, void **result)
 	th_gate_pass(&s->gate);
 	s->inner_fut = (aq_future *)(void *)&sentinel_obj;
 	s->ret = aq_submit(s->pool, th_job_fn, &s->inner, s->opts,
-			   &s->inner_fut);
+			   s->with_future ? &s->inner_fut : NULL);
+	if (s->ret == 0 && s->with_future)
+		s->inner_state = aq_future_state(s->inner_fut);
 	return 0;
 }
 
 static void run_inner_submit(unsigned pool_flags, int64_t pool_timeout,
-			     const struct aq_job_opts *inner_opts)
+			     const struct aq_job_opts *inner_opts,
+			     bool with_future)
 {
 	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
+	bool in_place = with_future &&
+			!(inner_opts && (inner_opts->flags & AQ_JOB_NOBLOCK));
 	struct inner_submit s;
 	struct th_job fill[2];
 	aq_future *fut, *fill_futs[2];
@@ -950,6 +958,8 @@ static void run_inner_submit(unsigned pool_flags, int64_t pool_timeout,
 	s.pool = pool;
 	th_gate_init(&s.gate);
 	s.opts = inner_opts;
+	s.with_future = with_future;
+	s.inner_state = -1;
 	th_job_init(&s.inner, NULL, 0, false, NULL);
 	s.ret = 1;
 	ck_assert_int_eq(aq_submit(pool, inner_submit_job, &s, NULL, &fut), 0);
@@ -964,23 +974,35 @@ static void run_inner_submit(unsigned pool_flags, int64_t pool_timeout,
 			 -EAGAIN);
 	th_gate_open(&s.gate);
 	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
-	/* -EAGAIN at once; a wait would have ended in -ETIMEDOUT (or never:
-	 * the test's timeout then reports it). */
-	ck_assert_int_eq(s.ret, -EAGAIN);
-	ck_assert_ptr_null(s.inner_fut);
+	/* A wait would have ended in -ETIMEDOUT (or never: the test's
+	 * timeout then reports it). With a future the job ran in place,
+	 * before the submit returned; without one, or with
+	 * AQ_JOB_NOBLOCK, -EAGAIN at once. */
+	if (in_place) {
+		ck_assert_int_eq(s.ret, 0);
+		ck_assert_int_eq(s.inner_state, AQ_STATE_SUCCEEDED);
+		aq_future_release(s.inner_fut);
+	} else {
+		ck_assert_int_eq(s.ret, -EAGAIN);
+		if (with_future)
+			ck_assert_ptr_null(s.inner_fut);
+	}
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(aq_future_get(fill_futs[i], NULL, -1), 0);
 		aq_future_release(fill_futs[i]);
 	}
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(th_ld(&s.inner.ran), 0);
-	ck_assert_int_eq(th_ld(&s.inner.destroyed), 0);
+	ck_assert_int_eq(th_ld(&s.inner.ran), in_place);
+	ck_assert_int_eq(th_ld(&s.inner.destroyed),
+			 in_place && inner_opts && inner_opts->arg_destroy);
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(th_ld(&fill[i].ran), 1);
 	th_gate_destroy(&s.gate);
 }
 
+/* Inside a job of its own pool nothing sleeps on the full ring; a job
+ * with a future runs in place instead (issue 11, item 4). */
 START_TEST(test_block_inside_job)
 {
 	const int64_t ten_s = 10 * 1000000000LL;
@@ -988,12 +1010,20 @@ START_TEST(test_block_inside_job)
 				     .timeout_ns = ten_s,
 				     .arg_destroy = th_job_destroy };
 	struct aq_job_opts block_forever = { .flags = AQ_JOB_BLOCK };
+	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK,
+				       .arg_destroy = th_job_destroy };
 
-	run_inner_submit(0, 0, &block);
-	run_inner_submit(0, 0, &block_forever);
-	/* Blocking by the pool's default, with a timeout and forever. */
-	run_inner_submit(AQ_POOL_BLOCK, ten_s, NULL);
-	run_inner_submit(AQ_POOL_BLOCK, 0, NULL);
+	/* Refused, with a future too, when it asks for the refusal. */
+	run_inner_submit(AQ_POOL_BLOCK, 0, &noblock, true);
+	for (int fut = 0; fut < 2; fut++) {
+		run_inner_submit(0, 0, NULL, fut); /* not blocking at all */
+		run_inner_submit(0, 0, &block, fut);
+		run_inner_submit(0, 0, &block_forever, fut);
+		/* Blocking by the pool's default, with a timeout and
+		 * forever. */
+		run_inner_submit(AQ_POOL_BLOCK, ten_s, NULL, fut);
+		run_inner_submit(AQ_POOL_BLOCK, 0, NULL, fut);
+	}
 }
 END_TEST
 

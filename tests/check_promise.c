@@ -152,15 +152,15 @@ START_TEST(test_alloc_failures)
 {
 	aq_future *fut = NULL;
 
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	ck_assert_int_eq(aq_future_create(&fut, NULL, 0), -ENOMEM);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_ptr_null(fut);
 	fut = promise();
 	/* The message copy fails: nothing happened, it may be completed. */
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	ck_assert_int_eq(aq_future_complete(fut, 5, NULL, "m"), -ENOMEM);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_PENDING);
 	ck_assert_int_eq(aq_future_complete(fut, 5, NULL, "m"), 0);
 	ck_assert_int_eq(aq_future_get(fut, NULL, 0), 5);

@@ -11,6 +11,7 @@
  * now must leave the timer first, then a few quiet milliseconds follow.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -25,6 +26,7 @@
 
 #include "fault.h"
 #include "helpers.h"
+#include "retry.h"
 #include "vclock.h"
 #include "suites.h"
 
@@ -49,10 +51,10 @@ struct rjob {
 	unsigned nfail;       /* attempts that fail */
 	int code;             /* their failure code */
 	struct th_gate *gate; /* passed in every attempt when set */
-	bool wait_cancel;     /* spin until aq_job_cancelled(), then return
+	bool wait_cancel;     /* spin until aq_current_cancelled(), then return
 				 cancel_ret */
 	int cancel_ret;
-	const char *msg;      /* aq_job_fail_msg("<msg> <attempt>") if set */
+	const char *msg;      /* aq_current_fail_msg("<msg> <attempt>") if set */
 	_Atomic(aq_future *) fut; /* set by the test, read by on_error */
 	atomic_int ran;       /* attempts started */
 	atomic_int destroyed; /* arg_destroy calls */
@@ -99,25 +101,25 @@ static int rjob_fn(void *arg, void **result)
 {
 	struct rjob *j = arg;
 	int n = atomic_load(&j->ran); /* attempts before this one */
-	unsigned attempt = aq_job_attempt();
+	unsigned attempt = aq_current_attempt();
 
 	(void)result;
 	if (attempt != (unsigned)n + 1)
 		atomic_fetch_add(&j->bad, 1);
 	if (n < MAXA) {
 		j->attempt_seen[n] = attempt;
-		j->start_ns[n] = aq_pool_now(j->pool);
-		j->deadline_seen[n] = aq_job_deadline();
-		j->cancelled_seen[n] = aq_job_cancelled();
+		j->start_ns[n] = th_pool_now(j->pool);
+		j->deadline_seen[n] = aq_current_deadline();
+		j->cancelled_seen[n] = aq_current_cancelled();
 	}
 	if (j->msg) {
 		char buf[64];
 
 		snprintf(buf, sizeof(buf), "%s %u", j->msg, attempt);
-		if (aq_job_fail_msg(buf) != 0)
+		if (aq_current_fail_msg(buf) != 0)
 			atomic_fetch_add(&j->bad, 1);
 		memset(buf, 'X', sizeof(buf) - 1); /* it must have copied */
-		if (aq_job_fail_msg(NULL) != -EINVAL)
+		if (aq_current_fail_msg(NULL) != -EINVAL)
 			atomic_fetch_add(&j->bad, 1);
 	}
 	atomic_fetch_add(&j->ran, 1);
@@ -126,9 +128,9 @@ static int rjob_fn(void *arg, void **result)
 	if (j->wait_cancel) {
 		int64_t end = th_now_ns() + poll_ns();
 
-		while (!aq_job_cancelled() && th_now_ns() < end)
+		while (!aq_current_cancelled() && th_now_ns() < end)
 			sched_yield();
-		if (!aq_job_cancelled())
+		if (!aq_current_cancelled())
 			atomic_fetch_add(&j->bad, 1);
 		return j->cancel_ret;
 	}
@@ -544,6 +546,231 @@ START_TEST(test_jitter_due_time)
 }
 END_TEST
 
+/*
+ * Issue 11, item 5, with retries: a clock below zero, going further back
+ * and forward again. Each retry is due exactly its back-off after the
+ * failed attempt, whatever the clock read in between; a retry pushed to
+ * INT64_MAX by on_retry does not come due at the lowest clock, and does
+ * not hang the timer, stats, cancel or shutdown.
+ */
+START_TEST(test_retry_negative_clock)
+{
+	const int64_t t = -5 * SEC;
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	struct ctl c, cmax;
+	struct aq_retry_policy p, pmax;
+	struct rjob *j = rjob_new(pool, 2, 111);
+	struct rjob *k = rjob_new(pool, 5, 112);
+	struct aq_pool_stats st;
+	aq_future *fut, *fk;
+
+	vclock_set(pool, &vc, t);
+	ctl_init(&c);
+	p = policy(3, 1 * SEC, 2.0, 0, &c);
+	fut = rsubmit(j, &p, NULL);
+
+	/* Attempt 1 fails at t: the retry is due at t + 1 s. */
+	wait_retrying(j, fut, 1);
+	ck_assert_int_eq(j->retry_delay[0], 1 * SEC);
+	vclock_set(pool, &vc, t + 1 * SEC - 2);
+	settle_step(pool, &vc); /* t + 1 s - 1 */
+	ck_assert_int_eq(atomic_load(&j->ran), 1);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+	vclock_set(pool, &vc, t + 1 * SEC);
+	wait_retrying(j, fut, 2);
+	ck_assert_int_eq(j->start_ns[1], t + 1 * SEC);
+
+	/* Attempt 2 failed at t + 1 s: due at t + 3 s, even after the clock
+	 * went to the lowest time there is and came back. */
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+	vclock_set(pool, &vc, t + 3 * SEC - 2);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(atomic_load(&j->ran), 2);
+	vclock_set(pool, &vc, t + 3 * SEC);
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 0);
+	ck_assert_int_eq(j->start_ns[2], t + 3 * SEC);
+	ck_assert_int_eq(atomic_load(&j->errors), 0);
+
+	/* A retry due at the end of time, seen from the lowest clock. */
+	ctl_init(&cmax);
+	pmax = policy(5, 1 * SEC, 2.0, 0, &cmax);
+	cmax.set_delay = true;
+	cmax.new_delay = INT64_MAX;
+	fk = rsubmit(k, &pmax, NULL);
+	wait_retrying(k, fk, 1);
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	ck_assert_uint_eq(st.delayed, 1);
+	ck_assert_int_eq(aq_future_state(fk), AQ_STATE_RETRYING);
+	ck_assert_int_eq(aq_future_cancel(fk), 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(atomic_load(&k->ran), 1);
+	ck_assert_int_eq(atomic_load(&k->destroyed), 1);
+	aq_future_release(fk);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	free(j);
+	free(k);
+}
+END_TEST
+
+/*
+ * Issue 11, item 10: back-off at large attempt numbers, for factors below,
+ * at and above 1, each delay exact (factors whose powers are exact in
+ * binary; 0.999, whose are not, within a relative 1e-10 of pow()). The
+ * library computed factor^(n-1) by n - 1 multiplications, and a factor
+ * below 1, which never reaches the cap, paid all of them on every retry:
+ * now it takes a bounded number of steps whatever n (see retry.c).
+ * on_retry records the offered delays at chosen attempts and retries at
+ * once, except after attempt `keep`, whose delay then stands and is
+ * checked to the nanosecond on the virtual clock.
+ */
+#define BIG_AT 6
+
+struct big_case {
+	int64_t base, max_delay;
+	double factor;
+	unsigned attempts;      /* max_attempts */
+	unsigned at[BIG_AT];    /* attempts whose offered delay is checked */
+	int64_t expect[BIG_AT]; /* -1: base * pow(factor, at - 1), nearly */
+};
+
+struct big_rec {
+	const struct big_case *bc;
+	int64_t got[BIG_AT];
+	atomic_int calls; /* on_retry calls */
+};
+
+static int big_on_retry(const struct aq_job_info *info, int code,
+			unsigned attempt, int64_t *delay_ns, void *user)
+{
+	struct big_rec *r = user;
+
+	(void)info;
+	(void)code;
+	for (unsigned i = 0; i < BIG_AT; i++)
+		if (r->bc->at[i] == attempt)
+			r->got[i] = *delay_ns;
+	atomic_fetch_add(&r->calls, 1);
+	if (attempt != r->bc->attempts - 1)
+		*delay_ns = 0; /* on at once, but for the last retry */
+	return 0;
+}
+
+static const struct big_case big_cases[] = {
+	/* below 1: halves down to below 1 ns, then 0 for ever */
+	{ INT64_C(1) << 40, 0, 0.5, 3001,
+	  { 1, 2, 41, 42, 1000, 3000 },
+	  { INT64_C(1) << 40, INT64_C(1) << 39, 1, 0, 0, 0 } },
+	{ 1000 * SEC, 0, 0.999, 20001,
+	  { 1, 2, 100, 5000, 19999, 20000 },
+	  { 1000 * SEC, 999 * SEC, -1, -1, -1, -1 } },
+	/* 1: fixed */
+	{ 7 * MS, 0, 1.0, 3001,
+	  { 1, 2, 64, 65, 2999, 3000 },
+	  { 7 * MS, 7 * MS, 7 * MS, 7 * MS, 7 * MS, 7 * MS } },
+	/* above 1: exact powers, then the saturation (9e18) or the cap */
+	{ 1, 0, 2.0, 3001,
+	  { 1, 2, 63, 64, 1000, 3000 },
+	  { 1, 2, INT64_C(1) << 62, INT64_C(9000000000000000000),
+	    INT64_C(9000000000000000000), INT64_C(9000000000000000000) } },
+	{ 3, 5 * MS, 4.0, 3001,
+	  { 1, 2, 11, 12, 1000, 3000 },
+	  { 3, 12, 3 * (INT64_C(1) << 20), 5 * MS, 5 * MS, 5 * MS } },
+};
+
+START_TEST(test_backoff_large_attempts)
+{
+	const struct big_case *bc = &big_cases[_i];
+	struct big_rec r = { .bc = bc };
+	struct aq_retry_policy p = { .max_attempts = bc->attempts,
+				     .base_delay_ns = bc->base,
+				     .factor = bc->factor,
+				     .max_delay_ns = bc->max_delay,
+				     .on_retry = big_on_retry,
+				     .user = &r };
+	struct aq_job_opts opts = { .retry = &p };
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	int64_t last;
+	aq_future *fut;
+
+	atomic_init(&r.calls, 0);
+	ck_assert_int_eq(aq_submit(pool, always_fail, NULL, &opts, &fut), 0);
+	/* Every retry but the last comes at once, at T0. */
+	ck_assert(th_poll_int_ge(&r.calls, (int)bc->attempts - 1));
+	for (unsigned i = 0; i < BIG_AT; i++) {
+		int64_t want = bc->expect[i];
+
+		if (want < 0) {
+			double w = (double)bc->base *
+				   pow(bc->factor, bc->at[i] - 1.0);
+
+			/* Rounding: ~1e-16 per multiplication, and the
+			 * truncation to whole nanoseconds. */
+			ck_assert_msg(fabs((double)r.got[i] - w) <=
+					      w * 1e-10 + 1,
+				      "factor %g, attempt %u: %lld, pow %.17g",
+				      bc->factor, bc->at[i],
+				      (long long)r.got[i], w);
+		} else {
+			ck_assert_msg(r.got[i] == want,
+				      "factor %g, attempt %u: %lld, want %lld",
+				      bc->factor, bc->at[i],
+				      (long long)r.got[i], (long long)want);
+		}
+	}
+	/* The last retry is due exactly its delay after T0. */
+	last = r.got[BIG_AT - 1];
+	if (last > 0) {
+		ck_assert(th_poll_state(fut, AQ_STATE_RETRYING));
+		vclock_set(pool, &vc, T0 + last - 1);
+		settle(pool);
+		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RETRYING);
+		vclock_set(pool, &vc, T0 + last);
+	}
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 5);
+	ck_assert_int_eq(atomic_load(&r.calls), (int)bc->attempts - 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* The same, by the function itself, to the last attempt number there is. */
+START_TEST(test_backoff_any_attempt_number)
+{
+	struct aq_retry_policy half = { .base_delay_ns = INT64_C(1) << 40,
+					.factor = 0.5 };
+	struct aq_retry_policy one = { .base_delay_ns = 7 * MS, .factor = 1 };
+	struct aq_retry_policy zero = { .base_delay_ns = 7 * MS };
+	struct aq_retry_policy two = { .base_delay_ns = 1, .factor = 2.0 };
+	struct aq_retry_policy capped = { .base_delay_ns = 1, .factor = 2.0,
+					  .max_delay_ns = 5 * MS };
+	const unsigned ns[] = { 100000, 1u << 31, UINT_MAX - 1, UINT_MAX };
+
+	for (unsigned i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		ck_assert_int_eq(aq__retry_backoff(&half, ns[i]), 0);
+		ck_assert_int_eq(aq__retry_backoff(&one, ns[i]), 7 * MS);
+		ck_assert_int_eq(aq__retry_backoff(&zero, ns[i]), 7 * MS);
+		ck_assert_int_eq(aq__retry_backoff(&two, ns[i]),
+				 INT64_C(9000000000000000000));
+		ck_assert_int_eq(aq__retry_backoff(&capped, ns[i]), 5 * MS);
+	}
+	for (unsigned n = 1; n <= 64; n++) {
+		ck_assert_int_eq(aq__retry_backoff(&half, n),
+				 n <= 41 ? INT64_C(1) << (41 - n) : 0);
+		ck_assert_int_eq(aq__retry_backoff(&two, n),
+				 n <= 63 ? INT64_C(1) << (n - 1)
+					 : INT64_C(9000000000000000000));
+	}
+	ck_assert_int_eq(aq__retry_backoff(&half, 0), INT64_C(1) << 40);
+}
+END_TEST
+
 /* Many attempts with factor 10: exact while representable, then
  * saturated, never negative or wrapped; and a cap holds throughout. */
 START_TEST(test_backoff_no_overflow)
@@ -888,7 +1115,7 @@ static void reenter_on_error(const struct aq_job_info *info,
 			     const struct aq_error *err, void *user)
 {
 	struct reenter *r = user;
-	struct aq_job_opts opts = { .run_at_ns = aq_pool_now(r->pool) };
+	struct aq_job_opts opts = { .run_at_ns = th_pool_now(r->pool) };
 
 	(void)info;
 	(void)err;
@@ -1254,10 +1481,10 @@ static int inline_probe_job(void *arg, void **result)
 	struct inline_probe *p = arg;
 
 	(void)result;
-	p->attempt = aq_job_attempt();
-	p->cancelled = aq_job_cancelled();
-	p->deadline = aq_job_deadline();
-	p->msg_rc = aq_job_fail_msg("no record to hold it");
+	p->attempt = aq_current_attempt();
+	p->cancelled = aq_current_cancelled();
+	p->deadline = aq_current_deadline();
+	p->msg_rc = aq_current_fail_msg("no record to hold it");
 	atomic_store(&p->done, 1);
 	return 0;
 }
@@ -1268,11 +1495,11 @@ START_TEST(test_job_api_outside_and_inline)
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 
 	/* Outside any job. */
-	ck_assert_uint_eq(aq_job_attempt(), 0);
-	ck_assert_int_eq(aq_job_cancelled(), 0);
-	ck_assert_int_eq(aq_job_deadline(), 0);
-	ck_assert_int_eq(aq_job_fail_msg("outside"), -EINVAL);
-	ck_assert_int_eq(aq_job_fail_msg(NULL), -EINVAL);
+	ck_assert_uint_eq(aq_current_attempt(), 0);
+	ck_assert_int_eq(aq_current_cancelled(), 0);
+	ck_assert_int_eq(aq_current_deadline(), 0);
+	ck_assert_int_eq(aq_current_fail_msg("outside"), -EINVAL);
+	ck_assert_int_eq(aq_current_fail_msg(NULL), -EINVAL);
 
 	/* A fire-and-forget job without options has no record: attempt 1,
 	 * never cancelled, no deadline, nowhere to keep a message. */
@@ -1374,7 +1601,7 @@ END_TEST
  * A cancel that arrives after the attempt failed but while the worker is
  * still settling it (here: from on_retry) finds the job RUNNING: -EBUSY.
  * The request must not be lost: either no retry happens, or the next
- * attempt sees aq_job_cancelled() and can honour it.
+ * attempt sees aq_current_cancelled() and can honour it.
  */
 struct self_cancel {
 	aq_future *_Atomic fut;
@@ -1401,7 +1628,7 @@ static int honour_cancel_job(void *arg, void **result)
 
 	(void)result;
 	atomic_fetch_add(ran, 1);
-	return aq_job_cancelled() ? AQ_JOB_CANCELLED : 3;
+	return aq_current_cancelled() ? AQ_JOB_CANCELLED : 3;
 }
 
 START_TEST(test_cancel_while_settling_not_lost)
@@ -1594,10 +1821,10 @@ START_TEST(test_retry_timer_thread_fails)
 
 	ctl_init(&c);
 	p = policy(3, 1 * SEC, 0, 0, &c);
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	fut = rsubmit(j, &p, NULL);
 	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 19);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(atomic_load(&j->ran), 1);
 	ck_assert_int_eq(atomic_load(&j->errors), 1);
 	ck_assert_int_eq(atomic_load(&j->destroyed), 1);
@@ -1665,9 +1892,9 @@ static int stress_job(void *arg, void **result)
 	int n = atomic_fetch_add(&j->ran, 1); /* attempts before this one */
 
 	(void)result;
-	if (aq_job_attempt() != (unsigned)n + 1)
+	if (aq_current_attempt() != (unsigned)n + 1)
 		atomic_fetch_add(&j->bad, 1);
-	if (j->honour && aq_job_cancelled())
+	if (j->honour && aq_current_cancelled())
 		return AQ_JOB_CANCELLED;
 	if ((mix(j->idx) & 15) == 0)
 		sched_yield(); /* a little overlap with cancels */
@@ -1787,7 +2014,7 @@ static void *producer_main(void *arg)
 		uint64_t r = mix(i * 7919u + 1);
 		struct aq_job_opts opts = { .flags = AQ_JOB_BLOCK,
 					    .arg_destroy = stress_destroy };
-		int64_t now = aq_pool_now(s->pool);
+		int64_t now = th_pool_now(s->pool);
 		int rc;
 
 		j->idx = i;
@@ -1980,6 +2207,10 @@ Suite *retry_suite(void)
 			    (int)(sizeof(backoff_cases) /
 				  sizeof(backoff_cases[0])));
 	tcase_add_test(backoff, test_backoff_no_overflow);
+	tcase_add_test(backoff, test_retry_negative_clock);
+	tcase_add_loop_test(backoff, test_backoff_large_attempts, 0,
+			    sizeof(big_cases) / sizeof(big_cases[0]));
+	tcase_add_test(backoff, test_backoff_any_attempt_number);
 	tcase_add_test(backoff, test_jitter_bounds);
 	tcase_add_test(backoff, test_jitter_due_time);
 	suite_add_tcase(s, backoff);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * check_sched.c - the pluggable scheduler: priority order and aging,
- * aq_sched_fifo() through the interface, AQ_YIELD and aq_job_yield_due(),
+ * aq_sched_fifo() through the interface, AQ_YIELD and aq_current_yield_due(),
  * the contract of struct aq_sched_ops (threads, lock, push and init
- * failures), a policy written here outside the library (LIFO), and
- * conservation of every job under drain and cancel.
+ * failures), a policy written here outside the library (LIFO),
+ * conservation of every job under drain and cancel, and nested waits
+ * under every policy.
  *
  * Orders are exact: one worker is held by a gate job until every job under
  * test is queued. Nothing depends on timing except generous bounds, and the
@@ -613,7 +614,7 @@ END_TEST
 
 /* A stack linked through slot 0 of each job. No done(): it is optional. */
 struct lifo {
-	aq_job *top;
+	aq_sched_job *top;
 };
 
 static int lifo_init(void **state, const void *params)
@@ -627,22 +628,22 @@ static int lifo_init(void **state, const void *params)
 	return 0;
 }
 
-static int lifo_push(void *state, aq_job *job)
+static int lifo_push(void *state, aq_sched_job *job)
 {
 	struct lifo *s = state;
 
-	aq_job_sched_slots(job)[0] = s->top;
+	aq_sched_job_slots(job)[0] = s->top;
 	s->top = job;
 	return 0;
 }
 
-static aq_job *lifo_pop(void *state)
+static aq_sched_job *lifo_pop(void *state)
 {
 	struct lifo *s = state;
-	aq_job *job = s->top;
+	aq_sched_job *job = s->top;
 
 	if (job)
-		s->top = aq_job_sched_slots(job)[0];
+		s->top = aq_sched_job_slots(job)[0];
 	return job;
 }
 
@@ -721,7 +722,7 @@ struct spy {
 	pthread_t creator;  /* creates and destroys the pool */
 	int init_rc;        /* what init returns */
 	/* push refuses a job with this, when it returns non-zero */
-	int (*verdict)(aq_job *job);
+	int (*verdict)(aq_sched_job *job);
 	atomic_int inits, destroys;
 	atomic_int inside;     /* an op is running */
 	atomic_int overlaps;   /* an op began while another was running */
@@ -733,7 +734,7 @@ struct spy {
 
 struct spy_state {
 	struct spy *spy;
-	aq_job *head, *tail;
+	aq_sched_job *head, *tail;
 };
 
 static void spy_reset(struct spy *s)
@@ -762,7 +763,7 @@ static void spy_leave(struct spy *s)
 	atomic_store(&s->inside, 0);
 }
 
-static void spy_log(struct spy *s, char op, aq_job *job)
+static void spy_log(struct spy *s, char op, aq_sched_job *job)
 {
 	struct spy_event *e;
 
@@ -770,13 +771,13 @@ static void spy_log(struct spy *s, char op, aq_job *job)
 		return;
 	e = &s->log[s->nlog++];
 	e->op = op;
-	e->hint = aq_job_hint(job);
-	e->runs = aq_job_runs(job);
-	e->seq = aq_job_seq(job);
-	e->priority = aq_job_priority(job);
-	e->group = aq_job_group(job);
-	e->weight = aq_job_weight(job);
-	e->enqueue_ns = aq_job_enqueue_ns(job);
+	e->hint = aq_sched_job_hint(job);
+	e->runs = aq_sched_job_runs(job);
+	e->seq = aq_sched_job_seq(job);
+	e->priority = aq_sched_job_priority(job);
+	e->group = aq_sched_job_group(job);
+	e->weight = aq_sched_job_weight(job);
+	e->enqueue_ns = aq_sched_job_enqueue_ns(job);
 }
 
 static int spy_init(void **state, const void *params)
@@ -797,7 +798,7 @@ static int spy_init(void **state, const void *params)
 	return 0;
 }
 
-static int spy_push(void *state, aq_job *job)
+static int spy_push(void *state, aq_sched_job *job)
 {
 	struct spy_state *st = state;
 	struct spy *s = st->spy;
@@ -809,9 +810,9 @@ static int spy_push(void *state, aq_job *job)
 		s->refused++;
 	} else {
 		s->pushes++;
-		aq_job_sched_slots(job)[0] = NULL;
+		aq_sched_job_slots(job)[0] = NULL;
 		if (st->tail)
-			aq_job_sched_slots(st->tail)[0] = job;
+			aq_sched_job_slots(st->tail)[0] = job;
 		else
 			st->head = job;
 		st->tail = job;
@@ -820,16 +821,16 @@ static int spy_push(void *state, aq_job *job)
 	return rc;
 }
 
-static aq_job *spy_pop(void *state)
+static aq_sched_job *spy_pop(void *state)
 {
 	struct spy_state *st = state;
 	struct spy *s = st->spy;
-	aq_job *job;
+	aq_sched_job *job;
 
 	spy_enter(s, false);
 	job = st->head;
 	if (job) {
-		st->head = aq_job_sched_slots(job)[0];
+		st->head = aq_sched_job_slots(job)[0];
 		if (!st->head)
 			st->tail = NULL;
 		s->pops++;
@@ -839,7 +840,7 @@ static aq_job *spy_pop(void *state)
 	return job;
 }
 
-static void spy_done(void *state, aq_job *job)
+static void spy_done(void *state, aq_sched_job *job)
 {
 	struct spy_state *st = state;
 	struct spy *s = st->spy;
@@ -1059,14 +1060,14 @@ START_TEST(test_ops_contract)
 	ojob_check_done(&d, fd, "spy: D");
 
 	/* NULL is harmless for every accessor. */
-	ck_assert_int_eq(aq_job_priority(NULL), 0);
-	ck_assert_uint_eq(aq_job_group(NULL), 0);
-	ck_assert_uint_eq(aq_job_weight(NULL), 1);
-	ck_assert_uint_eq(aq_job_hint(NULL), 0);
-	ck_assert_int_eq(aq_job_enqueue_ns(NULL), 0);
-	ck_assert_uint_eq(aq_job_seq(NULL), 0);
-	ck_assert_uint_eq(aq_job_runs(NULL), 0);
-	ck_assert_ptr_null(aq_job_sched_slots(NULL));
+	ck_assert_int_eq(aq_sched_job_priority(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_group(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_weight(NULL), 1);
+	ck_assert_uint_eq(aq_sched_job_hint(NULL), 0);
+	ck_assert_int_eq(aq_sched_job_enqueue_ns(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_seq(NULL), 0);
+	ck_assert_uint_eq(aq_sched_job_runs(NULL), 0);
+	ck_assert_ptr_null(aq_sched_job_slots(NULL));
 	th_gate_destroy(&h.gate);
 }
 END_TEST
@@ -1079,14 +1080,14 @@ static int refuse_code; /* what refuse_some() returns */
  * Refuses new jobs with an odd hint, and jobs with hint 100 when they come
  * back after a yield.
  */
-static int refuse_some(aq_job *job)
+static int refuse_some(aq_sched_job *job)
 {
-	uint64_t hint = aq_job_hint(job);
+	uint64_t hint = aq_sched_job_hint(job);
 
 	if (hint == GATE_HINT)
 		return 0;
 	if (hint == 100)
-		return aq_job_runs(job) > 0 ? refuse_code : 0;
+		return aq_sched_job_runs(job) > 0 ? refuse_code : 0;
 	return (hint % 2) ? refuse_code : 0;
 }
 
@@ -1240,9 +1241,9 @@ START_TEST(test_init_then_thread_fails)
 		aq_pool *pool = NULL;
 
 		spy_reset(&spy);
-		aq__fault_arm(AQ_FAULT_THREAD, nth);
+		aq__fault_arm(AQ__FAULT_THREAD, nth);
 		ck_assert_int_eq(aq_pool_create(&pool, &cfg), -EAGAIN);
-		aq__fault_arm(AQ_FAULT_THREAD, 0);
+		aq__fault_arm(AQ__FAULT_THREAD, 0);
 		ck_assert_ptr_null(pool);
 		ck_assert_int_eq(atomic_load(&spy.inits), 1);
 		ck_assert_int_eq(atomic_load(&spy.destroys), 1);
@@ -1743,29 +1744,29 @@ START_TEST(test_yield_at_shutdown)
 }
 END_TEST
 
-/* ---- aq_job_yield_due() ------------------------------------------------- */
+/* ---- aq_current_yield_due() ------------------------------------------------- */
 
 START_TEST(test_yield_due_outside_job)
 {
 	aq_pool *pool = kind_pool(KIND_PRIO, 1, 0, INT64_C(1));
 	struct hold h;
 
-	ck_assert_int_eq(aq_job_yield_due(), 0);
+	ck_assert_int_eq(aq_current_yield_due(), 0);
 	/* Not even while the pool is busy and jobs wait. */
 	hold_worker(pool, &h);
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &h.gate, NULL, NULL), 0);
 	th_sleep_ms(2);
-	ck_assert_int_eq(aq_job_yield_due(), 0);
+	ck_assert_int_eq(aq_current_yield_due(), 0);
 	release_worker(&h);
 	aq_pool_destroy(pool);
-	ck_assert_int_eq(aq_job_yield_due(), 0);
+	ck_assert_int_eq(aq_current_yield_due(), 0);
 	th_gate_destroy(&h.gate);
 }
 END_TEST
 
 #define SLICE_NS AGE_NS /* 1 ms */
 
-/* Asks aq_job_yield_due() in a loop: until it turns true (then yields
+/* Asks aq_current_yield_due() in a loop: until it turns true (then yields
  * once), or for spin_ns counting true answers. */
 struct due_job {
 	struct order *order;
@@ -1788,14 +1789,14 @@ static int due_fn(void *arg, void **result)
 	(void)result;
 	order_add(d->order, 1);
 	if (++d->calls > 1) {
-		d->first_answer[1] = aq_job_yield_due();
+		d->first_answer[1] = aq_current_yield_due();
 		return 0;
 	}
 	d->started = t0;
-	d->first_answer[0] = aq_job_yield_due();
+	d->first_answer[0] = aq_current_yield_due();
 	for (;;) {
 		int64_t now;
-		int due = aq_job_yield_due();
+		int due = aq_current_yield_due();
 
 		now = th_now_ns();
 		if (d->spin_ns) {
@@ -1815,7 +1816,7 @@ static int due_fn(void *arg, void **result)
 }
 
 /*
- * Another job waits: within a generous bound aq_job_yield_due() turns
+ * Another job waits: within a generous bound aq_current_yield_due() turns
  * true, no sooner than a slice after the first question; the job yields,
  * the other runs, and in the next call the first answer is false again
  * (a new slice).
@@ -2143,6 +2144,128 @@ START_TEST(test_conservation)
 }
 END_TEST
 
+/* ---- nested waits under every policy ------------------------------------ */
+
+/*
+ * Regression (issue 11, item 4): with a scheduling policy a waiting job
+ * could not run the job it waited for (the policy held it), so it helped
+ * with whatever the policy gave it, the next parent, and so on; past a
+ * helping depth of 64 the wait only slept, and one worker with 100 parents
+ * each waiting for its own child hung for ever. Every way of scheduling,
+ * none included, must finish them all.
+ */
+static const struct aq_sched_ops *nested_ops(int i)
+{
+	switch (i) {
+	case 1:
+		return aq_sched_fifo();
+	case 2:
+		return aq_sched_priority();
+	case 3:
+		return aq_sched_fair();
+	default:
+		return NULL; /* the ring alone */
+	}
+}
+
+#define NESTED_KINDS 4
+
+static aq_pool *nested_pool;
+
+static int nested_child(void *arg, void **result)
+{
+	*result = (void *)((intptr_t)arg * 2 + 1);
+	return 0;
+}
+
+/* Submits one child and waits for it, for ever. */
+static int nested_parent(void *arg, void **result)
+{
+	aq_future *child;
+	void *r = NULL;
+	int rc;
+
+	if (aq_submit(nested_pool, nested_child, arg, NULL, &child))
+		return 100;
+	rc = aq_future_get(child, &r, -1);
+	aq_future_release(child);
+	if (rc)
+		return 101;
+	*result = r;
+	return 0;
+}
+
+START_TEST(test_nested_waits_policy_hang)
+{
+	enum { PARENTS = 100 };
+	const struct aq_sched_ops *ops = nested_ops(_i);
+	aq_future *futs[PARENTS];
+
+	nested_pool = make_pool(ops, NULL, 1, 0, 0);
+	for (intptr_t i = 0; i < PARENTS; i++)
+		ck_assert_int_eq(aq_submit(nested_pool, nested_parent,
+					   (void *)i, NULL, &futs[i]),
+				 0);
+	/* Generous, not tight: a hang fails here instead of hanging. */
+	ck_assert_msg(aq_wait_all(futs, PARENTS, poll_ns()) == 0,
+		      "sched %s: 100 nested parents on 1 worker never finished",
+		      ops ? ops->name : "NULL");
+	for (intptr_t i = 0; i < PARENTS; i++) {
+		void *r = NULL;
+
+		ck_assert_int_eq(aq_future_get(futs[i], &r, 0), 0);
+		ck_assert_ptr_eq(r, (void *)(i * 2 + 1));
+		aq_future_release(futs[i]);
+	}
+	aq_pool_destroy(nested_pool);
+}
+END_TEST
+
+/* A chain: each job submits the next level and waits for it. */
+static int nested_chain(void *arg, void **result)
+{
+	intptr_t depth = (intptr_t)arg;
+	aq_future *child;
+	void *r = NULL;
+	int rc;
+
+	if (depth == 0) {
+		*result = (void *)42;
+		return 0;
+	}
+	if (aq_submit(nested_pool, nested_chain, (void *)(depth - 1), NULL,
+		      &child))
+		return 100;
+	rc = aq_future_get(child, &r, -1);
+	aq_future_release(child);
+	if (rc)
+		return 101;
+	*result = r;
+	return 0;
+}
+
+/* The same bug, deeper than the helping depth: a chain 200 jobs deep on 1
+ * and on 2 workers (_i: policy in the low bits, workers - 1 above). */
+START_TEST(test_nested_chain_policy_hang)
+{
+	const struct aq_sched_ops *ops = nested_ops(_i % NESTED_KINDS);
+	unsigned workers = 1 + (unsigned)_i / NESTED_KINDS;
+	aq_future *f;
+	void *r = NULL;
+
+	nested_pool = make_pool(ops, NULL, workers, 0, 0);
+	ck_assert_int_eq(aq_submit(nested_pool, nested_chain, (void *)200,
+				   NULL, &f),
+			 0);
+	ck_assert_msg(aq_future_get(f, &r, poll_ns()) == 0,
+		      "sched %s, %u workers: a chain 200 deep never finished",
+		      ops ? ops->name : "NULL", workers);
+	ck_assert_ptr_eq(r, (void *)42);
+	aq_future_release(f);
+	aq_pool_destroy(nested_pool);
+}
+END_TEST
+
 /* ---- the suite ---------------------------------------------------------- */
 
 Suite *sched_suite(void)
@@ -2153,6 +2276,7 @@ Suite *sched_suite(void)
 	TCase *yield = tcase_create("yield");
 	TCase *ops = tcase_create("ops");
 	TCase *cons = tcase_create("conservation");
+	TCase *nested = tcase_create("nested");
 
 	tcase_set_timeout(prio, TH_TIMEOUT);
 	tcase_add_loop_test(prio, test_priority_strict_order, 0, 2);
@@ -2189,6 +2313,13 @@ Suite *sched_suite(void)
 	tcase_add_test(ops, test_ops_required);
 	tcase_add_loop_test(ops, test_opts_range, 0, NKINDS);
 	suite_add_tcase(s, ops);
+
+	tcase_set_timeout(nested, TH_TIMEOUT);
+	tcase_add_loop_test(nested, test_nested_waits_policy_hang, 0,
+			    NESTED_KINDS);
+	tcase_add_loop_test(nested, test_nested_chain_policy_hang, 0,
+			    2 * NESTED_KINDS);
+	suite_add_tcase(s, nested);
 
 	tcase_set_timeout(cons, TH_TIMEOUT_STRESS);
 	tcase_add_loop_test(cons, test_conservation, 0,

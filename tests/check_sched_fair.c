@@ -830,16 +830,16 @@ START_TEST(test_groups_recycled)
 		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1), 0);
 		aq_future_release(futs[i]);
 	}
-	aq__fault_arm(AQ_FAULT_ALLOC, 0); /* count from 0 */
+	aq__fault_arm(AQ__FAULT_ALLOC, 0); /* count from 0 */
 	for (int i = 0; i < N; i++) {
 		fjob_init(&j, WARM + i, 0);
 		submit_fjob(pool, &j, (uint64_t)(i + 1) * 7919, 1, &fut);
 		ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
 		aq_future_release(fut);
 	}
-	ck_assert_msg(aq__fault_calls(AQ_FAULT_ALLOC) == 0,
+	ck_assert_msg(aq__fault_calls(AQ__FAULT_ALLOC) == 0,
 		      "%ld allocations for %d passing tenants",
-		      aq__fault_calls(AQ_FAULT_ALLOC), N);
+		      aq__fault_calls(AQ__FAULT_ALLOC), N);
 	aq_pool_destroy(pool);
 	ck_assert_int_eq(order_len(), WARM + N);
 }
@@ -929,10 +929,10 @@ START_TEST(test_group_alloc_fails)
 	submit_fjob(pool, &x0, 2, 1, &fx0);
 	submit_fjob(pool, &x1, 2, 1, &fx1);
 	submit_fjob(pool, &b0, 3, 1, &fb0);
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	release_workers(&h);
 	ck_assert_int_eq(aq_future_get(fb0, NULL, poll_ns()), 0);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 
 	ck_assert_int_eq(aq_future_get(fx0, NULL, 0), ENOMEM);
 	ck_assert_int_eq(aq_future_state(fx0), AQ_STATE_FAILED);
@@ -982,7 +982,7 @@ START_TEST(test_push_alloc_sweep)
 			submit_fjob(pool, &jobs[i], (uint64_t)(i % GROUPS), 1,
 				    &futs[i]);
 		}
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		aq__fault_arm(AQ__FAULT_ALLOC, nth);
 		release_workers(&h);
 		for (int i = 0; i < N; i++) {
 			int rc = aq_future_get(futs[i], NULL, poll_ns());
@@ -1000,8 +1000,8 @@ START_TEST(test_push_alloc_sweep)
 			ck_assert_int_eq(th_ld(&jobs[i].destroyed), 1);
 			aq_future_release(futs[i]);
 		}
-		calls = aq__fault_calls(AQ_FAULT_ALLOC);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		calls = aq__fault_calls(AQ__FAULT_ALLOC);
+		aq__fault_arm(AQ__FAULT_ALLOC, 0);
 		aq_pool_destroy(pool);
 
 		/* The survivors' order. Every group is in the round, in the

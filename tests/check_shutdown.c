@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +12,9 @@
 
 #include "helpers.h"
 #include "suites.h"
+
+/* The pool jobs of a test submit to (each test runs in its own process). */
+static aq_pool *test_pool;
 
 /* ---- shutdown in another thread, and knowing it has begun --------------- */
 
@@ -293,6 +297,66 @@ START_TEST(test_cancel_queued)
 	ck_assert_int_eq(th_ld(&probe.destroyed), 0);
 	aq_future_release(holder_fut);
 	th_gate_destroy(&gate);
+}
+END_TEST
+
+/*
+ * Issue 11, item 7: a running job waits on its queued child after a
+ * cancelling shutdown began. The wait may run the child in place (the one
+ * worker is the parent), but must cancel it as a worker would: the child
+ * never runs and the parent's wait gets -ECANCELED (it ran, and returned
+ * 0, before the fix).
+ */
+struct wait_child {
+	struct th_gate gate; /* the parent waits here before its wait */
+	struct th_job child;
+	aq_future *child_fut;
+	int submit_rc, get_rc;
+};
+
+static int wait_child_parent(void *arg, void **result)
+{
+	struct wait_child *w = arg;
+	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
+
+	(void)result;
+	w->submit_rc = aq_submit(test_pool, th_job_fn, &w->child,
+				 &opts, &w->child_fut);
+	th_gate_pass(&w->gate);
+	w->get_rc = aq_future_get(w->child_fut, NULL, -1);
+	return 0;
+}
+
+START_TEST(test_cancel_shutdown_wait_runs_no_child)
+{
+	struct wait_child w = { .submit_rc = 1, .get_rc = 1 };
+	aq_future *parent;
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+
+	test_pool = pool;
+	th_gate_init(&w.gate);
+	th_job_init(&w.child, NULL, 0, false, NULL);
+	ck_assert_int_eq(aq_submit(pool, wait_child_parent, &w, NULL, &parent),
+			 0);
+	ck_assert(th_gate_wait_entered(&w.gate, 1));
+	ck_assert_int_eq(w.submit_rc, 0);
+	/* The cancelling shutdown begins (here, so that it happens before
+	 * the gate opens) and cannot finish while the parent runs. */
+	ck_assert_int_eq(aq_pool_shutdown_timed(pool, AQ_SHUTDOWN_CANCEL, 0),
+			 -ETIMEDOUT);
+	th_gate_open(&w.gate);
+	ck_assert_int_eq(aq_future_get(parent, NULL, (int64_t)(th_poll_seconds() *
+								1e9)),
+			 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_CANCEL), 0);
+	ck_assert_int_eq(w.get_rc, -ECANCELED);
+	ck_assert_int_eq(th_ld(&w.child.ran), 0);
+	ck_assert_int_eq(th_ld(&w.child.destroyed), 1);
+	ck_assert_int_eq(aq_future_state(w.child_fut), AQ_STATE_CANCELLED);
+	aq_future_release(w.child_fut);
+	aq_future_release(parent);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&w.gate);
 }
 END_TEST
 
@@ -661,6 +725,291 @@ START_TEST(test_concurrent_shutdowns)
 }
 END_TEST
 
+/* ---- shutdown from a callback of a job resolved by another thread ------- */
+
+/*
+ * What an arg_destroy or then-callback does below: open the gate that held
+ * the pool's worker (so that nothing but the callback itself keeps the
+ * pool from stopping), then shut its own pool down, timed first (a hang
+ * would be -ETIMEDOUT), and only if that is refused untimed and destroy;
+ * and shut down an unrelated pool, which must work.
+ */
+struct reentry {
+	aq_pool *pool;         /* the job's pool */
+	aq_pool *other;        /* unrelated, or NULL */
+	struct th_gate *gate;  /* opened first, when not NULL */
+	int timed, untimed, other_ret;
+	atomic_int calls;
+};
+
+static void reentry_shutdown(struct reentry *r)
+{
+	if (r->gate)
+		th_gate_open(r->gate);
+	r->timed = aq_pool_shutdown_timed(r->pool, AQ_SHUTDOWN_CANCEL,
+					  200 * INT64_C(1000000));
+	if (r->timed == -EDEADLK) {
+		r->untimed = aq_pool_shutdown(r->pool, AQ_SHUTDOWN_DRAIN);
+		if (r->untimed == -EDEADLK)
+			aq_pool_destroy(r->pool); /* refused: does nothing */
+	}
+	if (r->other)
+		r->other_ret = aq_pool_shutdown(r->other, AQ_SHUTDOWN_DRAIN);
+	atomic_fetch_add(&r->calls, 1);
+}
+
+static void reentry_destroy(void *arg)
+{
+	reentry_shutdown(arg);
+}
+
+static void reentry_then(aq_future *fut, void *user)
+{
+	(void)fut;
+	reentry_shutdown(user);
+}
+
+static int never_runs(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	ck_abort_msg("a cancelled or skipped job ran");
+	return 0;
+}
+
+/* The refused calls left the pool alone: it accepts and runs jobs, and a
+ * shutdown from an ordinary thread completes. */
+static void reentry_check(struct reentry *r)
+{
+	atomic_long count = 0;
+	aq_future *fut;
+
+	ck_assert_int_eq(th_ld(&r->calls), 1);
+	ck_assert_int_eq(r->timed, -EDEADLK);
+	ck_assert_int_eq(r->untimed, -EDEADLK);
+	if (r->other)
+		ck_assert_int_eq(r->other_ret, 0);
+	ck_assert_int_eq(aq_submit(r->pool, th_count_job, &count, NULL, &fut),
+			 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(th_ldl(&count), 1);
+	aq_future_release(fut);
+	ck_assert_int_eq(aq_pool_shutdown(r->pool, AQ_SHUTDOWN_DRAIN), 0);
+	aq_pool_destroy(r->pool);
+	if (r->other)
+		aq_pool_destroy(r->other);
+}
+
+/*
+ * aq_future_cancel() on the host thread resolves the job there, holding
+ * the pool's claim that shutdown waits for: a shutdown of that pool from
+ * the job's arg_destroy or a then-callback (queued behind a held worker,
+ * or delayed) is refused with -EDEADLK, and aq_pool_destroy there does
+ * nothing. They once waited for the claim the caller held (for ever, or
+ * until a timed shutdown's deadline).
+ */
+START_TEST(test_shutdown_from_cancel_callback_is_refused)
+{
+	for (int variant = 0; variant < 4; variant++) {
+		bool in_then = variant & 1, delayed = variant & 2;
+		struct reentry r = { .timed = 1, .untimed = 1, .other_ret = 1 };
+		struct aq_job_opts opts = { 0 };
+		struct th_gate gate;
+		aq_future *fut;
+
+		th_gate_init(&gate);
+		r.pool = th_pool(1, 16, 0, 0);
+		r.other = th_pool(1, 16, 0, 0);
+		if (delayed) {
+			opts.delay_ns = 3600 * INT64_C(1000000000);
+		} else {
+			r.gate = &gate;
+			ck_assert_int_eq(aq_submit(r.pool, th_gate_job, &gate,
+						   NULL, NULL),
+					 0);
+			ck_assert(th_gate_wait_entered(&gate, 1));
+		}
+		if (!in_then)
+			opts.arg_destroy = reentry_destroy;
+		ck_assert_int_eq(aq_submit(r.pool, never_runs, &r, &opts, &fut),
+				 0);
+		if (in_then)
+			ck_assert_int_eq(aq_future_then(fut, reentry_then, &r,
+							NULL),
+					 0);
+		ck_assert_int_eq(aq_future_cancel(fut), 0);
+		ck_assert_int_eq(aq_future_state(fut), AQ_STATE_CANCELLED);
+		aq_future_release(fut);
+		reentry_check(&r);
+		th_gate_destroy(&gate);
+	}
+}
+END_TEST
+
+/*
+ * A job of pool P that runs after a job of pool Q which fails is skipped
+ * on Q's worker, which holds P's claim while it settles it: a shutdown of
+ * P from the skipped job's arg_destroy or then-callback is refused with
+ * -EDEADLK. It once waited for that claim (and for the job itself).
+ */
+START_TEST(test_shutdown_from_skip_callback_is_refused)
+{
+	for (int in_then = 0; in_then < 2; in_then++) {
+		struct reentry r = { .timed = 1, .untimed = 1 };
+		struct aq_job_opts opts = { .after_count = 1 };
+		aq_pool *q = th_pool(1, 16, 0, 0);
+		struct th_gate gate;
+		struct th_job dep;
+		aq_future *qfut, *fut;
+
+		th_gate_init(&gate);
+		th_job_init(&dep, &gate, 1, false, NULL); /* fails */
+		r.pool = th_pool(1, 16, 0, 0);
+		ck_assert_int_eq(aq_submit(q, th_job_fn, &dep, NULL, &qfut), 0);
+		opts.after = &qfut;
+		if (!in_then)
+			opts.arg_destroy = reentry_destroy;
+		ck_assert_int_eq(aq_submit(r.pool, never_runs, &r, &opts, &fut),
+				 0);
+		if (in_then)
+			ck_assert_int_eq(aq_future_then(fut, reentry_then, &r,
+							NULL),
+					 0);
+		th_gate_open(&gate);
+		ck_assert_int_eq(aq_future_get(fut, NULL, -1), -EPIPE);
+		ck_assert(th_poll_int(&r.calls, 1));
+		aq_future_release(fut);
+		aq_future_release(qfut);
+		reentry_check(&r);
+		aq_pool_destroy(q);
+		th_gate_destroy(&gate);
+	}
+}
+END_TEST
+
+/* ---- a resize racing shutdown (issue 11, item 1) ------------------------ */
+
+/*
+ * The start and stop hooks of the pool below. The first stop hook is the
+ * worker that aq_pool_resize(pool, 1, 1) retires: it holds its index in
+ * the gate until the test opens it.
+ */
+struct resize_race {
+	struct th_gate stop_gate;
+	atomic_int starts, stops;
+	atomic_int first_stop; /* 1 once the first stop hook has begun */
+	aq_pool *pool;
+	int resize_ret;        /* what the racing aq_pool_resize returned */
+};
+
+static void race_start_hook(unsigned index, void *user)
+{
+	struct resize_race *r = user;
+
+	(void)index;
+	atomic_fetch_add(&r->starts, 1);
+}
+
+static void race_stop_hook(unsigned index, void *user)
+{
+	struct resize_race *r = user;
+
+	(void)index;
+	if (atomic_exchange(&r->first_stop, 1) == 0)
+		th_gate_pass(&r->stop_gate);
+	atomic_fetch_add(&r->stops, 1);
+}
+
+static void *race_resize_main(void *arg)
+{
+	struct resize_race *r = arg;
+
+	r->resize_ret = aq_pool_resize(r->pool, 3, 3);
+	return NULL;
+}
+
+/* Probe, without sleeping, until submits fail with -ESHUTDOWN. */
+static bool spin_until_shutdown_begun(aq_pool *pool, atomic_long *counter,
+				      int *accepted)
+{
+	int64_t deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
+
+	while (th_now_ns() < deadline) {
+		int ret = aq_submit(pool, th_count_job, counter, &noblock,
+				    NULL);
+
+		if (ret == -ESHUTDOWN)
+			return true;
+		if (ret == 0)
+			(*accepted)++;
+		sched_yield();
+	}
+	return false;
+}
+
+static void run_resize_racing_shutdown(bool spin)
+{
+	struct resize_race r = { .resize_ret = 1 };
+	struct aq_pool_config cfg = { .workers = 2,
+				      .on_thread_start = race_start_hook,
+				      .on_thread_stop = race_stop_hook,
+				      .thread_user = &r };
+	struct shutdown_thread st = { 0 };
+	atomic_long count = 0;
+	pthread_t resizer;
+	int accepted = 0;
+
+	th_gate_init(&r.stop_gate);
+	ck_assert_int_eq(aq_pool_create(&r.pool, &cfg), 0);
+	ck_assert(th_poll_int(&r.starts, 2));
+	ck_assert_int_eq(aq_pool_resize(r.pool, 1, 1), 0);
+	ck_assert(th_gate_wait_entered(&r.stop_gate, 1));
+	ck_assert_int_eq(pthread_create(&resizer, NULL, race_resize_main, &r),
+			 0);
+	/* Worker 2 started: the resize has found the retiring index held,
+	 * under the same hold of the pool's lock, and now waits for it. */
+	ck_assert(th_poll_int(&r.starts, 3));
+	shutdown_start(&st, r.pool, AQ_SHUTDOWN_DRAIN);
+	if (spin)
+		ck_assert(spin_until_shutdown_begun(r.pool, &count,
+						    &accepted));
+	else
+		ck_assert(wait_shutdown_begun(r.pool, &count, &accepted));
+	th_gate_open(&r.stop_gate);
+	pthread_join(resizer, NULL);
+	ck_assert_int_eq(r.resize_ret, -ESHUTDOWN);
+	pthread_join(st.tid, NULL);
+	ck_assert_int_eq(st.ret, 0);
+	ck_assert_int_eq(aq_pool_workers(r.pool), 0);
+	ck_assert_int_eq(th_ld(&r.starts), 3);
+	ck_assert_int_eq(th_ld(&r.stops), 3);
+	ck_assert_int_eq(th_ldl(&count), accepted);
+	aq_pool_destroy(r.pool);
+	ck_assert_int_eq(th_ld(&r.starts), 3);
+	th_gate_destroy(&r.stop_gate);
+}
+
+/*
+ * A resize that waits for a retiring worker's index while a shutdown
+ * begins starts no worker after it: it returns -ESHUTDOWN, the shutdown
+ * joins every worker that ever started (each ran its stop hook), and none
+ * is left running. The order is forced: the resize has started worker 2
+ * (the table's new slot) and found index 0 or 1 still held by the retiring
+ * worker's stop hook before the shutdown begins, and that hook returns only
+ * once the shutdown has begun (seen a little later, or at once). It once
+ * gave up with -EBUSY, or restarted the index after the shutdown had passed
+ * it: a worker never joined, running on the freed pool after
+ * aq_pool_destroy().
+ */
+START_TEST(test_resize_racing_shutdown_starts_no_worker_after_it)
+{
+	run_resize_racing_shutdown(false);
+	for (int i = 0; i < 5; i++)
+		run_resize_racing_shutdown(true);
+}
+END_TEST
+
 Suite *shutdown_suite(void)
 {
 	Suite *s = suite_create("shutdown");
@@ -673,11 +1022,13 @@ Suite *shutdown_suite(void)
 	tcase_add_test(drain, test_drain_behind_gate);
 	tcase_add_test(drain, test_destroy_drains);
 	tcase_add_test(drain, test_concurrent_shutdowns);
+	tcase_add_test(drain, test_resize_racing_shutdown_starts_no_worker_after_it);
 	suite_add_tcase(s, drain);
 
 	tcase_set_timeout(cancel, TH_TIMEOUT);
 	tcase_add_test(cancel, test_cancel_queued);
 	tcase_add_test(cancel, test_blocked_submit_shutdown);
+	tcase_add_test(cancel, test_cancel_shutdown_wait_runs_no_child);
 	suite_add_tcase(s, cancel);
 
 	tcase_set_timeout(misuse, TH_TIMEOUT);
@@ -686,6 +1037,8 @@ Suite *shutdown_suite(void)
 	tcase_add_test(misuse, test_shutdown_idle);
 	tcase_add_test(misuse, test_shutdown_from_job);
 	tcase_add_test(misuse, test_shutdown_bad_args);
+	tcase_add_test(misuse, test_shutdown_from_cancel_callback_is_refused);
+	tcase_add_test(misuse, test_shutdown_from_skip_callback_is_refused);
 	suite_add_tcase(s, misuse);
 	return s;
 }

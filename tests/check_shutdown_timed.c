@@ -2,6 +2,7 @@
 /* check_shutdown_timed.c - shutdown with a deadline, and the running jobs it reports. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -272,6 +273,57 @@ START_TEST(timed_shutdown_from_a_job_is_a_deadlock)
 }
 END_TEST
 
+/*
+ * A timeout too long to add to the clocks (above ~7.4e18 ns, INT64_MAX
+ * included) is as good as none: the shutdown waits for a job still held
+ * by a gate, then returns 0 once the gate opens. It once gave up at once
+ * with -ETIMEDOUT (the deadline for the timed join overflowed). The
+ * pause before the gate opens is generous time for a broken shutdown to
+ * return early; a working one waits whatever it is.
+ */
+START_TEST(timed_shutdown_with_a_huge_timeout_waits)
+{
+	static const int64_t timeouts[] = { INT64_MAX, INT64_MAX - 1,
+					    INT64_C(8000000000000000000),
+					    INT64_C(7400000000000000000) };
+
+	for (unsigned i = 0; i < sizeof(timeouts) / sizeof(timeouts[0]); i++) {
+		struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
+		struct caller c = { .timeout_ns = timeouts[i], .ret = 1 };
+		struct th_gate gate;
+		atomic_long count = 0;
+		int ret;
+
+		th_gate_init(&gate);
+		c.pool = th_pool(1, 16, 0, 0);
+		ck_assert_int_eq(aq_submit(c.pool, th_gate_job, &gate, NULL,
+					   NULL),
+				 0);
+		ck_assert(th_gate_wait_entered(&gate, 1));
+		ck_assert_int_eq(pthread_create(&c.tid, NULL, caller_main, &c),
+				 0);
+		/* Begun: submits are refused (before, they are accepted and
+		 * run, or find the ring full). */
+		while ((ret = aq_submit(c.pool, th_count_job, &count, &noblock,
+					NULL)) != -ESHUTDOWN) {
+			ck_assert(ret == 0 || ret == -EAGAIN);
+			sched_yield();
+		}
+		for (int ms = 0; ms < 100 && !th_ld(&c.returned); ms++)
+			th_sleep_ms(1);
+		ck_assert_msg(!th_ld(&c.returned),
+			      "timeout %lld: returned %d with the job running",
+			      (long long)timeouts[i], c.ret);
+		th_gate_open(&gate);
+		pthread_join(c.tid, NULL);
+		ck_assert_int_eq(c.ret, 0);
+		ck_assert_int_eq(th_ld(&gate.passed), 1);
+		aq_pool_destroy(c.pool);
+		th_gate_destroy(&gate);
+	}
+}
+END_TEST
+
 Suite *shutdown_timed_suite(void)
 {
 	Suite *s = suite_create("shutdown_timed");
@@ -285,6 +337,7 @@ Suite *shutdown_timed_suite(void)
 	tcase_add_test(tc, destroy_completes_a_timed_out_shutdown);
 	tcase_add_test(tc, bad_arguments_are_rejected);
 	tcase_add_test(tc, timed_shutdown_from_a_job_is_a_deadlock);
+	tcase_add_test(tc, timed_shutdown_with_a_huge_timeout_waits);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -89,7 +89,7 @@ static int flaky_job(void *arg, void **result)
 {
 	(void)arg;
 	(void)result;
-	return aq_job_attempt() < 3 ? 5 : 0;
+	return aq_current_attempt() < 3 ? 5 : 0;
 }
 
 /* Gives up its worker once (AQ_YIELD), then succeeds. */
@@ -749,7 +749,9 @@ START_TEST(test_window_of_ones_own)
 	ck_assert_msg(window_done(&a1) > 100.5 && window_done(&a1) < 101.5,
 		      "%.3f jobs resolved in A's window", window_done(&a1));
 	ck_assert(a1.arrival_rate == 0); /* all submitted before a0 */
-	ck_assert(a1.utilization > 0 && a1.utilization <= 1.0);
+	/* Not bounded by 1: the gate job's whole call, begun before a0, is
+	 * counted in this window when it ends (aq_pool_stats(3)). */
+	ck_assert(a1.utilization > 0);
 	/* W: every timed completion in the window (the pool times jobs). */
 	ck_assert(a1.mean_time_in_system_ns > 0);
 	ck_assert(a1.mean_in_system > 0);
@@ -827,7 +829,7 @@ static int hooked_job(void *arg, void **result)
 	struct hook_log *hl = arg;
 
 	(void)result;
-	if (!hook_inside || aq_job_attempt() != hook_seen.attempt)
+	if (!hook_inside || aq_current_attempt() != hook_seen.attempt)
 		atomic_fetch_add(&hl->mismatches, 1);
 	return 0;
 }
@@ -835,7 +837,7 @@ static int hooked_job(void *arg, void **result)
 static int hooked_flaky_job(void *arg, void **result)
 {
 	hooked_job(arg, result);
-	return aq_job_attempt() < 3 ? 5 : 0;
+	return aq_current_attempt() < 3 ? 5 : 0;
 }
 
 static int hooked_fail_job(void *arg, void **result)

@@ -33,9 +33,9 @@ struct tjob {
 	struct th_gate *gate; /* passed when set */
 	atomic_int ran;
 	atomic_int destroyed;
-	int64_t start_ns;     /* aq_pool_now() when it started */
-	int64_t deadline;     /* aq_job_deadline() it saw */
-	unsigned attempt;     /* aq_job_attempt() it saw */
+	int64_t start_ns;     /* th_pool_now() when it started */
+	int64_t deadline;     /* aq_current_deadline() it saw */
+	unsigned attempt;     /* aq_current_attempt() it saw */
 	int order;            /* its place among the jobs that ran */
 };
 
@@ -55,9 +55,9 @@ static int tjob_fn(void *arg, void **result)
 	struct tjob *j = arg;
 
 	(void)result;
-	j->start_ns = aq_pool_now(j->pool);
-	j->deadline = aq_job_deadline();
-	j->attempt = aq_job_attempt();
+	j->start_ns = th_pool_now(j->pool);
+	j->deadline = aq_current_deadline();
+	j->attempt = aq_current_attempt();
 	j->order = atomic_fetch_add(&run_order, 1);
 	atomic_fetch_add(&j->ran, 1);
 	if (j->gate)
@@ -92,15 +92,19 @@ START_TEST(test_pool_now)
 	aq_pool *real = th_pool(1, 16, 0, 0);
 	int64_t before, now, after;
 
-	ck_assert_int_eq(aq_pool_now(pool), T0);
+	ck_assert_int_eq(th_pool_now(pool), T0);
 	vclock_set(pool, &vc, T0 + 123);
-	ck_assert_int_eq(aq_pool_now(pool), T0 + 123);
-	ck_assert_int_eq(aq_pool_now(NULL), -EINVAL);
+	ck_assert_int_eq(th_pool_now(pool), T0 + 123);
+	ck_assert_int_eq(aq_pool_now(NULL, &now), -EINVAL);
+	ck_assert_int_eq(aq_pool_now(pool, NULL), -EINVAL);
+	now = 7;
+	ck_assert_int_eq(aq_pool_now(pool, &now), 0);
+	ck_assert_int_eq(now, T0 + 123);
 	ck_assert_int_eq(aq_pool_clock_changed(NULL), -EINVAL);
 
 	/* Without cfg.clock: CLOCK_MONOTONIC. */
 	before = th_now_ns();
-	now = aq_pool_now(real);
+	now = th_pool_now(real);
 	after = th_now_ns();
 	ck_assert_int_ge(now, before);
 	ck_assert_int_le(now, after);
@@ -126,7 +130,7 @@ START_TEST(test_clock_copied)
 	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
 	memset(clock, 0, sizeof(*clock));
 	free(clock);
-	ck_assert_int_eq(aq_pool_now(pool), 42);
+	ck_assert_int_eq(th_pool_now(pool), 42);
 	aq_pool_destroy(pool);
 }
 END_TEST
@@ -389,11 +393,174 @@ START_TEST(test_delay_real_clock)
 	int64_t submitted;
 
 	tjob_init(&j, pool, 0);
-	submitted = aq_pool_now(pool);
+	submitted = th_pool_now(pool);
 	fut = tsubmit(&j, &opts);
 	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 0);
 	ck_assert_int_ge(j.start_ns - submitted, 20 * MS);
 	aq_future_release(fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/* ---- clocks below zero, and going backwards (issue 11, item 5) ------------ */
+
+static uint64_t delayed_now(aq_pool *pool)
+{
+	struct aq_pool_stats st;
+
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	return st.delayed;
+}
+
+/* The issue's case as filed: clock -1, one job due at INT64_MAX; every
+ * call that takes the timer's lock hung (UBSan: overflow in timer.c). */
+START_TEST(test_negative_clock_run_at_max_no_hang)
+{
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	struct aq_job_opts at_max = { .run_at_ns = INT64_MAX };
+	struct tjob a;
+	aq_future *fa;
+
+	vclock_set(pool, &vc, -1);
+	tjob_init(&a, pool, 0);
+	fa = tsubmit(&a, &at_max);
+	th_sleep_ms(20); /* the timer thread looks at its heap meanwhile */
+	ck_assert_int_eq(delayed_now(pool), 1);
+	ck_assert_int_eq(aq_pool_clock_changed(pool), 0);
+	ck_assert_int_eq(aq_future_cancel(fa), 0);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(atomic_load(&a.ran), 0);
+	ck_assert_int_eq(atomic_load(&a.destroyed), 1);
+	aq_future_release(fa);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * A clock below zero with a job due at INT64_MAX: the due time minus the
+ * clock overflowed, and the timer thread spun holding its lock, so that
+ * aq_pool_stats(), aq_pool_clock_changed(), cancels and shutdown blocked
+ * for ever. Below zero, a delay counts from the clock as anywhere else (a
+ * delayed job used to start at once), and a job with neither delay nor
+ * run_at_ns is due at once (a job run after another waited for 0).
+ */
+START_TEST(test_negative_clock_due_max)
+{
+	static const int64_t starts[] = { -1, -T0, INT64_MIN + 2 * SEC,
+					  INT64_MIN };
+
+	for (unsigned s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+		const int64_t t = starts[s];
+		struct vclock vc;
+		aq_pool *pool = vpool(1, &vc, NULL);
+		struct aq_job_opts at_max = { .run_at_ns = INT64_MAX };
+		struct aq_job_opts delay_max = { .delay_ns = INT64_MAX };
+		struct aq_job_opts delay_1s = { .delay_ns = 1 * SEC };
+		struct aq_job_opts dl = { .deadline_ns = 1 };
+		struct aq_job_opts after = { .after_count = 1 };
+		struct tjob a, b, c, d, e;
+		aq_future *fa, *fb, *fc, *fd, *fe;
+
+		vclock_set(pool, &vc, t);
+		ck_assert_int_eq(th_pool_now(pool), t);
+		tjob_init(&a, pool, 0);
+		tjob_init(&b, pool, 0);
+		tjob_init(&c, pool, 0);
+		tjob_init(&d, pool, 0);
+		tjob_init(&e, pool, 0);
+		fa = tsubmit(&a, &at_max);
+		fb = tsubmit(&b, &delay_max);
+		fc = tsubmit(&c, &delay_1s);
+		fd = tsubmit(&d, &dl);
+		after.after = &fd;
+		fe = tsubmit(&e, &after);
+		ck_assert_int_eq(aq_future_state(fc), AQ_STATE_DELAYED);
+		/* d's deadline (1) is ahead of a clock below zero. */
+		ck_assert_int_eq(aq_future_get(fd, NULL, poll_ns()), 0);
+		ck_assert_int_eq(d.start_ns, t);
+		ck_assert_int_eq(aq_future_get(fe, NULL, poll_ns()), 0);
+		ck_assert_int_eq(delayed_now(pool), 3);
+		ck_assert_int_eq(aq_pool_clock_changed(pool), 0);
+
+		settle_step(pool, &vc);
+		ck_assert_int_eq(atomic_load(&c.ran), 0);
+		vclock_set(pool, &vc, t + 1 * SEC - 1);
+		settle_step(pool, &vc); /* the clock is now t + 1 s */
+		ck_assert_int_eq(aq_future_get(fc, NULL, poll_ns()), 0);
+		ck_assert_int_eq(c.start_ns, t + 1 * SEC);
+
+		/* Back to the lowest time there is: nothing else is due. */
+		vclock_set(pool, &vc, INT64_MIN);
+		settle_step(pool, &vc);
+		ck_assert_int_eq(delayed_now(pool), 2);
+		ck_assert_int_eq(aq_future_state(fa), AQ_STATE_DELAYED);
+		ck_assert_int_eq(aq_future_state(fb), AQ_STATE_DELAYED);
+		ck_assert_int_eq(aq_future_cancel(fa), 0);
+		ck_assert_int_eq(delayed_now(pool), 1);
+		ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_CANCEL), 0);
+		ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
+		ck_assert_int_eq(atomic_load(&a.ran) + atomic_load(&b.ran), 0);
+		aq_pool_destroy(pool);
+		ck_assert_int_eq(atomic_load(&a.destroyed) +
+					 atomic_load(&b.destroyed) +
+					 atomic_load(&c.destroyed) +
+					 atomic_load(&d.destroyed) +
+					 atomic_load(&e.destroyed),
+				 5);
+		aq_future_release(fa);
+		aq_future_release(fb);
+		aq_future_release(fc);
+		aq_future_release(fd);
+		aq_future_release(fe);
+	}
+}
+END_TEST
+
+/*
+ * A clock that goes backwards, far below zero, and forwards again: jobs
+ * wait for their due times on it, whatever it read in between, and a job
+ * due at INT64_MAX never comes due. Deadlines are read on it as well.
+ */
+START_TEST(test_clock_backwards_below_zero)
+{
+	struct vclock vc;
+	aq_pool *pool = vpool(2, &vc, NULL);
+	struct aq_job_opts in_10s = { .delay_ns = 10 * SEC };
+	struct aq_job_opts at_max = { .run_at_ns = INT64_MAX };
+	struct aq_job_opts dl = { .deadline_ns = T0 + 5 * SEC };
+	struct tjob a, b, c;
+	aq_future *fa, *fb, *fc;
+
+	tjob_init(&a, pool, 0);
+	tjob_init(&b, pool, 0);
+	tjob_init(&c, pool, 0);
+	fa = tsubmit(&a, &in_10s);
+	fb = tsubmit(&b, &at_max);
+	for (int64_t t = -1; t > INT64_MIN / 32; t *= 16) {
+		vclock_set(pool, &vc, t);
+		ck_assert_int_eq(delayed_now(pool), 2);
+	}
+	vclock_set(pool, &vc, INT64_MIN);
+	settle_step(pool, &vc);
+	ck_assert_int_eq(atomic_load(&a.ran), 0);
+	/* A job submitted down here with a deadline ahead runs. */
+	fc = tsubmit(&c, &dl);
+	ck_assert_int_eq(aq_future_get(fc, NULL, poll_ns()), 0);
+	ck_assert_int_eq(c.start_ns, INT64_MIN + 1);
+	vclock_set(pool, &vc, T0 + 10 * SEC - 1);
+	settle(pool);
+	ck_assert_int_eq(atomic_load(&a.ran), 0);
+	vclock_set(pool, &vc, T0 + 10 * SEC);
+	ck_assert_int_eq(aq_future_get(fa, NULL, poll_ns()), 0);
+	ck_assert_int_eq(a.start_ns, T0 + 10 * SEC);
+	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_DELAYED);
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_CANCEL), 0);
+	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
+	ck_assert_int_eq(atomic_load(&b.ran), 0);
+	aq_future_release(fa);
+	aq_future_release(fb);
+	aq_future_release(fc);
 	aq_pool_destroy(pool);
 }
 END_TEST
@@ -560,7 +727,7 @@ START_TEST(test_deadline_between_attempts)
 }
 END_TEST
 
-/* aq_job_deadline(): the job's own, 0 without one. */
+/* aq_current_deadline(): the job's own, 0 without one. */
 START_TEST(test_job_deadline)
 {
 	struct vclock vc;
@@ -577,7 +744,7 @@ START_TEST(test_job_deadline)
 	ck_assert_int_eq(aq_future_get(fb, NULL, poll_ns()), 0);
 	ck_assert_int_eq(a.deadline, T0 + 5 * SEC);
 	ck_assert_int_eq(b.deadline, 0);
-	ck_assert_int_eq(aq_job_deadline(), 0); /* not in a job */
+	ck_assert_int_eq(aq_current_deadline(), 0); /* not in a job */
 	aq_future_release(fa);
 	aq_future_release(fb);
 	aq_pool_destroy(pool);
@@ -966,9 +1133,9 @@ START_TEST(test_timer_thread_fails)
 
 	tjob_init(&j, pool, 0);
 	opts.arg_destroy = tjob_destroy;
-	aq__fault_arm(AQ_FAULT_THREAD, 1);
+	aq__fault_arm(AQ__FAULT_THREAD, 1);
 	rc = aq_submit(pool, tjob_fn, &j, &opts, &fut);
-	aq__fault_arm(AQ_FAULT_THREAD, 0);
+	aq__fault_arm(AQ__FAULT_THREAD, 0);
 	ck_assert_int_eq(rc, -EAGAIN);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(atomic_load(&j.destroyed), 0);
@@ -1001,9 +1168,9 @@ START_TEST(test_timer_heap_alloc_fails)
 	aq_future_release(fut);
 	tjob_init(&j, pool, 0);
 
-	aq__fault_arm(AQ_FAULT_ALLOC, 1);
+	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	rc = aq_submit(pool, tjob_fn, &j, &opts, &fut);
-	aq__fault_arm(AQ_FAULT_ALLOC, 0);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 	ck_assert_int_eq(rc, -ENOMEM);
 	ck_assert_ptr_null(fut);
 	ck_assert_int_eq(atomic_load(&j.destroyed), 0);
@@ -1049,6 +1216,9 @@ Suite *timer_suite(void)
 	tcase_add_test(delay, test_delayed_order);
 	tcase_add_test(delay, test_delayed_many);
 	tcase_add_test(delay, test_delay_real_clock);
+	tcase_add_test(delay, test_negative_clock_run_at_max_no_hang);
+	tcase_add_test(delay, test_negative_clock_due_max);
+	tcase_add_test(delay, test_clock_backwards_below_zero);
 	suite_add_tcase(s, delay);
 
 	tcase_set_timeout(deadline, TH_TIMEOUT);

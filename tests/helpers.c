@@ -39,6 +39,15 @@ int64_t th_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t th_pool_now(const aq_pool *pool)
+{
+	int64_t now;
+
+	if (aq_pool_now(pool, &now) != 0)
+		abort();
+	return now;
+}
+
 void th_sleep_ms(unsigned ms)
 {
 	struct timespec ts = { .tv_sec = ms / 1000,
@@ -251,9 +260,9 @@ long th_create_alloc_faults(const struct aq_pool_config *cfg)
 		aq_future *fut;
 		int rc;
 
-		aq__fault_arm(AQ_FAULT_ALLOC, nth);
+		aq__fault_arm(AQ__FAULT_ALLOC, nth);
 		rc = aq_pool_create(&pool, cfg);
-		aq__fault_arm(AQ_FAULT_ALLOC, 0);
+		aq__fault_arm(AQ__FAULT_ALLOC, 0);
 		if (rc == 0) {
 			ck_assert_int_eq(aq_submit(pool, th_fault_noop, NULL,
 						   NULL, &fut), 0);

@@ -31,6 +31,9 @@ double th_poll_seconds(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t th_now_ns(void);
 
+/* aq_pool_now() of a valid pool, as a value (aborts if it fails). */
+int64_t th_pool_now(const aq_pool *pool);
+
 void th_sleep_ms(unsigned ms);
 
 /*

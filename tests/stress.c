@@ -57,6 +57,16 @@
 
 #include "asyncq.h"
 
+/* aq_pool_now() of a valid pool, as a value. */
+static int64_t pool_now(const aq_pool *pool)
+{
+	int64_t now;
+
+	if (aq_pool_now(pool, &now) != 0)
+		abort();
+	return now;
+}
+
 #define PRODUCERS 4
 #define MAX_WORKERS 4
 #define HELD_MAX 32        /* futures a producer holds at once */
@@ -543,7 +553,7 @@ static int submit_random(uint64_t *rng, bool from_worker, bool from_callback,
 static int stress_job(void *arg, void **result)
 {
 	struct job *j = arg;
-	unsigned attempt = aq_job_attempt();
+	unsigned attempt = aq_current_attempt();
 	int ret;
 
 	if (j->magic != JOB_MAGIC) {
@@ -574,7 +584,7 @@ static int stress_job(void *arg, void **result)
 	}
 	if (j->spin)
 		spin_us(j->spin);
-	(void)aq_job_yield_due();
+	(void)aq_current_yield_due();
 
 	/* A child, on the first call only, sometimes waited for here (the
 	 * wait helps: it runs queued jobs meanwhile). */
@@ -593,7 +603,7 @@ static int stress_job(void *arg, void **result)
 		}
 	}
 
-	if (aq_job_cancelled()) {
+	if (aq_current_cancelled()) {
 		j->resuming = false;
 		j->last_ret = AQ_JOB_CANCELLED;
 		atomic_fetch_add(&g.returned_cancelled, 1);
@@ -611,8 +621,8 @@ static int stress_job(void *arg, void **result)
 	ret = attempt <= j->fail_attempts ? j->fail_code : 0;
 	if (ret == 0)
 		*result = j;
-	else if (j->fail_msg && aq_job_fail_msg(FAIL_MESSAGE) != 0)
-		violation("aq_job_fail_msg failed in a job with a future");
+	else if (j->fail_msg && aq_current_fail_msg(FAIL_MESSAGE) != 0)
+		violation("aq_current_fail_msg failed in a job with a future");
 	j->last_ret = ret;
 	atomic_fetch_sub(&j->in_run, 1);
 	return ret;
@@ -621,7 +631,7 @@ static int stress_job(void *arg, void **result)
 static int ticket_job(void *arg, void **result)
 {
 	struct ticket *t = arg;
-	unsigned attempt = aq_job_attempt();
+	unsigned attempt = aq_current_attempt();
 	int ret;
 
 	(void)result;
@@ -690,9 +700,9 @@ static void random_opts(uint64_t *rng, struct aq_job_opts *opts,
 	if (chance(rng, 12))
 		opts->delay_ns = rnd_below(rng, 1000000);
 	else if (chance(rng, 3))
-		opts->run_at_ns = aq_pool_now(pool) + rnd_below(rng, 500000);
+		opts->run_at_ns = pool_now(pool) + rnd_below(rng, 500000);
 	if (chance(rng, 8))
-		opts->deadline_ns = aq_pool_now(pool) + rnd_below(rng, 600000);
+		opts->deadline_ns = pool_now(pool) + rnd_below(rng, 600000);
 
 	/* Failure and retries. */
 	j->max_attempts = 1;

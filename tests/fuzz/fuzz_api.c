@@ -24,7 +24,7 @@
  *
  * What is checked (abort() on any violation, with a message):
  *   - a job's function never runs twice at once, attempts stay within its
- *     retry policy, aq_job_attempt/_deadline/_dep/_dep_count agree with
+ *     retry policy, aq_current_attempt/_deadline/_dep/_dep_count agree with
  *     what was submitted, and every dependency succeeded before it ran;
  *   - arg_destroy runs exactly once for an accepted job, after its last
  *     call and before its future resolves, and never for a refused one;
@@ -57,6 +57,16 @@
 #include <time.h>
 
 #include <asyncq.h>
+
+/* aq_pool_now() of a valid pool, as a value. */
+static int64_t pool_now(const aq_pool *pool)
+{
+	int64_t now;
+
+	if (aq_pool_now(pool, &now) != 0)
+		abort();
+	return now;
+}
 
 #define MAX_OPS 64     /* operations per input */
 #define MAX_JOBS 48    /* submits per input */
@@ -130,7 +140,7 @@ enum behaviour {
 	B_SUCCEED,      /* returns 0 */
 	B_FAIL,         /* returns its code */
 	B_FAIL_FIRST,   /* fails its first fail_first attempts, then 0 */
-	B_COOP_CANCEL,  /* polls aq_job_cancelled() briefly */
+	B_COOP_CANCEL,  /* polls aq_current_cancelled() briefly */
 	B_NEGATIVE,     /* returns -1: a contract error, failed with EINVAL */
 	B_NESTED,       /* submits a fire-and-forget child, returns 0 */
 	B_FAIL_MSG,     /* attaches a message, then fails */
@@ -172,7 +182,7 @@ struct job {
 	unsigned attempts;      /* attempts begun */
 	unsigned yields_done;   /* in this attempt */
 	bool mid_attempt;       /* the last call yielded */
-	bool msg_set;           /* aq_job_fail_msg() succeeded */
+	bool msg_set;           /* aq_current_fail_msg() succeeded */
 	atomic_int active;
 	atomic_int calls;
 	atomic_int last_ret;
@@ -240,31 +250,31 @@ static int child_job(void *arg, void **result)
 /* What every call of a job checks of the job-context functions. */
 static void job_check_context(struct job *j)
 {
-	unsigned attempt = aq_job_attempt();
-	int cancelled = aq_job_cancelled();
-	int due = aq_job_yield_due();
+	unsigned attempt = aq_current_attempt();
+	int cancelled = aq_current_cancelled();
+	int due = aq_current_yield_due();
 
-	CHECK(attempt == j->attempts, "job %d: aq_job_attempt() %u, "
+	CHECK(attempt == j->attempts, "job %d: aq_current_attempt() %u, "
 	      "expected %u", j->index, attempt, j->attempts);
-	CHECK(cancelled == 0 || cancelled == 1, "aq_job_cancelled() %d",
+	CHECK(cancelled == 0 || cancelled == 1, "aq_current_cancelled() %d",
 	      cancelled);
-	CHECK(due == 0 || due == 1, "aq_job_yield_due() %d", due);
-	CHECK(aq_job_deadline() == j->deadline, "job %d: aq_job_deadline() "
-	      "%lld, expected %lld", j->index, (long long)aq_job_deadline(),
+	CHECK(due == 0 || due == 1, "aq_current_yield_due() %d", due);
+	CHECK(aq_current_deadline() == j->deadline, "job %d: aq_current_deadline() "
+	      "%lld, expected %lld", j->index, (long long)aq_current_deadline(),
 	      (long long)j->deadline);
-	CHECK(aq_job_dep_count() == j->ndeps, "job %d: aq_job_dep_count() "
-	      "%u, expected %u", j->index, aq_job_dep_count(), j->ndeps);
+	CHECK(aq_current_dep_count() == j->ndeps, "job %d: aq_current_dep_count() "
+	      "%u, expected %u", j->index, aq_current_dep_count(), j->ndeps);
 	for (unsigned i = 0; i < j->ndeps; i++) {
-		aq_future *dep = aq_job_dep(i);
+		aq_future *dep = aq_current_dep(i);
 
-		CHECK(dep == j->dep_futs[i], "job %d: aq_job_dep(%u) is not "
+		CHECK(dep == j->dep_futs[i], "job %d: aq_current_dep(%u) is not "
 		      "the future it was submitted after", j->index, i);
 		CHECK(aq_future_state(dep) == AQ_STATE_SUCCEEDED,
 		      "job %d runs although dependency %u is in state %d",
 		      j->index, i, (int)aq_future_state(dep));
 	}
-	CHECK(aq_job_dep(j->ndeps) == NULL, "aq_job_dep past the end");
-	CHECK(aq_job_fail_msg(NULL) == -EINVAL, "aq_job_fail_msg(NULL)");
+	CHECK(aq_current_dep(j->ndeps) == NULL, "aq_current_dep past the end");
+	CHECK(aq_current_fail_msg(NULL) == -EINVAL, "aq_current_fail_msg(NULL)");
 }
 
 static int job_outcome(struct job *j)
@@ -280,9 +290,9 @@ static int job_outcome(struct job *j)
 		return j->attempts <= j->fail_first ? j->code : 0;
 	case B_COOP_CANCEL:
 		until = real_now_ns() + COOP_SPIN_NS;
-		while (!aq_job_cancelled() && real_now_ns() < until)
+		while (!aq_current_cancelled() && real_now_ns() < until)
 			;
-		return aq_job_cancelled() ? AQ_JOB_CANCELLED : 0;
+		return aq_current_cancelled() ? AQ_JOB_CANCELLED : 0;
 	case B_NEGATIVE:
 		return -1;
 	case B_NESTED: {
@@ -299,9 +309,9 @@ static int job_outcome(struct job *j)
 		return 0;
 	}
 	case B_FAIL_MSG: {
-		int rc = aq_job_fail_msg(j->msg);
+		int rc = aq_current_fail_msg(j->msg);
 
-		CHECK(rc == 0 || rc == -EINVAL, "aq_job_fail_msg: %d", rc);
+		CHECK(rc == 0 || rc == -EINVAL, "aq_current_fail_msg: %d", rc);
 		if (rc == 0)
 			j->msg_set = true;
 		return j->code;
@@ -796,7 +806,7 @@ static void op_clock(struct input *in)
 
 	atomic_fetch_add(&virtual_now, (int64_t)b * 500);
 	CHECK(aq_pool_clock_changed(run.pool) == 0, "aq_pool_clock_changed");
-	CHECK(aq_pool_now(run.pool) == atomic_load(&virtual_now),
+	CHECK(pool_now(run.pool) == atomic_load(&virtual_now),
 	      "aq_pool_now is not the pool's clock");
 }
 

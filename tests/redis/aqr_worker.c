@@ -131,7 +131,7 @@ static int job_fail(void *arg, void **result)
 {
 	(void)result;
 	log_event("fail", text(arg));
-	aq_job_fail_msg("flaky");
+	aq_current_fail_msg("flaky");
 	return 7;
 }
 

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * current.h - the context of the job a worker thread is running (see
+ * current.c): which record, which call, which time slice. The worker loop
+ * sets it around each call; the aq_current_*() queries read it.
+ */
+#ifndef AQ__CURRENT_H
+#define AQ__CURRENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "future.h"
+#include "stats.h"
+
+struct aq_pool;
+
+/* The pool whose worker this thread is, or NULL. */
+extern _Thread_local struct aq_pool *aq__worker_pool;
+
+/* Per worker thread. */
+struct aq__current {
+	/* The record whose job this thread is running, if any. A
+	 * fire-and-forget job without one shows as the running gauge's
+	 * AQ__RUNNING_INLINE instead (aq__current_inline()). */
+	struct aq_future *rec;
+	uint64_t calls;      /* job calls started on this thread */
+	uint64_t slice_call; /* the call whose time slice started at ... */
+	int64_t slice_start; /* ... this time (aq_current_yield_due()) */
+	unsigned depth;      /* calls of records nested on this stack (a
+				job that waits runs others); only timing
+				reads it */
+};
+
+extern _Thread_local struct aq__current aq__current;
+
+/* The record whose job this thread is running (innermost, if jobs nest
+ * in helping waits), or NULL. */
+static inline struct aq_future *aq__current_job(void)
+{
+	return aq__current.rec;
+}
+
+/* Is this thread inside a fire-and-forget job's own call? */
+static inline bool aq__current_inline(void)
+{
+	/* Relaxed: this worker's own gauge. */
+	return aq__tls_stats &&
+	       atomic_load_explicit(&aq__tls_stats->running,
+				    memory_order_relaxed) == AQ__RUNNING_INLINE;
+}
+
+/* A record's call begins on this worker. */
+static inline void aq__current_enter(struct aq_future *rec)
+{
+	aq__current.rec = rec;
+	aq__current.calls++;
+	aq__current.depth++;
+	/* Relaxed: gauges for readers, written by this worker only. */
+	atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
+			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, AQ__RUNNING_RECORD,
+			      memory_order_relaxed);
+}
+
+/* ... and ends. */
+static inline void aq__current_leave(void)
+{
+	aq__current.rec = NULL;
+	aq__current.depth--;
+	/* Relaxed, as in aq__current_enter(). current_id goes back to 0 so
+	 * that a fire-and-forget call need not store it. */
+	atomic_store_explicit(&aq__tls_stats->current_id, 0,
+			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, 0, memory_order_relaxed);
+}
+
+/*
+ * A saved context. A job that waits may run other jobs on the same stack
+ * (help.c, helping); it saves its context first and restores it after,
+ * so the outer job finds its own again (aq_current_*() answers, gauges,
+ * its time slice).
+ */
+struct aq__current_saved {
+	struct aq_future *rec;
+	uint64_t id, slice_call;
+	uint32_t running;
+	int64_t slice_start;
+};
+
+/* Save the context and clear it for a nested call ("no job", as a call
+ * from the worker loop starts). */
+struct aq__current_saved aq__current_save(void);
+void aq__current_restore(const struct aq__current_saved *saved);
+
+#endif

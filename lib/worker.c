@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - the worker loop: take a job (from the ring, or from the
+ * scheduler), run it, settle its outcome, park when there is nothing to
+ * do; and the entry points through which a waiting job (help.c) or a
+ * submitting one (submit.c) runs other jobs on its own stack.
+ *
+ * Parking is the eventcount of park.h, with wake_seq as the word and the
+ * low bits of `idle` as the waiter count:
+ *
+ *   worker:  key = wake_seq; waking = 0; idle++;
+ *            if ring empty and open: sleep(wake_seq, key)
+ *            idle--; waking = 0
+ *   submit:  claim a ring slot; if idle > 0 and !waking: waking = 1,
+ *            wake_seq++, wake(wake_seq, 1)            (aq__pool_wake_one)
+ *
+ * Either the worker sees the job and does not park, or the submitter sees
+ * the idle worker and wakes it (park.h says why). `waking` keeps a burst
+ * of submits from making a system call each: only one wake is in flight
+ * at a time, and the woken worker, once it has taken a job, wakes another
+ * if work and idle workers remain (a chain, as Go's scheduler does with
+ * spinning threads). A worker clears `waking` before it goes idle and
+ * again when it leaves, so a wake spent on a worker that had already
+ * found work cannot leave the flag set and later sleepers unwakeable.
+ * Liveness: while a job is in the ring, some worker is awake and will
+ * take it, because a worker re-checks the ring after raising idle.
+ *
+ * A worker exits only when the ring is closed and every claimed slot has
+ * been consumed (and the scheduler holds nothing), so no accepted job is
+ * stranded by shutdown.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "current.h"
+#include "future.h"
+#include "job.h"
+#include "park.h"
+#include "pool.h"
+#include "retry.h"
+#include "scheduler.h"
+#include "threads.h"
+#include "trace.h"
+#include "worker.h"
+
+/* Idle polls of the ring before parking: ~ a few microseconds, which hides
+ * the futex round trip when jobs arrive in quick succession. */
+#define WORKER_SPIN_ITERATIONS 256
+
+/* Looks at an item claimed but not yet published before a worker yields
+ * its core to the producer (see aq__worker_loop()): about a microsecond. */
+#define WORKER_STALL_YIELD 32
+
+/* The ring is closed and, with a scheduler, the policy holds nothing. */
+static bool pool_drained(struct aq_pool *pool)
+{
+	/* Relaxed: once the ring is closed and drained, sched_held only
+	 * falls, and it was last written under sched_lock, which this worker
+	 * took after the writer (in its last aq__sched_next()). */
+	return aq__ring_drained(&pool->ring) &&
+	       (!pool->sched ||
+		atomic_load_explicit(&pool->sched_held, memory_order_relaxed) ==
+			0);
+}
+
+/* A FIFO pool's job yielded: queue it again at the ring's tail. */
+static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
+{
+	/* Counted first (see AQ__STAT_SHARED()); this worker's own block,
+	 * so taking it back is a plain store too. */
+	aq__stat_add(&aq__tls_stats->requeued, 1, false);
+	if (aq__ring_push(&pool->ring, item) != 0) {
+		aq__stat_add(&aq__tls_stats->requeued, UINT64_MAX, false);
+		return false; /* full or closed: the caller runs it again */
+	}
+	aq__pool_wake_one(pool);
+	return true;
+}
+
+/*
+ * One call of a fire-and-forget job: no record, so its whole context is
+ * the running gauge, set to AQ__RUNNING_INLINE (which is also how aq_current_*
+ * know they are in one), and the call count for aq_current_yield_due().
+ * The current record and current_id are already NULL and 0: every call
+ * leaves them so (aq__current_leave(), aq__current_save()). The depth is
+ * left alone: only timing
+ * reads it, and a pool with timing on has no fire-and-forget items (every
+ * job gets a record, pool->record_always). *ignored is never read.
+ */
+static inline int inline_call(struct aq__ring_item item)
+{
+	struct aq__stats *st = aq__tls_stats;
+	void *ignored;
+	int rc;
+
+	aq__current.calls++;
+	/* Relaxed, as in aq__current_enter(). */
+	atomic_store_explicit(&st->running, AQ__RUNNING_INLINE,
+			      memory_order_relaxed);
+	rc = item.fn(item.arg, &ignored);
+	atomic_store_explicit(&st->running, 0, memory_order_relaxed);
+	return rc;
+}
+
+/*
+ * A fire-and-forget call ended with rc other than 0: count a failure, or
+ * queue a yielded job again (calling it again while that is impossible).
+ * Out of line, so that the common case in worker_run() stays small.
+ */
+static __attribute__((noinline)) void
+worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
+{
+	/* Without a record a yielded job cannot tell a resumed call from a
+	 * first one, so it counts as started when it ends, not before. */
+	for (;;) {
+		if (rc != AQ_YIELD) {
+			aq__stat_add(&aq__tls_stats->started, 1, false);
+			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
+					     : &aq__tls_stats->failed,
+				     1, false);
+			AQ__TRACE(finish, pool, (uint64_t)0,
+				  rc == 0 ? AQ_STATE_SUCCEEDED
+					  : AQ_STATE_FAILED,
+				  rc > 0    ? rc
+				  : rc == 0 ? 0
+					    : EINVAL);
+			return;
+		}
+		if (requeue_on_ring(pool, item))
+			return;
+		/* Ring full or closed: call it again, unless cancelling (then
+		 * it stops here, as a cancelled job). Relaxed, as in
+		 * worker_run(). */
+		if (atomic_load_explicit(&pool->cancelling,
+					 memory_order_relaxed)) {
+			aq__stat_add(&aq__tls_stats->started, 1, false);
+			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+			AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED,
+				  0);
+			return;
+		}
+		AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
+		rc = inline_call(item);
+	}
+}
+
+/* A call with timing on: hooks, histograms, and for a final outcome the
+ * time in system (W). */
+static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
+			     void **result)
+{
+	struct aq_job_event ev = { .id = rec->id, .attempt = rec->attempt };
+	int64_t start = aq__now_ns(), end;
+	int rc;
+
+	ev.wait_ns = start - rec->enqueue_ns;
+	if (pool->before_job)
+		pool->before_job(&ev, pool->hook_user);
+	rc = rec->fn(rec->arg, result);
+	end = aq__now_ns();
+	ev.run_ns = end - start;
+	ev.code = rc;
+	if (pool->after_job)
+		pool->after_job(&ev, pool->hook_user);
+	/* Busy time counts the outermost call only: a nested call's time is
+	 * already inside the call that waited for it. */
+	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
+		       aq__current.depth == 1);
+	if (rc == AQ_YIELD) {
+		/* Its next wait starts now. (A policy sets it when the job
+		 * goes back to it, under its lock: the record may still be
+		 * queued there if a waiter ran it in place.) */
+		if (!pool->sched)
+			rec->enqueue_ns = end;
+	} else {
+		aq__stat_add(&aq__tls_stats->sojourn_ns,
+			     (uint64_t)(end - rec->submit_ns), false);
+		aq__stat_add(&aq__tls_stats->timed_done, 1, false);
+	}
+	return rc;
+}
+
+enum requeue { REQUEUED, RUN_AGAIN, GONE };
+
+/* A yielded record goes back to the tail, or, if it cannot be queued, is
+ * run again at once (RUN_AGAIN) unless a cancel took it (GONE). */
+static enum requeue requeue_record(struct aq_pool *pool, struct aq_future *rec,
+				   bool popped)
+{
+	/* Release: whoever claims it next (acquire) sees our writes. */
+	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
+			      memory_order_release);
+	if (pool->sched) {
+		/* Back to the policy; the pool keeps its reference. */
+		aq__sched_done(pool, rec, true, popped);
+		return REQUEUED;
+	}
+	if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
+		return REQUEUED;
+	/* Relaxed, as in worker_run(). */
+	if (aq__job_claim(rec, atomic_load_explicit(&pool->cancelling,
+						    memory_order_relaxed)))
+		return RUN_AGAIN;
+	aq__future_put(rec);
+	return GONE;
+}
+
+/*
+ * A job record, from the ring or from the scheduler: claim it, check its
+ * deadline, call it (again, while it yields and cannot be queued), and
+ * settle the outcome: success, cancellation, a retry, or failure.
+ */
+/* Kept out of line: the fire-and-forget path through worker_run() then
+ * needs few registers and no big prologue. */
+static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
+							struct aq_future *rec,
+							bool cancel,
+							bool popped)
+{
+	bool expired = false; /* its deadline passed before it started */
+	void *result = NULL;
+	int64_t now;
+	int rc = 0;
+
+	if (!aq__job_claim(rec, cancel)) {
+		/* Cancelled before it ran; the scheduler still hears of it. */
+		if (popped)
+			aq__sched_done(pool, rec, false, true);
+		aq__future_put(rec);
+		return;
+	}
+	for (;;) {
+		now = aq__pool_now(pool);
+		if (!rec->yielded) {
+			if (rec->deadline_ns && now >= rec->deadline_ns) {
+				expired = true;
+				break;
+			}
+			/* A new attempt (a yield only pauses one). */
+			if (rec->attempt++ == 0) {
+				rec->first_attempt_ns = now;
+				aq__stat_add(&aq__tls_stats->started, 1, false);
+			}
+			rec->last_attempt_ns = now;
+		}
+		aq__current_enter(rec);
+		/* Relaxed: only this worker writes it now (future.h). */
+		atomic_store_explicit(
+			&rec->runs,
+			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
+				1,
+			memory_order_relaxed);
+		result = NULL;
+		AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
+		if (pool->timing)
+			rc = worker_call_timed(pool, rec, &result);
+		else
+			rc = rec->fn(rec->arg, &result);
+		aq__current_leave();
+		rec->yielded = rc == AQ_YIELD;
+		if (rc != AQ_YIELD)
+			break;
+		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
+			return;
+	}
+
+	/* The policy hears first: after a retry is scheduled the record may
+	 * already be running on another worker. */
+	if (popped)
+		aq__sched_done(pool, rec, false, true);
+	if (expired) {
+		AQ__TRACE(expire, pool, rec->id, rec->deadline_ns);
+		aq__job_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
+	} else if (rc == 0) {
+		aq__job_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
+	} else if (rc == AQ_JOB_CANCELLED) {
+		aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	} else {
+		/* Negative returns are reserved: a contract error. */
+		int code = rc > 0 ? rc : EINVAL;
+
+		if (aq__retry_schedule(pool, rec, code))
+			return; /* the timer (or a canceller) has it now */
+		aq__retry_fail(rec, code, result);
+	}
+	aq__future_put(rec);
+}
+
+/*
+ * Run one item taken from the ring or the scheduler; cancel: a cancelling
+ * shutdown was seen. The common case, a fire-and-forget job that succeeds,
+ * is the whole of it: the call and one counter (ran_ok, see stats.h).
+ * Always inlined, as worker_run(): the probes' asm (trace.h) looks big to
+ * the inliner, and a call here would cost the fire-and-forget path a score
+ * of instructions.
+ */
+static inline __attribute__((always_inline)) void
+worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel)
+{
+	int rc;
+
+	if (AQ__UNLIKELY(!item.fn)) {
+		worker_run_record(pool, item.arg, cancel, pool->sched != NULL);
+		return;
+	}
+	if (AQ__UNLIKELY(cancel)) {
+		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED, 0);
+		return;
+	}
+	AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
+	rc = inline_call(item);
+	if (AQ__LIKELY(rc == 0)) {
+		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
+		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_SUCCEEDED, 0);
+	} else {
+		worker_inline_rest(pool, item, rc);
+	}
+}
+
+static inline __attribute__((always_inline)) void
+worker_run(struct aq_pool *pool, struct aq__ring_item item)
+{
+	/* Relaxed: a cancelling shutdown is advisory per item; items taken
+	 * before the flag is seen simply run, as they would have anyway. */
+	worker_run_as(
+		pool, item,
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed));
+}
+
+/* pop_attn was not 0 after a pop: wake blocked producers, consider
+ * growing, and say whether a cancelling shutdown is under way. */
+static __attribute__((noinline)) bool worker_attend(struct aq_pool *pool,
+						    uint32_t attn)
+{
+	if (attn & AQ__ATTN_WAITERS)
+		aq__pool_space_freed(pool);
+	if (attn & AQ__ATTN_ELASTIC)
+		aq__threads_maybe_grow(pool);
+	return attn & AQ__ATTN_CANCEL;
+}
+
+/*
+ * A FIFO pool's worker that found work stays here while the ring has more:
+ * pop, one look at pop_attn (blocked producers, growth, cancel: usually 0),
+ * run. That is the whole per-job cost of a fire-and-forget job on the
+ * worker side; the chained wake, the scheduler test and the retire check
+ * of the outer loop are paid once per burst, not once per job.
+ */
+static void worker_burst(struct aq_pool *pool)
+{
+	struct aq__ring_item item;
+
+	while (aq__ring_pop(&pool->ring, &item)) {
+		/* seq_cst: the read half of the full-ring handshake, as in
+		 * aq__pool_freed_slot(). */
+		uint32_t attn = atomic_load(&pool->pop_attn);
+
+		worker_run_as(pool, item,
+			      AQ__UNLIKELY(attn) && worker_attend(pool, attn));
+	}
+}
+
+/* The next item for this worker, from the ring or the scheduler. */
+static inline bool worker_take(struct aq_pool *pool, struct aq__ring_item *item)
+{
+	if (!pool->sched) {
+		if (!aq__ring_pop(&pool->ring, item))
+			return false;
+		aq__pool_freed_slot(pool);
+		return true;
+	}
+	item->fn = NULL;
+	item->arg = aq__sched_next(pool);
+	return item->arg != NULL;
+}
+
+/*
+ * Park until a submit, a completion or shutdown wakes us. Returns 1,
+ * without sleeping, when it found an item after announcing itself idle;
+ * -ETIMEDOUT when an elastic pool's idle timeout ran out; else 0.
+ */
+static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
+{
+	/* In an elastic pool an idle worker waits only so long, then asks
+	 * (under the lock) whether it may retire. */
+	int64_t deadline =
+		atomic_load_explicit(&pool->max_workers, memory_order_relaxed) >
+				atomic_load_explicit(&pool->min_workers,
+						     memory_order_relaxed)
+			? aq__deadline(pool->idle_timeout_ns)
+			: -1;
+	uint32_t key = aq__ec_key(&pool->wake_seq);
+	bool found = false;
+	int rc = 0;
+
+	/*
+	 * Clear `waking` before counting ourselves idle (both seq_cst). A
+	 * wake may have been spent on a worker that had already found work,
+	 * leaving the flag set with nobody coming to clear it; a submitter
+	 * that still reads 1 here read it before our clear, so its push came
+	 * before our ring check below and we will see its job.
+	 */
+	atomic_store(&pool->waking, 0);
+	aq__ec_enter(&pool->idle);
+	/* With a scheduler, a job a cap held back may have become runnable:
+	 * try the policy itself (its lock orders us with aq__sched_done()). */
+	if (pool->sched)
+		found = worker_take(pool, item);
+	/* The condition re-check: ring_nonempty is seq_cst; a closed ring
+	 * means shutdown: go back and see whether it is drained. */
+	if (!found && !aq__ring_nonempty(&pool->ring) &&
+	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED)) {
+		AQ__TRACE(park, pool);
+		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
+		AQ__TRACE(wake, pool, rc);
+	}
+	aq__ec_leave(&pool->idle);
+	/* Relaxed: `waking` is a hint that saves system calls; clearing it
+	 * can only cause an extra wake, never a missed one. */
+	if (atomic_load_explicit(&pool->waking, memory_order_relaxed))
+		atomic_store_explicit(&pool->waking, 0, memory_order_relaxed);
+	return found ? 1 : rc;
+}
+
+void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
+{
+	struct aq__current_saved saved = aq__current_save();
+
+	/* Our own reference: the queue's copy keeps the pool's, and drops
+	 * it when it reaches the record and finds it taken. */
+	atomic_fetch_add_explicit(&rec->refs, 1, memory_order_relaxed);
+	/* Taken from the queue, if by a waiter: under a cancelling shutdown
+	 * it is cancelled, not run, as a worker would. Relaxed, as in
+	 * worker_run(). */
+	worker_run_record(
+		pool, rec,
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
+		false);
+	aq__current_restore(&saved);
+}
+
+void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
+{
+	struct aq__current_saved saved = aq__current_save();
+
+	/* Accepted without a ring push: counted as off the ring, first (see
+	 * AQ__STAT_SHARED()), in this worker's own block. */
+	aq__stat_add(&aq__tls_stats->off_ring, 1, false);
+	/* Not popped: a policy never held it, so it hears no done().
+	 * Relaxed, as in worker_run(). */
+	worker_run_record(
+		pool, rec,
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
+		false);
+	aq__current_restore(&saved);
+}
+
+bool aq__worker_help(struct aq_pool *pool)
+{
+	struct aq__ring_item item;
+	struct aq__current_saved saved;
+
+	if (!worker_take(pool, &item))
+		return false;
+	saved = aq__current_save();
+	worker_run(pool, item);
+	aq__current_restore(&saved);
+	return true;
+}
+
+void aq__worker_loop(struct aq_pool *pool, unsigned index)
+{
+	bool just_woken = false;
+	unsigned stalled = 0; /* looks in a row at a claimed, unready item */
+
+	aq__worker_pool = pool;
+	for (;;) {
+		struct aq__ring_item item;
+		int spins, parked;
+
+		if (worker_take(pool, &item)) {
+			stalled = 0;
+			if (just_woken) {
+				/* Chain: more work and idle workers left? With
+				 * a scheduler the work may have just moved from
+				 * the ring into the policy. Relaxed: a hint. */
+				just_woken = false;
+				if (aq__ring_nonempty(&pool->ring) ||
+				    (pool->sched &&
+				     atomic_load_explicit(
+					     &pool->sched_held,
+					     memory_order_relaxed)))
+					aq__pool_wake_one(pool);
+			}
+			aq__threads_maybe_grow(pool);
+			worker_run(pool, item);
+			if (!pool->sched)
+				worker_burst(pool);
+			continue;
+		}
+		if (pool_drained(pool))
+			break;
+		/* Idle: one too many after a resize? */
+		if (AQ__UNLIKELY(atomic_load_explicit(&pool->nlive,
+						      memory_order_relaxed) >
+				 atomic_load_explicit(&pool->max_workers,
+						      memory_order_relaxed)) &&
+		    aq__threads_try_retire(
+			    pool, index,
+			    atomic_load_explicit(&pool->max_workers,
+						 memory_order_relaxed)))
+			break;
+		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
+			aq__cpu_relax();
+			if (aq__ring_nonempty(&pool->ring))
+				break;
+		}
+		if (spins < WORKER_SPIN_ITERATIONS) {
+			/*
+			 * An item is there at once but could not be taken: a
+			 * producer has claimed its slot and not yet written
+			 * it. That takes nanoseconds, unless the producer was
+			 * preempted in between; then, with more threads than
+			 * cores, it may need our core to finish, and spinning
+			 * here until our time slice ends would keep it
+			 * waiting. So after a few such looks, yield.
+			 */
+			if (spins == 0 && ++stalled >= WORKER_STALL_YIELD) {
+				stalled = 0;
+				sched_yield();
+			}
+			continue;
+		}
+		parked = worker_park(pool, &item);
+		if (parked > 0) {
+			worker_run(pool, item);
+		} else if (parked == -ETIMEDOUT &&
+			   aq__threads_try_retire(
+				   pool, index,
+				   atomic_load_explicit(
+					   &pool->min_workers,
+					   memory_order_relaxed))) {
+			break; /* idle too long in an elastic pool */
+		} else {
+			just_woken = true;
+		}
+	}
+	aq__worker_pool = NULL;
+}
