@@ -43,6 +43,9 @@ override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
 	-pthread
 LDLIBS_THREADS := -pthread
 
+# `make` alone builds `all`, not the first rule below (the SDT stamp).
+.DEFAULT_GOAL := all
+
 # USDT probes (lib/trace.h) when <sys/sdt.h> is there (Debian:
 # systemtap-sdt-dev); HAVE_SDT=0 compiles them out, HAVE_SDT=1 insists.
 HAVE_SDT ?= $(shell echo '\#include <sys/sdt.h>' | \
