@@ -61,8 +61,8 @@ struct aq_future {
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
-	struct aq__cache *cache; /* where the record returns when refs is 0;
-				    NULL for a promise (promise.c) */
+	struct aq__cache *cache;     /* where the record returns when refs is 0;
+					NULL for a promise (promise.c) */
 	struct aq_future *next_free; /* link in the cache's free list */
 
 	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only

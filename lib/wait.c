@@ -234,9 +234,10 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 	deadline = aq__deadline(timeout_ns);
 
 	/* On a worker of one of the futures' pools, or awaiting a promise
-	 * on any worker: help instead of sleeping (first by running one of the awaited jobs of that pool
-	 * still queued), napping on that future (the others' resolutions
-	 * are seen on the next look, at most a nap later). */
+	 * on any worker: help instead of sleeping (first by running one of the
+	 * awaited jobs of that pool still queued), napping on that future (the
+	 * others' resolutions are seen on the next look, at most a nap later).
+	 */
 	for (unsigned i = 0; aq__worker_pool && i < n; i++) {
 		if (futs[i]->pool == aq__worker_pool ||
 		    aq__is_promise(futs[i])) {
