@@ -451,7 +451,7 @@ AQ_API void aq_future_release(aq_future *fut);
  * returns fut. NULL is ignored. */
 AQ_API aq_future *aq_future_retain(aq_future *fut);
 
-/* ---- Promises: futures resolved by the caller ------------------------------ */
+/* ---- Promises: futures resolved by the caller ---------------------------- */
 
 /*
  * A PENDING future that belongs to no pool and runs no job; the caller

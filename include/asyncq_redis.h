@@ -47,20 +47,20 @@ struct aq_redis_conn {
 /* Options of one submitted job; all-zero = the defaults. Times are in
  * milliseconds and judged by the Redis server's clock (TIME). */
 struct aq_redis_job_opts {
-	int priority;          /* AQ_REDIS_PRIO_* */
-	int64_t delay_ms;      /* run no earlier than this after submit */
-	int64_t run_at_ms;     /* ... or than this Unix time; 0 = not set */
-	int64_t deadline_ms;   /* not started within this of submit (or of
-				  a retry's due time): EXPIRED; 0 = none */
-	unsigned max_attempts; /* attempts in all; 0 or 1 = no retry */
-	int64_t backoff_ms;    /* delay before attempt 2 */
-	double backoff_factor; /* delay n+1 = backoff * factor^(n-1); 0 = 1 */
+	int priority;           /* AQ_REDIS_PRIO_* */
+	int64_t delay_ms;       /* run no earlier than this after submit */
+	int64_t run_at_ms;      /* ... or than this Unix time; 0 = not set */
+	int64_t deadline_ms;    /* not started within this of submit (or of
+				   a retry's due time): EXPIRED; 0 = none */
+	unsigned max_attempts;  /* attempts in all; 0 or 1 = no retry */
+	int64_t backoff_ms;     /* delay before attempt 2 */
+	double backoff_factor;  /* delay n+1 = backoff * factor^(n-1); 0 = 1 */
 	int64_t backoff_max_ms; /* cap; 0 = none */
 	const char *idempotency_key; /* a second submit with the same key
 					while the first is known runs
 					nothing and resolves alike */
-	int64_t result_ttl_ms; /* keep the outcome in Redis this long;
-				  0 = not kept, or 1 h with a key */
+	int64_t result_ttl_ms;       /* keep the outcome in Redis this long;
+					0 = not kept, or 1 h with a key */
 };
 
 /* One job of a batch. */
@@ -134,16 +134,16 @@ struct aq_redis_type {
 struct aq_redis_worker_config {
 	const struct aq_redis_type *types; /* the registry; copied */
 	unsigned ntypes;
-	aq_pool *pool;         /* run jobs here; NULL = a pool of its own */
-	unsigned concurrency;  /* jobs in flight at most; 0 = 4 */
-	const char *consumer;  /* its name in the group; NULL = host-pid-n */
-	int64_t visibility_ms; /* a job not heard of this long is taken by
-				  another worker; 0 = 30000 */
-	int64_t heartbeat_ms;  /* 0 = visibility / 4 */
+	aq_pool *pool;           /* run jobs here; NULL = a pool of its own */
+	unsigned concurrency;    /* jobs in flight at most; 0 = 4 */
+	const char *consumer;    /* its name in the group; NULL = host-pid-n */
+	int64_t visibility_ms;   /* a job not heard of this long is taken by
+				    another worker; 0 = 30000 */
+	int64_t heartbeat_ms;    /* 0 = visibility / 4 */
 	unsigned max_deliveries; /* deliveries of one attempt before it is
 				    dead-lettered as crashing; 0 = 3 */
-	unsigned dead_max;     /* dead-letter stream length kept (about);
-				  0 = 10000 */
+	unsigned dead_max;       /* dead-letter stream length kept (about);
+				    0 = 10000 */
 };
 
 /* Join the group and start fetching. Errors as aq_redis_client_create(). */
@@ -163,15 +163,15 @@ AQ_API void aq_redis_worker_destroy(aq_redis_worker *worker);
 
 struct aq_redis_stats {
 	/* The queue, read from Redis now. */
-	uint64_t lag;        /* queued, not yet delivered to any worker */
-	uint64_t pending;    /* delivered, not yet acknowledged */
-	uint64_t delayed;    /* waiting for their time or a retry */
-	uint64_t dead;       /* entries in the dead-letter stream */
+	uint64_t lag;     /* queued, not yet delivered to any worker */
+	uint64_t pending; /* delivered, not yet acknowledged */
+	uint64_t delayed; /* waiting for their time or a retry */
+	uint64_t dead;    /* entries in the dead-letter stream */
 	/* This client or worker, since creation. */
 	uint64_t submitted, duplicates; /* client: accepted; idempotent
 					   submits that ran nothing new */
-	uint64_t resolved;   /* client: futures resolved from Redis */
-	uint64_t in_flight;  /* worker: jobs it holds now */
+	uint64_t resolved;  /* client: futures resolved from Redis */
+	uint64_t in_flight; /* worker: jobs it holds now */
 	uint64_t completed, retried, dead_lettered, reclaimed, fenced,
 		handed_back, reconnects; /* worker (reconnects: both) */
 };
