@@ -43,6 +43,9 @@ override CFLAGS += -std=c11 -Wall -Wextra -Wpedantic -fvisibility=hidden \
 	-pthread
 LDLIBS_THREADS := -pthread
 
+# `make` alone builds `all`, not the first rule below (the SDT stamp).
+.DEFAULT_GOAL := all
+
 # USDT probes (lib/trace.h) when <sys/sdt.h> is there (Debian:
 # systemtap-sdt-dev); HAVE_SDT=0 compiles them out, HAVE_SDT=1 insists.
 HAVE_SDT ?= $(shell echo '\#include <sys/sdt.h>' | \
@@ -81,9 +84,9 @@ endif
 LIB_SRCS := \
 	lib/channel.c lib/current.c lib/deps.c lib/error.c lib/fault.c \
 	lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
-	lib/queue.c lib/retry.c lib/ring.c lib/sched_fair.c lib/sched_fifo.c \
-	lib/sched_prio.c lib/scheduler.c lib/stats.c lib/submit.c \
-	lib/threads.c lib/timer.c lib/wait.c lib/worker.c
+	lib/promise.c lib/queue.c lib/retry.c lib/ring.c lib/sched_fair.c \
+	lib/sched_fifo.c lib/sched_prio.c lib/scheduler.c lib/stats.c \
+	lib/submit.c lib/threads.c lib/timer.c lib/wait.c lib/worker.c
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
@@ -98,10 +101,11 @@ TEST_SRCS := \
 	tests/check_ring.c tests/check_sched.c tests/check_sched_fair.c \
 	tests/check_shutdown.c tests/check_shutdown_timed.c \
 	tests/check_stats.c tests/check_submit.c tests/check_threads.c \
-	tests/check_timer.c tests/check_wait.c
+	tests/check_timer.c tests/check_wait.c tests/check_promise.c
 TEST_BINS := $(TEST_SRCS:tests/%.c=build/$(TVAR)/tests/%.o)
 # The event-loop examples (examples/loop_*.c) need their loop library: see
-# the "event loops and CMake" block below.
+# the "event loops and CMake" block below; examples/redis_*.c need hiredis:
+# see the libasyncq-redis block.
 EXAMPLES := build/examples/custom_scheduler build/examples/http_server \
 	build/examples/quickstart build/examples/retry build/examples/stats
 
@@ -182,6 +186,8 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory check-unit
+	@if pkg-config --exists hiredis; then \
+		$(MAKE) --no-print-directory check-redis; fi
 ifeq ($(SANITIZE),)
 	@$(MAKE) --no-print-directory check-install check-man check-http \
 		check-layers check-usdt check-loops
@@ -213,6 +219,8 @@ check-install: all
 	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/quickstart-cxx >/dev/null
 	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq.7
 	$(Q)sh tests/cmake_test.sh $(STAGE)$(SPREFIX) $(VERSION)
+	$(Q)if [ "$(HIREDIS)" = yes ]; then \
+		$(MAKE) --no-print-directory check-install-redis; fi
 	$(Q)$(MAKE) --no-print-directory uninstall DESTDIR=$(STAGE) \
 		prefix=$(SPREFIX) >/dev/null
 	$(Q)left=$$(find $(STAGE)$(SPREFIX) ! -type d); [ -z "$$left" ] || \
@@ -284,6 +292,145 @@ bench: $(STATIC)
 # examples/http_server under wrk: offloading to a pool against inline.
 bench-http: build/examples/http_server
 	$(Q)sh tests/bench/http_bench.sh
+
+# ==== libasyncq-redis (issue 14) ===============================================
+# The optional component in lib/redis/, built when pkg-config finds hiredis:
+# build/libasyncq-redis.a and .so (its own soname and version script, only
+# aq_redis_* exported), examples/redis_add, and check-redis: the Check suite
+# tests/redis/ against redis-servers it starts itself on loopback.
+HIREDIS := $(shell pkg-config --exists hiredis 2>/dev/null && echo yes)
+HIREDIS_CFLAGS := $(shell pkg-config --cflags hiredis 2>/dev/null)
+HIREDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null)
+RLIB_SRCS := $(wildcard lib/redis/*.c)
+RLIB_OBJS := $(RLIB_SRCS:lib/redis/%.c=build/rel/redis/%.o)
+RTEST_LIB_OBJS := $(RLIB_SRCS:lib/redis/%.c=build/$(TVAR)/redis/%.o)
+RTEST_SRCS := $(filter-out tests/redis/aqr_worker.c,$(wildcard tests/redis/*.c))
+RTEST_OBJS := $(RTEST_SRCS:tests/redis/%.c=build/$(TVAR)/rtests/%.o)
+RSTATIC := build/libasyncq-redis.a
+RSHARED := build/libasyncq-redis.so.$(VERSION)
+RSONAME := libasyncq-redis.so.$(MAJOR)$(if $(filter 0,$(MAJOR)),.$(MINOR))
+.PHONY: redis-lib check-redis check-install-redis install-redis \
+	uninstall-redis
+
+ifeq ($(HIREDIS),yes)
+all: redis-lib
+install: install-redis
+uninstall: uninstall-redis
+endif
+redis-lib: $(RSTATIC) $(RSHARED) build/libasyncq-redis.so \
+	build/examples-redis/redis_add
+
+build/rel/redis/%.o: lib/redis/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(HIREDIS_CFLAGS) -Ilib -fPIC \
+		-c -o $@ $<
+
+$(RSTATIC): $(RLIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(RSHARED): $(RLIB_OBJS) lib/redis/libasyncq-redis.map build/libasyncq.so
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(RSONAME) \
+		-Wl,--version-script=lib/redis/libasyncq-redis.map -Wl,-z,defs \
+		-o $@ $(RLIB_OBJS) -Lbuild -lasyncq $(HIREDIS_LIBS) \
+		$(LDLIBS_THREADS)
+
+build/libasyncq-redis.so: $(RSHARED)
+	$(Q)ln -sf libasyncq-redis.so.$(VERSION) build/$(RSONAME)
+	$(Q)ln -sf libasyncq-redis.so.$(VERSION) $@
+
+# examples/redis_add.c needs hiredis: built here, not by the EXAMPLES rule.
+build/examples-redis/%: examples/%.c $(RSTATIC) $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RSTATIC) \
+		$(STATIC) $(HIREDIS_LIBS) $(LDLIBS_THREADS)
+
+build/$(TVAR)/redis/%.o: lib/redis/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) $(HIREDIS_CFLAGS) -Ilib \
+		-c -o $@ $<
+
+build/$(TVAR)/rtests/%.o: tests/redis/%.c
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(SANFLAGS) $(HIREDIS_CFLAGS) -Ilib \
+		-Itests $$(pkg-config --cflags check) -c -o $@ $<
+
+build/$(TVAR)/check_redis: $(RTEST_OBJS) $(RTEST_LIB_OBJS) $(TEST_OBJS) \
+	build/$(TVAR)/tests/helpers.o
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ \
+		$$(pkg-config --libs check) $(HIREDIS_LIBS) $(LDLIBS_THREADS)
+
+build/$(TVAR)/aqr_worker: build/$(TVAR)/rtests/aqr_worker.o \
+	$(RTEST_LIB_OBJS) $(TEST_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(HIREDIS_LIBS) \
+		$(LDLIBS_THREADS)
+
+# The suite starts its own redis-servers (tests/redis/server.c).
+check-redis: build/$(TVAR)/check_redis build/$(TVAR)/aqr_worker
+	$(call msg,TEST,$<)
+	$(Q)rm -rf build/$(TVAR)/redis-tmp && mkdir -p build/$(TVAR)/redis-tmp
+	$(Q)AQR_WORKER=./build/$(TVAR)/aqr_worker \
+		AQR_TMPDIR=$(CURDIR)/build/$(TVAR)/redis-tmp ./$<
+
+# After check-install (whose staged install includes the component): build
+# examples/redis_add against it with pkg-config, include the header from
+# C++, and load both against the staged shared libraries.
+check-install-redis:
+	$(call msg,TEST,staged-install-redis)
+	$(Q)PKG_CONFIG_SYSROOT_DIR=$(STAGE) \
+		PKG_CONFIG_LIBDIR=$(STAGE)$(SPREFIX)/lib/pkgconfig:$$(pkg-config \
+		--variable pc_path pkg-config) \
+		sh -c '$(CC) -std=c11 -Wall -Werror examples/redis_add.c \
+		-o build/stage/redis_add $$(pkg-config --cflags --libs \
+		libasyncq-redis) && \
+		printf "#include <asyncq_redis.h>\nint main(void){aq_redis_client *c;return aq_redis_client_create(&c,0,1)==-22?0:1;}\n" | \
+		$(CXX) -Wall -Werror -x c++ - -o build/stage/redis-cxx \
+		$$(pkg-config --cflags --libs libasyncq-redis)'
+	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/redis-cxx
+	$(Q)LD_LIBRARY_PATH=$(STAGE)$(SPREFIX)/lib ./build/stage/redis_add \
+		submit 1 127.0.0.1 1 2>/dev/null; test $$? -eq 1
+	$(Q)test -f $(STAGE)$(SPREFIX)/share/man/man7/libasyncq-redis.7
+	$(Q)echo "  staged install: libasyncq-redis built with pkg-config (C, C++)"
+
+# libasyncq-redis against Celery 5 and BullMQ (tests/bench/redis/).
+.PHONY: bench-redis
+build/bench-redis/%: tests/bench/redis/%.c $(RSTATIC) $(STATIC)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(RSTATIC) \
+		$(STATIC) $(HIREDIS_LIBS) $(LDLIBS_THREADS)
+
+bench-redis: build/bench-redis/bench_redis build/bench-redis/bench_worker
+	$(Q)sh tests/bench/redis/bench_redis.sh | tee build/bench-redis/results.txt
+
+install-redis: redis-lib
+	install -d $(DESTDIR)$(libdir)/pkgconfig $(DESTDIR)$(includedir) \
+		$(DESTDIR)$(mandir)/man3 $(DESTDIR)$(mandir)/man7
+	install -m 644 include/asyncq_redis.h $(DESTDIR)$(includedir)/
+	install -m 644 $(RSTATIC) $(DESTDIR)$(libdir)/
+	install -m 755 $(RSHARED) $(DESTDIR)$(libdir)/
+	ln -sf libasyncq-redis.so.$(VERSION) $(DESTDIR)$(libdir)/$(RSONAME)
+	ln -sf libasyncq-redis.so.$(VERSION) \
+		$(DESTDIR)$(libdir)/libasyncq-redis.so
+	sed $(PC_SED) libasyncq-redis.pc.in \
+		>$(DESTDIR)$(libdir)/pkgconfig/libasyncq-redis.pc
+
+uninstall-redis:
+	rm -f $(DESTDIR)$(includedir)/asyncq_redis.h \
+		$(DESTDIR)$(libdir)/libasyncq-redis.a \
+		$(DESTDIR)$(libdir)/libasyncq-redis.so* \
+		$(DESTDIR)$(libdir)/pkgconfig/libasyncq-redis.pc \
+		$(DESTDIR)$(mandir)/man7/libasyncq-redis.7
+
+-include $(RLIB_OBJS:.o=.d) $(RTEST_LIB_OBJS:.o=.d) $(RTEST_OBJS:.o=.d)
+# ==== end of libasyncq-redis ===================================================
 
 # ==== event loops and CMake (issue 15) ========================================
 # examples/loop_{libuv,libevent,glib}.c deliver completions on a libuv,

@@ -447,6 +447,31 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut);
 /* Drop the caller's reference. Safe at any time; NULL is ignored. */
 AQ_API void aq_future_release(aq_future *fut);
 
+/* Take one more reference to fut (released with aq_future_release());
+ * returns fut. NULL is ignored. */
+AQ_API aq_future *aq_future_retain(aq_future *fut);
+
+/* ---- Promises: futures resolved by the caller ---------------------------- */
+
+/*
+ * A PENDING future that belongs to no pool and runs no job; the caller
+ * holds one reference and resolves it with aq_future_complete().
+ * result_destroy (may be NULL) runs on a non-NULL result when the last
+ * reference goes. flags must be 0. 0, -EINVAL or -ENOMEM.
+ */
+AQ_API int aq_future_create(aq_future **fut, void (*result_destroy)(void *),
+			    unsigned flags);
+
+/*
+ * Resolve a promise, exactly once, from any thread: code 0 (SUCCEEDED,
+ * with result), a positive failure code (FAILED, with result and a copy of
+ * message), -ECANCELED, -ETIME or -EPIPE (CANCELLED, EXPIRED, SKIPPED).
+ * 0; -EALREADY if it was completed before, -ECANCELED if it was cancelled;
+ * -EINVAL (NULL, a bad code, a pool's future); -ENOMEM.
+ */
+AQ_API int aq_future_complete(aq_future *fut, int code, void *result,
+			      const char *message);
+
 /* ---- Statistics --------------------------------------------------------- */
 
 /* A distribution of durations (log2 buckets: percentiles are within a

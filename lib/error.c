@@ -44,6 +44,27 @@ AQ_API const char *aq_strerror(int code)
 		return "Too many open files";
 	case -EDEADLK:
 		return "Would deadlock: the pool would wait for the calling thread";
+	/* The codes of libasyncq-redis (asyncq_redis.h), worded for what
+	 * they tell its caller: accepted or not, retry or not. */
+	case -ENOTCONN:
+		return "Not connected: the server cannot be reached; the request "
+		       "was not accepted";
+	case -ECONNRESET:
+		return "Connection lost during the call: the request may have "
+		       "been accepted";
+	case -ECONNREFUSED:
+		return "Connection refused: no server listens there";
+	case -EHOSTUNREACH:
+		return "Server host unreachable";
+	case -EACCES:
+		return "Access denied: the server refused the credentials or the "
+		       "command";
+	case -EPROTO:
+		return "Protocol error: the server's reply was not understood";
+	case -EMSGSIZE:
+		return "Payload too large: above the configured maximum";
+	case -EIO:
+		return "Input/output error: nothing was accepted";
 	default:
 		break;
 	}

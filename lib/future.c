@@ -23,6 +23,8 @@
  * Records come from a per-pool cache (a free list under an aq__lock). The
  * cache counts the records it has handed out, so a pool can be destroyed
  * while callers still hold futures: the last record to come back frees it.
+ * A promise (promise.c) is the one record with neither cache nor pool: it
+ * is malloc'ed, freed by its last reference, and counted by no pool.
  */
 #include <errno.h>
 #include <limits.h>
@@ -130,8 +132,16 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 			return NULL;
 		}
 	}
+	aq__future_init(fut, cache, refs);
+	return fut;
+}
+
+void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
+		     uint32_t refs)
+{
 	/* Plain initialisation: the record is not shared until it is pushed
-	 * on the ring, whose release store publishes these writes. */
+	 * on the ring (or handed out by aq_future_create()), whose release
+	 * store (or the caller's own hand-off) publishes these writes. */
 	atomic_init(&fut->state, AQ_STATE_PENDING);
 	atomic_init(&fut->waiters, 0);
 	atomic_init(&fut->refs, refs);
@@ -153,7 +163,12 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 	atomic_init(&fut->then_head, NULL);
 	fut->deps = NULL;
 	fut->ndeps = 0;
-	return fut;
+	fut->pool = NULL;
+	fut->id = 0;
+	fut->fn = NULL;
+	fut->arg = NULL;
+	fut->arg_destroy = NULL;
+	fut->result_destroy = NULL;
 }
 
 /* Give a record whose last reference is gone back to its cache. */
@@ -171,6 +186,12 @@ static void future_recycle(struct aq_future *fut)
 		free(fut->deps);
 		fut->deps = NULL;
 		fut->ndeps = 0;
+	}
+	if (!cache) { /* a promise (promise.c): no pool to go back to */
+		if (fut->result_destroy && fut->result)
+			fut->result_destroy(fut->result);
+		free(fut);
+		return;
 	}
 	aq__lock(&cache->lock);
 	cache->outstanding--;
@@ -422,7 +443,18 @@ AQ_API enum aq_state aq_future_state(const aq_future *fut)
 		return AQ_STATE_PENDING; /* becomes CANCELLED in a moment */
 	if (state == AQ__STATE_SETTLING)
 		return AQ_STATE_WAITING; /* is WAITING again in a moment */
+	if (state == AQ_STATE_RUNNING && !fut->cache)
+		return AQ_STATE_PENDING; /* a promise being completed */
 	return (enum aq_state)state;
+}
+
+AQ_API aq_future *aq_future_retain(aq_future *fut)
+{
+	/* Relaxed: the caller's own reference keeps the record alive while
+	 * we add one; the release in aq__future_put() orders what follows. */
+	if (fut)
+		atomic_fetch_add_explicit(&fut->refs, 1, memory_order_relaxed);
+	return fut;
 }
 
 AQ_API void aq_future_release(aq_future *fut)

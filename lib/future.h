@@ -61,7 +61,8 @@ struct aq_future {
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
-	struct aq__cache *cache; /* where the record returns when refs is 0 */
+	struct aq__cache *cache;     /* where the record returns when refs is 0;
+					NULL for a promise (promise.c) */
 	struct aq_future *next_free; /* link in the cache's free list */
 
 	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only
@@ -81,7 +82,8 @@ struct aq_future {
 				 for it, so another push is a duplicate */
 
 	/* Failure handling and time (retry.c, timer.c). */
-	struct aq_pool *pool; /* valid while the record is not final */
+	struct aq_pool *pool; /* valid while the record is not final; NULL
+				 for a promise (promise.c) */
 	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
 	unsigned attempt;                    /* attempts started */
@@ -95,6 +97,9 @@ struct aq_future {
 	size_t timer_index; /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
 	char *message; /* aq_current_fail_msg(); freed on recycle */
+	/* A promise's only (set by aq_future_create()): run on its result
+	 * when the record is freed. */
+	void (*result_destroy)(void *result);
 
 	/* opts.after: the futures it runs after (references held until the
 	 * record is recycled), and how many have yet to resolve, plus one
@@ -143,6 +148,10 @@ bool aq__cache_claimed_here(const struct aq__cache *cache);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
+/* Initialise a fresh record: PENDING, refs references, no job, no pool;
+ * cache NULL makes it a promise, freed by its last reference. */
+void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
+		     uint32_t refs);
 /* Drop one reference; the last one returns the record to its cache. */
 void aq__future_put(struct aq_future *fut);
 

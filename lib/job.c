@@ -3,7 +3,8 @@
  * job.c - a job record on the pool's side: finishing it, which adds to the
  * record's own resolution (future.c) the pool's bookkeeping (statistics,
  * timer users), claiming it for a worker, and aq_future_cancel(), which
- * may have to take the record out of the pool's timer.
+ * may have to take the record out of the pool's timer (a promise, which
+ * has no pool, is cancelled by promise.c).
  *
  * The bookkeeping sits between the record's settling (arg_destroy, the
  * outcome stored) and its publication, so that whoever sees a job resolved
@@ -17,6 +18,7 @@
 #include "future.h"
 #include "job.h"
 #include "pool.h"
+#include "promise.h"
 #include "timer.h"
 #include "trace.h"
 
@@ -98,6 +100,8 @@ AQ_API int aq_future_cancel(aq_future *fut)
 
 	if (!fut)
 		return -EINVAL;
+	if (aq__is_promise(fut)) /* no pool, no timer, no statistics */
+		return aq__promise_cancel(fut);
 	cache = fut->cache;
 	aq__cache_claim(cache);
 	state = atomic_load(&fut->state);

@@ -16,6 +16,7 @@
 #include "future.h"
 #include "park.h"
 #include "help.h"
+#include "promise.h"
 
 /* Bounded spin before a waiter parks: long enough to catch a short job's
  * completion without a system call, short enough not to burn a core. */
@@ -53,8 +54,11 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	}
 
 	deadline = aq__deadline(timeout_ns);
-	/* A job waiting on its own pool: help, don't block a worker. */
-	if (aq__worker_pool && aq__worker_pool == fut->pool)
+	/* A job waiting on its own pool: help, don't block a worker. So too
+	 * for a promise: whoever completes it may be a job queued behind us
+	 * (help runs only the pool's own jobs, never the promise). */
+	if (aq__worker_pool &&
+	    (aq__worker_pool == fut->pool || aq__is_promise(fut)))
 		rc = aq__help_future(aq__worker_pool, fut, deadline);
 	else
 		rc = aq__future_wait(fut, deadline);
@@ -229,12 +233,14 @@ AQ_API int aq_wait_any(aq_future *const *futs, unsigned n, int64_t timeout_ns,
 		return -EDEADLK;
 	deadline = aq__deadline(timeout_ns);
 
-	/* On a worker of one of the futures' pools: help instead of
-	 * sleeping (first by running one of the awaited jobs of that pool
-	 * still queued), napping on that future (the others' resolutions
-	 * are seen on the next look, at most a nap later). */
+	/* On a worker of one of the futures' pools, or awaiting a promise
+	 * on any worker: help instead of sleeping (first by running one of the
+	 * awaited jobs of that pool still queued), napping on that future (the
+	 * others' resolutions are seen on the next look, at most a nap later).
+	 */
 	for (unsigned i = 0; aq__worker_pool && i < n; i++) {
-		if (futs[i]->pool == aq__worker_pool) {
+		if (futs[i]->pool == aq__worker_pool ||
+		    aq__is_promise(futs[i])) {
 			rc = aq__help_wait(aq__worker_pool, any_done, &ctx,
 					   futs, n, &futs[i]->state,
 					   &futs[i]->waiters, deadline);

@@ -775,6 +775,74 @@ static int cancel_twice(void)
 	return aq_future_cancel(fx.cancelled); /* the first returned 0 */
 }
 
+static int promise_create_null(void)
+{
+	return aq_future_create(NULL, NULL, 0);
+}
+
+static int promise_create_flags(void)
+{
+	aq_future *fut = SENTINEL;
+	int ret = aq_future_create(&fut, NULL, 0x1);
+
+	return fut == SENTINEL ? ret : SIDE_EFFECT;
+}
+
+static int promise_complete_null(void)
+{
+	return aq_future_complete(NULL, 0, NULL, NULL);
+}
+
+static int promise_complete_pool_future(void)
+{
+	return aq_future_complete(fx.pending, 0, NULL, NULL);
+}
+
+static int promise_complete_bad_code(void)
+{
+	aq_future *fut;
+	int ret;
+
+	if (aq_future_create(&fut, NULL, 0) != 0)
+		return SIDE_EFFECT;
+	ret = aq_future_complete(fut, -EINVAL, NULL, NULL);
+	if (aq_future_state(fut) != AQ_STATE_PENDING)
+		ret = SIDE_EFFECT;
+	aq_future_release(fut);
+	return ret;
+}
+
+static int promise_complete_twice(void)
+{
+	aq_future *fut;
+	int ret = SIDE_EFFECT;
+
+	if (aq_future_create(&fut, NULL, 0) != 0)
+		return SIDE_EFFECT;
+	if (aq_future_complete(fut, 0, NULL, NULL) == 0)
+		ret = aq_future_complete(fut, 0, NULL, NULL);
+	aq_future_release(fut);
+	return ret;
+}
+
+static int promise_complete_cancelled(void)
+{
+	aq_future *fut;
+	int ret = SIDE_EFFECT;
+
+	if (aq_future_create(&fut, NULL, 0) != 0)
+		return SIDE_EFFECT;
+	if (aq_future_cancel(fut) == 0)
+		ret = aq_future_complete(fut, 0, NULL, NULL);
+	aq_future_release(fut);
+	return ret;
+}
+
+static int retain_null(void)
+{
+	return aq_future_retain(NULL) == NULL ? 0 : SIDE_EFFECT;
+}
+
 static int wait_all_null_array(void)
 {
 	return aq_wait_all(NULL, 1, 0);
@@ -1318,6 +1386,18 @@ static const struct call_case {
 	  -EALREADY },
 	{ "aq_future_cancel", "a failed future", cancel_failed, -EALREADY },
 	{ "aq_future_cancel", "twice", cancel_twice, -EALREADY },
+	{ "aq_future_create", "NULL", promise_create_null, -EINVAL },
+	{ "aq_future_create", "unknown flag 0x1", promise_create_flags,
+	  -EINVAL },
+	{ "aq_future_complete", "NULL", promise_complete_null, -EINVAL },
+	{ "aq_future_complete", "a pool's future", promise_complete_pool_future,
+	  -EINVAL },
+	{ "aq_future_complete", "code -EINVAL", promise_complete_bad_code,
+	  -EINVAL },
+	{ "aq_future_complete", "twice", promise_complete_twice, -EALREADY },
+	{ "aq_future_complete", "after cancel", promise_complete_cancelled,
+	  -ECANCELED },
+	{ "aq_future_retain", "NULL", retain_null, 0 },
 	{ "aq_wait_all", "NULL array, n 1", wait_all_null_array, -EINVAL },
 	{ "aq_wait_all", "NULL entry", wait_all_null_entry, -EINVAL },
 	{ "aq_wait_all", "NULL first entry, no timeout", wait_all_null_first,

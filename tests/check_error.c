@@ -21,7 +21,11 @@ START_TEST(test_strerror_named)
 {
 	static const int codes[] = { -EINVAL,    -EAGAIN,    -ENOMEM,
 				     -ESHUTDOWN, -ETIMEDOUT, -ECANCELED,
-				     -EBUSY,     -EALREADY,  -EDEADLK };
+				     -EBUSY,     -EALREADY,  -EDEADLK,
+				     /* libasyncq-redis's */
+				     -ENOTCONN,  -ECONNRESET, -ECONNREFUSED,
+				     -EHOSTUNREACH, -EACCES, -EPROTO,
+				     -EMSGSIZE,  -EIO };
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	const char *texts[sizeof(codes) / sizeof(codes[0])];
 
@@ -50,6 +54,23 @@ START_TEST(test_strerror_named)
 	 * once read "Queue full" for both. */
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-EAGAIN), "full"));
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-EAGAIN), "thread"));
+}
+END_TEST
+
+/* The component's codes tell its caller whether a submit was accepted:
+ * worded for that, not the C library's generic texts. */
+START_TEST(test_strerror_redis_codes)
+{
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-ENOTCONN), "not accepted"));
+	ck_assert_ptr_nonnull(
+		strstr(aq_strerror(-ECONNRESET), "may have been accepted"));
+	ck_assert_ptr_nonnull(
+		strstr(aq_strerror(-EMSGSIZE), "configured maximum"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-EACCES), "credentials"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-EPROTO), "reply"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-ECONNREFUSED), "refused"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-EHOSTUNREACH), "unreachable"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-EIO), "nothing was accepted"));
 }
 END_TEST
 
@@ -94,6 +115,7 @@ Suite *error_suite(void)
 
 	tcase_set_timeout(tc, TH_TIMEOUT);
 	tcase_add_test(tc, test_strerror_named);
+	tcase_add_test(tc, test_strerror_redis_codes);
 	tcase_add_test(tc, test_strerror_other);
 	tcase_add_test(tc, test_version);
 	suite_add_tcase(s, tc);

@@ -44,7 +44,8 @@ configure() {
 }
 
 # ---- the consumer, C and C++ ------------------------------------------------
-if configure consumer "$prefix" -DQUICKSTART="$PWD/examples/quickstart.c" &&
+if configure consumer "$prefix" -DQUICKSTART="$PWD/examples/quickstart.c" \
+	-DREDIS_ADD="$PWD/examples/redis_add.c" &&
 	cmake --build "$work/consumer" >>"$work/consumer.log" 2>&1; then
 	ok
 	log=$work/consumer.log
@@ -82,6 +83,19 @@ if configure consumer "$prefix" -DQUICKSTART="$PWD/examples/quickstart.c" &&
 		"$(answer "$log" libasyncq::redis)"
 	expect "COMPONENTS redis as installed" "$found" \
 		"$(answer "$log" 'find(COMPONENTS_redis)')"
+	# With it, a program links libasyncq::redis alone and runs on the
+	# staged libraries: redis_add, sent to a port nobody listens on,
+	# reports the failed connect with exit code 1.
+	if [ "$want" = yes ]; then
+		bin=$work/consumer/redis_add
+		LD_LIBRARY_PATH="$prefix/lib" "$bin" submit 1 127.0.0.1 1 \
+			>/dev/null 2>&1
+		expect "redis_add (libasyncq::redis) runs" 1 "$?"
+		lib=$(LD_LIBRARY_PATH="$prefix/lib" ldd "$bin" |
+			sed -n 's/.*libasyncq-redis\.so\.[0-9.]* => \([^ ]*\).*/\1/p')
+		expect "redis_add links the staged libasyncq-redis" \
+			"$(realpath "$prefix/lib")" "$(dirname "$(realpath "$lib")")"
+	fi
 else
 	bad "consumer: configure or build failed:"
 	tail -20 "$work/consumer.log"

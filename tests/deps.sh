@@ -4,9 +4,10 @@
 # framework), groff (the man-page lint), curl and python3-prometheus-client
 # (check-http), systemtap-sdt-dev (the USDT probes, check-usdt), a C++
 # compiler and cmake (the staged install is built as C++ too, and through
-# CMake), and libuv, libevent and GLib (check-loops: the event-loop
-# examples). As root with apt-get, install what is missing; otherwise print
-# the exact command and fail.
+# CMake), libuv, libevent and GLib (check-loops: the event-loop examples),
+# and redis-server, redis-cli and libhiredis-dev (libasyncq-redis and its
+# tests). As root with apt-get, install what is missing; otherwise print the
+# exact command and fail.
 missing=
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 if command -v pkg-config >/dev/null 2>&1; then
@@ -17,8 +18,12 @@ if command -v pkg-config >/dev/null 2>&1; then
 		missing="$missing libevent-dev"
 	pkg-config --exists glib-2.0 2>/dev/null ||
 		missing="$missing libglib2.0-dev"
+	# libasyncq-redis is built on hiredis.
+	pkg-config --exists hiredis 2>/dev/null ||
+		missing="$missing libhiredis-dev"
 else
 	missing="$missing check libuv1-dev libevent-dev libglib2.0-dev"
+	missing="$missing libhiredis-dev"
 fi
 command -v groff >/dev/null 2>&1 || missing="$missing groff-base"
 # The staged-install check also builds the example as C++.
@@ -32,6 +37,9 @@ command -v curl >/dev/null 2>&1 || missing="$missing curl"
 echo '#include <sys/sdt.h>' | "${CC:-cc}" -E - >/dev/null 2>&1 ||
 	missing="$missing systemtap-sdt-dev"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
+# libasyncq-redis: its tests start their own redis-server; it needs hiredis.
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

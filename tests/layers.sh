@@ -7,7 +7,7 @@
 #
 #   0 primitives   compat clock fault park ring stats.h trace.h
 #   1 channel      channel
-#   2 records      future
+#   2 records      future promise
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
 #   5 services     queue retry deps scheduler sched_*
@@ -21,7 +21,7 @@ rank() {
 	compat.h | clock.h | fault.[ch] | park.[ch] | ring.[ch] | stats.h | \
 		trace.h) echo 0 ;;
 	channel.[ch]) echo 1 ;;
-	future.[ch]) echo 2 ;;
+	future.[ch] | promise.[ch]) echo 2 ;;
 	timer.[ch]) echo 3 ;;
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
 	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c) echo 5 ;;

@@ -15,7 +15,7 @@ for page in man/man3/*.3 man/man7/*.7; do
 		echo "$page:"; echo "$out"; status=1
 	fi
 done
-for fn in $(sed -n 's/^AQ_API [^(]*[ *]\(aq_[a-z_0-9]*\)(.*/\1/p' include/asyncq.h); do
+for fn in $(sed -n 's/^AQ_API [^(]*[ *]\(aq_[a-z_0-9]*\)(.*/\1/p' include/asyncq.h include/asyncq_redis.h); do
 	[ -f "man/man3/$fn.3" ] || { echo "no man page for $fn"; status=1; }
 done
 [ $status -eq 0 ] && echo "  man pages: lint clean, one per function"

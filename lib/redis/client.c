@@ -1,0 +1,537 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * client.c - the submitting side: submit and batch submit (one SUBMIT
+ * script per job, pipelined), the table of futures waiting for an outcome,
+ * and the reply thread that reads this client's reply stream and resolves
+ * them.
+ *
+ * Every client has a reply stream, aq:{queue}:rp:<client id>; a job
+ * records it, and whoever settles the job (a worker, or a reclaim that
+ * dead-letters it) adds the outcome there. The reply thread reads it with
+ * a blocking XREAD from the last id it saw, so a reconnect after a Redis
+ * restart misses nothing, and deletes what it consumed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "redis.h"
+#include "table.h"
+
+#define REPLY_BLOCK_MS 200 /* longest wait of the reply thread per read */
+#define REPLY_COUNT 512    /* most outcomes read per XREAD */
+
+struct aq_redis_client {
+	struct aqr_cfg cfg;
+	char id[17];             /* this client's random name */
+	char reply_key[AQR_PREFIX_MAX + 24];
+	_Atomic uint64_t seq;    /* job ids are <client id>-<seq> */
+
+	pthread_mutex_t submit_mu; /* the submit link and its args */
+	struct aqr_link link;
+	struct aqr_args *args;
+
+	struct aqr_table table;  /* job id -> futures (own lock) */
+
+	pthread_t reader;
+	_Atomic bool stop;
+	struct aqr_link rlink;   /* the reply thread's own */
+	struct aqr_args *rargs;
+
+	_Atomic uint64_t submitted, duplicates, resolved, reconnects;
+};
+
+static void result_free(void *result)
+{
+	free(result);
+}
+
+/* A future's result: the header and the bytes in one block. */
+static struct aq_redis_result *result_make(const char *data, size_t len)
+{
+	struct aq_redis_result *res = malloc(sizeof(*res) + len + 1);
+	char *bytes;
+
+	if (!res)
+		return NULL;
+	bytes = (char *)(res + 1);
+	if (len)
+		memcpy(bytes, data, len);
+	bytes[len] = '\0';
+	res->len = len;
+	res->data = bytes;
+	return res;
+}
+
+/* Resolve fut from an outcome as the scripts write it: state s (s, f, d,
+ * x), code, value and message. */
+static void outcome_complete(aq_future *fut, const char *state, long code,
+			     const char *val, size_t vlen, const char *msg)
+{
+	struct aq_redis_result *res = NULL;
+	int rc;
+
+	switch (state[0]) {
+	case 's':
+		res = result_make(val, vlen);
+		rc = aq_future_complete(fut, 0, res, NULL);
+		break;
+	case 'f':
+		res = result_make(val, vlen);
+		rc = aq_future_complete(fut, code > 0 ? (int)code : EIO, res,
+					msg);
+		break;
+	case 'd': {
+		char buf[512];
+
+		snprintf(buf, sizeof(buf), "dead letter: %s", msg);
+		rc = aq_future_complete(fut, code > 0 ? (int)code : EIO, NULL,
+					buf);
+		break;
+	}
+	case 'x':
+		rc = aq_future_complete(fut, -ETIME, NULL, NULL);
+		break;
+	default:
+		rc = aq_future_complete(fut, EPROTO, NULL, "bad outcome");
+		break;
+	}
+	if (rc && res)
+		free(res); /* cancelled meanwhile: nobody will read it */
+}
+
+static const char *field(const redisReply *f, const char *name, size_t *len)
+{
+	for (size_t i = 0; i + 1 < f->elements; i += 2)
+		if (f->element[i]->type == REDIS_REPLY_STRING &&
+		    strcmp(f->element[i]->str, name) == 0) {
+			if (len)
+				*len = f->element[i + 1]->len;
+			return f->element[i + 1]->str;
+		}
+	if (len)
+		*len = 0;
+	return "";
+}
+
+/* One XREAD's worth of outcomes: resolve, then delete them. */
+static void reader_handle(aq_redis_client *c, const redisReply *r,
+			  char *last_id)
+{
+	const redisReply *entries;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+		return;
+	entries = r->element[0]->element[1];
+	aqr_args_reset(c->rargs);
+	aqr_args_str(c->rargs, "XDEL");
+	aqr_args_str(c->rargs, c->reply_key);
+	for (size_t i = 0; i < entries->elements; i++) {
+		const redisReply *e = entries->element[i];
+		const redisReply *f = e->element[1];
+		size_t vlen;
+		const char *id = field(f, "i", NULL);
+		const char *val = field(f, "v", &vlen);
+		long code = strtol(field(f, "c", NULL), NULL, 10);
+		aq_future *fut;
+
+		while ((fut = aqr_table_take(&c->table, id)) != NULL) {
+			/* Counted first: whoever sees the future resolved
+			 * sees it counted. */
+			atomic_fetch_add(&c->resolved, 1);
+			outcome_complete(fut, field(f, "s", NULL), code, val,
+					 vlen, field(f, "m", NULL));
+			aq_future_release(fut);
+		}
+		snprintf(last_id, 64, "%s", e->element[0]->str);
+		aqr_args_str(c->rargs, e->element[0]->str);
+	}
+	if (entries->elements) {
+		int err;
+		redisReply *d = aqr_call(&c->rlink, c->rargs, &err);
+
+		if (d)
+			freeReplyObject(d);
+	}
+}
+
+static void *reader_main(void *arg)
+{
+	aq_redis_client *c = arg;
+	char last_id[64] = "0-0";
+
+	while (!atomic_load(&c->stop)) {
+		redisReply *r;
+		int err;
+
+		if (!c->rlink.ctx) {
+			if (aqr_link_retry(&c->rlink, &c->stop) != 0)
+				continue;
+			atomic_fetch_add(&c->reconnects, 1);
+		}
+		aqr_args_reset(c->rargs);
+		aqr_args_str(c->rargs, "XREAD");
+		aqr_args_str(c->rargs, "COUNT");
+		aqr_args_int(c->rargs, REPLY_COUNT);
+		aqr_args_str(c->rargs, "BLOCK");
+		aqr_args_int(c->rargs, REPLY_BLOCK_MS);
+		aqr_args_str(c->rargs, "STREAMS");
+		aqr_args_str(c->rargs, c->reply_key);
+		aqr_args_str(c->rargs, last_id);
+		r = aqr_call(&c->rlink, c->rargs, &err);
+		if (!r)
+			continue; /* the link is closed: reconnect above */
+		reader_handle(c, r, last_id);
+		freeReplyObject(r);
+	}
+	return NULL;
+}
+
+AQ_API int aq_redis_client_create(aq_redis_client **client,
+				  const struct aq_redis_conn *conn,
+				  unsigned flags)
+{
+	aq_redis_client *c;
+	int rc;
+
+	if (!client || flags)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	rc = aqr_cfg_init(&c->cfg, conn);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	aqr_random_hex(c->id);
+	snprintf(c->reply_key, sizeof(c->reply_key), "%srp:%s", c->cfg.prefix,
+		 c->id);
+	pthread_mutex_init(&c->submit_mu, NULL);
+	aqr_link_init(&c->link, &c->cfg);
+	aqr_link_init(&c->rlink, &c->cfg);
+	c->args = malloc(sizeof(*c->args));
+	c->rargs = malloc(sizeof(*c->rargs));
+	rc = !c->args || !c->rargs ? -ENOMEM : aqr_table_init(&c->table);
+	if (rc == 0)
+		rc = aqr_link_connect(&c->link);
+	if (rc == 0)
+		rc = aqr_link_connect(&c->rlink);
+	if (rc == 0 && pthread_create(&c->reader, NULL, reader_main, c) != 0)
+		rc = -EAGAIN;
+	if (rc) {
+		aqr_link_close(&c->link);
+		aqr_link_close(&c->rlink);
+		aqr_table_destroy(&c->table);
+		free(c->args);
+		free(c->rargs);
+		pthread_mutex_destroy(&c->submit_mu);
+		aqr_cfg_free(&c->cfg);
+		free(c);
+		return rc;
+	}
+	*client = c;
+	return 0;
+}
+
+static void cancel_one(aq_future *fut, void *user)
+{
+	(void)user;
+	aq_future_complete(fut, -ECANCELED, NULL, NULL);
+	aq_future_release(fut);
+}
+
+AQ_API void aq_redis_client_destroy(aq_redis_client *c)
+{
+	int err;
+
+	if (!c)
+		return;
+	atomic_store(&c->stop, true);
+	pthread_join(c->reader, NULL);
+	aqr_table_drain(&c->table, cancel_one, NULL);
+	/* The reply stream is ours alone: leave nothing behind. */
+	if (aqr_link_connect(&c->link) == 0) {
+		redisReply *r;
+
+		aqr_args_reset(c->args);
+		aqr_args_str(c->args, "DEL");
+		aqr_args_str(c->args, c->reply_key);
+		r = aqr_call(&c->link, c->args, &err);
+		if (r)
+			freeReplyObject(r);
+	}
+	aqr_link_close(&c->link);
+	aqr_link_close(&c->rlink);
+	aqr_table_destroy(&c->table);
+	free(c->args);
+	free(c->rargs);
+	pthread_mutex_destroy(&c->submit_mu);
+	aqr_cfg_free(&c->cfg);
+	free(c);
+}
+
+static bool opts_valid(const struct aq_redis_job_opts *o)
+{
+	return o->priority >= AQ_REDIS_PRIO_HIGH &&
+	       o->priority <= AQ_REDIS_PRIO_LOW && o->delay_ms >= 0 &&
+	       o->run_at_ms >= 0 && o->deadline_ms >= 0 &&
+	       o->backoff_ms >= 0 && o->backoff_factor >= 0 &&
+	       o->backoff_max_ms >= 0 && o->result_ttl_ms >= 0 &&
+	       (!o->idempotency_key ||
+		(*o->idempotency_key && strlen(o->idempotency_key) < 512));
+}
+
+/* Append one SUBMIT; id receives the job id. */
+static int submit_append(aq_redis_client *c, const struct aq_redis_job *job,
+			 const struct aq_redis_job_opts *o, bool want_result,
+			 char id[40])
+{
+	char factor[32];
+	int64_t ttl = o->result_ttl_ms;
+
+	if (o->idempotency_key && !ttl)
+		ttl = 3600 * 1000; /* a key needs its outcome kept */
+	snprintf(id, 40, "%s-%llx", c->id,
+		 (unsigned long long)atomic_fetch_add(&c->seq, 1) + 1);
+	snprintf(factor, sizeof(factor), "%.17g",
+		 o->backoff_factor > 0 ? o->backoff_factor : 1.0);
+	aqr_args_script(c->args, &c->link, AQR_SUBMIT, NULL, 0, 0);
+	aqr_args_str(c->args, id);
+	aqr_args_str(c->args, job->type);
+	aqr_args_bin(c->args, job->payload, job->len);
+	aqr_args_int(c->args, o->priority + 1);
+	aqr_args_int(c->args, o->max_attempts ? o->max_attempts : 1);
+	aqr_args_int(c->args, o->backoff_ms);
+	aqr_args_str(c->args, factor);
+	aqr_args_int(c->args, o->backoff_max_ms);
+	aqr_args_int(c->args, o->deadline_ms);
+	aqr_args_int(c->args, o->delay_ms);
+	aqr_args_int(c->args, o->run_at_ms);
+	aqr_args_str(c->args, want_result ? c->reply_key : "");
+	aqr_args_int(c->args, ttl);
+	aqr_args_str(c->args, o->idempotency_key ? o->idempotency_key : "");
+	return aqr_append(&c->link, c->args);
+}
+
+/*
+ * The reply to one SUBMIT. The future was registered under the job's id
+ * before the command left, since a worker may finish the job before this
+ * reply is read; a duplicate of a job still running reports to us under
+ * that same id. A duplicate of one that finished is resolved here. 0, or
+ * -EPROTO (then the caller takes the future back).
+ */
+static int submit_settle(aq_redis_client *c, const redisReply *r,
+			 const char *id)
+{
+	long long kind;
+	aq_future *fut;
+
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
+		return -EPROTO;
+	kind = aqr_int(r->element[0]);
+	atomic_fetch_add(&c->submitted, 1);
+	if (kind != 0)
+		atomic_fetch_add(&c->duplicates, 1);
+	if (kind == 2 && r->elements >= 6 &&
+	    (fut = aqr_table_take(&c->table, id)) != NULL) {
+		atomic_fetch_add(&c->resolved, 1);
+		outcome_complete(fut, r->element[2]->str,
+				 strtol(r->element[3]->str, NULL, 10),
+				 r->element[4]->str, r->element[4]->len,
+				 r->element[5]->str);
+		aq_future_release(fut);
+	}
+	return 0;
+}
+
+AQ_API int aq_redis_submit_batch(aq_redis_client *c,
+				 const struct aq_redis_job *jobs, unsigned n,
+				 const struct aq_redis_job_opts *opts,
+				 aq_future **futs)
+{
+	static const struct aq_redis_job_opts defaults;
+	char (*ids)[40];
+	aq_future **mine;
+	unsigned accepted = 0, sent = 0;
+	int rc = 0;
+
+	if (!c || (!jobs && n))
+		return -EINVAL;
+	if (!opts)
+		opts = &defaults;
+	if (!opts_valid(opts))
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!jobs[i].type || !*jobs[i].type ||
+		    (!jobs[i].payload && jobs[i].len))
+			return -EINVAL;
+		if (jobs[i].len > c->cfg.max_payload)
+			return -EMSGSIZE;
+	}
+	if (n == 0)
+		return 0;
+	ids = malloc(n * sizeof(*ids));
+	mine = calloc(n, sizeof(*mine));
+	if (!ids || !mine) {
+		free(ids);
+		free(mine);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; futs && i < n; i++) {
+		futs[i] = NULL;
+		/* Two references: the caller's, and the table's. */
+		if (aq_future_create(&mine[i], result_free, 0) != 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		aq_future_retain(mine[i]);
+	}
+	pthread_mutex_lock(&c->submit_mu);
+	if (!c->link.ctx) {
+		/* Redis went away: one attempt to come back, no waiting. */
+		if (aqr_link_connect(&c->link) != 0) {
+			pthread_mutex_unlock(&c->submit_mu);
+			rc = -ENOTCONN;
+			goto out;
+		}
+		atomic_fetch_add(&c->reconnects, 1);
+	}
+	for (sent = 0; sent < n; sent++) {
+		if ((rc = submit_append(c, &jobs[sent], opts, futs != NULL,
+					ids[sent])) != 0)
+			break;
+		if (mine[sent] &&
+		    (rc = aqr_table_put(&c->table, ids[sent], mine[sent]))) {
+			/* Not registered: drop the command that went with
+			 * it by closing; the job may still be queued. */
+			aqr_link_close(&c->link);
+			break;
+		}
+	}
+	for (unsigned i = 0; i < sent && c->link.ctx; i++) {
+		int err = 0;
+		redisReply *r = aqr_read(&c->link, &err);
+
+		if (!r) {
+			rc = err; /* -ECONNRESET: the rest may or may not be */
+			break;
+		}
+		err = submit_settle(c, r, ids[i]);
+		freeReplyObject(r);
+		if (err) {
+			rc = err;
+			break;
+		}
+		if (mine[i])
+			futs[i] = mine[i];
+		mine[i] = NULL;
+		accepted++;
+	}
+	/* Futures of jobs not accepted: out of the table (whoever removes
+	 * one from it owns the table's reference). */
+	for (unsigned i = accepted; i < sent; i++)
+		if (mine[i] && aqr_table_take(&c->table, ids[i]) == mine[i])
+			aq_future_release(mine[i]);
+	pthread_mutex_unlock(&c->submit_mu);
+out:
+	for (unsigned i = 0; i < n; i++)
+		if (mine[i]) { /* never handed out: the caller's reference */
+			if (i >= sent)
+				aq_future_release(mine[i]); /* and the table's */
+			aq_future_release(mine[i]);
+		}
+	free(ids);
+	free(mine);
+	if (accepted)
+		return (int)accepted;
+	return rc ? rc : -EIO;
+}
+
+AQ_API int aq_redis_submit(aq_redis_client *c, const char *type,
+			   const void *payload, size_t len,
+			   const struct aq_redis_job_opts *opts,
+			   aq_future **fut)
+{
+	struct aq_redis_job job = { type, payload, len };
+	int rc;
+
+	if (!c || !type)
+		return -EINVAL;
+	rc = aq_redis_submit_batch(c, &job, 1, opts, fut);
+	return rc == 1 ? 0 : rc;
+}
+
+/* The queue's figures, read from Redis (shared with worker.c). */
+int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
+		    struct aq_redis_stats *st)
+{
+	const char *prefix = link->cfg->prefix;
+	char key[AQR_PREFIX_MAX + 8];
+	redisReply *r;
+	int err = 0;
+
+	if (!link->ctx && aqr_link_connect(link) != 0)
+		return -ENOTCONN;
+	for (int s = 0; s < AQR_STREAMS; s++) {
+		snprintf(key, sizeof(key), "%ss%d", prefix, s);
+		aqr_args_reset(a);
+		aqr_args_str(a, "XINFO");
+		aqr_args_str(a, "GROUPS");
+		aqr_args_str(a, key);
+		r = aqr_call(link, a, &err);
+		if (!r)
+			return err;
+		for (size_t g = 0; r->type == REDIS_REPLY_ARRAY &&
+				   g < r->elements; g++) {
+			const redisReply *f = r->element[g];
+
+			for (size_t i = 0; i + 1 < f->elements; i += 2) {
+				const char *name = f->element[i]->str;
+
+				if (strcmp(name, "pending") == 0)
+					st->pending += aqr_int(f->element[i + 1]);
+				else if (strcmp(name, "lag") == 0)
+					st->lag += aqr_int(f->element[i + 1]);
+			}
+		}
+		freeReplyObject(r);
+	}
+	snprintf(key, sizeof(key), "%sd", prefix);
+	aqr_args_reset(a);
+	aqr_args_str(a, "ZCARD");
+	aqr_args_str(a, key);
+	if (!(r = aqr_call(link, a, &err)))
+		return err;
+	st->delayed = (uint64_t)aqr_int(r);
+	freeReplyObject(r);
+	snprintf(key, sizeof(key), "%sdead", prefix);
+	aqr_args_reset(a);
+	aqr_args_str(a, "XLEN");
+	aqr_args_str(a, key);
+	if (!(r = aqr_call(link, a, &err)))
+		return err;
+	st->dead = (uint64_t)aqr_int(r);
+	freeReplyObject(r);
+	return 0;
+}
+
+AQ_API int aq_redis_client_stats(aq_redis_client *c,
+				 struct aq_redis_stats *st)
+{
+	int rc;
+
+	if (!c || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	st->submitted = atomic_load(&c->submitted);
+	st->duplicates = atomic_load(&c->duplicates);
+	st->resolved = atomic_load(&c->resolved);
+	st->reconnects = atomic_load(&c->reconnects);
+	pthread_mutex_lock(&c->submit_mu);
+	rc = aqr_queue_stats(&c->link, c->args, st);
+	pthread_mutex_unlock(&c->submit_mu);
+	return rc;
+}

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scripts.c - the Lua scripts that change a queue's state in Redis, each
+ * one atomic step: submit, fetch, load, reclaim, heartbeat, finish,
+ * promote. The key layout and the fields are described in
+ * man/man7/libasyncq-redis.7; every script takes the same first six
+ * arguments (key prefix, group, consumer, dead-letter length, deliveries
+ * allowed, largest payload) so that one prelude serves them all.
+ *
+ * Time is always the server's (TIME), never a client's or a worker's: a
+ * job's due time, deadline and back-off are decided inside the script that
+ * sets them, so workers with skewed clocks agree.
+ */
+#include "redis.h"
+
+/* Shared by every script: arguments, the clock, and the three ways a job
+ * leaves the queue (resolved, dead-lettered, acknowledged). */
+static const char prelude[] =
+	"local P, G, C = ARGV[1], ARGV[2], ARGV[3]\n"
+	"local DEADMAX, MAXDELIV, MAXPAY = ARGV[4], tonumber(ARGV[5]),"
+	" tonumber(ARGV[6])\n"
+	"local function now_ms()\n"
+	"  local t = redis.call('TIME')\n"
+	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+	"end\n"
+	/* Tell every submitter the outcome, keep it if asked, forget the
+	 * job. */
+	"local function resolve(id, st, code, val, msg)\n"
+	"  local jk, wk = P .. 'j:' .. id, P .. 'w:' .. id\n"
+	"  local h = redis.call('HMGET', jk, 'rt', 'ttl')\n"
+	"  local to = {}\n"
+	"  if h[1] and h[1] ~= '' then to[#to + 1] = {h[1], id} end\n"
+	/* A waiter is "<reply stream>|<the id it knows the job by>". */
+	"  for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
+	"    local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
+	"    if t then to[#to + 1] = {t, i} end\n"
+	"  end\n"
+	"  for _, t in ipairs(to) do\n"
+	"    redis.call('XADD', t[1], '*', 'i', t[2], 's', st, 'c', code,"
+	" 'v', val, 'm', msg)\n"
+	"    redis.call('PEXPIRE', t[1], 86400000)\n"
+	"  end\n"
+	"  local ttl = tonumber(h[2] or '0') or 0\n"
+	"  if ttl > 0 then\n"
+	"    local rk = P .. 'r:' .. id\n"
+	"    redis.call('HSET', rk, 's', st, 'c', code, 'v', val, 'm', msg)\n"
+	"    redis.call('PEXPIRE', rk, ttl)\n"
+	"  end\n"
+	"  redis.call('DEL', jk, wk)\n"
+	"end\n"
+	/* Into the dead-letter stream, with the reason; id may be nil (a
+	 * malformed entry), fields are what the entry carried. */
+	"local function dead(id, reason, code, msg, fields)\n"
+	"  local f = {'XADD', P .. 'dead', 'MAXLEN', '~', DEADMAX, '*',"
+	" 'reason', reason, 'code', code, 'msg', msg}\n"
+	"  if id then\n"
+	"    local h = redis.call('HMGET', P .. 'j:' .. id, 't', 'p', 'a')\n"
+	"    for _, v in ipairs({'i', id, 't', h[1] or '', 'p', h[2] or '',"
+	" 'a', h[3] or '0'}) do f[#f + 1] = v end\n"
+	"  end\n"
+	"  if fields then for _, v in ipairs(fields) do f[#f + 1] = v end end\n"
+	"  redis.call(unpack(f))\n"
+	"  if id and redis.call('EXISTS', P .. 'j:' .. id) == 1 then\n"
+	"    resolve(id, 'd', code, '', reason .. ': ' .. msg)\n"
+	"  end\n"
+	"end\n"
+	"local function ack(sk, eid)\n"
+	"  redis.call('XACK', sk, G, eid)\n"
+	"  redis.call('XDEL', sk, eid)\n"
+	"end\n"
+	"local function jid(fields)\n"
+	"  if type(fields) ~= 'table' then return nil end\n"
+	"  for i = 1, #fields - 1, 2 do\n"
+	"    if fields[i] == 'j' then return fields[i + 1] end\n"
+	"  end\n"
+	"  return nil\n"
+	"end\n"
+	/* A delivered entry: its job to run, or nil when it was settled
+	 * here (malformed, crashing, expired, too large). */
+	"local function load(s, eid, id, fields, now)\n"
+	"  local sk = P .. 's' .. s\n"
+	"  if not id or redis.call('EXISTS', P .. 'j:' .. id) == 0 then\n"
+	"    ack(sk, eid)\n"
+	"    dead(nil, 'malformed', '0', 'entry ' .. eid .. ' of ' .. sk ..\n"
+	"         ' names no job', fields)\n"
+	"    return nil\n"
+	"  end\n"
+	"  local jk = P .. 'j:' .. id\n"
+	"  local n = redis.call('HINCRBY', jk, 'n', 1)\n"
+	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl')\n"
+	"  if n > MAXDELIV then\n"
+	"    ack(sk, eid)\n"
+	"    dead(id, 'crashed', '130', 'delivered ' .. (n - 1) ..\n"
+	"         ' times without finishing')\n"
+	"    return nil\n"
+	"  end\n"
+	"  local dl = tonumber(h[4]) or 0\n"
+	"  if n == 1 and dl > 0 and now > dl then\n"
+	"    ack(sk, eid)\n"
+	"    resolve(id, 'x', '0', '', 'deadline passed')\n"
+	"    return nil\n"
+	"  end\n"
+	"  if string.len(h[2]) > MAXPAY then\n"
+	"    ack(sk, eid)\n"
+	"    dead(id, 'too_large', '90', 'payload of ' .. string.len(h[2]) ..\n"
+	"         ' bytes')\n"
+	"    return nil\n"
+	"  end\n"
+	"  return {s, eid, id, h[1], h[2], h[3]}\n"
+	"end\n";
+
+/*
+ * SUBMIT: ARGV[7..20] = id, type, payload, stream, max attempts, back-off
+ * base, factor, cap, relative deadline, delay, run-at, reply stream, ttl,
+ * idempotency key. {0} queued; {1, id} a duplicate of a job still
+ * running (we wait on it too); {2, id, s, c, v, m} a duplicate of one
+ * that finished, with its outcome.
+ */
+static const char submit_body[] =
+	"local id, key, ttl = ARGV[7], ARGV[20], tonumber(ARGV[19])\n"
+	"if key ~= '' then\n"
+	"  local kk = P .. 'k:' .. key\n"
+	"  local ex = redis.call('GET', kk)\n"
+	"  if ex then\n"
+	"    local r = redis.call('HMGET', P .. 'r:' .. ex, 's', 'c', 'v', 'm')\n"
+	"    if r[1] then return {2, ex, r[1], r[2], r[3], r[4]} end\n"
+	"    if ARGV[18] ~= '' then\n"
+	"      redis.call('SADD', P .. 'w:' .. ex, ARGV[18] .. '|' .. id)\n"
+	"    end\n"
+	"    return {1, ex}\n"
+	"  end\n"
+	"  redis.call('SET', kk, id, 'PX', ttl)\n"
+	"end\n"
+	"local now = now_ms()\n"
+	"local due, delay, at = now, tonumber(ARGV[16]), tonumber(ARGV[17])\n"
+	"if delay > 0 then due = now + delay end\n"
+	"if at > due then due = at end\n"
+	"local dlr = tonumber(ARGV[15])\n"
+	"local dl = 0\n"
+	"if dlr > 0 then dl = due + dlr end\n"
+	"redis.call('HSET', P .. 'j:' .. id, 't', ARGV[8], 'p', ARGV[9],"
+	" 'pr', ARGV[10], 'a', 1, 'ma', ARGV[11], 'bb', ARGV[12], 'bf',"
+	" ARGV[13], 'bm', ARGV[14], 'dlr', dlr, 'dl', dl, 'rt', ARGV[18],"
+	" 'ttl', ttl, 'n', 0, 't0', now)\n"
+	"if due > now then\n"
+	"  redis.call('ZADD', P .. 'd', due, id)\n"
+	"else\n"
+	"  redis.call('XADD', P .. 's' .. ARGV[10], '*', 'j', id)\n"
+	"end\n"
+	"return {0}\n";
+
+/* FETCH: ARGV[7] = most entries; the streams in priority order. */
+static const char fetch_body[] =
+	"local left, out, now = tonumber(ARGV[7]), {}, now_ms()\n"
+	"for s = 0, 2 do\n"
+	"  if left <= 0 then break end\n"
+	"  local r = redis.call('XREADGROUP', 'GROUP', G, C, 'COUNT', left,"
+	" 'STREAMS', P .. 's' .. s, '>')\n"
+	"  if r then\n"
+	"    for _, e in ipairs(r[1][2]) do\n"
+	"      left = left - 1\n"
+	"      local j = load(s, e[1], jid(e[2]), e[2], now)\n"
+	"      if j then out[#out + 1] = j end\n"
+	"    end\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* LOAD: ARGV[7..] = (stream, entry id, job id or '') triples the caller
+ * was delivered by a blocking XREADGROUP. */
+static const char load_body[] =
+	"local out, now = {}, now_ms()\n"
+	"for i = 7, #ARGV - 2, 3 do\n"
+	"  local id = ARGV[i + 2]\n"
+	"  if id == '' then id = nil end\n"
+	"  local j = load(tonumber(ARGV[i]), ARGV[i + 1], id, nil, now)\n"
+	"  if j then out[#out + 1] = j end\n"
+	"end\n"
+	"return out\n";
+
+/* RECLAIM: ARGV[7] = visibility (ms idle), ARGV[8] = most entries. */
+static const char reclaim_body[] =
+	"local left, out, now = tonumber(ARGV[8]), {}, now_ms()\n"
+	"for s = 0, 2 do\n"
+	"  if left <= 0 then break end\n"
+	"  local r = redis.call('XAUTOCLAIM', P .. 's' .. s, G, C, ARGV[7],"
+	" '0-0', 'COUNT', left)\n"
+	"  for _, e in ipairs(r[2]) do\n"
+	"    left = left - 1\n"
+	"    local j = load(s, e[1], jid(e[2]), e[2], now)\n"
+	"    if j then out[#out + 1] = j end\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/* HEARTBEAT: ARGV[7..] = (stream, entry id) pairs: each still ours has
+ * its idle time reset (1), each lost to a reclaim is reported (0). */
+static const char heartbeat_body[] =
+	"local out = {}\n"
+	"for i = 7, #ARGV - 1, 2 do\n"
+	"  local sk, eid = P .. 's' .. ARGV[i], ARGV[i + 1]\n"
+	"  local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
+	"  if #pe == 1 and pe[1][2] == C then\n"
+	"    redis.call('XCLAIM', sk, G, C, 0, eid, 'JUSTID')\n"
+	"    out[#out + 1] = 1\n"
+	"  else\n"
+	"    out[#out + 1] = 0\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
+
+/*
+ * FINISH: ARGV[7..14] = stream, entry id, job id, outcome (s succeeded,
+ * f failed, d dead letter, h hand back), code, value, message, reason.
+ * -1 fenced (the entry is no longer ours), 0 done, 1 to be retried,
+ * 2 handed back, 3 dead-lettered.
+ */
+static const char finish_body[] =
+	"local sk, eid, id, o = P .. 's' .. ARGV[7], ARGV[8], ARGV[9],"
+	" ARGV[10]\n"
+	"local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
+	"if #pe == 0 or pe[1][2] ~= C then return -1 end\n"
+	"ack(sk, eid)\n"
+	"local jk = P .. 'j:' .. id\n"
+	"if redis.call('EXISTS', jk) == 0 then return -1 end\n"
+	"if o == 'h' then\n"
+	"  redis.call('HINCRBY', jk, 'n', -1)\n"
+	"  redis.call('XADD', sk, '*', 'j', id)\n"
+	"  return 2\n"
+	"end\n"
+	"if o == 's' then resolve(id, 's', '0', ARGV[12], '') return 0 end\n"
+	"if o == 'd' then dead(id, ARGV[14], ARGV[11], ARGV[13]) return 3 end\n"
+	"local h = redis.call('HMGET', jk, 'a', 'ma', 'bb', 'bf', 'bm', 'dlr')\n"
+	"local a, ma = tonumber(h[1]), tonumber(h[2])\n"
+	"if a < ma then\n"
+	"  local f = tonumber(h[4])\n"
+	"  if f <= 0 then f = 1 end\n"
+	"  local d = math.floor(tonumber(h[3]) * f ^ (a - 1))\n"
+	"  local cap = tonumber(h[5])\n"
+	"  if cap > 0 and d > cap then d = cap end\n"
+	"  local now = now_ms()\n"
+	"  local dl, dlr = 0, tonumber(h[6])\n"
+	"  if dlr > 0 then dl = now + d + dlr end\n"
+	"  redis.call('HSET', jk, 'a', a + 1, 'n', 0, 'fa', now, 'due', now + d,"
+	" 'dl', dl)\n"
+	"  redis.call('ZADD', P .. 'd', now + d, id)\n"
+	"  return 1\n"
+	"end\n"
+	"if ma > 1 then\n"
+	"  dead(id, 'failed', ARGV[11], 'failed ' .. a .. ' times, last: ' ..\n"
+	"       ARGV[13])\n"
+	"  return 3\n"
+	"end\n"
+	"resolve(id, 'f', ARGV[11], ARGV[12], ARGV[13])\n"
+	"return 0\n";
+
+/* PROMOTE: ARGV[7] = most jobs. Due jobs of the delayed set go to their
+ * stream; returns {moved, ms until the next is due or -1}. */
+static const char promote_body[] =
+	"local now = now_ms()\n"
+	"local ids = redis.call('ZRANGEBYSCORE', P .. 'd', '-inf', now,"
+	" 'LIMIT', 0, tonumber(ARGV[7]))\n"
+	"for _, id in ipairs(ids) do\n"
+	"  redis.call('ZREM', P .. 'd', id)\n"
+	"  local pr = redis.call('HGET', P .. 'j:' .. id, 'pr')\n"
+	"  if pr then\n"
+	"    redis.call('XADD', P .. 's' .. pr, '*', 'j', id)\n"
+	"    redis.call('HSET', P .. 'j:' .. id, 'ra', now)\n"
+	"  end\n"
+	"end\n"
+	"local nx = redis.call('ZRANGE', P .. 'd', 0, 0, 'WITHSCORES')\n"
+	"local wait = -1\n"
+	"if #nx == 2 then\n"
+	"  wait = tonumber(nx[2]) - now\n"
+	"  if wait < 0 then wait = 0 end\n"
+	"end\n"
+	"return {#ids, wait}\n";
+
+static const char *const bodies[AQR_SCRIPTS] = {
+	[AQR_SUBMIT] = submit_body,	  [AQR_FETCH] = fetch_body,
+	[AQR_LOAD] = load_body,		  [AQR_RECLAIM] = reclaim_body,
+	[AQR_HEARTBEAT] = heartbeat_body, [AQR_FINISH] = finish_body,
+	[AQR_PROMOTE] = promote_body,
+};
+
+size_t aqr_script_text(enum aqr_script which, char *buf, size_t size)
+{
+	size_t a = sizeof(prelude) - 1, b = strlen(bodies[which]);
+
+	if (buf && size >= a + b + 1) {
+		memcpy(buf, prelude, a);
+		memcpy(buf + a, bodies[which], b + 1);
+	}
+	return a + b + 1;
+}

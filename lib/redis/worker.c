@@ -1,0 +1,450 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - a process's membership of a queue's consumer group: the fetch
+ * thread, which takes no more jobs than there are free slots and hands
+ * them to the local aq_pool, and the life of one job on it (decode, run,
+ * encode, report). The control thread that reports outcomes, keeps leases
+ * and reclaims lives in worker_ctl.c.
+ *
+ * A slot is counted in flight from the moment Redis delivers its entry to
+ * this consumer until the FINISH (or hand-back) script for it has been
+ * answered, so `concurrency` bounds what the process holds, not only
+ * what it runs.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker.h"
+
+#define FETCH_BLOCK_MS 250 /* longest blocking read: bounds stop latency */
+
+int64_t aqr_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void aqr_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms < 1)
+		ms = 1;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(cv, mu, &ts);
+}
+
+/* Queue an outcome for the control thread (lock held). */
+void aqr_done_push(aq_redis_worker *w, struct aqr_done *d)
+{
+	d->next = NULL;
+	if (w->done_tail)
+		w->done_tail->next = d;
+	else
+		w->done_head = d;
+	w->done_tail = d;
+	pthread_cond_signal(&w->cv_ctl);
+}
+
+static struct aqr_done *done_make(const struct aqr_slot *s, char outcome,
+				  int code, const char *reason)
+{
+	struct aqr_done *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->sidx = s->sidx;
+	memcpy(d->eid, s->eid, sizeof(d->eid));
+	memcpy(d->id, s->id, sizeof(d->id));
+	d->outcome = outcome;
+	d->code = code;
+	d->reason = reason;
+	return d;
+}
+
+static void slot_unlink(aq_redis_worker *w, struct aqr_slot *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		w->running = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+}
+
+static void slot_free(struct aqr_slot *s)
+{
+	free(s->payload);
+	free(s);
+}
+
+/* The pool job: decode, run, free the argument. */
+static int slot_run(void *arg, void **result)
+{
+	struct aqr_slot *s = arg;
+	const struct aq_redis_type *t = s->type;
+	void *job_arg = &s->blob;
+	int rc;
+
+	if (t->decode) {
+		rc = t->decode(s->payload, s->plen, &job_arg, t->user);
+		if (rc != 0) {
+			s->undecodable = true;
+			return rc > 0 ? rc : AQ_REDIS_E_UNDECODABLE;
+		}
+	}
+	rc = t->fn(job_arg, result);
+	if (t->decode && t->free_arg)
+		t->free_arg(job_arg, t->user);
+	return rc;
+}
+
+/* The outcome of a finished pool job, as a FINISH to send. */
+static struct aqr_done *slot_outcome(aq_redis_worker *w, struct aqr_slot *s,
+				     aq_future *fut)
+{
+	const struct aq_redis_type *t = s->type;
+	struct aqr_done *d;
+	struct aq_error err;
+	void *result = NULL;
+	int rc = aq_future_get(fut, &result, 0);
+
+	if (s->undecodable) {
+		d = done_make(s, 'd', AQ_REDIS_E_UNDECODABLE, "undecodable");
+		if (d)
+			d->msg = strdup("the payload did not decode");
+		return d;
+	}
+	if (rc < 0) /* the local pool cancelled it (shutdown): hand back */
+		return done_make(s, 'h', 0, "");
+	if (rc > 0) {
+		d = done_make(s, 'f', rc, "");
+		if (d && aq_future_error(fut, &err) == 0 && err.message)
+			d->msg = strdup(err.message);
+	} else {
+		d = done_make(s, 's', 0, "");
+		if (d && t->encode) {
+			int erc = t->encode(result, (void **)&d->val, &d->vlen,
+					    t->user);
+
+			if (erc != 0) {
+				d->outcome = 'f';
+				d->code = erc > 0 ? erc : EIO;
+				d->msg = strdup("the result did not encode");
+			} else if (d->vlen > w->cfg.max_payload) {
+				d->outcome = 'd';
+				d->code = AQ_REDIS_E_TOO_LARGE;
+				d->reason = "too_large";
+				d->msg = strdup("result above the maximum");
+			}
+		}
+	}
+	if (t->free_result && result)
+		t->free_result(result, t->user);
+	return d;
+}
+
+/* Then-callback of a slot's pool job, on the thread that resolved it. */
+static void slot_done(aq_future *fut, void *user)
+{
+	struct aqr_slot *s = user;
+	aq_redis_worker *w = s->w;
+	struct aqr_done *d = slot_outcome(w, s, fut);
+
+	pthread_mutex_lock(&w->mu);
+	if (!s->handed) {
+		slot_unlink(w, s);
+		if (d)
+			aqr_done_push(w, d);
+		else
+			w->in_flight--; /* no memory: the lease runs out and
+					   another worker takes it */
+		d = NULL;
+	}
+	w->local_running--;
+	pthread_cond_broadcast(&w->cv_free);
+	pthread_mutex_unlock(&w->mu);
+	if (d) { /* handed back meanwhile: the entry is no longer ours */
+		free(d->val);
+		free(d->msg);
+		free(d);
+	}
+	slot_free(s);
+}
+
+static const struct aq_redis_type *type_find(aq_redis_worker *w,
+					     const char *name)
+{
+	for (unsigned i = 0; i < w->ntypes; i++)
+		if (strcmp(w->types[i].name, name) == 0)
+			return &w->types[i];
+	return NULL;
+}
+
+/* Start one delivered job, {stream, entry id, job id, type, payload,
+ * attempt} as the scripts return it. Counted in flight from here. */
+void aqr_start(aq_redis_worker *w, const redisReply *j)
+{
+	static const struct aq_retry_policy no_retry; /* retries are Redis's */
+	struct aq_job_opts opts = { .retry = &no_retry };
+	struct aqr_slot *s;
+	struct aqr_done *d = NULL;
+	aq_future *fut;
+
+	if (j->type != REDIS_REPLY_ARRAY || j->elements < 6)
+		return;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return; /* not started: its lease runs out, another takes it */
+	s->w = w;
+	s->sidx = (int)aqr_int(j->element[0]);
+	snprintf(s->eid, sizeof(s->eid), "%s", j->element[1]->str);
+	snprintf(s->id, sizeof(s->id), "%s", j->element[2]->str);
+	s->type = type_find(w, j->element[3]->str);
+	s->plen = j->element[4]->len;
+	s->payload = malloc(s->plen + 1);
+	if (!s->payload) {
+		free(s);
+		return;
+	}
+	memcpy(s->payload, j->element[4]->str, s->plen);
+	s->payload[s->plen] = '\0';
+	s->blob.data = s->payload;
+	s->blob.len = s->plen;
+
+	pthread_mutex_lock(&w->mu);
+	w->in_flight++;
+	if (!s->type) {
+		/* Never run what this process did not register. */
+		d = done_make(s, 'd', AQ_REDIS_E_UNKNOWN_TYPE, "unknown_type");
+		if (d) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg), "no worker type \"%.200s\"",
+				 j->element[3]->str);
+			d->msg = strdup(msg);
+			aqr_done_push(w, d);
+		} else {
+			w->in_flight--;
+		}
+		pthread_mutex_unlock(&w->mu);
+		slot_free(s);
+		return;
+	}
+	s->next = w->running;
+	if (w->running)
+		w->running->prev = s;
+	w->running = s;
+	w->local_running++;
+	pthread_mutex_unlock(&w->mu);
+
+	if (aq_submit(w->pool, slot_run, s, &opts, &fut) != 0) {
+		pthread_mutex_lock(&w->mu);
+		slot_unlink(w, s);
+		w->local_running--;
+		d = done_make(s, 'h', 0, "");
+		if (d)
+			aqr_done_push(w, d);
+		else
+			w->in_flight--;
+		pthread_mutex_unlock(&w->mu);
+		slot_free(s);
+		return;
+	}
+	if (aq_future_then(fut, slot_done, s, NULL) != 0) {
+		/* No memory for the callback: wait here instead. */
+		aq_future_get(fut, NULL, -1);
+		slot_done(fut, s);
+	}
+	aq_future_release(fut);
+}
+
+/* Create the group on each stream (from the start, so jobs queued before
+ * any worker existed are delivered); an existing group is fine. */
+int aqr_ensure_groups(struct aqr_link *link, struct aqr_args *a)
+{
+	for (int s = 0; s < AQR_STREAMS; s++) {
+		char key[AQR_PREFIX_MAX + 8];
+		redisReply *r;
+		int err;
+
+		snprintf(key, sizeof(key), "%ss%d", link->cfg->prefix, s);
+		aqr_args_reset(a);
+		aqr_args_str(a, "XGROUP");
+		aqr_args_str(a, "CREATE");
+		aqr_args_str(a, key);
+		aqr_args_str(a, AQR_GROUP);
+		aqr_args_str(a, "0");
+		aqr_args_str(a, "MKSTREAM");
+		r = aqr_call(link, a, &err);
+		if (!r)
+			return err;
+		if (r->type == REDIS_REPLY_ERROR &&
+		    !aqr_is_err(r, "BUSYGROUP")) {
+			err = aqr_is_err(r, "NOPERM") ? -EACCES : -EPROTO;
+			freeReplyObject(r);
+			return err;
+		}
+		freeReplyObject(r);
+	}
+	return 0;
+}
+
+/* (Re)connect the fetch link and make sure the groups exist. */
+static int fetch_connect(aq_redis_worker *w)
+{
+	bool was = w->flink.connects > 0;
+	int rc;
+
+	if (w->flink.ctx)
+		return 0;
+	rc = was ? aqr_link_retry(&w->flink, &w->stop_fetch)
+		 : aqr_link_connect(&w->flink);
+	if (rc == 0 && was)
+		atomic_fetch_add(&w->reconnects, 1);
+	if (rc == 0 && (rc = aqr_ensure_groups(&w->flink, w->fargs)) != 0)
+		aqr_link_close(&w->flink);
+	return rc;
+}
+
+/* Start every job of a FETCH, LOAD or RECLAIM reply. */
+void aqr_start_all(aq_redis_worker *w, const redisReply *r)
+{
+	for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements;
+	     i++)
+		aqr_start(w, r->element[i]);
+}
+
+/* One blocking read of at most one entry per stream; what it delivers is
+ * loaded by the LOAD script. Returns the number of entries. */
+static size_t fetch_block(aq_redis_worker *w)
+{
+	struct aqr_args *a = w->fargs;
+	char keys[AQR_STREAMS][AQR_PREFIX_MAX + 8];
+	redisReply *r, *loaded;
+	size_t n = 0;
+	int err;
+
+	aqr_args_reset(a);
+	aqr_args_str(a, "XREADGROUP");
+	aqr_args_str(a, "GROUP");
+	aqr_args_str(a, AQR_GROUP);
+	aqr_args_str(a, w->consumer);
+	aqr_args_str(a, "COUNT");
+	aqr_args_str(a, "1");
+	aqr_args_str(a, "BLOCK");
+	aqr_args_int(a, FETCH_BLOCK_MS);
+	aqr_args_str(a, "STREAMS");
+	for (int s = 0; s < AQR_STREAMS; s++) {
+		snprintf(keys[s], sizeof(keys[s]), "%ss%d", w->cfg.prefix, s);
+		aqr_args_str(a, keys[s]);
+	}
+	for (int s = 0; s < AQR_STREAMS; s++)
+		aqr_args_str(a, ">");
+	r = aqr_call(&w->flink, a, &err);
+	if (!r)
+		return 0;
+	if (r->type == REDIS_REPLY_ERROR) {
+		if (aqr_is_err(r, "NOGROUP")) /* a Redis that lost its data */
+			aqr_ensure_groups(&w->flink, w->fargs);
+		freeReplyObject(r);
+		return 0;
+	}
+	if (r->type != REDIS_REPLY_ARRAY) {
+		freeReplyObject(r);
+		return 0;
+	}
+	aqr_args_script(a, &w->flink, AQR_LOAD, w->consumer, w->dead_max,
+			w->max_deliveries);
+	for (size_t k = 0; k < r->elements; k++) {
+		const redisReply *sr = r->element[k];
+		int sidx = (int)(sr->element[0]->str[sr->element[0]->len - 1] -
+				 '0');
+
+		for (size_t e = 0; e < sr->element[1]->elements; e++) {
+			const redisReply *ent = sr->element[1]->element[e];
+			const redisReply *f = ent->element[1];
+			const char *id = "";
+
+			for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY &&
+					   i + 1 < f->elements;
+			     i += 2)
+				if (strcmp(f->element[i]->str, "j") == 0)
+					id = f->element[i + 1]->str;
+			aqr_args_small(a, sidx);
+			aqr_args_str(a, ent->element[0]->str);
+			aqr_args_str(a, id);
+			n++;
+		}
+	}
+	if (n) {
+		loaded = aqr_call(&w->flink, a, &err);
+		if (loaded) {
+			aqr_start_all(w, loaded);
+			freeReplyObject(loaded);
+		}
+	}
+	freeReplyObject(r);
+	return n;
+}
+
+static void *fetch_main(void *arg)
+{
+	aq_redis_worker *w = arg;
+
+	while (!atomic_load(&w->stop_fetch)) {
+		unsigned free_slots;
+		redisReply *r;
+		int err;
+
+		pthread_mutex_lock(&w->mu);
+		while (w->in_flight >= w->concurrency &&
+		       !atomic_load(&w->stop_fetch))
+			aqr_cond_wait_ms(&w->cv_free, &w->mu, 100);
+		free_slots = w->concurrency - w->in_flight;
+		pthread_mutex_unlock(&w->mu);
+		if (atomic_load(&w->stop_fetch))
+			break;
+		if (fetch_connect(w) != 0)
+			continue;
+		aqr_args_script(w->fargs, &w->flink, AQR_FETCH, w->consumer,
+				w->dead_max, w->max_deliveries);
+		aqr_args_int(w->fargs, free_slots);
+		r = aqr_call(&w->flink, w->fargs, &err);
+		if (!r)
+			continue;
+		if (aqr_is_err(r, "NOGROUP") ||
+		    (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOGROUP")))
+			aqr_ensure_groups(&w->flink, w->fargs);
+		if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+			aqr_start_all(w, r);
+			freeReplyObject(r);
+			continue;
+		}
+		freeReplyObject(r);
+		/* Nothing queued: wait for an entry. At most one per stream
+		 * comes back; should that be more than the free slots (two
+		 * streams filled at once), the extra jobs wait in the local
+		 * pool, held by heartbeats, instead of being refused. */
+		fetch_block(w);
+	}
+	return NULL;
+}
+
+int aqr_fetch_start(aq_redis_worker *w)
+{
+	return pthread_create(&w->fetch_thread, NULL, fetch_main, w) ? -EAGAIN
+								     : 0;
+}
