@@ -98,8 +98,9 @@ static void *producer_main(void *arg)
 /*
  * Four producers (three never blocking, one blocking 5 ms at most) submit
  * for about a second to one worker that serves a job in 20 us: the ring
- * stays full, submitters see -EAGAIN (or -ETIMEDOUT), record allocations
- * stop after the warm-up (memory is bounded by the capacity), every
+ * stays full, submitters see -EAGAIN (or -ETIMEDOUT), records allocated
+ * never outnumber what can be live at once (memory is bounded by the
+ * capacity), every
  * accepted job runs exactly once (count and tag checksum), and the wait of
  * accepted jobs stays bounded.
  */
@@ -111,7 +112,7 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 				      .before_job = note_wait,
 				      .hook_user = &o };
 	struct producer prods[PRODUCERS] = { 0 };
-	long accepted = 0, eagain = 0, etimedout = 0, allocs_mid, allocs_end;
+	long accepted = 0, eagain = 0, etimedout = 0, allocs;
 	unsigned long long accepted_sum = 0;
 
 	atomic_store(&o.stop, 0);
@@ -121,6 +122,7 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 	current = &o;
 	ck_assert_int_eq(aq_pool_create(&o.pool, &cfg), 0);
 	ck_assert_int_eq(aq_pool_capacity(o.pool), CAPACITY);
+	aq__fault_arm(AQ__FAULT_ALLOC, 0); /* count allocations from here */
 
 	for (unsigned i = 0; i < PRODUCERS; i++) {
 		prods[i].o = &o;
@@ -129,13 +131,7 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 		ck_assert_int_eq(pthread_create(&prods[i].tid, NULL,
 						producer_main, &prods[i]), 0);
 	}
-	/* Warm-up: the record cache fills to what the full ring needs. */
-	th_sleep_ms(300);
-	aq__fault_arm(AQ__FAULT_ALLOC, 0);
-	th_sleep_ms(350);
-	allocs_mid = aq__fault_calls(AQ__FAULT_ALLOC);
-	th_sleep_ms(350);
-	allocs_end = aq__fault_calls(AQ__FAULT_ALLOC);
+	th_sleep_ms(1000);
 	atomic_store(&o.stop, 1);
 	for (unsigned i = 0; i < PRODUCERS; i++) {
 		ck_assert_int_eq(pthread_join(prods[i].tid, NULL), 0);
@@ -148,6 +144,7 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 		etimedout += prods[i].etimedout;
 	}
 	ck_assert_int_eq(aq_pool_shutdown(o.pool, AQ_SHUTDOWN_DRAIN), 0);
+	allocs = aq__fault_calls(AQ__FAULT_ALLOC);
 
 	/* Overloaded: refusals, and the non-blocking ones are -EAGAIN. */
 	ck_assert_int_gt(eagain, 0);
@@ -155,10 +152,11 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 	/* Nothing accepted was lost or run twice. */
 	ck_assert_int_eq(th_ldl(&o.ran), accepted);
 	ck_assert_uint_eq(atomic_load(&o.ran_sum), accepted_sum);
-	/* Memory bounded: after the warm-up no record is allocated any more
-	 * (a few spares allowed for the producers' timing). */
-	ck_assert_int_le(allocs_end, PRODUCERS);
-	ck_assert_int_le(allocs_end - allocs_mid, 0);
+	/* Memory bounded: the cache allocates a record only when none is
+	 * free, so it never holds more than were live at once: one in each
+	 * slot of the ring, one in each producer's hands, one running. (Not
+	 * "none after a warm-up": on a busy machine the peak came late.) */
+	ck_assert_int_le(allocs, CAPACITY + PRODUCERS + 1);
 	/* Latency bounded: a full ring drains in CAPACITY * 20 us, about
 	 * 1.3 ms; allow a busy machine 2 s (scaled). */
 	ck_assert_int_lt(atomic_load(&o.max_wait_ns),
