@@ -79,7 +79,8 @@ endif
 
 # The sources, listed: a stray file in lib/ does not end up in the library.
 LIB_SRCS := \
-	lib/channel.c lib/current.c lib/deps.c lib/error.c lib/fault.c \
+	lib/channel.c lib/current.c lib/deps.c lib/deque.c lib/error.c \
+	lib/fault.c \
 	lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
 	lib/queue.c lib/retry.c lib/ring.c lib/sched_fair.c lib/sched_fifo.c \
 	lib/sched_prio.c lib/scheduler.c lib/stats.c lib/submit.c \

@@ -5,7 +5,7 @@
 # headers of its own layer or of lower ones, the module graph has no
 # cycle, and no file in lib/ is over 600 lines.
 #
-#   0 primitives   compat clock fault park ring stats.h trace.h
+#   0 primitives   compat clock deque fault park ring stats.h trace.h
 #   1 channel      channel
 #   2 records      future
 #   3 timer        timer
@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.." || exit 1
 
 rank() {
 	case $1 in
-	compat.h | clock.h | fault.[ch] | park.[ch] | ring.[ch] | stats.h | \
+	compat.h | clock.h | deque.[ch] | fault.[ch] | park.[ch] | ring.[ch] | \
+		stats.h | \
 		trace.h) echo 0 ;;
 	channel.[ch]) echo 1 ;;
 	future.[ch]) echo 2 ;;
