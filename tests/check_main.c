@@ -29,7 +29,7 @@ static const struct {
 	{ "channel", channel_suite },   { "threads", threads_suite },
 	{ "wait", wait_suite },         { "deps", deps_suite },
 	{ "stats", stats_suite },
-	{ "metrics", metrics_suite },
+	{ "metrics", metrics_suite },     { "deque", deque_suite },
 };
 
 int main(void)

@@ -28,5 +28,6 @@ Suite *wait_suite(void);     /* wait-all/any, nested waits that help */
 Suite *deps_suite(void);     /* opts.after: chains, fan-in, SKIPPED */
 Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
 Suite *metrics_suite(void);  /* aq_pool_metrics: OpenMetrics text */
+Suite *deque_suite(void);    /* work-stealing deques and fork-join */
 
 #endif
