@@ -30,6 +30,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "retry.h"
+#include "steal.h"
 #include "threads.h"
 #include "timer.h"
 #include "trace.h"
@@ -236,7 +237,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		 * full, on the ring. */
 		rc = -EAGAIN;
 		if (aq__worker_pool == pool && aq__worker_deque)
-			rc = aq__worker_push_local(pool, item);
+			rc = aq__steal_push_local(pool, item);
 		if (rc == 0)
 			goto pushed;
 		rc = aq__ring_push(&pool->ring, item);

@@ -35,7 +35,7 @@
  * the ring, then steals (oldest first) from the other workers' deques, and
  * only then spins and parks. A deque push is a condition change of the
  * parking eventcount like a ring claim: the pusher runs a seq_cst fence
- * after publishing, then reads idle (aq__worker_push_local()), and a
+ * after publishing, then reads idle (aq__steal_push_local()), and a
  * parking worker re-checks every deque (seq_cst) after raising idle; so a
  * job in a deque, too, always has an awake worker that will find it. A
  * worker's own deque is empty whenever it is idle, retires or exits (it
@@ -54,6 +54,7 @@
 #include "pool.h"
 #include "retry.h"
 #include "scheduler.h"
+#include "steal.h"
 #include "threads.h"
 #include "trace.h"
 #include "worker.h"
@@ -65,66 +66,6 @@
 /* Looks at an item claimed but not yet published before a worker yields
  * its core to the producer (see aq__worker_loop()): about a microsecond. */
 #define WORKER_STALL_YIELD 32
-
-/* Steal attempts per look: a failed steal lost a race for an item, so
- * another round may find one; bounded so that a look is short. */
-#define WORKER_STEAL_ROUNDS 2
-
-static _Thread_local unsigned steal_from; /* where the next look starts */
-
-/* Does any worker's deque hold an item? seq_cst loads: the re-check of
- * the parking eventcount. */
-static bool worker_deques_nonempty(struct aq_pool *pool)
-{
-	/* Relaxed: the span only grows, and a deque born after we read it
-	 * belongs to a worker that is awake. */
-	unsigned span =
-		atomic_load_explicit(&pool->deque_span, memory_order_relaxed);
-
-	for (unsigned i = 0; i < span; i++) {
-		/* Acquire: pairs with the release store that published it. */
-		struct aq__deque *d = atomic_load_explicit(
-			&pool->deques[i], memory_order_acquire);
-
-		if (d && aq__deque_nonempty(d))
-			return true;
-	}
-	return false;
-}
-
-/* Steal one item from another worker's deque, the oldest it holds. */
-static bool worker_steal(struct aq_pool *pool, struct aq__ring_item *item)
-{
-	/* Relaxed, as in worker_deques_nonempty(). */
-	unsigned span =
-		atomic_load_explicit(&pool->deque_span, memory_order_relaxed);
-
-	for (unsigned round = 0; round < WORKER_STEAL_ROUNDS; round++) {
-		for (unsigned k = 0; k < span; k++) {
-			unsigned i = (steal_from + k) % span;
-			/* Acquire, as in worker_deques_nonempty(). */
-			struct aq__deque *d = atomic_load_explicit(
-				&pool->deques[i], memory_order_acquire);
-
-			if (!d || d == aq__worker_deque)
-				continue;
-			if (aq__deque_steal(d, item)) {
-				/* Next time start here: a deque that had
-				 * work likely has more. */
-				steal_from = i;
-				return true;
-			}
-		}
-	}
-	steal_from++;
-	return false;
-}
-
-/* Is there anything for an idle worker to take: the ring or a deque. */
-static bool worker_work_visible(struct aq_pool *pool)
-{
-	return aq__ring_nonempty(&pool->ring) || worker_deques_nonempty(pool);
-}
 
 /* The ring is closed and, with a scheduler, the policy holds nothing. */
 static bool pool_drained(struct aq_pool *pool)
@@ -450,7 +391,7 @@ static inline bool worker_take(struct aq_pool *pool, struct aq__ring_item *item)
 			aq__pool_freed_slot(pool);
 			return true;
 		}
-		return worker_steal(pool, item);
+		return aq__steal_one(pool, item);
 	}
 	item->fn = NULL;
 	item->arg = aq__sched_next(pool);
@@ -492,7 +433,7 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	/* The condition re-check: the ring's and the deques' loads are
 	 * seq_cst; a closed ring means shutdown: go back and see whether it
 	 * is drained. */
-	if (!found && !worker_work_visible(pool) &&
+	if (!found && !aq__steal_visible(pool) &&
 	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED)) {
 		AQ__TRACE(park, pool);
 		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
@@ -539,23 +480,6 @@ void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
 	aq__current_restore(&saved);
 }
 
-int aq__worker_push_local(struct aq_pool *pool, struct aq__ring_item item)
-{
-	/* Counted first, in this worker's own block (see AQ__STAT_SHARED()). */
-	aq__stat_add(&aq__tls_stats->forked, 1, false);
-	if (aq__deque_push(aq__worker_deque, item) != 0) {
-		aq__stat_add(&aq__tls_stats->forked, UINT64_MAX, false);
-		return -EAGAIN;
-	}
-	/* seq_cst fence: the push (a store of bottom) is the condition change
-	 * of the parking eventcount, and must be ordered before our read of
-	 * idle in aq__pool_wake_one(), against a parker's raise of idle and
-	 * its seq_cst re-check of the deques (worker_park()). */
-	atomic_thread_fence(memory_order_seq_cst);
-	aq__pool_wake_one(pool);
-	return 0;
-}
-
 bool aq__worker_run_own(struct aq_pool *pool, struct aq_future *rec)
 {
 	struct aq__ring_item item;
@@ -586,43 +510,13 @@ bool aq__worker_help(struct aq_pool *pool)
 	return true;
 }
 
-/* The deque of worker index, made by the index's first worker; NULL in a
- * pool with a scheduler (no deques) or if it could not be made (then the
- * worker's jobs submit to the ring). */
-static struct aq__deque *worker_deque_get(struct aq_pool *pool,
-					  unsigned index)
-{
-	/* Relaxed: only workers of this index store it, one at a time
-	 * (a slot's next thread starts after its last one retired). */
-	struct aq__deque *d =
-		atomic_load_explicit(&pool->deques[index], memory_order_relaxed);
-	unsigned span;
-
-	if (d || pool->sched)
-		return d;
-	d = aq__deque_new();
-	if (!d)
-		return NULL;
-	/* Release: pairs with the thieves' acquire loads of the entry. */
-	atomic_store_explicit(&pool->deques[index], d, memory_order_release);
-	/* Relaxed: a bound for the thieves' scan; the entry above is what
-	 * they validate. */
-	span = atomic_load_explicit(&pool->deque_span, memory_order_relaxed);
-	while (span <= index &&
-	       !atomic_compare_exchange_weak_explicit(
-		       &pool->deque_span, &span, index + 1,
-		       memory_order_relaxed, memory_order_relaxed))
-		;
-	return d;
-}
-
 void aq__worker_loop(struct aq_pool *pool, unsigned index)
 {
 	bool just_woken = false;
 	unsigned stalled = 0; /* looks in a row at a claimed, unready item */
 
 	aq__worker_pool = pool;
-	aq__worker_deque = worker_deque_get(pool, index);
+	aq__worker_deque = aq__steal_deque_get(pool, index);
 	for (;;) {
 		struct aq__ring_item item;
 		int spins, parked;
@@ -634,7 +528,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 				 * a scheduler the work may have just moved from
 				 * the ring into the policy. Relaxed: a hint. */
 				just_woken = false;
-				if (worker_work_visible(pool) ||
+				if (aq__steal_visible(pool) ||
 				    (pool->sched &&
 				     atomic_load_explicit(
 					     &pool->sched_held,
@@ -661,7 +555,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			break;
 		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
 			aq__cpu_relax();
-			if (worker_work_visible(pool))
+			if (aq__steal_visible(pool))
 				break;
 		}
 		if (spins < WORKER_SPIN_ITERATIONS) {

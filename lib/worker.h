@@ -19,12 +19,6 @@ struct aq_future;
 /* The body of a worker thread (the pool's worker_body). */
 void aq__worker_loop(struct aq_pool *pool, unsigned index);
 
-/*
- * On a worker of pool with a deque (aq__worker_deque): push item on it and
- * wake a parked worker if one sleeps. 0, or -EAGAIN when it is full.
- */
-int aq__worker_push_local(struct aq_pool *pool, struct aq__ring_item item);
-
 /* On a worker of pool: if rec is the newest item of its own deque, take it
  * and run it here (a waiter on its last child); false if not. */
 bool aq__worker_run_own(struct aq_pool *pool, struct aq_future *rec);

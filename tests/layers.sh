@@ -10,7 +10,7 @@
 #   2 records      future
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
-#   5 services     queue retry deps scheduler sched_*
+#   5 services     queue retry deps scheduler sched_* steal
 #   6 workers      worker help
 #   7 API          pool.c submit.c wait.c stats.c error.c metrics.c
 set -u
@@ -25,7 +25,8 @@ rank() {
 	future.[ch]) echo 2 ;;
 	timer.[ch]) echo 3 ;;
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
-	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c) echo 5 ;;
+	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c | \
+		steal.[ch]) echo 5 ;;
 	worker.[ch] | help.[ch]) echo 6 ;;
 	pool.c | submit.c | wait.c | stats.c | error.c | metrics.c) echo 7 ;;
 	*) echo X ;;
