@@ -69,6 +69,11 @@ bool aq__deque_take(struct aq__deque *d, struct aq__ring_item *out)
 	int64_t t;
 	bool got = true;
 
+	/* Empty as the owner sees it is empty: only the owner pushes and top
+	 * only grows, so a stale top can only make it look fuller. Relaxed;
+	 * this spares the fence below on a worker's every look. */
+	if (atomic_load_explicit(&d->top, memory_order_relaxed) > b)
+		return false;
 	/* Release, as in push: a thief that reads this value of bottom
 	 * also sees the cells pushed before it. */
 	atomic_store_explicit(&d->bottom, b, memory_order_release);

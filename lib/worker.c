@@ -553,9 +553,12 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			    atomic_load_explicit(&pool->max_workers,
 						 memory_order_relaxed)))
 			break;
+		/* The ring at every look, the deques at every eighth (a
+		 * scan of them all): a nested job is rarely in a hurry. */
 		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
 			aq__cpu_relax();
-			if (aq__steal_visible(pool))
+			if (aq__ring_nonempty(&pool->ring) ||
+			    ((spins & 7) == 7 && aq__steal_visible(pool)))
 				break;
 		}
 		if (spins < WORKER_SPIN_ITERATIONS) {

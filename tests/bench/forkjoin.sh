@@ -9,7 +9,7 @@
 #
 #   sh forkjoin.sh BUILD_DIR [OUT_FILE]
 #
-# Knobs: FJ_RUNS (rounds, 5), FJ_WORKERS (2), FJ_FIB_N (fib's n, 34),
+# Knobs: FJ_RUNS (rounds, 5), FJ_WORKERS (2), FJ_FIB_N (fib's n, 38, as issue 13),
 # FJ_SORT_LOG2 (22), FJ_SORT_CUTOFF (elements sorted sequentially, 2048).
 # A contender whose program was not built (no OpenMP, no libtbb-dev) is
 # left out; a failed run is counted and printed as a failure.
@@ -18,7 +18,7 @@ dir=${1:?build directory}
 out=${2:-/dev/null}
 runs=${FJ_RUNS:-5}
 workers=${FJ_WORKERS:-2}
-fibn=${FJ_FIB_N:-34}
+fibn=${FJ_FIB_N:-38}
 sortn=${FJ_SORT_LOG2:-22}
 sortcut=${FJ_SORT_CUTOFF:-2048}
 
