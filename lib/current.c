@@ -14,6 +14,7 @@
 #include "pool.h"
 
 _Thread_local struct aq_pool *aq__worker_pool;
+_Thread_local struct aq__deque *aq__worker_deque;
 _Thread_local struct aq__current aq__current;
 
 struct aq__current_saved aq__current_save(void)

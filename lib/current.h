@@ -19,6 +19,9 @@ struct aq_pool;
 /* The pool whose worker this thread is, or NULL. */
 extern _Thread_local struct aq_pool *aq__worker_pool;
 
+/* That worker's deque (deque.c), or NULL: jobs its jobs submit go there. */
+extern _Thread_local struct aq__deque *aq__worker_deque;
+
 /* Per worker thread. */
 struct aq__current {
 	/* The record whose job this thread is running, if any. A

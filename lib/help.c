@@ -127,7 +127,17 @@ int aq__help_future(struct aq_pool *pool, struct aq_future *fut,
 		    int64_t deadline)
 {
 	/* Best of all, run the awaited job itself while it is still
-	 * queued. */
+	 * queued: at once, with the deque's reference, if it is the newest
+	 * item of our own deque, as the last child a job forked is. */
+	if (aq__worker_run_own(pool, fut)) {
+		/* Acquire: the outcome is the caller's to read. It ran here,
+		 * so it is final unless it yielded or awaits a retry. */
+		uint32_t state =
+			atomic_load_explicit(&fut->state, memory_order_acquire);
+
+		if (aq__state_final(state))
+			return (int)state;
+	}
 	if (aq__help_wait(pool, future_is_final, fut, &fut, 1, &fut->state,
 			  &fut->waiters, deadline) == -ETIMEDOUT)
 		return -ETIMEDOUT;

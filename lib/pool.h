@@ -15,6 +15,7 @@
 
 #include "asyncq.h"
 #include "compat.h"
+#include "deque.h"
 #include "future.h"
 #include "park.h"
 #include "ring.h"
@@ -44,6 +45,13 @@ struct aq_pool {
 	bool record_always; /* a scheduler, a default retry policy or
 			       timing: every job needs a record */
 	const struct aq_sched_ops *sched; /* NULL: the ring's own FIFO */
+	/* The workers' deques (deque.c, worker.c), AQ_WORKERS_MAX entries:
+	 * an index's first worker makes its deque and stores it here, and
+	 * it stays until the pool is destroyed. NULL: none (yet). */
+	struct aq__deque *_Atomic *deques;
+	/* Indexes below this may have a deque: where thieves look. Only
+	 * grows. */
+	_Atomic unsigned deque_span;
 
 	/*
 	 * Parking: written only when a worker parks or is woken, read by

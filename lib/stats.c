@@ -16,14 +16,17 @@
  * "submitted" is derived, so that submitting counts nothing: every accepted
  * job is either pushed on the ring once by its submit, or accepted into
  * the timer or a dependency wait (off_ring); other ring pushes are yields
- * (requeued) and releases from the timer or dependencies (released). So
- * submitted = ring pushes - requeued - released + off_ring, exact when the
- * pool is quiet and a consistent estimate while it runs.
+ * (requeued) and releases from the timer or dependencies (released). A
+ * job submitted by a job of the same pool may go on its worker's deque
+ * instead (forked), and is then never on the ring. So submitted = ring
+ * pushes - requeued - released + off_ring + forked, exact when the pool
+ * is quiet and a consistent estimate while it runs.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "clock.h"
+#include "deque.h"
 #include "park.h"
 #include "pool.h"
 #include "stats.h"
@@ -61,6 +64,33 @@ void aq__stats_time(struct aq__stats *blk, int64_t wait_ns, int64_t run_ns,
 /* Relaxed: counters are independent; a snapshot need not be atomic. */
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* Items in the workers' deques: a sum of differences read one deque at a
+ * time, so only an estimate while jobs fork. */
+static uint64_t stats_deque_items(struct aq_pool *pool)
+{
+	/* Relaxed: a gauge; the deques outlive the pool's workers. */
+	unsigned span =
+		atomic_load_explicit(&pool->deque_span, memory_order_relaxed);
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < span; i++) {
+		/* Acquire: pairs with the worker's release store of its new
+		 * deque, whose initial words we then read. */
+		struct aq__deque *d = atomic_load_explicit(
+			&pool->deques[i], memory_order_acquire);
+		int64_t t, b;
+
+		if (!d)
+			continue;
+		/* Top first (seq_cst, as aq__deque_nonempty()): bottom read
+		 * after it is rarely below it, and a negative count is 0. */
+		t = atomic_load(&d->top);
+		b = atomic_load(&d->bottom);
+		n += b > t ? (uint64_t)(b - t) : 0;
+	}
+	return n;
+}
+
 static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 {
 #define ADD(f)                                                                 \
@@ -77,6 +107,7 @@ static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 	ADD(requeued);
 	ADD(released);
 	ADD(off_ring);
+	ADD(forked);
 	ADD(rejected);
 	ADD(busy_ns);
 	ADD(sojourn_ns);
@@ -217,13 +248,14 @@ void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 	 * pops made between the two loads gave a "negative" queue. */
 	head = atomic_load(&pool->ring.head);
 	pushes = atomic_load(&pool->ring.tail) & ~AQ__RING_CLOSED;
-	st->queued = pushes - head + LOAD(pool->sched_held);
+	st->queued = pushes - head + LOAD(pool->sched_held) +
+		     stats_deque_items(pool);
 	pthread_mutex_lock(&pool->timer.lock);
 	st->delayed = pool->timer.len;
 	pthread_mutex_unlock(&pool->timer.lock);
 
 	st->submitted = pushes - LOAD(sum.requeued) - LOAD(sum.released) +
-			LOAD(sum.off_ring);
+			LOAD(sum.off_ring) + LOAD(sum.forked);
 	st->started = LOAD(sum.started) + LOAD(sum.ran_ok);
 	st->succeeded = LOAD(sum.succeeded) + LOAD(sum.ran_ok);
 	st->failed = LOAD(sum.failed);

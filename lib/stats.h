@@ -29,6 +29,7 @@ struct aq__stats {
 	_Atomic uint64_t requeued; /* yields pushed back on the ring */
 	_Atomic uint64_t released; /* timer/dependency pushes on the ring */
 	_Atomic uint64_t off_ring; /* accepted into timer or dependencies */
+	_Atomic uint64_t forked;   /* pushed on a worker's deque by a job */
 	_Atomic uint64_t rejected;
 	_Atomic uint32_t running;    /* a worker's: AQ__RUNNING_* */
 	_Atomic uint64_t current_id; /* a worker's: that job's id (0: none) */

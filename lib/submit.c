@@ -7,6 +7,9 @@
  * {fn, arg} itself, so submitting allocates nothing and touches only the
  * ring and a read of the pool's idle count. A job with a future or options
  * travels as {NULL, record}, the record coming from the pool's cache.
+ * A job of a pool without a scheduler that submits to its own pool puts
+ * the item on its worker's deque instead (worker.c), unless it is delayed
+ * or waits for others.
  *
  * A full ring makes a blocking submit wait for space (queue.c). A job
  * with a delay goes to the timer, one with opts.after to its dependencies
@@ -27,6 +30,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "retry.h"
+#include "steal.h"
 #include "threads.h"
 #include "timer.h"
 #include "trace.h"
@@ -228,6 +232,14 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		if (rc)
 			AQ__STAT_SHARED_UNDO(pool, off_ring);
 	} else {
+		/* A job of this pool submitting one (no policy: those pools
+		 * have no deques): on its worker's deque, or, when that is
+		 * full, on the ring. */
+		rc = -EAGAIN;
+		if (aq__worker_pool == pool && aq__worker_deque)
+			rc = aq__steal_push_local(pool, item);
+		if (rc == 0)
+			goto pushed;
 		rc = aq__ring_push(&pool->ring, item);
 		if (AQ__UNLIKELY(rc == -EAGAIN) && aq__worker_pool == pool) {
 			/*
@@ -261,6 +273,7 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 			aq__threads_maybe_grow(pool);
 		}
 	}
+pushed:
 	if (AQ__UNLIKELY(rc)) {
 		if (rec)
 			submit_discard(pool, rec);
@@ -312,12 +325,15 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	/*
 	 * The fast path: fire-and-forget, no options, a pool that needs no
 	 * record and still accepts (fast_submit; relaxed, a read-mostly flag:
-	 * the ring's closed bit is the real gate at shutdown). Two words
-	 * into the ring, then one load of the idle word: 0 means no worker
-	 * sleeps and the pool is not elastic, so there is nothing more to do.
-	 * Everything else is out of line, so this path needs no stack frame.
+	 * the ring's closed bit is the real gate at shutdown), a caller that
+	 * is not one of the pool's workers (those push on their deques, in
+	 * submit_job()). Two words into the ring, then one load of the idle
+	 * word: 0 means no worker sleeps and the pool is not elastic, so
+	 * there is nothing more to do. Everything else is out of line, so
+	 * this path needs no stack frame.
 	 */
 	if (AQ__LIKELY(pool && fn && !opts && !fut) &&
+	    AQ__LIKELY(aq__worker_pool != pool) &&
 	    AQ__LIKELY(atomic_load_explicit(&pool->fast_submit,
 					    memory_order_relaxed)) &&
 	    AQ__LIKELY(aq__ring_push(&pool->ring,

@@ -144,7 +144,10 @@ int aq__threads_init(struct aq_pool *pool, const struct aq_pool_config *cfg)
 	 * to AQ_WORKERS_MAX, and grows this array then. */
 	pool->slots = aq__calloc(max, sizeof(*pool->slots));
 	pool->wstats = aq__calloc(max, sizeof(*pool->wstats));
-	if (!pool->slots || !pool->wstats)
+	/* Every index resize may reach: the array never moves, so thieves
+	 * read it without a lock. */
+	pool->deques = aq__calloc(AQ_WORKERS_MAX, sizeof(*pool->deques));
+	if (!pool->slots || !pool->wstats || !pool->deques)
 		return -ENOMEM;
 	pool->nslots = max; /* fini frees whichever blocks exist */
 	for (unsigned i = 0; i < max; i++) {
@@ -162,6 +165,11 @@ void aq__threads_fini(struct aq_pool *pool)
 	for (unsigned i = 0; pool->wstats && i < pool->nslots; i++)
 		free(pool->wstats[i]);
 	free(pool->wstats);
+	/* Relaxed: every worker has been joined. */
+	for (unsigned i = 0; pool->deques && i < AQ_WORKERS_MAX; i++)
+		free(atomic_load_explicit(&pool->deques[i],
+					  memory_order_relaxed));
+	free(pool->deques);
 	free(pool->slots);
 	free(pool->cpus);
 	free(pool->label);

@@ -45,23 +45,26 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	if (AQ__UNLIKELY(fut == aq__current_job()))
 		return -EDEADLK;
 
-	for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
-		aq__cpu_relax();
-		/* Acquire, as above. */
-		state = atomic_load_explicit(&fut->state, memory_order_acquire);
-		if (aq__state_final(state))
-			return aq__future_outcome(fut, state, result);
-	}
-
 	deadline = aq__deadline(timeout_ns);
-	/* A job waiting on its own pool: help, don't block a worker. So too
-	 * for a promise: whoever completes it may be a job queued behind us
-	 * (help runs only the pool's own jobs, never the promise). */
+	/* A job waiting on its own pool: help, don't block a worker, and
+	 * don't spin first either: the awaited job is most likely on this
+	 * worker's own deque (help.c). So too for a promise: whoever
+	 * completes it may be a job queued behind us (help runs only the
+	 * pool's own jobs, never the promise). */
 	if (aq__worker_pool &&
-	    (aq__worker_pool == fut->pool || aq__is_promise(fut)))
+	    (aq__worker_pool == fut->pool || aq__is_promise(fut))) {
 		rc = aq__help_future(aq__worker_pool, fut, deadline);
-	else
+	} else {
+		for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
+			aq__cpu_relax();
+			/* Acquire, as above. */
+			state = atomic_load_explicit(&fut->state,
+						     memory_order_acquire);
+			if (aq__state_final(state))
+				return aq__future_outcome(fut, state, result);
+		}
 		rc = aq__future_wait(fut, deadline);
+	}
 	if (rc < 0)
 		return rc;
 	return aq__future_outcome(fut, (uint32_t)rc, result);

@@ -28,6 +28,19 @@
  * A worker exits only when the ring is closed and every claimed slot has
  * been consumed (and the scheduler holds nothing), so no accepted job is
  * stranded by shutdown.
+ *
+ * Deques (deque.c): in a pool without a scheduler, a job that submits a
+ * job of its own pool pushes it on its worker's deque, not on the ring.
+ * A worker takes work from its own deque first (newest first), then from
+ * the ring, then steals (oldest first) from the other workers' deques, and
+ * only then spins and parks. A deque push is a condition change of the
+ * parking eventcount like a ring claim: the pusher runs a seq_cst fence
+ * after publishing, then reads idle (aq__steal_push_local()), and a
+ * parking worker re-checks every deque (seq_cst) after raising idle; so a
+ * job in a deque, too, always has an awake worker that will find it. A
+ * worker's own deque is empty whenever it is idle, retires or exits (it
+ * takes from it first, and nobody else pushes on it), so shutdown and
+ * retirement strand nothing there either.
  */
 #include <errno.h>
 #include <sched.h>
@@ -41,6 +54,7 @@
 #include "pool.h"
 #include "retry.h"
 #include "scheduler.h"
+#include "steal.h"
 #include "threads.h"
 #include "trace.h"
 #include "worker.h"
@@ -363,14 +377,21 @@ static void worker_burst(struct aq_pool *pool)
 	}
 }
 
-/* The next item for this worker, from the ring or the scheduler. */
+/*
+ * The next item for this worker: from its own deque (newest first), the
+ * ring, or another worker's deque (oldest first); or from the scheduler,
+ * whose pools have no deques.
+ */
 static inline bool worker_take(struct aq_pool *pool, struct aq__ring_item *item)
 {
 	if (!pool->sched) {
-		if (!aq__ring_pop(&pool->ring, item))
-			return false;
-		aq__pool_freed_slot(pool);
-		return true;
+		if (aq__worker_deque && aq__deque_take(aq__worker_deque, item))
+			return true;
+		if (aq__ring_pop(&pool->ring, item)) {
+			aq__pool_freed_slot(pool);
+			return true;
+		}
+		return aq__steal_one(pool, item);
 	}
 	item->fn = NULL;
 	item->arg = aq__sched_next(pool);
@@ -409,9 +430,10 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	 * try the policy itself (its lock orders us with aq__sched_done()). */
 	if (pool->sched)
 		found = worker_take(pool, item);
-	/* The condition re-check: ring_nonempty is seq_cst; a closed ring
-	 * means shutdown: go back and see whether it is drained. */
-	if (!found && !aq__ring_nonempty(&pool->ring) &&
+	/* The condition re-check: the ring's and the deques' loads are
+	 * seq_cst; a closed ring means shutdown: go back and see whether it
+	 * is drained. */
+	if (!found && !aq__steal_visible(pool) &&
 	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED)) {
 		AQ__TRACE(park, pool);
 		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
@@ -458,6 +480,23 @@ void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
 	aq__current_restore(&saved);
 }
 
+bool aq__worker_run_own(struct aq_pool *pool, struct aq_future *rec)
+{
+	struct aq__ring_item item;
+	struct aq__current_saved saved;
+
+	if (!aq__worker_deque || !aq__deque_peek(aq__worker_deque, &item) ||
+	    item.fn || item.arg != rec ||
+	    !aq__deque_take(aq__worker_deque, &item))
+		return false;
+	/* Only the owner takes at the bottom, so what it took is what it
+	 * peeked at; the deque's reference comes with it. */
+	saved = aq__current_save();
+	worker_run(pool, item);
+	aq__current_restore(&saved);
+	return true;
+}
+
 bool aq__worker_help(struct aq_pool *pool)
 {
 	struct aq__ring_item item;
@@ -477,6 +516,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 	unsigned stalled = 0; /* looks in a row at a claimed, unready item */
 
 	aq__worker_pool = pool;
+	aq__worker_deque = aq__steal_deque_get(pool, index);
 	for (;;) {
 		struct aq__ring_item item;
 		int spins, parked;
@@ -488,7 +528,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 				 * a scheduler the work may have just moved from
 				 * the ring into the policy. Relaxed: a hint. */
 				just_woken = false;
-				if (aq__ring_nonempty(&pool->ring) ||
+				if (aq__steal_visible(pool) ||
 				    (pool->sched &&
 				     atomic_load_explicit(
 					     &pool->sched_held,
@@ -513,9 +553,12 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			    atomic_load_explicit(&pool->max_workers,
 						 memory_order_relaxed)))
 			break;
+		/* The ring at every look, the deques at every eighth (a
+		 * scan of them all): a nested job is rarely in a hurry. */
 		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
 			aq__cpu_relax();
-			if (aq__ring_nonempty(&pool->ring))
+			if (aq__ring_nonempty(&pool->ring) ||
+			    ((spins & 7) == 7 && aq__steal_visible(pool)))
 				break;
 		}
 		if (spins < WORKER_SPIN_ITERATIONS) {
@@ -548,5 +591,6 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			just_woken = true;
 		}
 	}
+	aq__worker_deque = NULL;
 	aq__worker_pool = NULL;
 }

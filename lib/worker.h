@@ -11,12 +11,17 @@
 #include <stdint.h>
 
 #include "asyncq.h"
+#include "ring.h"
 
 struct aq_pool;
 struct aq_future;
 
 /* The body of a worker thread (the pool's worker_body). */
 void aq__worker_loop(struct aq_pool *pool, unsigned index);
+
+/* On a worker of pool: if rec is the newest item of its own deque, take it
+ * and run it here (a waiter on its last child); false if not. */
+bool aq__worker_run_own(struct aq_pool *pool, struct aq_future *rec);
 
 /* On a worker of pool: take one queued job and run it; false if none. */
 bool aq__worker_help(struct aq_pool *pool);

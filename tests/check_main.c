@@ -29,8 +29,8 @@ static const struct {
 	{ "channel", channel_suite },   { "threads", threads_suite },
 	{ "wait", wait_suite },         { "deps", deps_suite },
 	{ "stats", stats_suite },
-	{ "metrics", metrics_suite },
-	{ "promise", promise_suite },
+	{ "metrics", metrics_suite },   { "promise", promise_suite },
+	{ "deque", deque_suite },
 };
 
 int main(void)

@@ -915,7 +915,9 @@ END_TEST
 /*
  * A job that waits on its gate, then makes a blocking submit to its own
  * pool, whose ring the test has filled meanwhile: with a future (the job
- * runs in place) or without (refused).
+ * runs in place) or without (refused). Its submits go to its worker's
+ * deque first, so it fills that with no-ops before (fire-and-forget,
+ * refused once deque and ring are both full).
  */
 struct inner_submit {
 	aq_pool *pool;
@@ -928,13 +930,27 @@ struct inner_submit {
 	int ret; /* what the inner submit returned */
 };
 
+static int inner_noop(void *arg, void **result)
+{
+	(void)arg;
+	(void)result;
+	return 0;
+}
+
 static int inner_submit_job(void *arg, void **result)
 {
 	struct inner_submit *s = arg;
 	static int sentinel_obj;
+	struct aq_job_opts nb = { .flags = AQ_JOB_NOBLOCK };
+	int filled = 0;
 
 	(void)result;
 	th_gate_pass(&s->gate);
+	while (filled < 100000 &&
+	       aq_submit(s->pool, inner_noop, NULL, &nb, NULL) == 0)
+		filled++;
+	ck_assert_int_gt(filled, 0); /* the deque took some */
+	ck_assert_int_lt(filled, 100000);
 	s->inner_fut = (aq_future *)(void *)&sentinel_obj;
 	s->ret = aq_submit(s->pool, th_job_fn, &s->inner, s->opts,
 			   s->with_future ? &s->inner_fut : NULL);

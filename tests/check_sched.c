@@ -1593,7 +1593,9 @@ START_TEST(test_yield_cancel_waiting)
 END_TEST
 
 /* Fills its pool's ring (capacity 2) from inside, then yields: with no
- * room at the tail it is called again at once, before the fillers. */
+ * room at the tail it is called again at once, before the fillers. A job's
+ * aq_submit() would go to its worker's deque; aq_submit_batch() of
+ * fire-and-forget jobs always goes to the ring. */
 struct filler {
 	aq_pool *pool;
 	struct order *order;
@@ -1611,13 +1613,16 @@ static int filler_fn(void *arg, void **result)
 	order_add(f->order, 1);
 	if (++f->calls == 1) {
 		while (f->filled < 4 &&
-		       aq_submit(f->pool, ojob_fn, &f->fill[f->filled], NULL,
-				 NULL) == 0)
+		       aq_submit_batch(f->pool,
+				       &(struct aq_job){ ojob_fn,
+							 &f->fill[f->filled] },
+				       1, NULL, NULL) == 1)
 			f->filled++;
 		return AQ_YIELD;
 	}
-	f->full_again = aq_submit(f->pool, ojob_fn, &f->fill[3], NULL, NULL) ==
-			-EAGAIN;
+	f->full_again = aq_submit_batch(f->pool,
+					&(struct aq_job){ ojob_fn, &f->fill[3] },
+					1, NULL, NULL) == -EAGAIN;
 	return 0;
 }
 

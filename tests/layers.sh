@@ -5,12 +5,12 @@
 # headers of its own layer or of lower ones, the module graph has no
 # cycle, and no file in lib/ is over 600 lines.
 #
-#   0 primitives   compat clock fault park ring stats.h trace.h
+#   0 primitives   compat clock deque fault park ring stats.h trace.h
 #   1 channel      channel
 #   2 records      future promise
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
-#   5 services     queue retry deps scheduler sched_*
+#   5 services     queue retry deps scheduler sched_* steal
 #   6 workers      worker help
 #   7 API          pool.c submit.c wait.c stats.c error.c metrics.c
 set -u
@@ -18,13 +18,15 @@ cd "$(dirname "$0")/.." || exit 1
 
 rank() {
 	case $1 in
-	compat.h | clock.h | fault.[ch] | park.[ch] | ring.[ch] | stats.h | \
+	compat.h | clock.h | deque.[ch] | fault.[ch] | park.[ch] | ring.[ch] | \
+		stats.h | \
 		trace.h) echo 0 ;;
 	channel.[ch]) echo 1 ;;
 	future.[ch] | promise.[ch]) echo 2 ;;
 	timer.[ch]) echo 3 ;;
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
-	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c) echo 5 ;;
+	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c | \
+		steal.[ch]) echo 5 ;;
 	worker.[ch] | help.[ch]) echo 6 ;;
 	pool.c | submit.c | wait.c | stats.c | error.c | metrics.c) echo 7 ;;
 	*) echo X ;;

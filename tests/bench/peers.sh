@@ -12,6 +12,7 @@ pkg-config --exists glib-2.0 2>/dev/null || need libglib2.0-dev
 pkg-config --exists libuv 2>/dev/null || need libuv1-dev
 { test -f /usr/share/cthreadpool/thpool.c &&
 	test -f /usr/include/cthreadpool/thpool.h; } || need cthreadpool-dev
+test -f /usr/include/oneapi/tbb/task_group.h || need libtbb-dev
 
 [ -z "$missing" ] && exit 0
 
@@ -30,6 +31,7 @@ for pkg in $missing; do
 	libglib2.0-dev) peer="GThreadPool (GLib)" ;;
 	libuv1-dev) peer="libuv" ;;
 	cthreadpool-dev) peer="C-Thread-Pool" ;;
+	libtbb-dev) peer="oneTBB (forkjoin)" ;;
 	*) continue ;; # a tool, not a peer
 	esac
 	echo "bench: skipping $peer: $pkg is not installed" \
