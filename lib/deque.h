@@ -41,8 +41,7 @@ struct aq__deque {
 struct aq__deque *aq__deque_new(void);
 
 /* Owner only: push at the bottom. 0, or -EAGAIN when full. Wait-free. */
-static inline int aq__deque_push(struct aq__deque *d,
-				 struct aq__ring_item item)
+static inline int aq__deque_push(struct aq__deque *d, struct aq__ring_item item)
 {
 	/* Relaxed: only the owner writes bottom. */
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
@@ -84,7 +83,8 @@ static inline bool aq__deque_peek(struct aq__deque *d,
 	 * and a stale top only makes us see an item a take will not get. */
 	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
 	int64_t t = atomic_load_explicit(&d->top, memory_order_relaxed);
-	struct aq__deque_cell *c = &d->cells[(b - 1) & (AQ__DEQUE_CAPACITY - 1)];
+	struct aq__deque_cell *c =
+		&d->cells[(b - 1) & (AQ__DEQUE_CAPACITY - 1)];
 
 	if (b <= t)
 		return false;

@@ -76,8 +76,8 @@ struct aq__deque *aq__steal_deque_get(struct aq_pool *pool, unsigned index)
 {
 	/* Relaxed: only workers of this index store it, one at a time
 	 * (a slot's next thread starts after its last one retired). */
-	struct aq__deque *d =
-		atomic_load_explicit(&pool->deques[index], memory_order_relaxed);
+	struct aq__deque *d = atomic_load_explicit(&pool->deques[index],
+						   memory_order_relaxed);
 	unsigned span;
 
 	if (d || pool->sched)
@@ -114,4 +114,3 @@ int aq__steal_push_local(struct aq_pool *pool, struct aq__ring_item item)
 	aq__pool_wake_one(pool);
 	return 0;
 }
-
