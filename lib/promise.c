@@ -78,10 +78,12 @@ AQ_API int aq_future_complete(aq_future *fut, int code, void *result,
 		return -EINVAL; /* a pool's job: only its worker resolves it */
 	if (message && final_state == AQ_STATE_FAILED) {
 		/* Copied before the claim, so a claim never fails halfway. */
-		copy = aq__malloc(strlen(message) + 1);
+		size_t len = strlen(message) + 1;
+
+		copy = aq__malloc(len);
 		if (!copy)
 			return -ENOMEM;
-		strcpy(copy, message);
+		memcpy(copy, message, len);
 	}
 	/* Acquire on success: we own the outcome fields (as a worker's
 	 * claim); on failure, the state tells who won. */
