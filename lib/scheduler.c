@@ -204,8 +204,14 @@ void aq__sched_done(struct aq_pool *pool, struct aq_future *rec, bool requeue,
 		if (!duplicate) {
 			rec->seq = ++pool->sched_seq;
 			rec->enqueue_ns = aq__now_ns();
-			rc = pool->sched->push(pool->sched_state, rec_job(rec));
 		}
+		/* Release: published only now, after the fields above, for
+		 * a waiter may claim it (acquire) the moment it is PENDING,
+		 * without this lock, and time it from enqueue_ns. */
+		atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
+				      memory_order_release);
+		if (!duplicate)
+			rc = pool->sched->push(pool->sched_state, rec_job(rec));
 		if (!duplicate && rc == 0) {
 			held_add(pool, 1);
 			rec->sched_queued = true;

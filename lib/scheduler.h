@@ -26,7 +26,9 @@ struct aq_future *aq__sched_next(struct aq_pool *pool);
  * A job stopped running (or never ran: it had been cancelled). popped: it
  * came from aq__sched_next(), so the policy hears done(); false for a job
  * a waiter claimed and ran directly (help.c). With requeue it yielded and
- * goes back to the policy (unless its entry is still there).
+ * goes back to the policy (unless its entry is still there); the caller
+ * leaves it RUNNING, and it is made PENDING here, once its arrival
+ * number and wait start are written.
  */
 void aq__sched_done(struct aq_pool *pool, struct aq_future *rec, bool requeue,
 		    bool popped);

@@ -203,14 +203,15 @@ enum requeue { REQUEUED, RUN_AGAIN, GONE };
 static enum requeue requeue_record(struct aq_pool *pool, struct aq_future *rec,
 				   bool popped)
 {
-	/* Release: whoever claims it next (acquire) sees our writes. */
-	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
-			      memory_order_release);
 	if (pool->sched) {
-		/* Back to the policy; the pool keeps its reference. */
+		/* Back to the policy, which makes it PENDING; the pool keeps
+		 * its reference. */
 		aq__sched_done(pool, rec, true, popped);
 		return REQUEUED;
 	}
+	/* Release: whoever claims it next (acquire) sees our writes. */
+	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
+			      memory_order_release);
 	if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
 		return REQUEUED;
 	/* Relaxed, as in worker_run(). */
