@@ -35,7 +35,10 @@ AQ_API const char *aq_strerror(int code)
 	case -EBUSY:
 		return "Job is running";
 	case -EALREADY:
-		return "Job already finished";
+		/* aq_future_cancel() of a resolved job, a second
+		 * aq_future_complete() of a promise, a second stop. */
+		return "Already done: the future has its outcome, or the call "
+		       "was made before";
 	case -ETIME:
 		return "Job expired: its deadline passed before it started";
 	case -EPIPE:

@@ -63,13 +63,6 @@ static void count_then(aq_future *fut, void *user)
 	atomic_fetch_add(&then_calls, 1);
 }
 
-static int noop_job(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	return 0;
-}
-
 static int fail_job(void *arg, void **result)
 {
 	(void)arg;
@@ -413,7 +406,7 @@ static int run_submit_case(const struct submit_case *c, bool batch)
 	aq_pool *pool = c->to == TO_POOL ? fx.pool
 			: c->to == TO_DEAD ? fx.dead
 					   : NULL;
-	struct aq_job job = { c->null_fn ? NULL : noop_job, NULL };
+	struct aq_job job = { c->null_fn ? NULL : th_noop_job, NULL };
 	aq_future *fut = SENTINEL;
 	int ret;
 
@@ -442,12 +435,12 @@ static int run_submit_case(const struct submit_case *c, bool batch)
 
 /* ---- aq_submit_batch: what only a batch can get wrong --------------------- */
 
-static const struct aq_job two_jobs_second_null[2] = { { noop_job, NULL },
+static const struct aq_job two_jobs_second_null[2] = { { th_noop_job, NULL },
 						       { NULL, NULL } };
 
 static int batch_null_pool(void)
 {
-	struct aq_job job = { noop_job, NULL };
+	struct aq_job job = { th_noop_job, NULL };
 
 	return aq_submit_batch(NULL, &job, 1, NULL, NULL);
 }
@@ -469,7 +462,7 @@ static int batch_null_jobs(void)
  * one job) and before futs is written (it holds one pointer). */
 static int batch_n_too_big(void)
 {
-	struct aq_job job = { noop_job, NULL };
+	struct aq_job job = { th_noop_job, NULL };
 	aq_future *futs[1] = { SENTINEL };
 	int ret = aq_submit_batch(fx.pool, &job, (unsigned)INT_MAX + 1, NULL,
 				  futs);
@@ -496,7 +489,7 @@ static int batch_bad_opts(void)
 {
 	static const struct aq_job_opts bad = { .flags = AQ_JOB_BLOCK |
 							 AQ_JOB_NOBLOCK };
-	struct aq_job job = { noop_job, NULL };
+	struct aq_job job = { th_noop_job, NULL };
 
 	return aq_submit_batch(fx.pool, &job, 1, &bad, NULL);
 }
@@ -1274,7 +1267,7 @@ static int in_dep_past_end(void)
 	int ret;
 
 	/* A dependency of the job pool's own, already resolved. */
-	ck_assert_int_eq(aq_submit(fx.jobpool, noop_job, NULL, NULL, &first),
+	ck_assert_int_eq(aq_submit(fx.jobpool, th_noop_job, NULL, NULL, &first),
 			 0);
 	ck_assert_int_eq(aq_future_get(first, NULL, -1), 0);
 	after[0] = first;
@@ -1580,20 +1573,22 @@ static void fixture_setup(void)
 	ck_assert_int_eq(aq_pool_shutdown(fx.dead, AQ_SHUTDOWN_DRAIN), 0);
 	ck_assert_int_eq(aq_channel_create(&fx.channel, 0), 0);
 
-	ck_assert_int_eq(aq_submit(fx.pool, noop_job, NULL, NULL, &fx.done),
+	ck_assert_int_eq(aq_submit(fx.pool, th_noop_job, NULL, NULL, &fx.done),
 			 0);
 	ck_assert_int_eq(aq_future_get(fx.done, NULL, -1), 0);
 	ck_assert_int_eq(aq_submit(fx.pool, fail_job, NULL, NULL, &fx.failed),
 			 0);
 	ck_assert_int_eq(aq_future_get(fx.failed, NULL, -1), 5);
-	ck_assert_int_eq(aq_submit(fx.pool, noop_job, NULL, NULL,
-				   &fx.to_release), 0);
+	ck_assert_int_eq(
+		aq_submit(fx.pool, th_noop_job, NULL, NULL, &fx.to_release), 0);
 	ck_assert_int_eq(aq_future_get(fx.to_release, NULL, -1), 0);
-	ck_assert_int_eq(aq_submit(fx.pool, noop_job, NULL, &delayed,
-				   &fx.cancelled), 0);
+	ck_assert_int_eq(
+		aq_submit(fx.pool, th_noop_job, NULL, &delayed, &fx.cancelled),
+		0);
 	ck_assert_int_eq(aq_future_cancel(fx.cancelled), 0);
-	ck_assert_int_eq(aq_submit(fx.pool, noop_job, NULL, &delayed,
-				   &fx.pending), 0);
+	ck_assert_int_eq(
+		aq_submit(fx.pool, th_noop_job, NULL, &delayed, &fx.pending),
+		0);
 	ck_assert_int_eq(aq_future_state(fx.pending), AQ_STATE_DELAYED);
 	after_second_null[0] = fx.done;
 	after_second_null[1] = NULL;
@@ -1735,7 +1730,7 @@ START_TEST(test_bad_inputs)
 	ck_assert_int_eq(aq_pool_capacity(fx.pool), 8);
 	check_pool_works(fx.pool);
 	check_pool_works(fx.jobpool);
-	ck_assert_int_eq(aq_submit(fx.dead, noop_job, NULL, NULL, &fut),
+	ck_assert_int_eq(aq_submit(fx.dead, th_noop_job, NULL, NULL, &fut),
 			 -ESHUTDOWN);
 	/* The channel still delivers. */
 	ck_assert_int_eq(aq_future_then(fx.done, count_then, NULL, fx.channel),
@@ -1870,7 +1865,7 @@ static int one_submit_case(aq_pool *pool, aq_job_fn fn, unsigned flags)
 static int submit_null_pool(aq_pool *pool)
 {
 	(void)pool;
-	return one_submit_case(NULL, noop_job, 0);
+	return one_submit_case(NULL, th_noop_job, 0);
 }
 
 static int submit_null_fn(aq_pool *pool)
@@ -1886,23 +1881,24 @@ static int submit_null_both(aq_pool *pool)
 
 static int submit_unknown_flag(aq_pool *pool)
 {
-	return one_submit_case(pool, noop_job, 0x4);
+	return one_submit_case(pool, th_noop_job, 0x4);
 }
 
 static int submit_high_flag(aq_pool *pool)
 {
-	return one_submit_case(pool, noop_job, AQ_JOB_BLOCK | 0x80000000u);
+	return one_submit_case(pool, th_noop_job, AQ_JOB_BLOCK | 0x80000000u);
 }
 
 static int submit_block_and_noblock(aq_pool *pool)
 {
-	return one_submit_case(pool, noop_job, AQ_JOB_BLOCK | AQ_JOB_NOBLOCK);
+	return one_submit_case(pool, th_noop_job,
+			       AQ_JOB_BLOCK | AQ_JOB_NOBLOCK);
 }
 
 static int submit_null_pool_no_opts(aq_pool *pool)
 {
 	(void)pool;
-	return aq_submit(NULL, noop_job, NULL, NULL, NULL);
+	return aq_submit(NULL, th_noop_job, NULL, NULL, NULL);
 }
 
 static int submit_null_fn_no_opts(aq_pool *pool)

@@ -29,158 +29,7 @@
 #include "helpers.h"
 #include "suites.h"
 
-/* ---- worker hooks -------------------------------------------------------- */
-
-#define HK_MAX 16 /* worker indices the hook record keeps */
-
-/* What the start and stop hooks of one pool saw. */
-struct hooks {
-	pthread_mutex_t mu;
-	int starts[HK_MAX];     /* under mu: start hooks per index */
-	int stops[HK_MAX];      /* under mu: stop hooks per index */
-	pthread_t thread[HK_MAX]; /* under mu: the thread that started index */
-	int out_of_range;       /* under mu: an index >= HK_MAX */
-	int wrong_thread;       /* under mu: a stop hook on another thread than
-				   its index's start hook, or a second start on
-				   a live index */
-	int live, max_live;     /* under mu: started and not yet stopped */
-	atomic_int nstarts, nstops; /* totals, for polling */
-};
-
-/* The hooks of the pool whose worker this thread is; NULL elsewhere. */
-static _Thread_local struct hooks *tl_hooks;
-static _Thread_local int tl_index = -1;
-
-static void hooks_init(struct hooks *hk)
-{
-	memset(hk, 0, sizeof(*hk));
-	pthread_mutex_init(&hk->mu, NULL);
-	atomic_init(&hk->nstarts, 0);
-	atomic_init(&hk->nstops, 0);
-}
-
-static void hooks_destroy(struct hooks *hk)
-{
-	pthread_mutex_destroy(&hk->mu);
-}
-
-static void hook_start(unsigned index, void *user)
-{
-	struct hooks *hk = user;
-
-	pthread_mutex_lock(&hk->mu);
-	if (index >= HK_MAX) {
-		hk->out_of_range++;
-	} else {
-		if (hk->starts[index] != hk->stops[index])
-			hk->wrong_thread++; /* started twice without a stop */
-		hk->starts[index]++;
-		hk->thread[index] = pthread_self();
-	}
-	if (++hk->live > hk->max_live)
-		hk->max_live = hk->live;
-	pthread_mutex_unlock(&hk->mu);
-	tl_hooks = hk;
-	tl_index = (int)index;
-	atomic_fetch_add(&hk->nstarts, 1);
-}
-
-static void hook_stop(unsigned index, void *user)
-{
-	struct hooks *hk = user;
-
-	pthread_mutex_lock(&hk->mu);
-	if (index >= HK_MAX) {
-		hk->out_of_range++;
-	} else {
-		if (!pthread_equal(hk->thread[index], pthread_self()) ||
-		    tl_index != (int)index || tl_hooks != hk)
-			hk->wrong_thread++;
-		hk->stops[index]++;
-	}
-	hk->live--;
-	pthread_mutex_unlock(&hk->mu);
-	tl_hooks = NULL;
-	tl_index = -1;
-	atomic_fetch_add(&hk->nstops, 1);
-}
-
-static void cfg_hooks(struct aq_pool_config *cfg, struct hooks *hk)
-{
-	cfg->on_thread_start = hook_start;
-	cfg->on_thread_stop = hook_stop;
-	cfg->thread_user = hk;
-}
-
-static aq_pool *make_pool(const struct aq_pool_config *cfg)
-{
-	aq_pool *pool = NULL;
-	int ret = aq_pool_create(&pool, cfg);
-
-	ck_assert_msg(ret == 0, "aq_pool_create: %d", ret);
-	ck_assert_ptr_nonnull(pool);
-	return pool;
-}
-
-/* A pool of `workers` whose workers are recorded in hk. */
-static aq_pool *hooked_pool(unsigned workers, struct hooks *hk)
-{
-	struct aq_pool_config cfg = { .workers = workers };
-
-	cfg_hooks(&cfg, hk);
-	return make_pool(&cfg);
-}
-
-/* ---- jobs ---------------------------------------------------------------- */
-
-/* Succeeds with its argument as the result. */
-static int echo_job(void *arg, void **result)
-{
-	*result = arg;
-	return 0;
-}
-
 /* ---- then-callbacks ------------------------------------------------------ */
-
-/* What one then-callback saw. */
-struct then_rec {
-	atomic_int calls;
-	int get_rc;         /* aq_future_get(fut, &result, 0) in the callback */
-	void *result;
-	enum aq_state state;
-	pthread_t thread;
-	bool on_worker;     /* ran on a worker of a hooked pool */
-};
-
-static void then_record(aq_future *fut, void *user)
-{
-	struct then_rec *r = user;
-
-	r->result = NULL;
-	r->get_rc = aq_future_get(fut, &r->result, 0);
-	r->state = aq_future_state(fut);
-	r->thread = pthread_self();
-	r->on_worker = tl_hooks != NULL;
-	atomic_fetch_add(&r->calls, 1);
-}
-
-static void then_rec_init(struct then_rec *r)
-{
-	memset(r, 0, sizeof(*r));
-	atomic_init(&r->calls, 0);
-}
-
-/* 1 when fd polls readable within timeout_ms, else 0. */
-static int fd_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int rc;
-
-	do
-		rc = poll(&p, 1, timeout_ms);
-	while (rc < 0 && errno == EINTR);
-	return rc > 0 && (p.revents & POLLIN) ? 1 : 0;
-}
 
 /* The generous bound of a poll() that must succeed, in milliseconds. */
 static int poll_bound_ms(void)
@@ -198,52 +47,25 @@ static aq_channel *make_channel(void)
 	return ch;
 }
 
-static void then_flag(aq_future *fut, void *user)
-{
-	(void)fut;
-	atomic_store((atomic_int *)user, 1);
-}
-
-/*
- * Submit a job and wait until it resolved, with the outcome expected, and
- * until the resolver has also handed out its then-callbacks: a flag set by
- * one of them. aq_future_get() returning is not enough for the tests that
- * need a registration to be handled at once (see
- * test_then_registered_after_get_runs_at_once).
- */
-static aq_future *resolved_future(aq_pool *pool, void *result)
-{
-	atomic_int handed_out = 0;
-	aq_future *fut;
-	void *r = NULL;
-
-	ck_assert_int_eq(aq_submit(pool, echo_job, result, NULL, &fut), 0);
-	ck_assert_int_eq(aq_future_then(fut, then_flag, &handed_out, NULL), 0);
-	ck_assert_int_eq(aq_future_get(fut, &r, -1), 0);
-	ck_assert_ptr_eq(r, result);
-	ck_assert(th_poll_int(&handed_out, 1));
-	return fut;
-}
-
 START_TEST(test_then_every_outcome)
 {
 	struct aq_job_opts expire = { .deadline_ns = 1 }; /* long past */
-	struct then_rec on_ok, on_fail, on_cancel, on_expire, on_done;
+	struct th_then_rec on_ok, on_fail, on_cancel, on_expire, on_done;
 	struct th_job ok, fail, cancel, expired;
 	aq_future *gate_fut, *f_ok, *f_fail, *f_cancel, *f_expire;
 	pthread_t me = pthread_self();
 	struct th_gate gate;
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 
-	hooks_init(&hk);
-	pool = hooked_pool(1, &hk);
+	th_hooks_init(&hk);
+	pool = th_hooked_pool(1, &hk);
 	th_gate_init(&gate);
-	then_rec_init(&on_ok);
-	then_rec_init(&on_fail);
-	then_rec_init(&on_cancel);
-	then_rec_init(&on_expire);
-	then_rec_init(&on_done);
+	th_then_rec_init(&on_ok);
+	th_then_rec_init(&on_fail);
+	th_then_rec_init(&on_cancel);
+	th_then_rec_init(&on_expire);
+	th_then_rec_init(&on_done);
 
 	/* Hold the one worker, so that every job below is still pending
 	 * when its callback is registered. */
@@ -261,15 +83,13 @@ START_TEST(test_then_every_outcome)
 	ck_assert_int_eq(aq_submit(pool, th_job_fn, &expired, &expire,
 				   &f_expire),
 			 0);
-	ck_assert_int_eq(aq_future_then(f_ok, then_record, &on_ok, NULL), 0);
-	ck_assert_int_eq(aq_future_then(f_fail, then_record, &on_fail, NULL),
+	ck_assert_int_eq(aq_future_then(f_ok, th_then_record, &on_ok, NULL), 0);
+	ck_assert_int_eq(aq_future_then(f_fail, th_then_record, &on_fail, NULL),
 			 0);
-	ck_assert_int_eq(aq_future_then(f_cancel, then_record, &on_cancel,
-					NULL),
-			 0);
-	ck_assert_int_eq(aq_future_then(f_expire, then_record, &on_expire,
-					NULL),
-			 0);
+	ck_assert_int_eq(
+		aq_future_then(f_cancel, th_then_record, &on_cancel, NULL), 0);
+	ck_assert_int_eq(
+		aq_future_then(f_expire, th_then_record, &on_expire, NULL), 0);
 	ck_assert_int_eq(th_ld(&on_ok.calls), 0);
 
 	/* Cancelled: the canceller resolves it, so the callback has run on
@@ -306,7 +126,8 @@ START_TEST(test_then_every_outcome)
 
 	/* Already resolved: at once, on the registering thread, before
 	 * aq_future_then() returns. */
-	ck_assert_int_eq(aq_future_then(f_ok, then_record, &on_done, NULL), 0);
+	ck_assert_int_eq(aq_future_then(f_ok, th_then_record, &on_done, NULL),
+			 0);
 	ck_assert_int_eq(th_ld(&on_done.calls), 1);
 	ck_assert_int_eq(on_done.get_rc, 0);
 	ck_assert_ptr_eq(on_done.result, (void *)0x1234);
@@ -328,7 +149,7 @@ START_TEST(test_then_every_outcome)
 	aq_future_release(f_expire);
 	aq_pool_destroy(pool);
 	th_gate_destroy(&gate);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -337,7 +158,7 @@ END_TEST
 START_TEST(test_then_every_outcome_channel)
 {
 	struct aq_job_opts expire = { .deadline_ns = 1 };
-	struct then_rec rec[5];
+	struct th_then_rec rec[5];
 	struct th_job ok, fail, cancel, expired;
 	aq_future *gate_fut, *futs[4];
 	pthread_t me = pthread_self();
@@ -348,7 +169,7 @@ START_TEST(test_then_every_outcome_channel)
 
 	th_gate_init(&gate);
 	for (int i = 0; i < 5; i++)
-		then_rec_init(&rec[i]);
+		th_then_rec_init(&rec[i]);
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &gate_fut),
 			 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
@@ -364,13 +185,13 @@ START_TEST(test_then_every_outcome_channel)
 				   &futs[3]),
 			 0);
 	for (int i = 0; i < 4; i++)
-		ck_assert_int_eq(aq_future_then(futs[i], then_record, &rec[i],
-						ch),
-				 0);
+		ck_assert_int_eq(
+			aq_future_then(futs[i], th_then_record, &rec[i], ch),
+			0);
 	ck_assert_int_eq(aq_future_cancel(futs[2]), 0);
 	/* Posted, not run: only a dispatch runs it. */
 	ck_assert_int_eq(th_ld(&rec[2].calls), 0);
-	ck_assert_int_eq(fd_readable(aq_channel_fd(ch), 0), 1);
+	ck_assert_int_eq(th_fd_readable(aq_channel_fd(ch), 0), 1);
 	th_gate_open(&gate);
 	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1),
@@ -380,9 +201,8 @@ START_TEST(test_then_every_outcome_channel)
 	while (ran < 4) {
 		int n;
 
-		ck_assert_int_eq(fd_readable(aq_channel_fd(ch),
-					     poll_bound_ms()),
-				 1);
+		ck_assert_int_eq(
+			th_fd_readable(aq_channel_fd(ch), poll_bound_ms()), 1);
 		n = aq_channel_dispatch(ch, 0);
 		ck_assert_int_gt(n, 0);
 		ran += n;
@@ -395,14 +215,15 @@ START_TEST(test_then_every_outcome_channel)
 	ck_assert_int_eq(rec[3].get_rc, -ETIME);
 	ck_assert_int_eq(rec[3].state, AQ_STATE_EXPIRED);
 	/* Already resolved, through the channel: posted at once. */
-	ck_assert_int_eq(aq_future_then(futs[1], then_record, &rec[4], ch), 0);
+	ck_assert_int_eq(aq_future_then(futs[1], th_then_record, &rec[4], ch),
+			 0);
 	ck_assert_int_eq(th_ld(&rec[4].calls), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 1);
 	for (int i = 0; i < 5; i++) {
 		ck_assert_int_eq(th_ld(&rec[i].calls), 1);
 		ck_assert(pthread_equal(rec[i].thread, me));
 	}
-	ck_assert_int_eq(fd_readable(aq_channel_fd(ch), 0), 0);
+	ck_assert_int_eq(th_fd_readable(aq_channel_fd(ch), 0), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 0);
 	for (int i = 0; i < 4; i++)
 		aq_future_release(futs[i]);
@@ -424,7 +245,7 @@ END_TEST
 START_TEST(test_then_registered_after_get_runs_at_once)
 {
 	enum { ROUNDS = 50000 };
-	struct then_rec rec;
+	struct th_then_rec rec;
 	aq_channel *ch = make_channel();
 	aq_pool *pool = th_pool(2, 64, 0, 0);
 	pthread_t me = pthread_self();
@@ -434,11 +255,11 @@ START_TEST(test_then_registered_after_get_runs_at_once)
 		aq_future *fut;
 		void *r = NULL;
 
-		then_rec_init(&rec);
-		ck_assert_int_eq(aq_submit(pool, echo_job, &rec, NULL, &fut),
+		th_then_rec_init(&rec);
+		ck_assert_int_eq(aq_submit(pool, th_echo_job, &rec, NULL, &fut),
 				 0);
 		ck_assert_int_eq(aq_future_get(fut, &r, -1), 0);
-		ck_assert_int_eq(aq_future_then(fut, then_record, &rec, via),
+		ck_assert_int_eq(aq_future_then(fut, th_then_record, &rec, via),
 				 0);
 		if (via)
 			ck_assert_msg(aq_channel_dispatch(ch, 0) == 1,
@@ -493,8 +314,8 @@ START_TEST(test_then_order)
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &gate_fut),
 			 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_submit(pool, echo_job, NULL, NULL, &a), 0);
-	ck_assert_int_eq(aq_submit(pool, echo_job, NULL, NULL, &b), 0);
+	ck_assert_int_eq(aq_submit(pool, th_echo_job, NULL, NULL, &a), 0);
+	ck_assert_int_eq(aq_submit(pool, th_echo_job, NULL, NULL, &b), 0);
 	for (int i = 0; i < 6; i++) {
 		inl[i] = (struct order_entry){ &inline_log, i };
 		chan[i] = (struct order_entry){ &chan_log, i };
@@ -508,9 +329,8 @@ START_TEST(test_then_order)
 	while (ran < 6) {
 		int n;
 
-		ck_assert_int_eq(fd_readable(aq_channel_fd(ch),
-					     poll_bound_ms()),
-				 1);
+		ck_assert_int_eq(
+			th_fd_readable(aq_channel_fd(ch), poll_bound_ms()), 1);
 		n = aq_channel_dispatch(ch, 0);
 		ck_assert_int_gt(n, 0);
 		ran += n;
@@ -543,34 +363,34 @@ static void *dispatch_thread(void *arg)
 	struct dispatcher *d = arg;
 
 	d->self = pthread_self();
-	if (fd_readable(aq_channel_fd(d->ch), poll_bound_ms()))
+	if (th_fd_readable(aq_channel_fd(d->ch), poll_bound_ms()))
 		d->ran = aq_channel_dispatch(d->ch, 0);
 	return NULL;
 }
 
 START_TEST(test_then_inline_vs_channel)
 {
-	struct then_rec inl, chan, other;
+	struct th_then_rec inl, chan, other;
 	struct dispatcher d = { 0 };
 	pthread_t me = pthread_self(), t;
 	struct th_gate gate;
 	struct th_job job;
 	aq_channel *ch = make_channel();
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 	aq_future *fut;
 
-	hooks_init(&hk);
-	pool = hooked_pool(2, &hk);
+	th_hooks_init(&hk);
+	pool = th_hooked_pool(2, &hk);
 	th_gate_init(&gate);
-	then_rec_init(&inl);
-	then_rec_init(&chan);
-	then_rec_init(&other);
+	th_then_rec_init(&inl);
+	th_then_rec_init(&chan);
+	th_then_rec_init(&other);
 	th_job_init(&job, &gate, 0, true, (void *)0x42);
 	ck_assert_int_eq(aq_submit(pool, th_job_fn, &job, NULL, &fut), 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_future_then(fut, then_record, &inl, NULL), 0);
-	ck_assert_int_eq(aq_future_then(fut, then_record, &chan, ch), 0);
+	ck_assert_int_eq(aq_future_then(fut, th_then_record, &inl, NULL), 0);
+	ck_assert_int_eq(aq_future_then(fut, th_then_record, &chan, ch), 0);
 	th_gate_open(&gate);
 
 	/* Inline: on the worker that completed the job. */
@@ -581,7 +401,7 @@ START_TEST(test_then_inline_vs_channel)
 	ck_assert_ptr_eq(inl.result, (void *)0x42);
 
 	/* Channel: it waits, readable, until this thread dispatches. */
-	ck_assert_int_eq(fd_readable(aq_channel_fd(ch), poll_bound_ms()), 1);
+	ck_assert_int_eq(th_fd_readable(aq_channel_fd(ch), poll_bound_ms()), 1);
 	ck_assert_int_eq(th_ld(&chan.calls), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 1);
 	ck_assert_int_eq(th_ld(&chan.calls), 1);
@@ -592,7 +412,7 @@ START_TEST(test_then_inline_vs_channel)
 
 	/* Whichever thread dispatches runs it. */
 	d.ch = ch;
-	ck_assert_int_eq(aq_future_then(fut, then_record, &other, ch), 0);
+	ck_assert_int_eq(aq_future_then(fut, th_then_record, &other, ch), 0);
 	ck_assert_int_eq(pthread_create(&t, NULL, dispatch_thread, &d), 0);
 	pthread_join(t, NULL);
 	ck_assert_int_eq(d.ran, 1);
@@ -607,31 +427,31 @@ START_TEST(test_then_inline_vs_channel)
 	aq_pool_destroy(pool);
 	aq_channel_destroy(ch);
 	th_gate_destroy(&gate);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
 /* The callback may release the caller's reference: it holds its own. */
 static void then_release(aq_future *fut, void *user)
 {
-	then_record(fut, user);
+	th_then_record(fut, user);
 	aq_future_release(fut); /* the caller's reference, handed over */
 }
 
 START_TEST(test_then_future_valid_in_callback)
 {
-	struct then_rec inl, chan;
+	struct th_then_rec inl, chan;
 	aq_channel *ch = make_channel();
 	aq_pool *pool = th_pool(2, 16, 0, 0);
 	aq_future *fut, *fut2;
 
-	then_rec_init(&inl);
-	then_rec_init(&chan);
+	th_then_rec_init(&inl);
+	th_then_rec_init(&chan);
 	/* Released by the caller before it resolves: the registration still
 	 * holds the record. */
-	ck_assert_int_eq(aq_submit(pool, echo_job, (void *)0x5, NULL, &fut),
+	ck_assert_int_eq(aq_submit(pool, th_echo_job, (void *)0x5, NULL, &fut),
 			 0);
-	ck_assert_int_eq(aq_future_then(fut, then_record, &inl, NULL), 0);
+	ck_assert_int_eq(aq_future_then(fut, th_then_record, &inl, NULL), 0);
 	aq_future_release(fut);
 	ck_assert(th_poll_int(&inl.calls, 1));
 	ck_assert_int_eq(inl.get_rc, 0);
@@ -639,7 +459,7 @@ START_TEST(test_then_future_valid_in_callback)
 
 	/* Channel callback outliving both the caller's reference and the
 	 * pool, which hands its reference over to the callback. */
-	fut2 = resolved_future(pool, (void *)0x6);
+	fut2 = th_resolved_future(pool, (void *)0x6);
 	ck_assert_int_eq(aq_future_then(fut2, then_release, &chan, ch), 0);
 	aq_pool_destroy(pool);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 1);
@@ -655,7 +475,7 @@ END_TEST
 
 START_TEST(test_channel_fd_readiness)
 {
-	struct then_rec rec, rec2;
+	struct th_then_rec rec, rec2;
 	struct th_gate gate;
 	struct th_job job;
 	aq_channel *ch = make_channel();
@@ -663,37 +483,37 @@ START_TEST(test_channel_fd_readiness)
 	int fd = aq_channel_fd(ch);
 	aq_future *fut;
 
-	then_rec_init(&rec);
-	then_rec_init(&rec2);
+	th_then_rec_init(&rec);
+	th_then_rec_init(&rec2);
 	th_gate_init(&gate);
 	/* Empty: not readable, and a dispatch runs nothing. */
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 
 	/* Registered on a pending future: nothing waits yet. */
 	th_job_init(&job, &gate, 0, false, NULL);
 	ck_assert_int_eq(aq_submit(pool, th_job_fn, &job, NULL, &fut), 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
-	ck_assert_int_eq(aq_future_then(fut, then_record, &rec, ch), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(aq_future_then(fut, th_then_record, &rec, ch), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 
 	/* Resolved: readable, and it stays readable until dispatched. */
 	th_gate_open(&gate);
-	ck_assert_int_eq(fd_readable(fd, poll_bound_ms()), 1);
+	ck_assert_int_eq(th_fd_readable(fd, poll_bound_ms()), 1);
 	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_SUCCEEDED);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(th_ld(&rec.calls), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 0), 1);
 	ck_assert_int_eq(th_ld(&rec.calls), 1);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 
 	/* Registered on a resolved future: readable at once. */
-	ck_assert_int_eq(aq_future_then(fut, then_record, &rec2, ch), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(aq_future_then(fut, th_then_record, &rec2, ch), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 1), 1);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 1), 0);
 	ck_assert_int_eq(th_ld(&rec2.calls), 1);
 
@@ -716,25 +536,25 @@ START_TEST(test_channel_dispatch_budget)
 	/* Ten completions waiting: registered once resolved, so each is
 	 * posted before aq_future_then() returns. */
 	for (int i = 0; i < 10; i++) {
-		futs[i] = resolved_future(pool, NULL);
+		futs[i] = th_resolved_future(pool, NULL);
 		entries[i] = (struct order_entry){ &log, i };
 		ck_assert_int_eq(aq_future_then(futs[i], then_order,
 						&entries[i], ch),
 				 0);
 	}
 	ck_assert_int_eq(th_ld(&log.n), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 3), 3);
 	ck_assert_int_eq(th_ld(&log.n), 3);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 3), 3);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 3), 3);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 3), 1);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	ck_assert_int_eq(aq_channel_dispatch(ch, 3), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	/* Each once, oldest first. */
 	ck_assert_int_eq(th_ld(&log.n), 10);
 	for (int i = 0; i < 10; i++)
@@ -774,7 +594,7 @@ START_TEST(test_channel_callback_registers_more)
 {
 	struct rearm r = { 0 };
 	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *fut = resolved_future(pool, NULL);
+	aq_future *fut = th_resolved_future(pool, NULL);
 	int fd;
 
 	r.ch = make_channel();
@@ -786,10 +606,10 @@ START_TEST(test_channel_callback_registers_more)
 	ck_assert_int_eq(r.then_rc, 0);
 	ck_assert_int_eq(th_ld(&r.first), 1);
 	ck_assert_int_eq(th_ld(&r.second), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 1);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 1);
 	ck_assert_int_eq(aq_channel_dispatch(r.ch, 0), 1);
 	ck_assert_int_eq(th_ld(&r.second), 1);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	aq_future_release(fut);
 	aq_pool_destroy(pool);
 	aq_channel_destroy(r.ch);
@@ -818,7 +638,7 @@ static void chain_then(aq_future *fut, void *user)
 	atomic_fetch_add(&c->calls, 1);
 	if (atomic_fetch_sub(&c->to_submit, 1) <= 0)
 		return;
-	if (aq_submit(c->pool, echo_job, c, &block_opts, &next) != 0) {
+	if (aq_submit(c->pool, th_echo_job, c, &block_opts, &next) != 0) {
 		atomic_fetch_add(&c->errors, 1);
 		return;
 	}
@@ -840,7 +660,7 @@ START_TEST(test_channel_callbacks_submit_more)
 	for (int i = 0; i < SEEDS; i++) {
 		aq_future *fut;
 
-		ck_assert_int_eq(aq_submit(c.pool, echo_job, &c, NULL, &fut),
+		ck_assert_int_eq(aq_submit(c.pool, th_echo_job, &c, NULL, &fut),
 				 0);
 		ck_assert_int_eq(aq_future_then(fut, chain_then, &c, c.ch), 0);
 		aq_future_release(fut);
@@ -848,8 +668,8 @@ START_TEST(test_channel_callbacks_submit_more)
 	/* An event loop: it must never wait out a poll (a lost wake-up),
 	 * nor find the descriptor readable with nothing to run (a spin). */
 	while (th_ld(&c.calls) < TOTAL) {
-		ck_assert_int_eq(fd_readable(fd, 5000 * (int)th_time_scale()),
-				 1);
+		ck_assert_int_eq(
+			th_fd_readable(fd, 5000 * (int)th_time_scale()), 1);
 		ck_assert_int_gt(aq_channel_dispatch(c.ch, 7), 0);
 		loops++;
 	}
@@ -857,7 +677,7 @@ START_TEST(test_channel_callbacks_submit_more)
 	ck_assert_int_eq(th_ld(&c.calls), TOTAL);
 	ck_assert_int_eq(th_ld(&c.errors), 0);
 	ck_assert_int_le(loops, TOTAL);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	ck_assert_int_eq(aq_channel_dispatch(c.ch, 0), 0);
 	aq_pool_destroy(c.pool);
 	aq_channel_destroy(c.ch);
@@ -873,7 +693,7 @@ static void chain_then_inline(aq_future *fut, void *user)
 
 	(void)fut;
 	/* From a worker of the pool: a full ring gives -EAGAIN, so retry. */
-	while (aq_submit(c->pool, echo_job, c, NULL, &next) == -EAGAIN)
+	while (aq_submit(c->pool, th_echo_job, c, NULL, &next) == -EAGAIN)
 		sched_yield();
 	if (!next || aq_future_then(next, chain_then, c, c->ch) != 0)
 		atomic_fetch_add(&c->errors, 1);
@@ -893,9 +713,9 @@ START_TEST(test_channel_fed_from_workers)
 	for (int i = 0; i < N; i++) {
 		aq_future *fut;
 
-		ck_assert_int_eq(th_submit_retry(c.pool, echo_job, &c, NULL,
-						 &fut),
-				 0);
+		ck_assert_int_eq(
+			th_submit_retry(c.pool, th_echo_job, &c, NULL, &fut),
+			0);
 		ck_assert_int_eq(aq_future_then(fut, chain_then_inline, &c,
 						NULL),
 				 0);
@@ -904,8 +724,8 @@ START_TEST(test_channel_fed_from_workers)
 	while (ran < N) {
 		int n;
 
-		ck_assert_int_eq(fd_readable(fd, 5000 * (int)th_time_scale()),
-				 1);
+		ck_assert_int_eq(
+			th_fd_readable(fd, 5000 * (int)th_time_scale()), 1);
 		n = aq_channel_dispatch(c.ch, 0);
 		ck_assert_int_gt(n, 0);
 		ran += n;
@@ -914,7 +734,7 @@ START_TEST(test_channel_fed_from_workers)
 	ck_assert_int_eq(ran, N);
 	ck_assert_int_eq(th_ld(&c.calls), N);
 	ck_assert_int_eq(th_ld(&c.errors), 0);
-	ck_assert_int_eq(fd_readable(fd, 0), 0);
+	ck_assert_int_eq(th_fd_readable(fd, 0), 0);
 	aq_pool_destroy(c.pool);
 	aq_channel_destroy(c.ch);
 }
@@ -967,7 +787,7 @@ static void *vol_produce(void *arg)
 	for (int i = p->first; i < p->first + VOL_EACH; i++) {
 		aq_future *fut;
 
-		if (aq_submit(v->pool, echo_job, &v->slots[i], &block_opts,
+		if (aq_submit(v->pool, th_echo_job, &v->slots[i], &block_opts,
 			      &fut) != 0) {
 			atomic_fetch_add(&v->refused, 1);
 			continue;
@@ -987,8 +807,8 @@ static void *vol_dispatch(void *arg)
 	while (atomic_load(&v->total) < want) {
 		int n;
 
-		if (!fd_readable(aq_channel_fd(v->ch),
-				 5000 * (int)th_time_scale())) {
+		if (!th_fd_readable(aq_channel_fd(v->ch),
+				    5000 * (int)th_time_scale())) {
 			v->timeouts++;
 			break;
 		}
@@ -1039,7 +859,7 @@ START_TEST(test_channel_high_volume)
 		ck_assert_msg(atomic_load(&v.slots[i].hits) == 1,
 			      "callback %d ran %d times", i,
 			      atomic_load(&v.slots[i].hits));
-	ck_assert_int_eq(fd_readable(aq_channel_fd(v.ch), 0), 0);
+	ck_assert_int_eq(th_fd_readable(aq_channel_fd(v.ch), 0), 0);
 	ck_assert_int_eq(aq_channel_dispatch(v.ch, 0), 0);
 	aq_pool_destroy(v.pool);
 	aq_channel_destroy(v.ch);
@@ -1049,16 +869,16 @@ END_TEST
 
 START_TEST(test_channel_destroy_runs_waiting)
 {
-	struct then_rec rec[3];
+	struct th_then_rec rec[3];
 	struct rearm r = { 0 };
 	aq_channel *ch = make_channel();
 	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *fut = resolved_future(pool, (void *)0x9);
+	aq_future *fut = th_resolved_future(pool, (void *)0x9);
 
 	for (int i = 0; i < 3; i++) {
-		then_rec_init(&rec[i]);
-		ck_assert_int_eq(aq_future_then(fut, then_record, &rec[i], ch),
-				 0);
+		th_then_rec_init(&rec[i]);
+		ck_assert_int_eq(
+			aq_future_then(fut, th_then_record, &rec[i], ch), 0);
 	}
 	/* And one that registers another while the destroy runs it. */
 	r.ch = ch;
@@ -1099,7 +919,7 @@ START_TEST(test_then_channel_bad_args)
 {
 	aq_channel *ch = (aq_channel *)0x1;
 	aq_pool *pool = th_pool(1, 16, 0, 0);
-	aq_future *fut = resolved_future(pool, NULL);
+	aq_future *fut = th_resolved_future(pool, NULL);
 	atomic_int calls = 0;
 
 	ck_assert_int_eq(aq_future_then(NULL, then_never, &calls, NULL),
@@ -1121,35 +941,6 @@ START_TEST(test_then_channel_bad_args)
 	aq_pool_destroy(pool);
 }
 END_TEST
-
-/* ---- resize under load --------------------------------------------------- */
-
-enum { RL_PRODUCERS = 4, RL_EACH = 10000 };
-
-struct rl_slot {
-	atomic_int ran;      /* the job ran */
-	atomic_int resolved; /* its then-callback ran */
-};
-
-struct resize_load {
-	aq_pool *pool;
-	struct rl_slot *slots;
-	atomic_int producers_left;
-	atomic_int refused;
-	atomic_int bad_outcome;
-	int resizes, resize_errors, over_max; /* resizer's */
-};
-
-/* ---- two pools, fork, signals -------------------------------------------- */
-
-/* Records whose worker ran it: a job of pool A must see A's hooks. */
-struct owner_check {
-	struct hooks *expect;
-	const char *name_prefix;
-	atomic_int ran, wrong;
-};
-
-/* SIGUSR1, as a host would use it: the handler records its thread. */
 
 Suite *channel_suite(void)
 {

@@ -25,126 +25,7 @@
 
 #define MS INT64_C(1000000)
 
-/* The longest a test waits for anything: generous, scaled for sanitizers. */
-static int64_t long_ns(void)
-{
-	return (int64_t)(th_poll_seconds() * 1e9);
-}
-
-/* A job submitted behind a 1-worker pool's gate, or the gate job itself. */
-struct held_pool {
-	aq_pool *pool;
-	struct th_gate gate;
-	aq_future *gate_fut;
-};
-
-static void held_init(struct held_pool *h, unsigned workers)
-{
-	h->pool = th_pool(workers, 256, 0, 0);
-	th_gate_init(&h->gate);
-	for (unsigned i = 0; i < workers; i++) {
-		aq_future *f = NULL;
-
-		ck_assert_int_eq(aq_submit(h->pool, th_gate_job, &h->gate,
-					   NULL, i ? &f : &h->gate_fut),
-				 0);
-		aq_future_release(f);
-	}
-	ck_assert(th_gate_wait_entered(&h->gate, (int)workers));
-}
-
-static void held_fini(struct held_pool *h)
-{
-	th_gate_open(&h->gate);
-	aq_future_release(h->gate_fut);
-	aq_pool_destroy(h->pool);
-	th_gate_destroy(&h->gate);
-}
-
-static aq_future *submit_job(aq_pool *pool, struct th_job *j)
-{
-	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
-	aq_future *f = NULL;
-
-	ck_assert_int_eq(aq_submit(pool, th_job_fn, j, &opts, &f), 0);
-	return f;
-}
-
 /* ---- opts.after: dependencies ------------------------------------------- */
-
-/*
- * A job that adds `add` to the results of the jobs it runs after, and
- * notes what it saw of them.
- */
-struct link {
-	intptr_t add;
-	atomic_int ran;
-	atomic_int destroyed;
-	unsigned deps_seen;   /* aq_current_dep_count() inside the job */
-	bool past_end_null;   /* aq_current_dep(count) was NULL */
-	int dep_rc;           /* the first non-zero aq_future_get of a dep */
-	aq_future *nested;    /* waited for before the deps are read */
-	unsigned attempt_after_nested; /* aq_current_attempt() after that wait */
-};
-
-static void link_init(struct link *l, intptr_t add)
-{
-	memset(l, 0, sizeof(*l));
-	l->add = add;
-	atomic_init(&l->ran, 0);
-	atomic_init(&l->destroyed, 0);
-}
-
-static int link_job(void *arg, void **result)
-{
-	struct link *l = arg;
-	intptr_t sum = l->add;
-
-	atomic_fetch_add(&l->ran, 1);
-	if (l->nested) {
-		aq_future_get(l->nested, NULL, -1);
-		l->attempt_after_nested = aq_current_attempt();
-	}
-	l->deps_seen = aq_current_dep_count();
-	l->past_end_null = aq_current_dep(l->deps_seen) == NULL;
-	for (unsigned i = 0; i < l->deps_seen; i++) {
-		void *r = NULL;
-		int rc = aq_future_get(aq_current_dep(i), &r, 0);
-
-		if (rc && !l->dep_rc)
-			l->dep_rc = rc;
-		sum += (intptr_t)r;
-	}
-	*result = (void *)sum;
-	return 0;
-}
-
-static void link_destroy(void *arg)
-{
-	atomic_fetch_add(&((struct link *)arg)->destroyed, 1);
-}
-
-static int submit_after(aq_pool *pool, aq_job_fn fn, void *arg,
-			void (*destroy)(void *), aq_future *const *deps,
-			unsigned n, aq_future **fut)
-{
-	struct aq_job_opts opts = { .arg_destroy = destroy,
-				    .after = deps,
-				    .after_count = n };
-
-	return aq_submit(pool, fn, arg, &opts, fut);
-}
-
-static aq_future *link_after(aq_pool *pool, struct link *l,
-			     aq_future *const *deps, unsigned n)
-{
-	aq_future *f = NULL;
-
-	ck_assert_int_eq(submit_after(pool, link_job, l, link_destroy, deps,
-				      n, &f),
-			 0);
-	return f;
-}
 
 START_TEST(test_chain_passes_value)
 {
@@ -152,17 +33,17 @@ START_TEST(test_chain_passes_value)
 	aq_pool *pool = th_pool(2, 64, 0, 0);
 	struct th_gate gate;
 	struct th_job a;
-	struct link b, c;
+	struct th_link b, c;
 	aq_future *fa, *fb, *fc;
 	void *r = NULL;
 
 	th_gate_init(&gate);
 	th_job_init(&a, &gate, 0, true, (void *)1);
-	link_init(&b, 10);
-	link_init(&c, 100);
-	fa = submit_job(pool, &a);
-	fb = link_after(pool, &b, &fa, 1);
-	fc = link_after(pool, &c, &fb, 1);
+	th_link_init(&b, 10);
+	th_link_init(&c, 100);
+	fa = th_submit_job(pool, &a);
+	fb = th_link_after(pool, &b, &fa, 1);
+	fc = th_link_after(pool, &c, &fb, 1);
 	ck_assert(th_gate_wait_entered(&gate, 1));
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	ck_assert_int_eq(aq_future_state(fc), AQ_STATE_WAITING);
@@ -170,7 +51,7 @@ START_TEST(test_chain_passes_value)
 	ck_assert_int_eq(th_ld(&b.ran), 0);
 
 	th_gate_open(&gate);
-	ck_assert_int_eq(aq_future_get(fc, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(fc, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)111);
 	ck_assert_int_eq(aq_future_get(fb, &r, 0), 0);
 	ck_assert_ptr_eq(r, (void *)11);
@@ -193,30 +74,24 @@ END_TEST
 
 #define CHORD 50
 
-static int index_job(void *arg, void **result)
-{
-	*result = arg;
-	return 0;
-}
-
 START_TEST(test_chord_fan_in)
 {
 	/* 50 parallel jobs, then one that sums their results. */
 	aq_pool *pool = th_pool(2, 256, 0, 0);
 	aq_future *parts[CHORD], *sum_fut;
-	struct link sum;
+	struct th_link sum;
 	void *r = NULL;
 
-	link_init(&sum, 0);
+	th_link_init(&sum, 0);
 	for (intptr_t i = 0; i < CHORD; i++)
-		ck_assert_int_eq(aq_submit(pool, index_job, (void *)(i + 1),
+		ck_assert_int_eq(aq_submit(pool, th_echo_job, (void *)(i + 1),
 					   NULL, &parts[i]),
 				 0);
-	sum_fut = link_after(pool, &sum, parts, CHORD);
+	sum_fut = th_link_after(pool, &sum, parts, CHORD);
 	/* The callers' references may go at once: the job holds its own. */
 	for (int i = 0; i < CHORD; i++)
 		aq_future_release(parts[i]);
-	ck_assert_int_eq(aq_future_get(sum_fut, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(sum_fut, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)(intptr_t)(CHORD * (CHORD + 1) / 2));
 	ck_assert_uint_eq(sum.deps_seen, CHORD);
 	ck_assert(sum.past_end_null);
@@ -235,28 +110,28 @@ START_TEST(test_after_max_and_resolved)
 	static aq_future *deps[AQ_AFTER_MAX];
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 	aq_future *dep, *f;
-	struct link l;
+	struct th_link l;
 	void *r = NULL;
 
-	ck_assert_int_eq(aq_submit(pool, index_job, (void *)2, NULL, &dep),
+	ck_assert_int_eq(aq_submit(pool, th_echo_job, (void *)2, NULL, &dep),
 			 0);
-	ck_assert_int_eq(aq_future_get(dep, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(dep, NULL, th_long_ns()), 0);
 	for (unsigned i = 0; i < AQ_AFTER_MAX; i++)
 		deps[i] = dep;
-	link_init(&l, 1);
-	f = link_after(pool, &l, deps, AQ_AFTER_MAX);
+	th_link_init(&l, 1);
+	f = th_link_after(pool, &l, deps, AQ_AFTER_MAX);
 	aq_future_release(dep);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)(intptr_t)(1 + 2 * AQ_AFTER_MAX));
 	ck_assert_uint_eq(l.deps_seen, AQ_AFTER_MAX);
 	aq_future_release(f);
 
 	/* after_count 0 ignores after; no future at all is fine too. */
-	link_init(&l, 5);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, deps,
-				      0, &f),
+	th_link_init(&l, 5);
+	ck_assert_int_eq(th_submit_after(pool, th_link_job, &l, th_link_destroy,
+					 deps, 0, &f),
 			 0);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)5);
 	ck_assert_uint_eq(l.deps_seen, 0);
 	aq_future_release(f);
@@ -271,26 +146,26 @@ START_TEST(test_after_einval)
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 	aq_future *dep, *withnull[2];
 	aq_future *f = (aq_future *)&not_a_future; /* must become NULL */
-	struct link l;
+	struct th_link l;
 
-	ck_assert_int_eq(aq_submit(pool, index_job, NULL, NULL, &dep), 0);
+	ck_assert_int_eq(aq_submit(pool, th_echo_job, NULL, NULL, &dep), 0);
 	for (unsigned i = 0; i <= AQ_AFTER_MAX; i++)
 		many[i] = dep;
 	withnull[0] = dep;
 	withnull[1] = NULL;
-	link_init(&l, 0);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, many,
-				      AQ_AFTER_MAX + 1, &f),
+	th_link_init(&l, 0);
+	ck_assert_int_eq(th_submit_after(pool, th_link_job, &l, th_link_destroy,
+					 many, AQ_AFTER_MAX + 1, &f),
 			 -EINVAL);
 	ck_assert_ptr_null(f);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy,
-				      withnull, 2, &f),
+	ck_assert_int_eq(th_submit_after(pool, th_link_job, &l, th_link_destroy,
+					 withnull, 2, &f),
 			 -EINVAL);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
-				      1, &f),
+	ck_assert_int_eq(th_submit_after(pool, th_link_job, &l, th_link_destroy,
+					 NULL, 1, &f),
 			 -EINVAL);
-	ck_assert_int_eq(submit_after(pool, link_job, &l, link_destroy, NULL,
-				      1, NULL),
+	ck_assert_int_eq(th_submit_after(pool, th_link_job, &l, th_link_destroy,
+					 NULL, 1, NULL),
 			 -EINVAL);
 	/* A refused submit never calls arg_destroy, nor runs anything. */
 	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
@@ -305,11 +180,11 @@ END_TEST
  * A dependency that does not succeed: the dependent never runs, resolves
  * SKIPPED (-EPIPE), and its arg_destroy runs once.
  */
-static void assert_skipped(aq_future *f, struct link *l)
+static void assert_skipped(aq_future *f, struct th_link *l)
 {
 	void *r = (void *)0x77;
 
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), -EPIPE);
+	ck_assert_int_eq(aq_future_get(f, &r, th_long_ns()), -EPIPE);
 	ck_assert_ptr_eq(r, (void *)0x77); /* untouched */
 	ck_assert_int_eq(aq_future_state(f), AQ_STATE_SKIPPED);
 	ck_assert_int_eq(th_ld(&l->ran), 0);
@@ -321,28 +196,28 @@ START_TEST(test_dep_failed_skips)
 	aq_pool *pool = th_pool(2, 64, 0, 0);
 	struct th_gate gate;
 	struct th_job ok, bad;
-	struct link b, c, d;
+	struct th_link b, c, d;
 	aq_future *fok, *fbad, *fb, *fc, *fd, *both[2];
 
 	th_gate_init(&gate);
 	th_job_init(&ok, NULL, 0, true, (void *)1);
 	th_job_init(&bad, &gate, 9, false, NULL);
-	link_init(&b, 0);
-	link_init(&c, 0);
-	link_init(&d, 0);
-	fok = submit_job(pool, &ok);
-	fbad = submit_job(pool, &bad);
+	th_link_init(&b, 0);
+	th_link_init(&c, 0);
+	th_link_init(&d, 0);
+	fok = th_submit_job(pool, &ok);
+	fbad = th_submit_job(pool, &bad);
 	both[0] = fok;
 	both[1] = fbad;
-	fb = link_after(pool, &b, both, 2); /* one succeeds, one fails */
-	fc = link_after(pool, &c, &fb, 1);  /* skipped after skipped */
-	fd = link_after(pool, &d, &fok, 1); /* unaffected */
+	fb = th_link_after(pool, &b, both, 2); /* one succeeds, one fails */
+	fc = th_link_after(pool, &c, &fb, 1);  /* skipped after skipped */
+	fd = th_link_after(pool, &d, &fok, 1); /* unaffected */
 	ck_assert(th_gate_wait_entered(&gate, 1));
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	th_gate_open(&gate);
 	assert_skipped(fb, &b);
 	assert_skipped(fc, &c);
-	ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(fd, NULL, th_long_ns()), 0);
 	ck_assert_int_eq(th_ld(&d.ran), 1);
 	ck_assert_int_eq(aq_future_get(fbad, NULL, 0), 9);
 	/* Skipped is final: cancel finds it resolved. */
@@ -359,16 +234,16 @@ END_TEST
 
 START_TEST(test_dep_cancelled_skips)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	struct th_job a;
-	struct link b;
+	struct th_link b;
 	aq_future *fa, *fb;
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	th_job_init(&a, NULL, 0, false, NULL);
-	link_init(&b, 0);
-	fa = submit_job(h.pool, &a);
-	fb = link_after(h.pool, &b, &fa, 1);
+	th_link_init(&b, 0);
+	fa = th_submit_job(h.pool, &a);
+	fb = th_link_after(h.pool, &b, &fa, 1);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	ck_assert_int_eq(aq_future_cancel(fa), 0);
 	/* Settled by the cancel itself, while the worker is still held. */
@@ -380,43 +255,43 @@ START_TEST(test_dep_cancelled_skips)
 	ck_assert_int_eq(th_ld(&b.destroyed), 1);
 	aq_future_release(fa);
 	aq_future_release(fb);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
 START_TEST(test_dep_expired_skips)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	struct th_job a;
-	struct link b;
+	struct th_link b;
 	struct aq_job_opts past = { .arg_destroy = th_job_destroy,
 				    .deadline_ns = 1 };
 	aq_future *fa, *fb;
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	th_job_init(&a, NULL, 0, false, NULL);
-	link_init(&b, 0);
+	th_link_init(&b, 0);
 	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &a, &past, &fa), 0);
-	fb = link_after(h.pool, &b, &fa, 1);
+	fb = th_link_after(h.pool, &b, &fa, 1);
 	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(fa, NULL, long_ns()), -ETIME);
+	ck_assert_int_eq(aq_future_get(fa, NULL, th_long_ns()), -ETIME);
 	assert_skipped(fb, &b);
 	ck_assert_int_eq(th_ld(&a.ran), 0);
 	aq_future_release(fa);
 	aq_future_release(fb);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
 START_TEST(test_cancel_waiting)
 {
-	struct held_pool h;
-	struct link b;
+	struct th_held_pool h;
+	struct th_link b;
 	aq_future *fb;
 
-	held_init(&h, 1);
-	link_init(&b, 0);
-	fb = link_after(h.pool, &b, &h.gate_fut, 1);
+	th_held_init(&h, 1);
+	th_link_init(&b, 0);
+	fb = th_link_after(h.pool, &b, &h.gate_fut, 1);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	ck_assert_int_eq(aq_future_cancel(fb), 0);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
@@ -425,37 +300,37 @@ START_TEST(test_cancel_waiting)
 	ck_assert_int_eq(aq_future_cancel(fb), -EALREADY);
 	/* The dependency resolving later changes nothing. */
 	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(h.gate_fut, NULL, th_long_ns()), 0);
 	ck_assert_int_eq(aq_pool_shutdown(h.pool, 0), 0);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
 	ck_assert_int_eq(th_ld(&b.ran), 0);
 	ck_assert_int_eq(th_ld(&b.destroyed), 1);
 	aq_future_release(fb);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
 START_TEST(test_dep_deadline_while_waiting)
 {
 	/* The deadline keeps running while a job waits for its deps. */
-	struct held_pool h;
-	struct link b;
-	struct aq_job_opts opts = { .arg_destroy = link_destroy,
+	struct th_held_pool h;
+	struct th_link b;
+	struct aq_job_opts opts = { .arg_destroy = th_link_destroy,
 				    .after_count = 1 };
 	aq_future *fb;
 
-	held_init(&h, 1);
-	link_init(&b, 0);
+	th_held_init(&h, 1);
+	th_link_init(&b, 0);
 	opts.after = &h.gate_fut;
 	opts.deadline_ns = th_pool_now(h.pool) + 2 * MS;
-	ck_assert_int_eq(aq_submit(h.pool, link_job, &b, &opts, &fb), 0);
+	ck_assert_int_eq(aq_submit(h.pool, th_link_job, &b, &opts, &fb), 0);
 	th_sleep_ms(10);
 	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_future_get(fb, NULL, long_ns()), -ETIME);
+	ck_assert_int_eq(aq_future_get(fb, NULL, th_long_ns()), -ETIME);
 	ck_assert_int_eq(th_ld(&b.ran), 0);
 	ck_assert_int_eq(th_ld(&b.destroyed), 1);
 	aq_future_release(fb);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
@@ -467,14 +342,14 @@ END_TEST
  */
 START_TEST(test_cancel_waiting_then_destroy_pool)
 {
-	struct held_pool q;
-	struct link b;
+	struct th_held_pool q;
+	struct th_link b;
 	aq_future *fb;
 	aq_pool *p = th_pool(1, 64, 0, 0);
 
-	held_init(&q, 1);
-	link_init(&b, 0);
-	fb = link_after(p, &b, &q.gate_fut, 1);
+	th_held_init(&q, 1);
+	th_link_init(&b, 0);
+	fb = th_link_after(p, &b, &q.gate_fut, 1);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	ck_assert_int_eq(aq_future_cancel(fb), 0);
 	ck_assert_int_eq(aq_future_get(fb, NULL, 0), -ECANCELED);
@@ -483,13 +358,13 @@ START_TEST(test_cancel_waiting_then_destroy_pool)
 	aq_pool_destroy(p);
 	/* Q's job resolves, and its dependant is settled, after P is gone. */
 	th_gate_open(&q.gate);
-	ck_assert_int_eq(aq_future_get(q.gate_fut, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(q.gate_fut, NULL, th_long_ns()), 0);
 	ck_assert_int_eq(aq_pool_shutdown(q.pool, AQ_SHUTDOWN_DRAIN), 0);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_CANCELLED);
 	ck_assert_int_eq(th_ld(&b.ran), 0);
 	ck_assert_int_eq(th_ld(&b.destroyed), 1);
 	aq_future_release(fb);
-	held_fini(&q);
+	th_held_fini(&q);
 }
 END_TEST
 
@@ -507,19 +382,19 @@ START_TEST(test_cancel_waiting_races_settle)
 	for (int round = 0; round < 300; round++) {
 		aq_pool *p = th_pool(1, 64, 0, 0);
 		atomic_long hits;
-		struct link b;
+		struct th_link b;
 		aq_future *fd = NULL, *fb;
 		int rc;
 
 		atomic_init(&hits, 0);
-		link_init(&b, 0);
+		th_link_init(&b, 0);
 		ck_assert_int_eq(aq_submit(q, th_count_job, &hits, NULL, &fd),
 				 0);
-		fb = link_after(p, &b, &fd, 1);
+		fb = th_link_after(p, &b, &fd, 1);
 		rc = aq_future_cancel(fb);
 		ck_assert(rc == 0 || rc == -EALREADY || rc == -EBUSY);
 		aq_pool_destroy(p);
-		ck_assert_int_eq(aq_future_get(fd, NULL, long_ns()), 0);
+		ck_assert_int_eq(aq_future_get(fd, NULL, th_long_ns()), 0);
 		aq_future_release(fd);
 		if (rc == 0) {
 			ck_assert_int_eq(aq_future_get(fb, NULL, 0),
@@ -542,33 +417,33 @@ START_TEST(test_deps_across_pools)
 {
 	/* b on pool B runs after a on pool A and x on B; A is destroyed
 	 * before b runs, and b still reads a's result. */
-	struct held_pool a_side, b_side;
+	struct th_held_pool a_side, b_side;
 	struct th_job a, x;
-	struct link b;
+	struct th_link b;
 	aq_future *deps[2], *fb;
 	void *r = NULL;
 
-	held_init(&a_side, 1);
-	held_init(&b_side, 1);
+	th_held_init(&a_side, 1);
+	th_held_init(&b_side, 1);
 	th_job_init(&a, NULL, 0, true, (void *)20);
 	th_job_init(&x, NULL, 0, true, (void *)300);
-	link_init(&b, 1);
-	deps[0] = submit_job(a_side.pool, &a);
-	deps[1] = submit_job(b_side.pool, &x);
-	fb = link_after(b_side.pool, &b, deps, 2);
+	th_link_init(&b, 1);
+	deps[0] = th_submit_job(a_side.pool, &a);
+	deps[1] = th_submit_job(b_side.pool, &x);
+	fb = th_link_after(b_side.pool, &b, deps, 2);
 	aq_future_release(deps[0]);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	/* A runs its job and goes away; B is still held. */
-	held_fini(&a_side);
+	th_held_fini(&a_side);
 	ck_assert_int_eq(th_ld(&a.ran), 1);
 	ck_assert_int_eq(aq_future_state(fb), AQ_STATE_WAITING);
 	th_gate_open(&b_side.gate);
-	ck_assert_int_eq(aq_future_get(fb, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(fb, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)321);
 	ck_assert_uint_eq(b.deps_seen, 2);
 	aq_future_release(deps[1]);
 	aq_future_release(fb);
-	held_fini(&b_side);
+	th_held_fini(&b_side);
 }
 END_TEST
 

@@ -74,6 +74,21 @@ START_TEST(test_strerror_redis_codes)
 }
 END_TEST
 
+/*
+ * -EALREADY is a cancel that came too late (aq_future_cancel) and a
+ * promise completed twice (aq_future_complete), which has no job: it once
+ * read "Job already finished", wrong for the second.
+ */
+START_TEST(test_strerror_already_fits_cancel_and_promise)
+{
+	const char *t = aq_strerror(-EALREADY);
+
+	ck_assert_ptr_null(strstr(t, "Job"));
+	ck_assert_ptr_nonnull(strstr(t, "future has its outcome"));
+	ck_assert_ptr_nonnull(strstr(t, "made before"));
+}
+END_TEST
+
 START_TEST(test_strerror_other)
 {
 	static const int positive[] = { 1, EINVAL, 42, 1000, INT_MAX };
@@ -116,6 +131,7 @@ Suite *error_suite(void)
 	tcase_set_timeout(tc, TH_TIMEOUT);
 	tcase_add_test(tc, test_strerror_named);
 	tcase_add_test(tc, test_strerror_redis_codes);
+	tcase_add_test(tc, test_strerror_already_fits_cancel_and_promise);
 	tcase_add_test(tc, test_strerror_other);
 	tcase_add_test(tc, test_version);
 	suite_add_tcase(s, tc);

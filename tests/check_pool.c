@@ -29,7 +29,7 @@ static int expected_default_workers(void)
 /* Submit with no options and no future, retrying while the ring is full. */
 static int submit_plain_retry(aq_pool *pool, aq_job_fn fn, void *arg)
 {
-	int64_t deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	int64_t deadline = th_now_ns() + th_long_ns();
 	int ret;
 
 	while ((ret = aq_submit(pool, fn, arg, NULL, NULL)) == -EAGAIN &&

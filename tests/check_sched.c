@@ -54,11 +54,6 @@ static const struct aq_sched_ops *kind_ops(int kind)
 	}
 }
 
-static int64_t poll_ns(void)
-{
-	return (int64_t)(th_poll_seconds() * 1e9);
-}
-
 static aq_pool *make_pool(const struct aq_sched_ops *ops, const void *params,
 			  unsigned workers, unsigned capacity, int64_t slice_ns)
 {
@@ -525,10 +520,10 @@ START_TEST(test_aging_no_starvation)
 		if (c == 0)
 			first_urgent_after = th_now_ns();
 	}
-	r.deadline = th_now_ns() + poll_ns();
+	r.deadline = th_now_ns() + th_long_ns();
 	release_worker(&h);
 
-	ck_assert_msg(aq_future_get(low, NULL, 2 * poll_ns()) == 0,
+	ck_assert_msg(aq_future_get(low, NULL, 2 * th_long_ns()) == 0,
 		      "the low-priority job never ran");
 	aq_future_release(low);
 	ck_assert_msg(th_poll_int(&r.chains_live, 0),
@@ -1683,7 +1678,7 @@ static void closing_destroy(void *arg)
 static int closing_fn(void *arg, void **result)
 {
 	struct closing *c = arg;
-	int64_t deadline = th_now_ns() + poll_ns();
+	int64_t deadline = th_now_ns() + th_long_ns();
 
 	(void)result;
 	if (++c->calls > 1) {
@@ -1788,7 +1783,7 @@ struct due_job {
 static int due_fn(void *arg, void **result)
 {
 	struct due_job *d = arg;
-	int64_t bound = poll_ns();
+	int64_t bound = th_long_ns();
 	int64_t t0 = th_now_ns();
 
 	(void)result;
@@ -1927,14 +1922,6 @@ END_TEST
 #define CONS_PER 5000
 #define CONS_TOTAL (CONS_PRODUCERS * CONS_PER)
 
-struct cjob {
-	int index;
-	int yields_left;       /* only the job touches it */
-	atomic_int calls;
-	atomic_int completions;
-	atomic_int destroyed;
-};
-
 struct cons_producer {
 	pthread_t tid;
 	aq_pool *pool;
@@ -1947,7 +1934,7 @@ struct cons_producer {
 	int last_error;
 };
 
-static struct cjob cjobs[CONS_TOTAL];
+static struct th_cjob cjobs[CONS_TOTAL];
 static struct cons_producer producers[CONS_PRODUCERS];
 static atomic_int cons_submitted;
 
@@ -1956,49 +1943,26 @@ static bool cjob_yields(int index)
 	return index % 10 == 0;
 }
 
-static int cjob_fn(void *arg, void **result)
-{
-	struct cjob *j = arg;
-
-	atomic_fetch_add(&j->calls, 1);
-	if (j->yields_left > 0) {
-		j->yields_left--;
-		return AQ_YIELD;
-	}
-	atomic_fetch_add(&j->completions, 1);
-	*result = (void *)(intptr_t)(j->index + 1);
-	return 0;
-}
-
-static void cjob_destroy(void *arg)
-{
-	atomic_fetch_add(&((struct cjob *)arg)->destroyed, 1);
-}
-
 static void *cons_producer_main(void *arg)
 {
 	struct cons_producer *p = arg;
 	uint32_t rng = 2463534242u ^ (uint32_t)p->first;
 
 	for (int i = 0; i < CONS_PER; i++) {
-		struct cjob *j = &cjobs[p->first + i];
+		struct th_cjob *j = &cjobs[p->first + i];
 		struct aq_job_opts opts = { .flags = AQ_JOB_BLOCK,
-					    .timeout_ns = poll_ns(),
-					    .arg_destroy = cjob_destroy,
+					    .timeout_ns = th_long_ns(),
+					    .arg_destroy = th_cjob_destroy,
 					    .hint = (uint64_t)j->index,
 					    .group = (uint64_t)(j->index % 3) };
 		int rc;
 
-		if (p->random_prio) {
-			rng ^= rng << 13;
-			rng ^= rng >> 17;
-			rng ^= rng << 5;
+		if (p->random_prio)
 			opts.priority =
 				AQ_PRIORITY_MIN +
-				(int)(rng % (AQ_PRIORITY_MAX - AQ_PRIORITY_MIN +
-					     1));
-		}
-		rc = aq_submit(p->pool, cjob_fn, j, &opts, &p->futs[i]);
+				(int)(th_xorshift32(&rng) %
+				      (AQ_PRIORITY_MAX - AQ_PRIORITY_MIN + 1));
+		rc = aq_submit(p->pool, th_cjob_fn, j, &opts, &p->futs[i]);
 		if (rc == -ESHUTDOWN) {
 			p->shut_out = 1;
 			break;
@@ -2082,7 +2046,7 @@ START_TEST(test_conservation)
 		if (!cc->cancel)
 			ck_assert_int_eq(p->accepted, CONS_PER);
 		for (int i = 0; i < CONS_PER; i++) {
-			struct cjob *j = &cjobs[p->first + i];
+			struct th_cjob *j = &cjobs[p->first + i];
 			int want_calls = cjob_yields(j->index) ? 2 : 1;
 			void *result = NULL;
 			int rc;
@@ -2212,7 +2176,7 @@ START_TEST(test_nested_waits_policy_hang)
 					   (void *)i, NULL, &futs[i]),
 				 0);
 	/* Generous, not tight: a hang fails here instead of hanging. */
-	ck_assert_msg(aq_wait_all(futs, PARENTS, poll_ns()) == 0,
+	ck_assert_msg(aq_wait_all(futs, PARENTS, th_long_ns()) == 0,
 		      "sched %s: 100 nested parents on 1 worker never finished",
 		      ops ? ops->name : "NULL");
 	for (intptr_t i = 0; i < PARENTS; i++) {
@@ -2262,7 +2226,7 @@ START_TEST(test_nested_chain_policy_hang)
 	ck_assert_int_eq(aq_submit(nested_pool, nested_chain, (void *)200,
 				   NULL, &f),
 			 0);
-	ck_assert_msg(aq_future_get(f, &r, poll_ns()) == 0,
+	ck_assert_msg(aq_future_get(f, &r, th_long_ns()) == 0,
 		      "sched %s, %u workers: a chain 200 deep never finished",
 		      ops ? ops->name : "NULL", workers);
 	ck_assert_ptr_eq(r, (void *)42);

@@ -27,11 +27,6 @@
 
 /* ---- pools, gates and the record of what ran ----------------------------- */
 
-static int64_t poll_ns(void)
-{
-	return (int64_t)(th_poll_seconds() * 1e9);
-}
-
 static aq_pool *fair_pool(unsigned workers, unsigned capacity,
 			  const struct aq_sched_fair_params *params)
 {
@@ -568,7 +563,7 @@ START_TEST(test_cap_serialises_group)
 		submit_fjob(pool, &jobs[i], 3, 1, i == N - 1 ? &last : NULL);
 		want[i] = i;
 	}
-	ck_assert_int_eq(aq_future_get(last, NULL, poll_ns()), 0);
+	ck_assert_int_eq(aq_future_get(last, NULL, th_long_ns()), 0);
 	aq_future_release(last);
 	aq_pool_destroy(pool);
 	order_expect(want, N, "cap 1 serialises a group");
@@ -582,14 +577,6 @@ END_TEST
 #define CONS_TOTAL (CONS_PRODUCERS * CONS_PER)
 #define CONS_GROUPS 50
 
-struct cjob {
-	int index;
-	int yields_left;         /* only the job itself touches it */
-	atomic_int calls;
-	atomic_int completions;
-	atomic_int destroyed;
-};
-
 struct cons_producer {
 	pthread_t tid;
 	aq_pool *pool;
@@ -600,36 +587,9 @@ struct cons_producer {
 	int last_error;
 };
 
-static struct cjob cjobs[CONS_TOTAL];
+static struct th_cjob cjobs[CONS_TOTAL];
 static struct cons_producer producers[CONS_PRODUCERS];
 static atomic_int cons_submitted;
-
-static int cjob_fn(void *arg, void **result)
-{
-	struct cjob *j = arg;
-
-	atomic_fetch_add(&j->calls, 1);
-	if (j->yields_left > 0) {
-		j->yields_left--;
-		return AQ_YIELD;
-	}
-	atomic_fetch_add(&j->completions, 1);
-	*result = (void *)(intptr_t)(j->index + 1);
-	return 0;
-}
-
-static void cjob_destroy(void *arg)
-{
-	atomic_fetch_add(&((struct cjob *)arg)->destroyed, 1);
-}
-
-static uint32_t xorshift(uint32_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 17;
-	*s ^= *s << 5;
-	return *s;
-}
 
 static void *cons_producer_main(void *arg)
 {
@@ -637,19 +597,19 @@ static void *cons_producer_main(void *arg)
 	uint32_t rng = 2463534242u ^ (uint32_t)(p->first * 2654435761u);
 
 	for (int i = 0; i < CONS_PER; i++) {
-		struct cjob *j = &cjobs[p->first + i];
-		unsigned group = xorshift(&rng) % CONS_GROUPS;
+		struct th_cjob *j = &cjobs[p->first + i];
+		unsigned group = th_xorshift32(&rng) % CONS_GROUPS;
 		/* Random weights; every fifth group changes its weight with
 		 * each job, over the whole range. */
-		unsigned weight = group % 5 == 0
-					  ? 1 + xorshift(&rng) % AQ_WEIGHT_MAX
-					  : 1 + group % 7;
+		unsigned weight =
+			group % 5 == 0 ? 1 + th_xorshift32(&rng) % AQ_WEIGHT_MAX
+				       : 1 + group % 7;
 		struct aq_job_opts opts = { .flags = AQ_JOB_BLOCK,
-					    .timeout_ns = poll_ns(),
-					    .arg_destroy = cjob_destroy,
+					    .timeout_ns = th_long_ns(),
+					    .arg_destroy = th_cjob_destroy,
 					    .group = group,
 					    .weight = weight };
-		int rc = aq_submit(p->pool, cjob_fn, j, &opts, &p->futs[i]);
+		int rc = aq_submit(p->pool, th_cjob_fn, j, &opts, &p->futs[i]);
 
 		if (rc == -ESHUTDOWN)
 			break;
@@ -715,7 +675,7 @@ START_TEST(test_conservation)
 		if (!cancel)
 			ck_assert_int_eq(p->accepted, CONS_PER);
 		for (int i = 0; i < CONS_PER; i++) {
-			struct cjob *j = &cjobs[p->first + i];
+			struct th_cjob *j = &cjobs[p->first + i];
 			int want_calls = j->index % 10 == 0 ? 2 : 1;
 			void *result = NULL;
 			int rc;
@@ -931,7 +891,7 @@ START_TEST(test_group_alloc_fails)
 	submit_fjob(pool, &b0, 3, 1, &fb0);
 	aq__fault_arm(AQ__FAULT_ALLOC, 1);
 	release_workers(&h);
-	ck_assert_int_eq(aq_future_get(fb0, NULL, poll_ns()), 0);
+	ck_assert_int_eq(aq_future_get(fb0, NULL, th_long_ns()), 0);
 	aq__fault_arm(AQ__FAULT_ALLOC, 0);
 
 	ck_assert_int_eq(aq_future_get(fx0, NULL, 0), ENOMEM);
@@ -985,7 +945,7 @@ START_TEST(test_push_alloc_sweep)
 		aq__fault_arm(AQ__FAULT_ALLOC, nth);
 		release_workers(&h);
 		for (int i = 0; i < N; i++) {
-			int rc = aq_future_get(futs[i], NULL, poll_ns());
+			int rc = aq_future_get(futs[i], NULL, th_long_ns());
 
 			if (rc == 0) {
 				ck_assert_int_eq(jobs[i].calls, 1);

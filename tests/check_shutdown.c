@@ -18,43 +18,6 @@ static aq_pool *test_pool;
 
 /* ---- shutdown in another thread, and knowing it has begun --------------- */
 
-struct shutdown_thread {
-	pthread_t tid;
-	aq_pool *pool;
-	unsigned flags;
-	int ret;               /* what aq_pool_shutdown returned */
-	atomic_int returned;   /* it has returned */
-	/* Optional: futures that must all be final when shutdown returns. */
-	aq_future **check_futs;
-	int ncheck;
-	int not_final; /* of those, how many were not */
-};
-
-static void *shutdown_main(void *arg)
-{
-	struct shutdown_thread *s = arg;
-
-	s->ret = aq_pool_shutdown(s->pool, s->flags);
-	for (int i = 0; i < s->ncheck; i++)
-		if (aq_future_state(s->check_futs[i]) < AQ_STATE_SUCCEEDED)
-			s->not_final++;
-	atomic_store(&s->returned, 1);
-	return NULL;
-}
-
-static void shutdown_start(struct shutdown_thread *s, aq_pool *pool,
-			   unsigned flags)
-{
-	s->pool = pool;
-	s->flags = flags;
-	s->ret = 1;
-	atomic_init(&s->returned, 0);
-	if (!s->check_futs)
-		s->ncheck = 0;
-	s->not_final = 0;
-	ck_assert_int_eq(pthread_create(&s->tid, NULL, shutdown_main, s), 0);
-}
-
 static int count_int_job(void *arg, void **result)
 {
 	(void)result;
@@ -63,14 +26,17 @@ static int count_int_job(void *arg, void **result)
 }
 
 /*
- * Wait until submits to pool fail with -ESHUTDOWN, i.e. shutdown has
+ * Probe until submits to pool fail with -ESHUTDOWN, i.e. shutdown has
  * begun. Probes that the pool still accepts are counted in *accepted (they
- * add one to *counter when they run); -EAGAIN (full ring) means "not yet".
+ * add one to *counter when they run). Between probes it sleeps a
+ * millisecond, and then any refusal but -EAGAIN (full ring: "not yet")
+ * fails the test; with spin it only yields, so that it sees the shutdown
+ * begin as soon as it can, and takes any other refusal as "not yet".
  */
-static bool wait_shutdown_begun(aq_pool *pool, atomic_long *counter,
-				int *accepted)
+static bool probe_until_shutdown(aq_pool *pool, atomic_long *counter,
+				 int *accepted, bool spin)
 {
-	int64_t deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	int64_t deadline = th_now_ns() + th_long_ns();
 	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
 
 	while (th_now_ns() < deadline) {
@@ -81,11 +47,21 @@ static bool wait_shutdown_begun(aq_pool *pool, atomic_long *counter,
 			return true;
 		if (ret == 0)
 			(*accepted)++;
-		else if (ret != -EAGAIN)
+		else if (!spin && ret != -EAGAIN)
 			ck_abort_msg("probe submit returned %d", ret);
-		th_sleep_ms(1);
+		if (spin)
+			sched_yield();
+		else
+			th_sleep_ms(1);
 	}
 	return false;
+}
+
+/* Wait, a millisecond between probes, until shutdown has begun. */
+static bool wait_shutdown_begun(aq_pool *pool, atomic_long *counter,
+				int *accepted)
+{
+	return probe_until_shutdown(pool, counter, accepted, false);
 }
 
 /* ---- drain -------------------------------------------------------------- */
@@ -158,7 +134,7 @@ START_TEST(test_drain_behind_gate)
 {
 	enum { N = 1000 };
 	static atomic_long count;
-	struct shutdown_thread st = { 0 };
+	struct th_shutdown st = { 0 };
 	struct late_submitter l;
 	aq_pool *pool = th_pool(1, 2048, 0, 0);
 	aq_future *lfut;
@@ -175,7 +151,7 @@ START_TEST(test_drain_behind_gate)
 		ck_assert_int_eq(aq_submit(pool, th_count_job, &count, NULL,
 					   NULL),
 				 0);
-	shutdown_start(&st, pool, AQ_SHUTDOWN_DRAIN);
+	th_shutdown_start(&st, pool, AQ_SHUTDOWN_DRAIN);
 	ck_assert(wait_shutdown_begun(pool, &count, &accepted));
 	ck_assert_int_eq(th_ldl(&count), 0); /* the gate still holds */
 	th_gate_open(&l.gate);
@@ -202,7 +178,7 @@ START_TEST(test_cancel_queued)
 	static atomic_int inline_runs;
 	struct aq_job_opts with_destroy = { .arg_destroy = th_job_destroy };
 	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
-	struct shutdown_thread st = { 0 };
+	struct th_shutdown st = { 0 };
 	struct th_gate gate;
 	struct th_job holder, probe;
 	aq_future *holder_fut;
@@ -251,10 +227,10 @@ START_TEST(test_cancel_queued)
 	ck_assert_int_eq(aq_submit(pool, th_job_fn, &probe, &noblock, NULL),
 			 -EAGAIN);
 
-	shutdown_start(&st, pool, AQ_SHUTDOWN_CANCEL);
+	th_shutdown_start(&st, pool, AQ_SHUTDOWN_CANCEL);
 	/* The ring is full, so the probe can only fail: -EAGAIN until the
 	 * shutdown begins, then -ESHUTDOWN. */
-	deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
+	deadline = th_now_ns() + th_long_ns();
 	while ((ret = aq_submit(pool, th_job_fn, &probe, &with_destroy,
 				NULL)) == -EAGAIN &&
 	       th_now_ns() < deadline)
@@ -606,7 +582,7 @@ static void run_blocked_then_shutdown(unsigned pool_flags,
 {
 	struct aq_job_opts fill_opts = { .flags = AQ_JOB_NOBLOCK,
 					 .arg_destroy = th_job_destroy };
-	struct shutdown_thread st = { 0 };
+	struct th_shutdown st = { 0 };
 	struct th_gate gate;
 	struct th_job fill[2];
 	aq_future *gate_fut, *fill_futs[2];
@@ -639,7 +615,7 @@ static void run_blocked_then_shutdown(unsigned pool_flags,
 	ck_assert_msg(th_ld(&b.returned) == 0,
 		      "a blocking submit on a full ring returned %d", b.ret);
 
-	shutdown_start(&st, pool, shutdown_flags);
+	th_shutdown_start(&st, pool, shutdown_flags);
 	/* The gate still holds, so no space ever appears: only the
 	 * shutdown can end the wait. */
 	ck_assert_msg(th_poll_int(&b.returned, 1),
@@ -686,7 +662,7 @@ START_TEST(test_concurrent_shutdowns)
 	enum { N = 50 };
 	static aq_future *futs[N];
 	static atomic_long count;
-	struct shutdown_thread st[3] = { { 0 } };
+	struct th_shutdown st[3] = { { 0 } };
 	struct th_gate gate;
 	aq_pool *pool = th_pool(1, 64, 0, 0);
 	int accepted = 0;
@@ -702,7 +678,7 @@ START_TEST(test_concurrent_shutdowns)
 	for (int i = 0; i < 3; i++) {
 		st[i].check_futs = futs;
 		st[i].ncheck = N;
-		shutdown_start(&st[i], pool, AQ_SHUTDOWN_DRAIN);
+		th_shutdown_start(&st[i], pool, AQ_SHUTDOWN_DRAIN);
 	}
 	ck_assert(wait_shutdown_begun(pool, &count, &accepted));
 	th_sleep_ms(20); /* not needed for correctness: let all three wait */
@@ -928,26 +904,6 @@ static void *race_resize_main(void *arg)
 	return NULL;
 }
 
-/* Probe, without sleeping, until submits fail with -ESHUTDOWN. */
-static bool spin_until_shutdown_begun(aq_pool *pool, atomic_long *counter,
-				      int *accepted)
-{
-	int64_t deadline = th_now_ns() + (int64_t)(th_poll_seconds() * 1e9);
-	struct aq_job_opts noblock = { .flags = AQ_JOB_NOBLOCK };
-
-	while (th_now_ns() < deadline) {
-		int ret = aq_submit(pool, th_count_job, counter, &noblock,
-				    NULL);
-
-		if (ret == -ESHUTDOWN)
-			return true;
-		if (ret == 0)
-			(*accepted)++;
-		sched_yield();
-	}
-	return false;
-}
-
 static void run_resize_racing_shutdown(bool spin)
 {
 	struct resize_race r = { .resize_ret = 1 };
@@ -955,7 +911,7 @@ static void run_resize_racing_shutdown(bool spin)
 				      .on_thread_start = race_start_hook,
 				      .on_thread_stop = race_stop_hook,
 				      .thread_user = &r };
-	struct shutdown_thread st = { 0 };
+	struct th_shutdown st = { 0 };
 	atomic_long count = 0;
 	pthread_t resizer;
 	int accepted = 0;
@@ -970,12 +926,8 @@ static void run_resize_racing_shutdown(bool spin)
 	/* Worker 2 started: the resize has found the retiring index held,
 	 * under the same hold of the pool's lock, and now waits for it. */
 	ck_assert(th_poll_int(&r.starts, 3));
-	shutdown_start(&st, r.pool, AQ_SHUTDOWN_DRAIN);
-	if (spin)
-		ck_assert(spin_until_shutdown_begun(r.pool, &count,
-						    &accepted));
-	else
-		ck_assert(wait_shutdown_begun(r.pool, &count, &accepted));
+	th_shutdown_start(&st, r.pool, AQ_SHUTDOWN_DRAIN);
+	ck_assert(probe_until_shutdown(r.pool, &count, &accepted, spin));
 	th_gate_open(&r.stop_gate);
 	pthread_join(resizer, NULL);
 	ck_assert_int_eq(r.resize_ret, -ESHUTDOWN);

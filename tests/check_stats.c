@@ -20,11 +20,6 @@
 
 #define MS INT64_C(1000000)
 
-static int64_t long_ns(void)
-{
-	return (int64_t)(th_poll_seconds() * 1e9);
-}
-
 static aq_pool *pool_with(unsigned workers, unsigned capacity, unsigned flags,
 			  const struct aq_sched_ops *sched)
 {
@@ -36,14 +31,6 @@ static aq_pool *pool_with(unsigned workers, unsigned capacity, unsigned flags,
 
 	ck_assert_int_eq(aq_pool_create(&pool, &cfg), 0);
 	return pool;
-}
-
-static struct aq_pool_stats stats_of(aq_pool *pool)
-{
-	struct aq_pool_stats st;
-
-	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
-	return st;
 }
 
 static uint64_t completed(const struct aq_pool_stats *st)
@@ -69,13 +56,6 @@ static void assert_hist_ordered(const struct aq_histogram *h)
 	ck_assert_int_le(h->p90_ns, h->p99_ns);
 	ck_assert_int_le(h->p99_ns, h->max_ns);
 	ck_assert_int_le(h->mean_ns, h->max_ns);
-}
-
-static int noop_job(void *arg, void **result)
-{
-	(void)arg;
-	(void)result;
-	return 0;
 }
 
 static int fail_job(void *arg, void **result)
@@ -164,7 +144,7 @@ static void mixed_workload(unsigned flags)
 	ck_assert(th_gate_wait_entered(&gate, 2));
 
 	for (int i = 0; i < 20; i++) /* 20 successes */
-		mix_submit(&m, pool, noop_job, NULL, NULL);
+		mix_submit(&m, pool, th_noop_job, NULL, NULL);
 	for (int i = 0; i < 5; i++) /* 5 failures, no retry */
 		mix_submit(&m, pool, fail_job, (void *)3, NULL);
 	opts = (struct aq_job_opts){ .retry = &retry3 };
@@ -173,45 +153,45 @@ static void mixed_workload(unsigned flags)
 	for (int i = 0; i < 2; i++) /* 2 fail 3 times: 4 retries */
 		mix_submit(&m, pool, fail_job, (void *)6, &opts);
 	for (int i = 0; i < 3; i++) /* 3 cancelled while queued */
-		cancel_me[i] = mix_submit(&m, pool, noop_job, NULL, NULL);
+		cancel_me[i] = mix_submit(&m, pool, th_noop_job, NULL, NULL);
 	opts = (struct aq_job_opts){ .deadline_ns = 1 };
 	for (int i = 0; i < 3; i++) /* 3 expired: deadline long past */
-		mix_submit(&m, pool, noop_job, NULL, &opts);
+		mix_submit(&m, pool, th_noop_job, NULL, &opts);
 	parent = mix_submit(&m, pool, fail_job, (void *)4, NULL); /* failed */
 	opts = (struct aq_job_opts){ .after = &parent, .after_count = 1 };
 	for (int i = 0; i < 2; i++) /* 2 skipped */
-		mix_submit(&m, pool, noop_job, NULL, &opts);
+		mix_submit(&m, pool, th_noop_job, NULL, &opts);
 	for (int i = 0; i < 10; i++) /* 10 fire-and-forget, no record */
 		ck_assert_int_eq(aq_submit(pool, th_count_job, &m.counted,
 					   NULL, NULL),
 				 0);
 	opts = (struct aq_job_opts){ .arg_destroy = count_destroy };
 	for (int i = 0; i < 5; i++) /* 5 fire-and-forget with a record */
-		ck_assert_int_eq(aq_submit(pool, noop_job, &m.destroyed,
-					   &opts, NULL),
-				 0);
+		ck_assert_int_eq(
+			aq_submit(pool, th_noop_job, &m.destroyed, &opts, NULL),
+			0);
 	for (int i = 0; i < 2; i++) /* 2 that yield once */
 		mix_submit(&m, pool, yield_once_job, &m.yields[i], NULL);
 	opts = (struct aq_job_opts){ .delay_ns = 1 * MS };
 	for (int i = 0; i < 2; i++) /* 2 delayed */
-		mix_submit(&m, pool, noop_job, NULL, &opts);
+		mix_submit(&m, pool, th_noop_job, NULL, &opts);
 
 	/* Bad arguments are not submissions, nor refusals. */
 	ck_assert_int_eq(aq_submit(pool, NULL, NULL, NULL, NULL), -EINVAL);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(aq_future_cancel(cancel_me[i]), 0);
 
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.submitted, 61);
 	ck_assert_uint_eq(st.running, 2);
 	ck_assert_uint_eq(st.cancelled, 3);
 
 	th_gate_open(&gate);
-	ck_assert_int_eq(aq_wait_all(m.futs, m.nfuts, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(m.futs, m.nfuts, th_long_ns()), 0);
 	ck_assert(th_poll(counted_all, &m));
 	ck_assert(th_poll(pool_quiet, pool));
 
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.submitted, 61);
 	ck_assert_uint_eq(st.succeeded, 2 + 20 + 4 + 10 + 5 + 2 + 2);
 	ck_assert_uint_eq(st.failed, 5 + 2 + 1);
@@ -240,7 +220,7 @@ static void mixed_workload(unsigned flags)
 
 	/* After shutdown the stats are still there, and unchanged. */
 	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
-	after = stats_of(pool);
+	after = th_stats_of(pool);
 	ck_assert_uint_eq(after.submitted, st.submitted);
 	ck_assert_uint_eq(after.started, st.started);
 	ck_assert_uint_eq(after.succeeded, st.succeeded);
@@ -284,22 +264,25 @@ START_TEST(test_rejected)
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &held), 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
 	ck_assert_int_eq(aq_pool_capacity(pool), 2);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, NULL), 0);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, NULL, NULL), 0);
 	/* Full: refused, with and without a future, and after a wait. */
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, NULL), -EAGAIN);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, &f), -EAGAIN);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &wait_1ms, NULL),
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, NULL, NULL),
+			 -EAGAIN);
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, NULL, &f), -EAGAIN);
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, &wait_1ms, NULL),
 			 -ETIMEDOUT);
 	/* Bad arguments: not refusals. */
 	ck_assert_int_eq(aq_submit(pool, NULL, NULL, NULL, NULL), -EINVAL);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &bad, NULL), -EINVAL);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &prio, NULL),
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, &bad, NULL),
 			 -EINVAL);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &after, NULL),
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, &prio, NULL),
 			 -EINVAL);
-	ck_assert_int_eq(aq_submit(NULL, noop_job, NULL, NULL, NULL), -EINVAL);
-	st = stats_of(pool);
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, &after, NULL),
+			 -EINVAL);
+	ck_assert_int_eq(aq_submit(NULL, th_noop_job, NULL, NULL, NULL),
+			 -EINVAL);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.rejected, 3);
 	ck_assert_uint_eq(st.submitted, 3);
 	ck_assert_uint_eq(st.queued, 2);
@@ -308,11 +291,11 @@ START_TEST(test_rejected)
 	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
 	/* Shut down: refused, with or without dependencies. */
 	after = (struct aq_job_opts){ .after = &held, .after_count = 1 };
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, NULL),
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, NULL, NULL),
 			 -ESHUTDOWN);
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &after, &f),
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, &after, &f),
 			 -ESHUTDOWN);
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.rejected, 5);
 	ck_assert_uint_eq(st.submitted, 3);
 	ck_assert_uint_eq(st.succeeded, 3);
@@ -339,7 +322,7 @@ static void gauges_on(const struct aq_sched_ops *sched)
 
 	th_gate_init(&gate);
 	atomic_init(&counted, 0);
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.workers, 1);
 	ck_assert_uint_eq(st.running + st.queued + st.delayed, 0);
 	ck_assert_uint_eq(st.workers_idle, 1);
@@ -347,21 +330,21 @@ static void gauges_on(const struct aq_sched_ops *sched)
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &held), 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
 	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, &f[i]),
-				 0);
+		ck_assert_int_eq(
+			aq_submit(pool, th_noop_job, NULL, NULL, &f[i]), 0);
 	for (int i = 0; i < 3; i++)
 		ck_assert_int_eq(aq_submit(pool, th_count_job, &counted, NULL,
 					   NULL),
 				 0);
 	for (int i = 0; i < 2; i++)
-		ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &later,
-					   &delayed[i]),
-				 0);
+		ck_assert_int_eq(
+			aq_submit(pool, th_noop_job, NULL, &later, &delayed[i]),
+			0);
 	/* WAITING: in neither the queue nor the timer. */
 	after = (struct aq_job_opts){ .after = &held, .after_count = 1 };
-	ck_assert_int_eq(aq_submit(pool, noop_job, NULL, &after, &waiting),
+	ck_assert_int_eq(aq_submit(pool, th_noop_job, NULL, &after, &waiting),
 			 0);
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.queued, 8);
 	ck_assert_uint_eq(st.delayed, 2);
 	ck_assert_uint_eq(st.running, 1);
@@ -373,15 +356,15 @@ static void gauges_on(const struct aq_sched_ops *sched)
 	/* Cancelled delayed jobs leave the timer at once. */
 	for (int i = 0; i < 2; i++)
 		ck_assert_int_eq(aq_future_cancel(delayed[i]), 0);
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.delayed, 0);
 	ck_assert_uint_eq(st.cancelled, 2);
 
 	th_gate_open(&gate);
-	ck_assert_int_eq(aq_future_get(waiting, NULL, long_ns()), 0);
-	ck_assert_int_eq(aq_wait_all(f, 5, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(waiting, NULL, th_long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 5, th_long_ns()), 0);
 	ck_assert(th_poll(pool_quiet, pool));
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.queued + st.delayed + st.running, 0);
 	ck_assert_uint_eq(st.workers_busy, 0);
 	ck_assert_uint_eq(st.workers_idle, 1);
@@ -422,14 +405,14 @@ START_TEST(test_gauges_busy_idle)
 					   &f[i]),
 				 0);
 	ck_assert(th_gate_wait_entered(&gate, 2));
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.workers, 4);
 	ck_assert_uint_eq(st.running, 2);
 	ck_assert_uint_eq(st.workers_busy, 2);
 	ck_assert_uint_eq(st.workers_idle, 2);
 	ck_assert_uint_eq(st.queued, 0);
 	th_gate_open(&gate);
-	ck_assert_int_eq(aq_wait_all(f, 2, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 2, th_long_ns()), 0);
 	aq_future_release(f[0]);
 	aq_future_release(f[1]);
 	aq_pool_destroy(pool);
@@ -451,7 +434,7 @@ static int nested_then_hold_job(void *arg, void **result)
 	aq_future *child;
 
 	(void)result;
-	if (aq_submit(n->pool, noop_job, NULL, NULL, &child))
+	if (aq_submit(n->pool, th_noop_job, NULL, NULL, &child))
 		return 100;
 	aq_future_get(child, NULL, -1);
 	aq_future_release(child);
@@ -471,9 +454,9 @@ START_TEST(test_running_gauge_after_nested_wait)
 	ck_assert_int_eq(aq_submit(pool, nested_then_hold_job, &n, NULL, &f),
 			 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	th_gate_open(&gate);
-	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, th_long_ns()), 0);
 	ck_assert_uint_eq(st.running, 1);
 	ck_assert_uint_eq(st.workers_busy, 1);
 	aq_future_release(f);
@@ -500,10 +483,10 @@ START_TEST(test_histograms_off)
 	struct aq_pool_stats st;
 
 	for (int i = 0; i < 100; i++)
-		ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, &f[i]),
-				 0);
-	ck_assert_int_eq(aq_wait_all(f, 100, long_ns()), 0);
-	st = stats_of(pool);
+		ck_assert_int_eq(
+			aq_submit(pool, th_noop_job, NULL, NULL, &f[i]), 0);
+	ck_assert_int_eq(aq_wait_all(f, 100, th_long_ns()), 0);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.succeeded, 100);
 	ck_assert(memcmp(&st.wait, &zero, sizeof(zero)) == 0);
 	ck_assert(memcmp(&st.run, &zero, sizeof(zero)) == 0);
@@ -527,9 +510,9 @@ START_TEST(test_histograms_timed)
 		ck_assert_int_eq(aq_submit(pool, sleep_1ms_job, NULL, NULL,
 					   &f[i]),
 				 0);
-	ck_assert_int_eq(aq_wait_all(f, 40, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 40, th_long_ns()), 0);
 	ck_assert(th_poll(pool_quiet, pool));
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.run.count, 40);
 	ck_assert_uint_eq(st.wait.count, 40);
 	assert_hist_ordered(&st.run);
@@ -555,13 +538,13 @@ START_TEST(test_window_rates)
 	struct aq_pool_stats st;
 	double secs;
 
-	(void)stats_of(pool); /* the window starts here */
+	(void)th_stats_of(pool); /* the window starts here */
 	for (int i = 0; i < 100; i++)
-		ck_assert_int_eq(aq_submit(pool, noop_job, NULL, NULL, &f[i]),
-				 0);
-	ck_assert_int_eq(aq_wait_all(f, 100, long_ns()), 0);
+		ck_assert_int_eq(
+			aq_submit(pool, th_noop_job, NULL, NULL, &f[i]), 0);
+	ck_assert_int_eq(aq_wait_all(f, 100, th_long_ns()), 0);
 	th_sleep_ms(20);
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	secs = (double)st.window_ns / 1e9;
 	ck_assert_int_ge(st.window_ns, 20 * MS);
 	/* Counts in the window, recovered from the rates. */
@@ -581,7 +564,7 @@ START_TEST(test_window_rates)
 						 st.mean_time_in_system_ns /
 						 1e9);
 	/* A new window: nothing happened in it. */
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert(st.arrival_rate == 0 && st.throughput == 0);
 	ck_assert(st.mean_time_in_system_ns == 0 && st.mean_in_system == 0);
 	ck_assert_int_ge(st.window_ns, 0);
@@ -622,12 +605,12 @@ START_TEST(test_utilization_nested_once)
 	struct aq_pool_stats st;
 	aq_future *f;
 
-	(void)stats_of(pool); /* the window starts here */
+	(void)th_stats_of(pool); /* the window starts here */
 	ck_assert_int_eq(aq_submit(pool, parent_of_sleeper_job, pool, NULL,
 				   &f),
 			 0);
-	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
-	st = stats_of(pool);
+	ck_assert_int_eq(aq_future_get(f, NULL, th_long_ns()), 0);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.run.count, 2);
 	ck_assert_msg(st.utilization <= 1.0,
 		      "utilisation %.3f of 1 worker (window %lld ns)",
@@ -696,7 +679,7 @@ START_TEST(test_stats_while_running)
 			      "%ld of %ld reads had a wrapped gauge",
 			      r[i].wrapped, r[i].reads);
 	}
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_int_eq(th_ldl(&counted), jobs);
 	ck_assert_uint_eq(st.submitted, (uint64_t)jobs);
 	ck_assert_uint_eq(st.succeeded, (uint64_t)jobs);
@@ -740,14 +723,14 @@ START_TEST(test_window_of_ones_own)
 		ck_assert_int_eq(aq_submit(pool, th_count_job, &counted, NULL,
 					   NULL),
 				 0);
-	a0 = stats_of(pool);
+	a0 = th_stats_of(pool);
 	th_gate_open(&gate);
 	ck_assert_int_eq(aq_future_get(gate_fut, NULL, -1), 0);
 	aq_future_release(gate_fut);
 	ck_assert(th_poll(pool_quiet, pool));
-	b = stats_of(pool);
+	b = th_stats_of(pool);
 	th_sleep_ms(2);
-	a1 = stats_of(pool);
+	a1 = th_stats_of(pool);
 	/* The shared window: from b, after the jobs ran. */
 	ck_assert(a1.window_ns > 0);
 	ck_assert(window_done(&a1) < 0.5);
@@ -890,7 +873,7 @@ START_TEST(test_job_hooks)
 		ck_assert_int_eq(aq_submit(pool, hooked_fail_job, &hl, &opts,
 					   &f[i]),
 				 0);
-	ck_assert_int_eq(aq_wait_all(f, 30, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 30, th_long_ns()), 0);
 	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
 
 	/* 20 + 5 * 3 + 5 * 3 calls, each with one before and one after. */
@@ -942,7 +925,7 @@ START_TEST(test_job_hooks)
 				  ev->code == 8);
 	}
 	/* The hooks turned timing on. */
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.run.count, 50);
 	ck_assert_uint_eq(st.retried, 20);
 	for (int i = 0; i < 30; i++)

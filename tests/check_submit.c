@@ -84,14 +84,6 @@ static void held_teardown(struct held *h)
 	th_gate_destroy(&h->gate);
 }
 
-static struct aq_pool_stats stats_of(aq_pool *pool)
-{
-	struct aq_pool_stats st;
-
-	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
-	return st;
-}
-
 /* ---- fire-and-forget batches -------------------------------------------- */
 
 /* Thousands of jobs in batches of every size from 1 to 64, from two
@@ -157,7 +149,7 @@ START_TEST(test_batch_runs_all)
 	/* 1 + 2 + ... + 64, plus 1 + ... + 36, per producer. */
 	ck_assert_int_eq(p[0].submitted, 64 * 65 / 2 + 36 * 37 / 2);
 	ck_assert_int_eq(th_ldl(&counter), p[0].submitted + p[1].submitted);
-	st = stats_of(pool);
+	st = th_stats_of(pool);
 	ck_assert_uint_eq(st.submitted, (uint64_t)th_ldl(&counter));
 	ck_assert_uint_eq(st.succeeded, (uint64_t)th_ldl(&counter));
 	aq_pool_destroy(pool);
@@ -203,7 +195,7 @@ START_TEST(test_batch_full_partial)
 	ck_assert_int_eq(aq_submit_batch(h.pool, jobs, 40, NULL, NULL), 16);
 	ck_assert_int_eq(aq_submit_batch(h.pool, jobs + 16, 24, NULL, NULL),
 			 -EAGAIN);
-	st = stats_of(h.pool);
+	st = th_stats_of(h.pool);
 	ck_assert_uint_eq(st.rejected, 24 + 24);
 	ck_assert_uint_eq(st.queued, 16);
 	held_release(&h);
@@ -436,7 +428,7 @@ START_TEST(test_batch_after_shutdown)
 			 -ESHUTDOWN);
 	for (int i = 0; i < 5; i++)
 		ck_assert_ptr_null(futs[i]);
-	ck_assert_uint_eq(stats_of(pool).rejected, 10);
+	ck_assert_uint_eq(th_stats_of(pool).rejected, 10);
 	aq_pool_destroy(pool);
 }
 END_TEST

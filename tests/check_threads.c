@@ -40,114 +40,7 @@
 
 /* ---- worker hooks -------------------------------------------------------- */
 
-#define HK_MAX 16 /* worker indices the hook record keeps */
-
-/* What the start and stop hooks of one pool saw. */
-struct hooks {
-	pthread_mutex_t mu;
-	int starts[HK_MAX];     /* under mu: start hooks per index */
-	int stops[HK_MAX];      /* under mu: stop hooks per index */
-	pthread_t thread[HK_MAX]; /* under mu: the thread that started index */
-	int out_of_range;       /* under mu: an index >= HK_MAX */
-	int wrong_thread;       /* under mu: a stop hook on another thread than
-				   its index's start hook, or a second start on
-				   a live index */
-	int live, max_live;     /* under mu: started and not yet stopped */
-	atomic_int nstarts, nstops; /* totals, for polling */
-	struct th_gate *start_gate; /* passed by every start hook, if set */
-	int64_t first_stop_ns;  /* under mu: th_now_ns() at the first stop
-				   hook, 0 before it */
-};
-
-/* The hooks of the pool whose worker this thread is; NULL elsewhere. */
-static _Thread_local struct hooks *tl_hooks;
-static _Thread_local int tl_index = -1;
-
-static void hooks_init(struct hooks *hk)
-{
-	memset(hk, 0, sizeof(*hk));
-	pthread_mutex_init(&hk->mu, NULL);
-	atomic_init(&hk->nstarts, 0);
-	atomic_init(&hk->nstops, 0);
-}
-
-static void hooks_destroy(struct hooks *hk)
-{
-	pthread_mutex_destroy(&hk->mu);
-}
-
-static void hook_start(unsigned index, void *user)
-{
-	struct hooks *hk = user;
-
-	pthread_mutex_lock(&hk->mu);
-	if (index >= HK_MAX) {
-		hk->out_of_range++;
-	} else {
-		if (hk->starts[index] != hk->stops[index])
-			hk->wrong_thread++; /* started twice without a stop */
-		hk->starts[index]++;
-		hk->thread[index] = pthread_self();
-	}
-	if (++hk->live > hk->max_live)
-		hk->max_live = hk->live;
-	pthread_mutex_unlock(&hk->mu);
-	tl_hooks = hk;
-	tl_index = (int)index;
-	atomic_fetch_add(&hk->nstarts, 1);
-	if (hk->start_gate)
-		th_gate_pass(hk->start_gate);
-}
-
-static void hook_stop(unsigned index, void *user)
-{
-	struct hooks *hk = user;
-
-	pthread_mutex_lock(&hk->mu);
-	if (index >= HK_MAX) {
-		hk->out_of_range++;
-	} else {
-		if (!pthread_equal(hk->thread[index], pthread_self()) ||
-		    tl_index != (int)index || tl_hooks != hk)
-			hk->wrong_thread++;
-		hk->stops[index]++;
-	}
-	if (!hk->first_stop_ns)
-		hk->first_stop_ns = th_now_ns();
-	hk->live--;
-	pthread_mutex_unlock(&hk->mu);
-	tl_hooks = NULL;
-	tl_index = -1;
-	atomic_fetch_add(&hk->nstops, 1);
-}
-
-static void cfg_hooks(struct aq_pool_config *cfg, struct hooks *hk)
-{
-	cfg->on_thread_start = hook_start;
-	cfg->on_thread_stop = hook_stop;
-	cfg->thread_user = hk;
-}
-
-static aq_pool *make_pool(const struct aq_pool_config *cfg)
-{
-	aq_pool *pool = NULL;
-	int ret = aq_pool_create(&pool, cfg);
-
-	ck_assert_msg(ret == 0, "aq_pool_create: %d", ret);
-	ck_assert_ptr_nonnull(pool);
-	return pool;
-}
-
-/* A pool of `workers` whose workers are recorded in hk. */
-static aq_pool *hooked_pool(unsigned workers, struct hooks *hk)
-{
-	struct aq_pool_config cfg = { .workers = workers };
-
-	cfg_hooks(&cfg, hk);
-	return make_pool(&cfg);
-}
-
-static int hk_starts(struct hooks *hk, unsigned i)
+static int hk_starts(struct th_hooks *hk, unsigned i)
 {
 	int n;
 
@@ -157,7 +50,7 @@ static int hk_starts(struct hooks *hk, unsigned i)
 	return n;
 }
 
-static int hk_stops(struct hooks *hk, unsigned i)
+static int hk_stops(struct th_hooks *hk, unsigned i)
 {
 	int n;
 
@@ -167,7 +60,7 @@ static int hk_stops(struct hooks *hk, unsigned i)
 	return n;
 }
 
-static int hk_field(struct hooks *hk, const int *field)
+static int hk_field(struct th_hooks *hk, const int *field)
 {
 	int n;
 
@@ -177,7 +70,7 @@ static int hk_field(struct hooks *hk, const int *field)
 	return n;
 }
 
-static int64_t hk_first_stop(struct hooks *hk)
+static int64_t hk_first_stop(struct th_hooks *hk)
 {
 	int64_t t;
 
@@ -209,13 +102,6 @@ static bool poll_workers(aq_pool *pool, int n)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
-/* Succeeds with its argument as the result. */
-static int echo_job(void *arg, void **result)
-{
-	*result = arg;
-	return 0;
-}
-
 /* What a worker thread looks like from inside a job. */
 struct probe {
 	struct th_gate *gate;  /* passed after recording, when not NULL */
@@ -223,8 +109,8 @@ struct probe {
 	size_t stack_size;     /* pthread_getattr_np() */
 	cpu_set_t cpus;        /* sched_getaffinity() */
 	sigset_t mask;         /* the blocked signals */
-	int index;             /* tl_index: the worker's index */
-	struct hooks *hooks;   /* tl_hooks: whose worker */
+	int index;             /* th_tl_index: the worker's index */
+	struct th_hooks *hooks; /* th_tl_hooks: whose worker */
 	pthread_t thread;
 	atomic_int done;
 };
@@ -243,8 +129,8 @@ static int probe_job(void *arg, void **result)
 	CPU_ZERO(&p->cpus);
 	sched_getaffinity(0, sizeof(p->cpus), &p->cpus); /* 0 = this thread */
 	pthread_sigmask(SIG_BLOCK, NULL, &p->mask);
-	p->index = tl_index;
-	p->hooks = tl_hooks;
+	p->index = th_tl_index;
+	p->hooks = th_tl_hooks;
 	p->thread = pthread_self();
 	atomic_store(&p->done, 1);
 	if (p->gate)
@@ -277,112 +163,20 @@ static void probe_workers(aq_pool *pool, struct probe *probes, unsigned n)
 		ck_assert_int_eq(th_ld(&probes[i].done), 1);
 }
 
-/* ---- then-callbacks ------------------------------------------------------ */
-
-/* What one then-callback saw. */
-struct then_rec {
-	atomic_int calls;
-	int get_rc;         /* aq_future_get(fut, &result, 0) in the callback */
-	void *result;
-	enum aq_state state;
-	pthread_t thread;
-	bool on_worker;     /* ran on a worker of a hooked pool */
-};
-
-static void then_record(aq_future *fut, void *user)
-{
-	struct then_rec *r = user;
-
-	r->result = NULL;
-	r->get_rc = aq_future_get(fut, &r->result, 0);
-	r->state = aq_future_state(fut);
-	r->thread = pthread_self();
-	r->on_worker = tl_hooks != NULL;
-	atomic_fetch_add(&r->calls, 1);
-}
-
-static void then_rec_init(struct then_rec *r)
-{
-	memset(r, 0, sizeof(*r));
-	atomic_init(&r->calls, 0);
-}
-
-/* 1 when fd polls readable within timeout_ms, else 0. */
-static int fd_readable(int fd, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	int rc;
-
-	do
-		rc = poll(&p, 1, timeout_ms);
-	while (rc < 0 && errno == EINTR);
-	return rc > 0 && (p.revents & POLLIN) ? 1 : 0;
-}
-
-static void then_flag(aq_future *fut, void *user)
-{
-	(void)fut;
-	atomic_store((atomic_int *)user, 1);
-}
-
-/*
- * Submit a job and wait until it resolved, with the outcome expected, and
- * until the resolver has also handed out its then-callbacks: a flag set by
- * one of them. aq_future_get() returning is not enough for the tests that
- * need a registration to be handled at once (see
- * test_then_registered_after_get_runs_at_once).
- */
-static aq_future *resolved_future(aq_pool *pool, void *result)
-{
-	atomic_int handed_out = 0;
-	aq_future *fut;
-	void *r = NULL;
-
-	ck_assert_int_eq(aq_submit(pool, echo_job, result, NULL, &fut), 0);
-	ck_assert_int_eq(aq_future_then(fut, then_flag, &handed_out, NULL), 0);
-	ck_assert_int_eq(aq_future_get(fut, &r, -1), 0);
-	ck_assert_ptr_eq(r, result);
-	ck_assert(th_poll_int(&handed_out, 1));
-	return fut;
-}
-
 static const struct aq_job_opts block_opts = { .flags = AQ_JOB_BLOCK };
-
-/* 4 producers x 5000 futures with a callback each on one channel, and a
- * dispatching thread that polls: every callback runs exactly once. */
-enum { VOL_PRODUCERS = 4, VOL_EACH = 5000 };
-
-struct volume;
-
-struct vol_slot {
-	atomic_int hits;
-	struct volume *v;
-};
-
-struct volume {
-	aq_pool *pool;
-	aq_channel *ch;
-	struct vol_slot *slots;
-	atomic_int total;     /* callbacks run */
-	atomic_int bad;       /* a wrong outcome seen by a callback */
-	atomic_int refused;   /* a submit or then that failed */
-	int timeouts;         /* dispatcher: polls that timed out */
-	int empty;            /* dispatcher: readable but nothing ran */
-	int dispatched;       /* dispatcher: the sum of dispatch counts */
-};
 
 /* ---- worker lifecycle ---------------------------------------------------- */
 
 START_TEST(test_hooks_create_shutdown)
 {
 	struct probe probes[3];
-	struct hooks hk;
+	struct th_hooks hk;
 	pthread_t me = pthread_self();
 	aq_pool *pool;
 	unsigned seen = 0;
 
-	hooks_init(&hk);
-	pool = hooked_pool(3, &hk);
+	th_hooks_init(&hk);
+	pool = th_hooked_pool(3, &hk);
 	ck_assert_int_eq(aq_pool_workers(pool), 3);
 	ck_assert(th_poll_int(&hk.nstarts, 3));
 	for (unsigned i = 0; i < 3; i++) {
@@ -392,7 +186,7 @@ START_TEST(test_hooks_create_shutdown)
 		ck_assert(!pthread_equal(hk.thread[i], me));
 		pthread_mutex_unlock(&hk.mu);
 	}
-	for (unsigned i = 3; i < HK_MAX; i++)
+	for (unsigned i = 3; i < TH_HK_MAX; i++)
 		ck_assert_int_eq(hk_starts(&hk, i), 0);
 
 	/* Jobs run on threads whose start hook has run, with its index. */
@@ -421,19 +215,19 @@ START_TEST(test_hooks_create_shutdown)
 	aq_pool_destroy(pool);
 	ck_assert_int_eq(th_ld(&hk.nstarts), 3);
 	ck_assert_int_eq(th_ld(&hk.nstops), 3);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
 START_TEST(test_resize_down_and_up)
 {
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 	aq_future *fut;
 	int live_indices = 0;
 
-	hooks_init(&hk);
-	pool = hooked_pool(4, &hk);
+	th_hooks_init(&hk);
+	pool = th_hooked_pool(4, &hk);
 	ck_assert(th_poll_int(&hk.nstarts, 4));
 
 	/* Down: idle workers above max retire, running their stop hooks. */
@@ -441,7 +235,7 @@ START_TEST(test_resize_down_and_up)
 	ck_assert(poll_workers(pool, 1));
 	ck_assert(th_poll_int(&hk.nstops, 3));
 	ck_assert_int_eq(aq_pool_workers(pool), 1);
-	fut = resolved_future(pool, (void *)0x11); /* still works */
+	fut = th_resolved_future(pool, (void *)0x11); /* still works */
 	aq_future_release(fut);
 
 	/* Up: started at once, up to min. */
@@ -449,7 +243,7 @@ START_TEST(test_resize_down_and_up)
 	ck_assert_int_eq(aq_pool_workers(pool), 3);
 	ck_assert(th_poll_int(&hk.nstarts, 6));
 	/* Retired indices are reused: three live, all below the old size. */
-	for (unsigned i = 0; i < HK_MAX; i++) {
+	for (unsigned i = 0; i < TH_HK_MAX; i++) {
 		int d = hk_starts(&hk, i) - hk_stops(&hk, i);
 
 		ck_assert_int_ge(d, 0);
@@ -466,18 +260,18 @@ START_TEST(test_resize_down_and_up)
 	ck_assert(th_poll_int(&hk.nstarts, 9));
 	for (unsigned i = 0; i < 6; i++)
 		ck_assert_int_eq(hk_starts(&hk, i) - hk_stops(&hk, i), 1);
-	fut = resolved_future(pool, (void *)0x12);
+	fut = th_resolved_future(pool, (void *)0x12);
 	aq_future_release(fut);
 
 	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
 	ck_assert_int_eq(th_ld(&hk.nstops), 9);
-	for (unsigned i = 0; i < HK_MAX; i++)
+	for (unsigned i = 0; i < TH_HK_MAX; i++)
 		ck_assert_int_eq(hk_starts(&hk, i), hk_stops(&hk, i));
 	ck_assert_int_eq(hk_field(&hk, &hk.wrong_thread), 0);
 	ck_assert_int_eq(aq_pool_workers(pool), 0);
 	ck_assert_int_eq(aq_pool_resize(pool, 1, 2), -ESHUTDOWN);
 	aq_pool_destroy(pool);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -488,12 +282,12 @@ START_TEST(test_resize_down_busy)
 	enum { JOBS = 40 };
 	struct th_gate gate;
 	atomic_long count = 0;
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 
-	hooks_init(&hk);
+	th_hooks_init(&hk);
 	th_gate_init(&gate);
-	pool = hooked_pool(4, &hk);
+	pool = th_hooked_pool(4, &hk);
 	for (int i = 0; i < 4; i++)
 		ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL,
 					   NULL),
@@ -515,7 +309,7 @@ START_TEST(test_resize_down_busy)
 	ck_assert_int_eq(th_ld(&hk.nstops), 4);
 	aq_pool_destroy(pool);
 	th_gate_destroy(&gate);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -588,17 +382,17 @@ START_TEST(test_elastic_retire_idle)
 					      .max_workers = 3,
 					      .idle_timeout_ns = 20000000 };
 		struct th_gate started;
-		struct hooks hk;
+		struct th_hooks hk;
 		aq_pool *pool;
 		aq_future *fut;
 
 		/* Held in their start hooks, the workers cannot idle yet: on
 		 * a slow machine 20 ms may pass before the count is read. */
 		th_gate_init(&started);
-		hooks_init(&hk);
+		th_hooks_init(&hk);
 		hk.start_gate = &started;
-		cfg_hooks(&cfg, &hk);
-		pool = make_pool(&cfg);
+		th_hooks_cfg(&cfg, &hk);
+		pool = th_pool_cfg(&cfg);
 		ck_assert_int_eq(aq_pool_workers(pool), 3);
 		ck_assert(th_gate_wait_entered(&started, 3));
 		ck_assert_int_eq(th_ld(&hk.nstarts), 3);
@@ -616,7 +410,7 @@ START_TEST(test_elastic_retire_idle)
 			ck_assert_int_eq(aq_pool_workers(pool), 1);
 			ck_assert_int_eq(th_ld(&hk.nstops), 2);
 		}
-		fut = resolved_future(pool, (void *)0x21);
+		fut = th_resolved_future(pool, (void *)0x21);
 		aq_future_release(fut);
 		ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
 		ck_assert_int_eq(th_ld(&hk.nstops), 3);
@@ -626,7 +420,7 @@ START_TEST(test_elastic_retire_idle)
 		}
 		ck_assert_int_eq(hk_field(&hk, &hk.wrong_thread), 0);
 		aq_pool_destroy(pool);
-		hooks_destroy(&hk);
+		th_hooks_destroy(&hk);
 		th_gate_destroy(&started);
 	}
 }
@@ -643,13 +437,13 @@ START_TEST(test_resize_lower_min_retires_idle)
 	struct aq_pool_config cfg = { .workers = 4,
 				      .idle_timeout_ns = 20000000 };
 	struct probe probes[4];
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 	int64_t resized;
 
-	hooks_init(&hk);
-	cfg_hooks(&cfg, &hk);
-	pool = make_pool(&cfg);
+	th_hooks_init(&hk);
+	th_hooks_cfg(&cfg, &hk);
+	pool = th_pool_cfg(&cfg);
 	probe_workers(pool, probes, 4);
 	/* Give the idle workers time to park, as a long-running server's
 	 * would be. (A slow machine can only hide the bug, not fake it.) */
@@ -667,7 +461,7 @@ START_TEST(test_resize_lower_min_retires_idle)
 	ck_assert_int_ge(hk_first_stop(&hk) - resized, 20000000);
 	aq_pool_destroy(pool);
 	ck_assert_int_eq(th_ld(&hk.nstops), 4);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -678,14 +472,14 @@ START_TEST(test_elastic_grow_under_backlog)
 				      .max_workers = 4,
 				      .idle_timeout_ns = 20000000 };
 	struct th_gate hold, gate;
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 
-	hooks_init(&hk);
+	th_hooks_init(&hk);
 	th_gate_init(&hold);
 	th_gate_init(&gate);
-	cfg_hooks(&cfg, &hk);
-	pool = make_pool(&cfg);
+	th_hooks_cfg(&cfg, &hk);
+	pool = th_pool_cfg(&cfg);
 	ck_assert_int_eq(aq_pool_workers(pool), 1);
 
 	/* Queue the backlog while the one worker is held, then let it go:
@@ -717,7 +511,7 @@ START_TEST(test_elastic_grow_under_backlog)
 	aq_pool_destroy(pool);
 	th_gate_destroy(&hold);
 	th_gate_destroy(&gate);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -780,12 +574,12 @@ START_TEST(test_thread_names)
 {
 	struct aq_pool_config cfg = { .workers = 3, .name = "web" };
 	struct probe probes[3];
-	struct hooks hk;
+	struct th_hooks hk;
 	aq_pool *pool;
 
-	hooks_init(&hk);
-	cfg_hooks(&cfg, &hk);
-	pool = make_pool(&cfg);
+	th_hooks_init(&hk);
+	th_hooks_cfg(&cfg, &hk);
+	pool = th_pool_cfg(&cfg);
 	probe_workers(pool, probes, 3);
 	check_names(probes, 3, "web");
 	ck_assert_int_eq(count_tasks_named("aq-web-"), 3);
@@ -796,20 +590,20 @@ START_TEST(test_thread_names)
 	 * the kernel's 15 for any index up to AQ_WORKERS_MAX. */
 	cfg = (struct aq_pool_config){ .workers = 2,
 				       .name = "abcdefghijklmnop" };
-	cfg_hooks(&cfg, &hk);
-	pool = make_pool(&cfg);
+	th_hooks_cfg(&cfg, &hk);
+	pool = th_pool_cfg(&cfg);
 	probe_workers(pool, probes, 2);
 	check_names(probes, 2, "abcdefg");
 	aq_pool_destroy(pool);
 
 	/* No name: "aq-<index>". */
 	cfg = (struct aq_pool_config){ .workers = 2 };
-	cfg_hooks(&cfg, &hk);
-	pool = make_pool(&cfg);
+	th_hooks_cfg(&cfg, &hk);
+	pool = th_pool_cfg(&cfg);
 	probe_workers(pool, probes, 2);
 	check_names(probes, 2, NULL);
 	aq_pool_destroy(pool);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -821,7 +615,7 @@ START_TEST(test_stack_size)
 		struct aq_pool_config cfg = { .workers = 2,
 					      .stack_size = sizes[k] };
 		struct probe probes[2];
-		aq_pool *pool = make_pool(&cfg);
+		aq_pool *pool = th_pool_cfg(&cfg);
 
 		probe_workers(pool, probes, 2);
 		for (unsigned i = 0; i < 2; i++) {
@@ -854,7 +648,7 @@ START_TEST(test_cpu_pinning)
 	{
 		struct aq_pool_config cfg = { .workers = 2, .cpus = cpus,
 					      .ncpus = 1 };
-		aq_pool *pool = make_pool(&cfg);
+		aq_pool *pool = th_pool_cfg(&cfg);
 
 		probe_workers(pool, probes, 2);
 		for (unsigned i = 0; i < 2; i++) {
@@ -869,12 +663,12 @@ START_TEST(test_cpu_pinning)
 	{
 		struct aq_pool_config cfg = { .workers = 4, .cpus = cpus,
 					      .ncpus = 2 };
-		struct hooks hk;
+		struct th_hooks hk;
 		aq_pool *pool;
 
-		hooks_init(&hk);
-		cfg_hooks(&cfg, &hk);
-		pool = make_pool(&cfg);
+		th_hooks_init(&hk);
+		th_hooks_cfg(&cfg, &hk);
+		pool = th_pool_cfg(&cfg);
 		probe_workers(pool, probes, 4);
 		for (unsigned i = 0; i < 4; i++) {
 			ck_assert_int_ge(probes[i].index, 0);
@@ -883,7 +677,7 @@ START_TEST(test_cpu_pinning)
 					    &probes[i].cpus));
 		}
 		aq_pool_destroy(pool);
-		hooks_destroy(&hk);
+		th_hooks_destroy(&hk);
 	}
 }
 END_TEST
@@ -985,11 +779,11 @@ START_TEST(test_resize_under_load)
 	pthread_t producers[RL_PRODUCERS], resizer;
 	struct resize_load rl = { 0 };
 	int total = RL_PRODUCERS * RL_EACH;
-	struct hooks hk;
+	struct th_hooks hk;
 
-	hooks_init(&hk);
-	cfg_hooks(&cfg, &hk);
-	rl.pool = make_pool(&cfg);
+	th_hooks_init(&hk);
+	th_hooks_cfg(&cfg, &hk);
+	rl.pool = th_pool_cfg(&cfg);
 	rl.slots = calloc((size_t)total, sizeof(*rl.slots));
 	ck_assert_ptr_nonnull(rl.slots);
 	atomic_init(&rl.producers_left, RL_PRODUCERS);
@@ -1027,7 +821,7 @@ START_TEST(test_resize_under_load)
 	ck_assert_int_eq(aq_pool_workers(rl.pool), 0);
 	aq_pool_destroy(rl.pool);
 	free(rl.slots);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 
@@ -1035,7 +829,7 @@ END_TEST
 
 /* Records whose worker ran it: a job of pool A must see A's hooks. */
 struct owner_check {
-	struct hooks *expect;
+	struct th_hooks *expect;
 	const char *name_prefix;
 	atomic_int ran, wrong;
 };
@@ -1047,7 +841,7 @@ static int owner_job(void *arg, void **result)
 
 	(void)result;
 	pthread_getname_np(pthread_self(), name, sizeof(name));
-	if (tl_hooks != o->expect ||
+	if (th_tl_hooks != o->expect ||
 	    strncmp(name, o->name_prefix, strlen(o->name_prefix)) != 0)
 		atomic_fetch_add(&o->wrong, 1);
 	atomic_fetch_add(&o->ran, 1);
@@ -1084,18 +878,18 @@ START_TEST(test_two_pools)
 				     .max_workers = 3, .name = "beta",
 				     .idle_timeout_ns = 20000000 };
 	struct owner_check oa = { 0 }, ob = { 0 };
-	struct hooks ha, hb;
+	struct th_hooks ha, hb;
 	struct cross cross;
 	aq_pool *a, *b;
 	aq_future *fut;
 	int bstarts;
 
-	hooks_init(&ha);
-	hooks_init(&hb);
-	cfg_hooks(&ca, &ha);
-	cfg_hooks(&cb, &hb);
-	a = make_pool(&ca);
-	b = make_pool(&cb);
+	th_hooks_init(&ha);
+	th_hooks_init(&hb);
+	th_hooks_cfg(&ca, &ha);
+	th_hooks_cfg(&cb, &hb);
+	a = th_pool_cfg(&ca);
+	b = th_pool_cfg(&cb);
 	oa.expect = &ha;
 	oa.name_prefix = "aq-alpha-";
 	ob.expect = &hb;
@@ -1165,8 +959,8 @@ START_TEST(test_two_pools)
 	ck_assert_int_eq(th_ld(&hb.nstops), th_ld(&hb.nstarts));
 	ck_assert_int_eq(hk_field(&ha, &ha.wrong_thread), 0);
 	ck_assert_int_eq(hk_field(&hb, &hb.wrong_thread), 0);
-	hooks_destroy(&ha);
-	hooks_destroy(&hb);
+	th_hooks_destroy(&ha);
+	th_hooks_destroy(&hb);
 }
 END_TEST
 
@@ -1178,28 +972,28 @@ END_TEST
 static int fork_child(void)
 {
 	struct aq_pool_config cfg = { .workers = 2, .name = "child" };
-	struct then_rec rec;
+	struct th_then_rec rec;
 	aq_channel *ch;
 	aq_pool *pool;
 	aq_future *fut;
 	void *r = NULL;
 	int status = 0;
 
-	then_rec_init(&rec);
+	th_then_rec_init(&rec);
 	if (aq_pool_create(&pool, &cfg) != 0)
 		return 2;
 	if (aq_pool_workers(pool) != 2)
 		status = 3;
 	if (aq_channel_create(&ch, 0) != 0)
 		return 4;
-	if (aq_submit(pool, echo_job, (void *)0x31, NULL, &fut) != 0)
+	if (aq_submit(pool, th_echo_job, (void *)0x31, NULL, &fut) != 0)
 		return 5;
-	if (aq_future_then(fut, then_record, &rec, ch) != 0)
+	if (aq_future_then(fut, th_then_record, &rec, ch) != 0)
 		status = 6;
 	if (aq_future_get(fut, &r, 10 * INT64_C(1000000000)) != 0 ||
 	    r != (void *)0x31)
 		status = 7;
-	if (!fd_readable(aq_channel_fd(ch), 10000) ||
+	if (!th_fd_readable(aq_channel_fd(ch), 10000) ||
 	    aq_channel_dispatch(ch, 0) != 1 || atomic_load(&rec.calls) != 1 ||
 	    rec.get_rc != 0)
 		status = 8;
@@ -1222,7 +1016,7 @@ START_TEST(test_fork_child_new_pool)
 
 	/* Fork while a worker is in the middle of a job and another idles. */
 	th_gate_init(&gate);
-	fut = resolved_future(pool, (void *)0x30);
+	fut = th_resolved_future(pool, (void *)0x30);
 	aq_future_release(fut);
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &held), 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
@@ -1246,7 +1040,7 @@ START_TEST(test_fork_child_new_pool)
 	ck_assert_int_eq(aq_future_get(held, NULL, -1), 0);
 	aq_future_release(held);
 	if (!TSAN_BUILD) {
-		fut = resolved_future(pool, (void *)0x32);
+		fut = th_resolved_future(pool, (void *)0x32);
 		aq_future_release(fut);
 		ck_assert_int_eq(aq_pool_workers(pool), 2);
 	}
@@ -1299,7 +1093,7 @@ START_TEST(test_signals_go_to_host)
 {
 	struct sigaction sa = { 0 }, old;
 	struct probe probes[3];
-	struct hooks hk;
+	struct th_hooks hk;
 	sigset_t usr1, saved;
 	atomic_int stop_spin = 0;
 	pthread_t host, workers[3];
@@ -1307,8 +1101,8 @@ START_TEST(test_signals_go_to_host)
 
 	/* The pool is created while this thread still takes SIGUSR1: the
 	 * workers do not merely inherit a blocked mask. */
-	hooks_init(&hk);
-	pool = hooked_pool(3, &hk);
+	th_hooks_init(&hk);
+	pool = th_hooked_pool(3, &hk);
 	probe_workers(pool, probes, 3);
 	ck_assert(th_poll_int(&hk.nstarts, 3));
 	pthread_mutex_lock(&hk.mu);
@@ -1357,7 +1151,7 @@ START_TEST(test_signals_go_to_host)
 	aq_pool_destroy(pool);
 	sigaction(SIGUSR1, &old, NULL);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	hooks_destroy(&hk);
+	th_hooks_destroy(&hk);
 }
 END_TEST
 

@@ -875,33 +875,6 @@ END_TEST
 
 /* ---- shutdown ---------------------------------------------------------------- */
 
-struct shutdown_thread {
-	pthread_t tid;
-	aq_pool *pool;
-	unsigned flags;
-	int ret;
-	atomic_int returned;
-};
-
-static void *shutdown_main(void *arg)
-{
-	struct shutdown_thread *s = arg;
-
-	s->ret = aq_pool_shutdown(s->pool, s->flags);
-	atomic_store(&s->returned, 1);
-	return NULL;
-}
-
-static void shutdown_start(struct shutdown_thread *s, aq_pool *pool,
-			   unsigned flags)
-{
-	s->pool = pool;
-	s->flags = flags;
-	s->ret = 1;
-	atomic_init(&s->returned, 0);
-	ck_assert_int_eq(pthread_create(&s->tid, NULL, shutdown_main, s), 0);
-}
-
 static bool shutdown_begun(void *ctx)
 {
 	return aq_submit(ctx, marker_fn, NULL, NULL, NULL) == -ESHUTDOWN;
@@ -926,7 +899,7 @@ START_TEST(test_shutdown_drain_waits)
 				     .base_delay_ns = 2 * SEC };
 	struct aq_job_opts ropts = { .retry = &p };
 	struct aq_job_opts dopts = { .delay_ns = 5 * SEC };
-	struct shutdown_thread s;
+	struct th_shutdown s = { 0 };
 	struct tjob d;
 	aq_future *fd, *fr;
 
@@ -936,7 +909,7 @@ START_TEST(test_shutdown_drain_waits)
 	ck_assert_int_eq(aq_submit(pool, fail_once, NULL, &ropts, &fr), 0);
 	ck_assert(th_poll_state(fr, AQ_STATE_RETRYING));
 
-	shutdown_start(&s, pool, AQ_SHUTDOWN_DRAIN);
+	th_shutdown_start(&s, pool, AQ_SHUTDOWN_DRAIN);
 	ck_assert(th_poll(shutdown_begun, pool));
 	th_sleep_ms(20);
 	ck_assert_int_eq(atomic_load(&s.returned), 0);
@@ -1018,7 +991,7 @@ START_TEST(test_shutdown_cancel_resolves_timers)
 				     .arg_destroy = tjob_destroy };
 	struct aq_job_opts gopts = { .retry = &gp,
 				     .arg_destroy = gated_fail_destroy };
-	struct shutdown_thread s;
+	struct th_shutdown s = { 0 };
 	struct tjob d1, d2, r, pend;
 	aq_future *fd1, *fd2, *fr, *fg, *fp;
 
@@ -1042,7 +1015,7 @@ START_TEST(test_shutdown_cancel_resolves_timers)
 	ck_assert(th_gate_wait_entered(&gate, 1));
 	fp = tsubmit(&pend, NULL); /* pending behind it */
 
-	shutdown_start(&s, pool, AQ_SHUTDOWN_CANCEL);
+	th_shutdown_start(&s, pool, AQ_SHUTDOWN_CANCEL);
 	/* Delayed and retry-waiting: cancelled at once. */
 	ck_assert(th_poll_state(fd1, AQ_STATE_CANCELLED));
 	ck_assert(th_poll_state(fd2, AQ_STATE_CANCELLED));

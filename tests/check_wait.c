@@ -25,51 +25,6 @@
 
 #define MS INT64_C(1000000)
 
-/* The longest a test waits for anything: generous, scaled for sanitizers. */
-static int64_t long_ns(void)
-{
-	return (int64_t)(th_poll_seconds() * 1e9);
-}
-
-/* A job submitted behind a 1-worker pool's gate, or the gate job itself. */
-struct held_pool {
-	aq_pool *pool;
-	struct th_gate gate;
-	aq_future *gate_fut;
-};
-
-static void held_init(struct held_pool *h, unsigned workers)
-{
-	h->pool = th_pool(workers, 256, 0, 0);
-	th_gate_init(&h->gate);
-	for (unsigned i = 0; i < workers; i++) {
-		aq_future *f = NULL;
-
-		ck_assert_int_eq(aq_submit(h->pool, th_gate_job, &h->gate,
-					   NULL, i ? &f : &h->gate_fut),
-				 0);
-		aq_future_release(f);
-	}
-	ck_assert(th_gate_wait_entered(&h->gate, (int)workers));
-}
-
-static void held_fini(struct held_pool *h)
-{
-	th_gate_open(&h->gate);
-	aq_future_release(h->gate_fut);
-	aq_pool_destroy(h->pool);
-	th_gate_destroy(&h->gate);
-}
-
-static aq_future *submit_job(aq_pool *pool, struct th_job *j)
-{
-	struct aq_job_opts opts = { .arg_destroy = th_job_destroy };
-	aq_future *f = NULL;
-
-	ck_assert_int_eq(aq_submit(pool, th_job_fn, j, &opts, &f), 0);
-	return f;
-}
-
 /* The pool the fork-join jobs submit to (each test runs in its own
  * process, and sets it before the first submit). */
 static aq_pool *cur_pool;
@@ -78,7 +33,7 @@ static aq_pool *cur_pool;
 
 START_TEST(test_wait_all_mixed)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	struct th_job ok, bad, cancelled, late;
 	struct aq_job_opts past = { .arg_destroy = th_job_destroy,
 				    .deadline_ns = 1 };
@@ -86,14 +41,14 @@ START_TEST(test_wait_all_mixed)
 	void *r = NULL;
 	int64_t start, waited;
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	th_job_init(&ok, NULL, 0, true, (void *)0x11);
 	th_job_init(&bad, NULL, 7, false, NULL);
 	th_job_init(&cancelled, NULL, 0, false, NULL);
 	th_job_init(&late, NULL, 0, false, NULL);
-	f[0] = submit_job(h.pool, &ok);
-	f[1] = submit_job(h.pool, &bad);
-	f[2] = submit_job(h.pool, &cancelled);
+	f[0] = th_submit_job(h.pool, &ok);
+	f[1] = th_submit_job(h.pool, &bad);
+	f[2] = th_submit_job(h.pool, &cancelled);
 	ck_assert_int_eq(aq_submit(h.pool, th_job_fn, &late, &past, &f[3]), 0);
 	f[4] = h.gate_fut;
 
@@ -110,7 +65,7 @@ START_TEST(test_wait_all_mixed)
 	ck_assert_int_eq(aq_wait_all(&f[2], 1, 0), 0);
 
 	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_wait_all(f, 5, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 5, th_long_ns()), 0);
 	/* Every outcome, whatever it is, is there to read at once. */
 	ck_assert_int_eq(aq_future_get(f[0], &r, 0), 0);
 	ck_assert_ptr_eq(r, (void *)0x11);
@@ -126,7 +81,7 @@ START_TEST(test_wait_all_mixed)
 	ck_assert_int_eq(aq_wait_all(f, 5, -1), 0);
 	for (int i = 0; i < 4; i++)
 		aq_future_release(f[i]);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
@@ -146,19 +101,19 @@ static void *open_later(void *arg)
 
 START_TEST(test_wait_all_forever_and_two_pools)
 {
-	struct held_pool a, b;
+	struct th_held_pool a, b;
 	struct th_job ja, jb;
 	struct opener oa = { &a.gate, 10 }, ob = { &b.gate, 30 };
 	pthread_t ta, tb;
 	aq_future *f[4];
 
-	held_init(&a, 1);
-	held_init(&b, 1);
+	th_held_init(&a, 1);
+	th_held_init(&b, 1);
 	th_job_init(&ja, NULL, 0, true, (void *)1);
 	th_job_init(&jb, NULL, 0, true, (void *)2);
-	f[0] = submit_job(a.pool, &ja);
+	f[0] = th_submit_job(a.pool, &ja);
 	f[1] = b.gate_fut;
-	f[2] = submit_job(b.pool, &jb);
+	f[2] = th_submit_job(b.pool, &jb);
 	f[3] = a.gate_fut;
 	ck_assert_int_eq(pthread_create(&ta, NULL, open_later, &oa), 0);
 	ck_assert_int_eq(pthread_create(&tb, NULL, open_later, &ob), 0);
@@ -171,17 +126,17 @@ START_TEST(test_wait_all_forever_and_two_pools)
 	pthread_join(tb, NULL);
 	aq_future_release(f[0]);
 	aq_future_release(f[2]);
-	held_fini(&a);
-	held_fini(&b);
+	th_held_fini(&a);
+	th_held_fini(&b);
 }
 END_TEST
 
 START_TEST(test_wait_all_einval)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	aq_future *f[2];
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	f[0] = h.gate_fut;
 	f[1] = NULL;
 	ck_assert_int_eq(aq_wait_all(NULL, 1, 0), -EINVAL);
@@ -192,7 +147,7 @@ START_TEST(test_wait_all_einval)
 	/* No futures at all: all of them (none) are resolved. */
 	ck_assert_int_eq(aq_wait_all(f, 0, 0), 0);
 	ck_assert_int_eq(aq_wait_all(f, 1, 0), -ETIMEDOUT);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
@@ -200,16 +155,16 @@ END_TEST
 
 START_TEST(test_wait_any_lowest_resolved)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	struct th_job j[4];
 	aq_future *f[5];
 	unsigned idx = 99;
 	int64_t start, waited;
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	for (int i = 0; i < 4; i++) {
 		th_job_init(&j[i], NULL, i, false, NULL);
-		f[i] = submit_job(h.pool, &j[i]);
+		f[i] = th_submit_job(h.pool, &j[i]);
 	}
 	f[4] = h.gate_fut;
 	/* Nothing resolved: -ETIMEDOUT, *index untouched. */
@@ -235,14 +190,14 @@ START_TEST(test_wait_any_lowest_resolved)
 	ck_assert_uint_eq(idx, 1);
 
 	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_wait_all(f, 5, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 5, th_long_ns()), 0);
 	ck_assert_int_eq(aq_wait_any(f, 5, 0, &idx), 0);
 	ck_assert_uint_eq(idx, 0);
 	ck_assert_int_eq(aq_future_get(f[2], NULL, 0), 2);
 	ck_assert_int_eq(th_ld(&j[1].ran) + th_ld(&j[3].ran), 0);
 	for (int i = 0; i < 4; i++)
 		aq_future_release(f[i]);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
@@ -264,7 +219,7 @@ START_TEST(test_wait_any_wakes_on_later_entry)
 	ck_assert(th_gate_wait_entered(&g1, 1));
 	ck_assert(th_gate_wait_entered(&g2, 1));
 	ck_assert_int_eq(pthread_create(&t, NULL, open_later, &o), 0);
-	ck_assert_int_eq(aq_wait_any(f, 2, long_ns(), &idx), 0);
+	ck_assert_int_eq(aq_wait_any(f, 2, th_long_ns(), &idx), 0);
 	ck_assert_uint_eq(idx, 1);
 	ck_assert_int_eq(aq_future_state(f[0]), AQ_STATE_RUNNING);
 	pthread_join(t, NULL);
@@ -285,11 +240,11 @@ END_TEST
 
 START_TEST(test_wait_any_einval)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	aq_future *f[2];
 	unsigned idx = 99;
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	f[0] = h.gate_fut;
 	f[1] = NULL;
 	ck_assert_int_eq(aq_wait_any(f, 0, 0, &idx), -EINVAL);
@@ -298,92 +253,11 @@ START_TEST(test_wait_any_einval)
 	ck_assert_int_eq(aq_wait_any(f, 2, 0, &idx), -EINVAL);
 	ck_assert_int_eq(aq_wait_any(f, 2, -1, &idx), -EINVAL);
 	ck_assert_uint_eq(idx, 99);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
 /* ---- opts.after: dependencies ------------------------------------------- */
-
-/*
- * A job that adds `add` to the results of the jobs it runs after, and
- * notes what it saw of them.
- */
-struct link {
-	intptr_t add;
-	atomic_int ran;
-	atomic_int destroyed;
-	unsigned deps_seen;   /* aq_current_dep_count() inside the job */
-	bool past_end_null;   /* aq_current_dep(count) was NULL */
-	int dep_rc;           /* the first non-zero aq_future_get of a dep */
-	aq_future *nested;    /* waited for before the deps are read */
-	unsigned attempt_after_nested; /* aq_current_attempt() after that wait */
-};
-
-static void link_init(struct link *l, intptr_t add)
-{
-	memset(l, 0, sizeof(*l));
-	l->add = add;
-	atomic_init(&l->ran, 0);
-	atomic_init(&l->destroyed, 0);
-}
-
-static int link_job(void *arg, void **result)
-{
-	struct link *l = arg;
-	intptr_t sum = l->add;
-
-	atomic_fetch_add(&l->ran, 1);
-	if (l->nested) {
-		aq_future_get(l->nested, NULL, -1);
-		l->attempt_after_nested = aq_current_attempt();
-	}
-	l->deps_seen = aq_current_dep_count();
-	l->past_end_null = aq_current_dep(l->deps_seen) == NULL;
-	for (unsigned i = 0; i < l->deps_seen; i++) {
-		void *r = NULL;
-		int rc = aq_future_get(aq_current_dep(i), &r, 0);
-
-		if (rc && !l->dep_rc)
-			l->dep_rc = rc;
-		sum += (intptr_t)r;
-	}
-	*result = (void *)sum;
-	return 0;
-}
-
-static void link_destroy(void *arg)
-{
-	atomic_fetch_add(&((struct link *)arg)->destroyed, 1);
-}
-
-static int submit_after(aq_pool *pool, aq_job_fn fn, void *arg,
-			void (*destroy)(void *), aq_future *const *deps,
-			unsigned n, aq_future **fut)
-{
-	struct aq_job_opts opts = { .arg_destroy = destroy,
-				    .after = deps,
-				    .after_count = n };
-
-	return aq_submit(pool, fn, arg, &opts, fut);
-}
-
-static aq_future *link_after(aq_pool *pool, struct link *l,
-			     aq_future *const *deps, unsigned n)
-{
-	aq_future *f = NULL;
-
-	ck_assert_int_eq(submit_after(pool, link_job, l, link_destroy, deps,
-				      n, &f),
-			 0);
-	return f;
-}
-
-
-static int index_job(void *arg, void **result)
-{
-	*result = arg;
-	return 0;
-}
 
 /* ---- nested waits ------------------------------------------------------- */
 
@@ -425,13 +299,13 @@ START_TEST(test_nested_one_worker)
 
 	cur_pool = pool;
 	ck_assert_int_eq(aq_submit(pool, parent_job, (void *)1, NULL, &f), 0);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)42);
 	aq_future_release(f);
 	/* A chain 200 deep, each level waiting for the next. */
 	ck_assert_int_eq(aq_submit(pool, parent_job, (void *)200, NULL, &f),
 			 0);
-	ck_assert_int_eq(aq_future_get(f, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)42);
 	aq_future_release(f);
 	aq_pool_destroy(pool);
@@ -477,7 +351,7 @@ START_TEST(test_nested_behind_queued)
 						   &f[i]),
 					 0);
 		for (int i = 0; i < 4; i++) {
-			ck_assert_int_eq(aq_future_get(f[i], &r, long_ns()),
+			ck_assert_int_eq(aq_future_get(f[i], &r, th_long_ns()),
 					 0);
 			ck_assert_ptr_eq(r, (void *)7);
 			aq_future_release(f[i]);
@@ -522,7 +396,7 @@ START_TEST(test_nested_wait_on_running)
 	ck_assert_int_eq(aq_submit(pool, wait_held_job, &w, NULL, &f), 0);
 	ck_assert(th_poll_int(&w.first_done, 1));
 	th_gate_open(&gate);
-	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, th_long_ns()), 0);
 	ck_assert_int_eq(w.first_rc, -ETIMEDOUT);
 	ck_assert_int_eq(w.second_rc, 0);
 	aq_future_release(w.held);
@@ -577,7 +451,7 @@ static void fib_on(unsigned workers)
 
 	cur_pool = pool;
 	ck_assert_int_eq(aq_submit(pool, fib_job, (void *)20, NULL, &f), 0);
-	ck_assert_int_eq(aq_future_get(f, &r, 10 * long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, &r, 10 * th_long_ns()), 0);
 	ck_assert_ptr_eq(r, (void *)6765);
 	aq_future_release(f);
 	aq_pool_destroy(pool);
@@ -656,7 +530,7 @@ START_TEST(test_fib_nested_no_eagain)
 	cur_pool = pool;
 	ck_assert_int_eq(aq_submit(pool, fib_strict_job, (void *)20, NULL, &f),
 			 0);
-	rc = aq_future_get(f, &r, 10 * long_ns());
+	rc = aq_future_get(f, &r, 10 * th_long_ns());
 	ck_assert_msg(rc == 0 && r == (void *)6765,
 		      "fib(20), %u workers, ring %d, sched %s: rc %d, %ld",
 		      cfg.workers, aq_pool_capacity(pool),
@@ -747,7 +621,7 @@ START_TEST(test_merge_sort)
 	}
 	cur_pool = pool;
 	ck_assert_int_eq(aq_submit(pool, sort_job, &top, NULL, &f), 0);
-	ck_assert_int_eq(aq_future_get(f, NULL, 10 * long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, 10 * th_long_ns()), 0);
 	for (size_t i = 0; i < SORT_N; i++) {
 		sum_after += mix((uint32_t)a[i]);
 		if (i)
@@ -814,7 +688,7 @@ START_TEST(test_wait_all_any_inside_job)
 			ck_assert_int_eq(aq_submit(pool, gather_job, NULL,
 						   NULL, &f[i]),
 					 0);
-		ck_assert_int_eq(aq_wait_all(f, 3, long_ns()), 0);
+		ck_assert_int_eq(aq_wait_all(f, 3, th_long_ns()), 0);
 		for (int i = 0; i < 3; i++) {
 			ck_assert_int_eq(aq_future_get(f[i], &r, 0), 0);
 			ck_assert_ptr_eq(r, (void *)36); /* 1 + ... + 8 */
@@ -882,19 +756,19 @@ static int self_waits_job(void *arg, void **result)
 START_TEST(test_wait_all_any_own_future_edeadlk)
 {
 	struct self_waits w = { .any_done_idx = 99 };
-	struct held_pool other;
+	struct th_held_pool other;
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 
-	held_init(&other, 1);
+	th_held_init(&other, 1);
 	w.held = other.gate_fut;
 	th_gate_init(&w.gate);
 	ck_assert_int_eq(aq_submit(pool, plus_one_job, NULL, NULL, &w.done),
 			 0);
-	ck_assert_int_eq(aq_future_get(w.done, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(w.done, NULL, th_long_ns()), 0);
 	ck_assert_int_eq(aq_submit(pool, self_waits_job, &w, NULL, &w.self),
 			 0);
 	th_gate_open(&w.gate); /* orders the handle before the job reads it */
-	ck_assert_int_eq(aq_future_get(w.self, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(w.self, NULL, th_long_ns()), 0);
 	ck_assert_int_eq(w.all_timed, -EDEADLK);
 	ck_assert_int_eq(w.all_forever, -EDEADLK);
 	ck_assert_int_eq(w.all_poll, -ETIMEDOUT);
@@ -906,26 +780,26 @@ START_TEST(test_wait_all_any_own_future_edeadlk)
 	aq_future_release(w.self);
 	aq_future_release(w.done);
 	aq_pool_destroy(pool);
-	held_fini(&other);
+	th_held_fini(&other);
 	th_gate_destroy(&w.gate);
 }
 END_TEST
 
 START_TEST(test_waits_inside_job_time_out)
 {
-	struct held_pool other;
+	struct th_held_pool other;
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 	struct th_gate gate;
 	aq_future *f, *held;
 
 	/* On another pool's job: a plain wait. */
-	held_init(&other, 1);
+	th_held_init(&other, 1);
 	ck_assert_int_eq(aq_submit(pool, timed_waits_job, other.gate_fut,
 				   NULL, &f),
 			 0);
-	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, th_long_ns()), 0);
 	aq_future_release(f);
-	held_fini(&other);
+	th_held_fini(&other);
 	aq_pool_destroy(pool);
 
 	/* On its own pool's job that the other worker holds: the wait
@@ -935,7 +809,7 @@ START_TEST(test_waits_inside_job_time_out)
 	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &held), 0);
 	ck_assert(th_gate_wait_entered(&gate, 1));
 	ck_assert_int_eq(aq_submit(pool, timed_waits_job, held, NULL, &f), 0);
-	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, th_long_ns()), 0);
 	th_gate_open(&gate);
 	aq_future_release(f);
 	aq_future_release(held);
@@ -990,16 +864,16 @@ static bool have_park_any(void)
  */
 START_TEST(test_wait_any_timeouts_leave_nothing)
 {
-	struct held_pool h;
+	struct th_held_pool h;
 	struct th_job j[3];
 	aq_future *f[130];
 	unsigned idx = 99;
 	long allocs;
 
-	held_init(&h, 1);
+	th_held_init(&h, 1);
 	for (int i = 0; i < 3; i++) {
 		th_job_init(&j[i], NULL, 0, false, NULL);
-		f[i] = submit_job(h.pool, &j[i]);
+		f[i] = th_submit_job(h.pool, &j[i]);
 	}
 	aq__fault_arm(AQ__FAULT_ALLOC, 0); /* count from here, fail none */
 	for (int i = 0; i < 300; i++)
@@ -1018,35 +892,35 @@ START_TEST(test_wait_any_timeouts_leave_nothing)
 		f[i] = h.gate_fut;
 	ck_assert_int_eq(aq_wait_any(f, 130, 5 * MS, &idx), -ETIMEDOUT);
 	ck_assert_int_eq(aq_future_cancel(f[2]), 0);
-	ck_assert_int_eq(aq_wait_any(f, 130, long_ns(), &idx), 0);
+	ck_assert_int_eq(aq_wait_any(f, 130, th_long_ns(), &idx), 0);
 	ck_assert_uint_eq(idx, 2);
 	th_gate_open(&h.gate);
-	ck_assert_int_eq(aq_wait_any(f + 3, 127, long_ns(), &idx), 0);
+	ck_assert_int_eq(aq_wait_any(f + 3, 127, th_long_ns(), &idx), 0);
 	ck_assert_uint_eq(idx, 0);
-	ck_assert_int_eq(aq_wait_all(f, 2, long_ns()), 0);
+	ck_assert_int_eq(aq_wait_all(f, 2, th_long_ns()), 0);
 	for (int i = 0; i < 3; i++)
 		aq_future_release(f[i]);
-	held_fini(&h);
+	th_held_fini(&h);
 }
 END_TEST
 
 START_TEST(test_wait_any_helps_for_later_entries)
 {
-	struct held_pool other;
+	struct th_held_pool other;
 	struct any_mixed m = { 0 };
 	aq_future *f;
 
-	held_init(&other, 1);
+	th_held_init(&other, 1);
 	cur_pool = th_pool(1, 16, 0, 0);
 	m.foreign = other.gate_fut;
 	ck_assert_int_eq(aq_submit(cur_pool, any_mixed_job, &m, NULL, &f), 0);
-	ck_assert_int_eq(aq_future_get(f, NULL, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, th_long_ns()), 0);
 	ck_assert_msg(m.rc == 0 && m.idx == 1,
 		      "wait_any inside a job: %d, index %u (0, 1)", m.rc,
 		      m.idx);
 	aq_future_release(f);
 	aq_pool_destroy(cur_pool);
-	held_fini(&other);
+	th_held_fini(&other);
 }
 END_TEST
 
@@ -1060,13 +934,14 @@ START_TEST(test_nested_wait_keeps_job_context)
 	aq_pool *pool = th_pool(1, 16, 0, 0);
 	struct th_gate gate;
 	aq_future *dep, *fb;
-	struct link b;
+	struct th_link b;
 	void *r = NULL;
 
 	th_gate_init(&gate);
-	ck_assert_int_eq(aq_submit(pool, index_job, (void *)5, NULL, &dep), 0);
-	ck_assert_int_eq(aq_future_get(dep, NULL, long_ns()), 0);
-	link_init(&b, 1);
+	ck_assert_int_eq(aq_submit(pool, th_echo_job, (void *)5, NULL, &dep),
+			 0);
+	ck_assert_int_eq(aq_future_get(dep, NULL, th_long_ns()), 0);
+	th_link_init(&b, 1);
 	/* The nested future is queued behind b, so b's wait runs it. */
 	{
 		aq_future *hold;
@@ -1075,14 +950,14 @@ START_TEST(test_nested_wait_keeps_job_context)
 					   &hold),
 				 0);
 		ck_assert(th_gate_wait_entered(&gate, 1));
-		fb = link_after(pool, &b, &dep, 1);
+		fb = th_link_after(pool, &b, &dep, 1);
 		ck_assert_int_eq(aq_submit(pool, plus_one_job, (void *)0,
 					   NULL, &b.nested),
 				 0);
 		th_gate_open(&gate);
 		aq_future_release(hold);
 	}
-	ck_assert_int_eq(aq_future_get(fb, &r, long_ns()), 0);
+	ck_assert_int_eq(aq_future_get(fb, &r, th_long_ns()), 0);
 	ck_assert_msg(b.deps_seen == 1 && b.attempt_after_nested == 1 &&
 			      r == (void *)6,
 		      "after a nested wait that ran a job in place, the job "

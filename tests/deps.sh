@@ -8,6 +8,12 @@
 # and redis-server, redis-cli and libhiredis-dev (libasyncq-redis and its
 # tests). As root with apt-get, install what is missing; otherwise print the
 # exact command and fail.
+#
+# bpftrace is optional: make check-usdt (part of make check) traces a run
+# with it only as root, and skips that half, saying why, without it or
+# without root or where it cannot attach. So it is installed only as root,
+# and if that fails make check goes on without the trace (and does not try
+# again until make clean removes the note of the failure).
 missing=
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 if command -v pkg-config >/dev/null 2>&1; then
@@ -40,15 +46,31 @@ command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
 # libasyncq-redis: its tests start their own redis-server; it needs hiredis.
 command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v redis-cli >/dev/null 2>&1 || missing="$missing redis-tools"
-[ -z "$missing" ] && exit 0
+optional=
+bpf_failed=build/deps-bpftrace.failed
+command -v bpftrace >/dev/null 2>&1 || [ -e "$bpf_failed" ] ||
+	optional=bpftrace
+[ -z "$missing" ] && { [ -z "$optional" ] || [ "$(id -u)" != 0 ]; } && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-	echo "deps: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
-	{ apt-get update -qq && apt-get install -y -qq $missing; } >/dev/null ||
-		{ echo "deps: apt-get failed; run: apt-get install$missing" >&2; exit 1; }
+	apt-get update -qq >/dev/null
+	if [ -n "$missing" ]; then
+		echo "deps: installing$missing"
+		apt-get install -y -qq $missing >/dev/null ||
+			{ echo "deps: apt-get failed; run: apt-get install$missing" >&2; exit 1; }
+	fi
+	if [ -n "$optional" ]; then
+		echo "deps: installing $optional (optional: the trace of check-usdt)"
+		apt-get install -y -qq $optional >/dev/null || {
+			echo "deps: apt-get install $optional failed; check-usdt" \
+				"will skip its trace" >&2
+			mkdir -p build && : >"$bpf_failed"
+		}
+	fi
 	exit 0
 fi
+[ -z "$missing" ] && exit 0
 echo "make check needs:$missing" >&2
 echo "install them with:  sudo apt-get install$missing" >&2
 exit 1
