@@ -170,31 +170,15 @@ void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
 	fut->timer_index = SIZE_MAX;
 }
 
-/* Give a record whose last reference is gone back to its cache. */
-static void future_recycle(struct aq_future *fut)
+/* Put a record of a cache back on its free list, or free it (and the cache
+ * after the last) once the pool has closed the cache. */
+static void cache_put(struct aq__cache *cache, struct aq_future *fut)
 {
-	struct aq__cache *cache = fut->cache;
 	bool free_cache = false;
 
-	/* free(NULL) is common here: skip the calls. */
-	if (fut->message) {
-		free(fut->message);
-		fut->message = NULL;
-	}
-	if (fut->deps) {
-		free(fut->deps);
-		fut->deps = NULL;
-		fut->ndeps = 0;
-	}
-	if (!cache) { /* a promise (promise.c): no pool to go back to */
-		if (fut->result_destroy && fut->result)
-			fut->result_destroy(fut->result);
-		free(fut);
-		return;
-	}
 	aq__lock(&cache->lock);
 	cache->outstanding--;
-	if (cache->closed) {
+	if (AQ__UNLIKELY(cache->closed)) {
 		free(fut);
 		free_cache = cache->outstanding == 0;
 	} else {
@@ -206,14 +190,37 @@ static void future_recycle(struct aq_future *fut)
 		cache_free(cache);
 }
 
-void aq__future_put(struct aq_future *fut)
+/* Give a record whose last reference is gone back to its cache. */
+static void future_recycle(struct aq_future *fut)
+{
+	/* free(NULL) is common here: skip the calls. */
+	if (fut->message) {
+		free(fut->message);
+		fut->message = NULL;
+	}
+	if (fut->deps) {
+		free(fut->deps);
+		fut->deps = NULL;
+		fut->ndeps = 0;
+	}
+	if (!fut->cache) { /* a promise (promise.c): no pool to go back to */
+		if (fut->result_destroy && fut->result)
+			fut->result_destroy(fut->result);
+		free(fut);
+		return;
+	}
+	cache_put(fut->cache, fut);
+}
+
+/*
+ * The last reference to a record that holds others (its dependencies, see
+ * aq__future_put()), a message or no cache is gone: recycle it and every
+ * record that goes with it.
+ */
+static __attribute__((noinline)) void future_put_chain(struct aq_future *fut)
 {
 	struct aq_future *todo;
 
-	/* acq_rel: our last accesses to the record happen before whoever
-	 * drops the final reference recycles it (the acquire half). */
-	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) != 1)
-		return;
 	/*
 	 * A record holds references to the jobs it ran after, which may be
 	 * the last ones, and so on down a chain: release them with a work
@@ -230,7 +237,7 @@ void aq__future_put(struct aq_future *fut)
 		for (unsigned i = 0; i < rec->ndeps; i++) {
 			struct aq_future *dep = rec->deps[i];
 
-			/* acq_rel, as above. */
+			/* acq_rel, as in aq__future_put() (future.h). */
 			if (atomic_fetch_sub_explicit(
 				    &dep->refs, 1, memory_order_acq_rel) == 1) {
 				dep->next_free = todo;
@@ -239,6 +246,15 @@ void aq__future_put(struct aq_future *fut)
 		}
 		future_recycle(rec);
 	}
+}
+
+void aq__future_put_last(struct aq_future *fut)
+{
+	/* The common record: a pool's, with no dependencies or message. */
+	if (AQ__LIKELY(fut->cache && !fut->deps && !fut->message))
+		cache_put(fut->cache, fut);
+	else
+		future_put_chain(fut);
 }
 
 /*

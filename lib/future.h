@@ -162,8 +162,17 @@ struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
  * cache NULL makes it a promise, freed by its last reference. */
 void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
 		     uint32_t refs);
+/* The last reference to fut is gone: return it to its cache (future.c). */
+void aq__future_put_last(struct aq_future *fut);
+
 /* Drop one reference; the last one returns the record to its cache. */
-void aq__future_put(struct aq_future *fut);
+static inline void aq__future_put(struct aq_future *fut)
+{
+	/* acq_rel: our last accesses to the record happen before whoever
+	 * drops the final reference recycles it (the acquire half). */
+	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) == 1)
+		aq__future_put_last(fut);
+}
 
 /*
  * Take a record out of PENDING into to (RUNNING for a worker that runs

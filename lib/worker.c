@@ -223,64 +223,14 @@ static enum requeue requeue_record(struct aq_pool *pool, struct aq_future *rec,
 }
 
 /*
- * A job record, from the ring or from the scheduler: claim it, check its
- * deadline, call it (again, while it yields and cannot be queued), and
- * settle the outcome: success, cancellation, a retry, or failure.
+ * After a claimed record's calls: settle the outcome (success,
+ * cancellation, a retry, or failure; expired: its deadline passed before
+ * it started) and drop the pool's reference.
  */
-/* Kept out of line: the fire-and-forget path through worker_run() then
- * needs few registers and no big prologue. */
-static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
-							struct aq_future *rec,
-							bool cancel,
-							bool popped)
+static void worker_record_settle(struct aq_pool *pool, struct aq_future *rec,
+				 bool expired, int rc, void *result,
+				 bool popped)
 {
-	bool expired = false; /* its deadline passed before it started */
-	void *result = NULL;
-	int64_t now;
-	int rc = 0;
-
-	if (!aq__job_claim(rec, cancel)) {
-		/* Cancelled before it ran; the scheduler still hears of it. */
-		if (popped)
-			aq__sched_done(pool, rec, false, true);
-		aq__future_put(rec);
-		return;
-	}
-	for (;;) {
-		now = aq__pool_now(pool);
-		if (!rec->yielded) {
-			if (rec->deadline_ns && now >= rec->deadline_ns) {
-				expired = true;
-				break;
-			}
-			/* A new attempt (a yield only pauses one). */
-			if (rec->attempt++ == 0) {
-				rec->first_attempt_ns = now;
-				aq__stat_add(&aq__tls_stats->started, 1, false);
-			}
-			rec->last_attempt_ns = now;
-		}
-		aq__current_enter(rec);
-		/* Relaxed: only this worker writes it now (future.h). */
-		atomic_store_explicit(
-			&rec->runs,
-			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
-				1,
-			memory_order_relaxed);
-		result = NULL;
-		AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
-		if (pool->timing)
-			rc = worker_call_timed(pool, rec, &result);
-		else
-			rc = rec->fn(rec->arg, &result);
-		aq__current_leave();
-		rec->yielded = rc == AQ_YIELD;
-		if (rc != AQ_YIELD)
-			break;
-		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
-			return;
-	}
-
 	/* The policy hears first: after a retry is scheduled the record may
 	 * already be running on another worker. */
 	if (popped)
@@ -301,6 +251,115 @@ static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
 		aq__retry_fail(rec, code, result);
 	}
 	aq__future_put(rec);
+}
+
+/* A new attempt starts at now (a yield only pauses one). */
+static inline void record_attempt(struct aq_future *rec, int64_t now)
+{
+	if (rec->attempt++ == 0) {
+		rec->first_attempt_ns = now;
+		aq__stat_add(&aq__tls_stats->started, 1, false);
+	}
+	rec->last_attempt_ns = now;
+}
+
+/* One call of a claimed record's job, in its context. */
+static inline __attribute__((always_inline)) int record_call(struct aq_pool *pool, struct aq_future *rec,
+			      void **result)
+{
+	int rc;
+
+	aq__current_enter(rec);
+	/* Relaxed: only this worker writes it now (future.h). */
+	atomic_store_explicit(
+		&rec->runs,
+		atomic_load_explicit(&rec->runs, memory_order_relaxed) + 1,
+		memory_order_relaxed);
+	*result = NULL;
+	AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
+	if (pool->timing)
+		rc = worker_call_timed(pool, rec, result);
+	else
+		rc = rec->fn(rec->arg, result);
+	aq__current_leave();
+	rec->yielded = rc == AQ_YIELD;
+	return rc;
+}
+
+/*
+ * A claimed record in any case: check its deadline, call it (again, while
+ * it yields and cannot be queued), and settle the outcome.
+ */
+static __attribute__((noinline)) void
+worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
+{
+	bool expired = false; /* its deadline passed before it started */
+	void *result = NULL;
+	int64_t now;
+	int rc = 0;
+
+	for (;;) {
+		now = aq__pool_now(pool);
+		if (!rec->yielded) {
+			if (rec->deadline_ns && now >= rec->deadline_ns) {
+				expired = true;
+				break;
+			}
+			record_attempt(rec, now);
+		}
+		rc = record_call(pool, rec, &result);
+		if (rc != AQ_YIELD)
+			break;
+		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
+			return;
+	}
+	worker_record_settle(pool, rec, expired, rc, result, popped);
+}
+
+/*
+ * A job record, from the ring or from the scheduler: claim it, run it,
+ * settle it. The common record (a new attempt, no deadline, no policy to
+ * tell, no timing) that succeeds takes the straight path below; anything
+ * else, or any other outcome, goes to worker_record_loop() and
+ * worker_record_settle(), which handle every case.
+ */
+/* Kept out of line: the fire-and-forget path through worker_run() then
+ * needs few registers and no big prologue. */
+static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
+							struct aq_future *rec,
+							bool cancel,
+							bool popped)
+{
+	void *result;
+	int rc;
+
+	if (!aq__job_claim(rec, cancel)) {
+		/* Cancelled before it ran; the scheduler still hears of it. */
+		if (popped)
+			aq__sched_done(pool, rec, false, true);
+		aq__future_put(rec);
+		return;
+	}
+	/* Ours now (the claim's acquire): its fields are safe to read. */
+	if (AQ__UNLIKELY(popped || pool->timing || rec->yielded ||
+			 rec->deadline_ns)) {
+		worker_record_loop(pool, rec, popped);
+		return;
+	}
+	record_attempt(rec, aq__pool_now(pool));
+	rc = record_call(pool, rec, &result);
+	if (AQ__LIKELY(rc == 0)) {
+		aq__job_succeed(pool, rec, result);
+		aq__future_put(rec);
+		return;
+	}
+	if (rc != AQ_YIELD) {
+		worker_record_settle(pool, rec, false, rc, result, false);
+		return;
+	}
+	/* Yielded: queued again, or run again (the loop resumes it). */
+	if (requeue_record(pool, rec, false) == RUN_AGAIN)
+		worker_record_loop(pool, rec, false);
 }
 
 /*
