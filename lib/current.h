@@ -54,12 +54,14 @@ static inline bool aq__current_inline(void)
 				    memory_order_relaxed) == AQ__RUNNING_INLINE;
 }
 
-/* A record's call begins on this worker. */
-static inline void aq__current_enter(struct aq_future *rec)
+/* A record's call begins on this worker; depth: count it in the nesting
+ * depth (a pool with timing, the only reader, must). */
+static inline void aq__current_enter(struct aq_future *rec, bool depth)
 {
 	aq__current.rec = rec;
 	aq__current.calls++;
-	aq__current.depth++;
+	if (depth)
+		aq__current.depth++;
 	/* Relaxed: gauges for readers, written by this worker only. */
 	atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
 			      memory_order_relaxed);
@@ -67,11 +69,12 @@ static inline void aq__current_enter(struct aq_future *rec)
 			      memory_order_relaxed);
 }
 
-/* ... and ends. */
-static inline void aq__current_leave(void)
+/* ... and ends (depth as it began). */
+static inline void aq__current_leave(bool depth)
 {
 	aq__current.rec = NULL;
-	aq__current.depth--;
+	if (depth)
+		aq__current.depth--;
 	/* Relaxed, as in aq__current_enter(). current_id goes back to 0 so
 	 * that a fire-and-forget call need not store it. */
 	atomic_store_explicit(&aq__tls_stats->current_id, 0,

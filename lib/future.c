@@ -27,13 +27,10 @@
  * is malloc'ed, freed by its last reference, and counted by no pool.
  */
 #include <errno.h>
-#include <assert.h>
 #include <limits.h>
 #include <sched.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "channel.h"
 #include "compat.h"
@@ -115,64 +112,24 @@ void aq__cache_close(struct aq__cache *cache)
 		cache_free(cache);
 }
 
-struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
+struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs)
 {
-	struct aq_future *fut;
-
-	aq__lock(&cache->lock);
-	fut = cache->free_list;
-	if (fut)
-		cache->free_list = fut->next_free;
-	cache->outstanding++;
-	aq__unlock(&cache->lock);
+	struct aq_future *fut = aq__malloc(sizeof(*fut));
 
 	if (!fut) {
-		fut = aq__malloc(sizeof(*fut));
-		if (!fut) {
-			aq__lock(&cache->lock);
-			cache->outstanding--;
-			aq__unlock(&cache->lock);
-			return NULL;
-		}
+		aq__lock(&cache->lock);
+		cache->outstanding--;
+		aq__unlock(&cache->lock);
+		return NULL;
 	}
 	aq__future_init(fut, cache, refs);
 	return fut;
 }
 
-/* The zeroed block of a record (future.h): from state to then_head. */
-#define ZEROED_BYTES                                                          \
-	(offsetof(struct aq_future, then_head) +                               \
-	 sizeof(((struct aq_future *)0)->then_head) -                          \
-	 offsetof(struct aq_future, state))
-
-void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
-		     uint32_t refs)
-{
-	char *zeroed = (char *)&fut->state;
-
-	/*
-	 * Plain initialisation: the record is not shared until it is pushed
-	 * on the ring (or handed out by aq_future_create()), whose release
-	 * store (or the caller's own hand-off) publishes these writes. The
-	 * zeroed block (state PENDING, which is 0, no job, no pool, no
-	 * waiters, no then-list) is cleared in 64-byte pieces: compilers
-	 * write each as a few vector stores, where one memset of the whole
-	 * block becomes a `rep stos`, slower to start and one count per word.
-	 */
-	static_assert(AQ_STATE_PENDING == 0, "the zeroed state is PENDING");
-	static_assert(ZEROED_BYTES > 128 && ZEROED_BYTES <= 192,
-		      "three pieces cover the zeroed block");
-	memset(zeroed, 0, 64);
-	memset(zeroed + 64, 0, 64);
-	memset(zeroed + 128, 0, ZEROED_BYTES - 128);
-	fut->cache = cache;
-	atomic_init(&fut->refs, refs);
-	fut->timer_index = SIZE_MAX;
-}
-
 /* Put a record of a cache back on its free list, or free it (and the cache
  * after the last) once the pool has closed the cache. */
-static void cache_put(struct aq__cache *cache, struct aq_future *fut)
+static inline __attribute__((always_inline)) void
+cache_put(struct aq__cache *cache, struct aq_future *fut)
 {
 	bool free_cache = false;
 

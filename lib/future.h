@@ -7,10 +7,13 @@
 #ifndef AQ__FUTURE_H
 #define AQ__FUTURE_H
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "asyncq.h"
 #include "channel.h"
@@ -156,12 +159,61 @@ void aq__cache_unclaim(struct aq__cache *cache);
  * when it holds claims nested deeper than it can record.) */
 bool aq__cache_claimed_here(const struct aq__cache *cache);
 
-/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
-struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
+/* The zeroed block of a record: from state to then_head. */
+#define AQ__FUTURE_ZEROED                                                      \
+	(offsetof(struct aq_future, then_head) +                               \
+	 sizeof(((struct aq_future *)0)->then_head) -                          \
+	 offsetof(struct aq_future, state))
+
 /* Initialise a fresh record: PENDING, refs references, no job, no pool;
  * cache NULL makes it a promise, freed by its last reference. */
-void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
-		     uint32_t refs);
+static inline void aq__future_init(struct aq_future *fut,
+				   struct aq__cache *cache, uint32_t refs)
+{
+	char *zeroed = (char *)&fut->state;
+
+	/*
+	 * Plain initialisation: the record is not shared until it is pushed
+	 * on the ring (or handed out by aq_future_create()), whose release
+	 * store (or the caller's own hand-off) publishes these writes. The
+	 * zeroed block (state PENDING, which is 0, no job, no pool, no
+	 * waiters, no then-list) is cleared in 64-byte pieces: compilers
+	 * write each as a few vector stores, where one memset of the whole
+	 * block becomes a `rep stos`, slower to start and one count per word.
+	 */
+	static_assert(AQ_STATE_PENDING == 0, "the zeroed state is PENDING");
+	static_assert(AQ__FUTURE_ZEROED > 128 && AQ__FUTURE_ZEROED <= 192,
+		      "three pieces cover the zeroed block");
+	memset(zeroed, 0, 64);
+	memset(zeroed + 64, 0, 64);
+	memset(zeroed + 128, 0, AQ__FUTURE_ZEROED - 128);
+	fut->cache = cache;
+	atomic_init(&fut->refs, refs);
+	fut->timer_index = SIZE_MAX;
+}
+
+/* aq__future_alloc() found the cache empty: a new record (counted as
+ * handed out already), or NULL (-ENOMEM). */
+struct aq_future *aq__future_alloc_new(struct aq__cache *cache,
+				       uint32_t refs);
+
+/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
+static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
+						 uint32_t refs)
+{
+	struct aq_future *fut;
+
+	aq__lock(&cache->lock);
+	fut = cache->free_list;
+	if (fut)
+		cache->free_list = fut->next_free;
+	cache->outstanding++;
+	aq__unlock(&cache->lock);
+	if (!fut)
+		return aq__future_alloc_new(cache, refs);
+	aq__future_init(fut, cache, refs);
+	return fut;
+}
 /* The last reference to fut is gone: return it to its cache (future.c). */
 void aq__future_put_last(struct aq_future *fut);
 

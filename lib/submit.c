@@ -218,7 +218,8 @@ submit_queue_full(struct aq_pool *pool, struct aq__ring_item item,
  * worker's deque, or, when that is full, on the ring; any other on the
  * ring. fut: the caller wants a future; here: see submit_job().
  */
-static inline int submit_queue(struct aq_pool *pool, struct aq__ring_item item,
+static inline __attribute__((always_inline)) int
+submit_queue(struct aq_pool *pool, struct aq__ring_item item,
 			       struct aq_future *rec,
 			       const struct aq_job_opts *opts, bool fut,
 			       bool here)

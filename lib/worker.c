@@ -263,25 +263,32 @@ static inline void record_attempt(struct aq_future *rec, int64_t now)
 	rec->last_attempt_ns = now;
 }
 
-/* One call of a claimed record's job, in its context. */
-static inline __attribute__((always_inline)) int record_call(struct aq_pool *pool, struct aq_future *rec,
-			      void **result)
+/*
+ * One call of a claimed record's job, in its context. plain: a pool with
+ * neither a scheduler nor timing, where nobody reads the record's call
+ * count (aq_sched_job_runs()) or this thread's nesting depth (timing).
+ */
+static inline __attribute__((always_inline)) int
+record_call(struct aq_pool *pool, struct aq_future *rec, void **result,
+	    bool plain)
 {
 	int rc;
 
-	aq__current_enter(rec);
+	aq__current_enter(rec, !plain);
 	/* Relaxed: only this worker writes it now (future.h). */
-	atomic_store_explicit(
-		&rec->runs,
-		atomic_load_explicit(&rec->runs, memory_order_relaxed) + 1,
-		memory_order_relaxed);
+	if (!plain)
+		atomic_store_explicit(
+			&rec->runs,
+			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
+				1,
+			memory_order_relaxed);
 	*result = NULL;
 	AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
-	if (pool->timing)
+	if (!plain && pool->timing)
 		rc = worker_call_timed(pool, rec, result);
 	else
 		rc = rec->fn(rec->arg, result);
-	aq__current_leave();
+	aq__current_leave(!plain);
 	rec->yielded = rc == AQ_YIELD;
 	return rc;
 }
@@ -307,7 +314,7 @@ worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
 			}
 			record_attempt(rec, now);
 		}
-		rc = record_call(pool, rec, &result);
+		rc = record_call(pool, rec, &result, false);
 		if (rc != AQ_YIELD)
 			break;
 		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
@@ -340,14 +347,15 @@ static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
 		aq__future_put(rec);
 		return;
 	}
-	/* Ours now (the claim's acquire): its fields are safe to read. */
-	if (AQ__UNLIKELY(popped || pool->timing || rec->yielded ||
+	/* Ours now (the claim's acquire): its fields are safe to read. A
+	 * popped record has a scheduler. */
+	if (AQ__UNLIKELY(pool->sched || pool->timing || rec->yielded ||
 			 rec->deadline_ns)) {
 		worker_record_loop(pool, rec, popped);
 		return;
 	}
 	record_attempt(rec, aq__pool_now(pool));
-	rc = record_call(pool, rec, &result);
+	rc = record_call(pool, rec, &result, true);
 	if (AQ__LIKELY(rc == 0)) {
 		aq__job_succeed(pool, rec, result);
 		aq__future_put(rec);
