@@ -354,11 +354,12 @@ static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
  * other reason (fast_submit: no scheduler, no default retry policy, no
  * timing): the fresh record (future.c) already says "no deadline, no
  * retry, not a timer user, no dependencies", so it needs only its job,
- * its pool and its id before it is queued. Anything unusual (no memory, a
- * full or closed ring) goes the general way.
+ * its pool and its id before it is queued. 0 with *fut set, or a negative
+ * errno with *fut untouched and nothing counted. here: see submit_job().
  */
-static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
-						   void *arg, aq_future **fut)
+static inline __attribute__((always_inline)) int
+submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut,
+	     bool here)
 {
 	/* One reference for the pool, one for the caller's future. */
 	struct aq_future *rec = aq__future_alloc(pool->cache, 2);
@@ -366,7 +367,7 @@ static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
 	int rc;
 
 	if (AQ__UNLIKELY(!rec))
-		return submit_slow(pool, fn, arg, NULL, fut);
+		return -ENOMEM;
 	rec->fn = fn;
 	rec->arg = arg;
 	rec->pool = pool;
@@ -376,17 +377,28 @@ static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
 	     1;
 	rec->id = id;
 	rc = submit_queue(pool, (struct aq__ring_item){ NULL, rec }, rec, NULL,
-			  true, true);
+			  true, here);
 	if (AQ__UNLIKELY(rc < 0)) {
 		submit_discard(pool, rec);
-		*fut = NULL;
-		AQ__STAT_SHARED(pool, rejected); /* as submit_slow() counts */
 		return rc;
 	}
 	/* Our reference is the caller's now (SUBMIT_RAN_HERE included). */
 	AQ__TRACE(submit, pool, id, fn, arg);
 	*fut = rec;
 	return 0;
+}
+
+/* aq_submit() of a job with a future and no options (submit_plain()). */
+static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
+						   void *arg, aq_future **fut)
+{
+	int rc = submit_plain(pool, fn, arg, fut, true);
+
+	if (AQ__UNLIKELY(rc)) {
+		*fut = NULL;
+		AQ__STAT_SHARED(pool, rejected); /* as submit_slow() counts */
+	}
+	return rc;
 }
 
 /* A fast-path push found idle workers or an elastic pool. */
@@ -495,6 +507,18 @@ static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
 	unsigned i;
 	int rc = 0;
 
+	/* Futures and nothing else, no waiting for space: as aq_submit()
+	 * takes them (relaxed, as there). */
+	if (!opts && budget == 0 && futs &&
+	    atomic_load_explicit(&pool->fast_submit, memory_order_relaxed)) {
+		for (i = 0; i < n; i++) {
+			rc = submit_plain(pool, jobs[i].fn, jobs[i].arg,
+					  &futs[i], false);
+			if (rc)
+				break;
+		}
+		return i ? (int)i : rc;
+	}
 	for (i = 0; i < n; i++) {
 		if (budget > 0) {
 			int64_t left = deadline - aq__now_ns();
