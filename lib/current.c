@@ -17,37 +17,6 @@ _Thread_local struct aq_pool *aq__worker_pool;
 _Thread_local struct aq__deque *aq__worker_deque;
 _Thread_local struct aq__current aq__current;
 
-struct aq__current_saved aq__current_save(void)
-{
-	/* Relaxed: the gauges are written by this worker only. */
-	struct aq__current_saved saved = {
-		.rec = aq__current.rec,
-		.id = atomic_load_explicit(&aq__tls_stats->current_id,
-					   memory_order_relaxed),
-		.running = atomic_load_explicit(&aq__tls_stats->running,
-						memory_order_relaxed),
-		.slice_call = aq__current.slice_call,
-		.slice_start = aq__current.slice_start,
-	};
-
-	aq__current.rec = NULL;
-	atomic_store_explicit(&aq__tls_stats->current_id, 0,
-			      memory_order_relaxed);
-	return saved;
-}
-
-void aq__current_restore(const struct aq__current_saved *saved)
-{
-	aq__current.rec = saved->rec;
-	aq__current.slice_call = saved->slice_call;
-	aq__current.slice_start = saved->slice_start;
-	/* Relaxed, as in aq__current_save(). */
-	atomic_store_explicit(&aq__tls_stats->current_id, saved->id,
-			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, saved->running,
-			      memory_order_relaxed);
-}
-
 AQ_API int aq_current_yield_due(void)
 {
 	struct aq_pool *pool = aq__worker_pool;

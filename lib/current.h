@@ -54,12 +54,14 @@ static inline bool aq__current_inline(void)
 				    memory_order_relaxed) == AQ__RUNNING_INLINE;
 }
 
-/* A record's call begins on this worker. */
-static inline void aq__current_enter(struct aq_future *rec)
+/* A record's call begins on this worker; depth: count it in the nesting
+ * depth (a pool with timing, the only reader, must). */
+static inline void aq__current_enter(struct aq_future *rec, bool depth)
 {
 	aq__current.rec = rec;
 	aq__current.calls++;
-	aq__current.depth++;
+	if (depth)
+		aq__current.depth++;
 	/* Relaxed: gauges for readers, written by this worker only. */
 	atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
 			      memory_order_relaxed);
@@ -67,11 +69,12 @@ static inline void aq__current_enter(struct aq_future *rec)
 			      memory_order_relaxed);
 }
 
-/* ... and ends. */
-static inline void aq__current_leave(void)
+/* ... and ends (depth as it began). */
+static inline void aq__current_leave(bool depth)
 {
 	aq__current.rec = NULL;
-	aq__current.depth--;
+	if (depth)
+		aq__current.depth--;
 	/* Relaxed, as in aq__current_enter(). current_id goes back to 0 so
 	 * that a fire-and-forget call need not store it. */
 	atomic_store_explicit(&aq__tls_stats->current_id, 0,
@@ -93,8 +96,37 @@ struct aq__current_saved {
 };
 
 /* Save the context and clear it for a nested call ("no job", as a call
- * from the worker loop starts). */
-struct aq__current_saved aq__current_save(void);
-void aq__current_restore(const struct aq__current_saved *saved);
+ * from the worker loop starts). Inline: a fork-join wait does it for
+ * every child it runs itself. */
+static inline struct aq__current_saved aq__current_save(void)
+{
+	/* Relaxed: the gauges are written by this worker only. */
+	struct aq__current_saved saved = {
+		.rec = aq__current.rec,
+		.id = atomic_load_explicit(&aq__tls_stats->current_id,
+					   memory_order_relaxed),
+		.running = atomic_load_explicit(&aq__tls_stats->running,
+						memory_order_relaxed),
+		.slice_call = aq__current.slice_call,
+		.slice_start = aq__current.slice_start,
+	};
+
+	aq__current.rec = NULL;
+	atomic_store_explicit(&aq__tls_stats->current_id, 0,
+			      memory_order_relaxed);
+	return saved;
+}
+
+static inline void aq__current_restore(const struct aq__current_saved *saved)
+{
+	aq__current.rec = saved->rec;
+	aq__current.slice_call = saved->slice_call;
+	aq__current.slice_start = saved->slice_start;
+	/* Relaxed, as in aq__current_save(). */
+	atomic_store_explicit(&aq__tls_stats->current_id, saved->id,
+			      memory_order_relaxed);
+	atomic_store_explicit(&aq__tls_stats->running, saved->running,
+			      memory_order_relaxed);
+}
 
 #endif

@@ -112,90 +112,30 @@ void aq__cache_close(struct aq__cache *cache)
 		cache_free(cache);
 }
 
-struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
+struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs)
 {
-	struct aq_future *fut;
-
-	aq__lock(&cache->lock);
-	fut = cache->free_list;
-	if (fut)
-		cache->free_list = fut->next_free;
-	cache->outstanding++;
-	aq__unlock(&cache->lock);
+	struct aq_future *fut = aq__malloc(sizeof(*fut));
 
 	if (!fut) {
-		fut = aq__malloc(sizeof(*fut));
-		if (!fut) {
-			aq__lock(&cache->lock);
-			cache->outstanding--;
-			aq__unlock(&cache->lock);
-			return NULL;
-		}
+		aq__lock(&cache->lock);
+		cache->outstanding--;
+		aq__unlock(&cache->lock);
+		return NULL;
 	}
 	aq__future_init(fut, cache, refs);
 	return fut;
 }
 
-void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
-		     uint32_t refs)
+/* Put a record of a cache back on its free list, or free it (and the cache
+ * after the last) once the pool has closed the cache. */
+static inline __attribute__((always_inline)) void
+cache_put(struct aq__cache *cache, struct aq_future *fut)
 {
-	/* Plain initialisation: the record is not shared until it is pushed
-	 * on the ring (or handed out by aq_future_create()), whose release
-	 * store (or the caller's own hand-off) publishes these writes. */
-	atomic_init(&fut->state, AQ_STATE_PENDING);
-	atomic_init(&fut->waiters, 0);
-	atomic_init(&fut->refs, refs);
-	fut->code = 0;
-	fut->result = NULL;
-	fut->cache = cache;
-	fut->next_free = NULL;
-	fut->message = NULL;
-	fut->timer_user = false;
-	atomic_init(&fut->cancel_requested, false);
-	fut->timer_index = SIZE_MAX;
-	fut->attempt = 0;
-	fut->first_attempt_ns = fut->last_attempt_ns = 0;
-	fut->yielded = false;
-	atomic_init(&fut->runs, 0);
-	fut->sched_queued = false;
-	fut->deadline_ns = 0;
-	fut->retry = NULL;
-	atomic_init(&fut->then_head, NULL);
-	fut->deps = NULL;
-	fut->ndeps = 0;
-	fut->pool = NULL;
-	fut->id = 0;
-	fut->fn = NULL;
-	fut->arg = NULL;
-	fut->arg_destroy = NULL;
-	fut->result_destroy = NULL;
-}
-
-/* Give a record whose last reference is gone back to its cache. */
-static void future_recycle(struct aq_future *fut)
-{
-	struct aq__cache *cache = fut->cache;
 	bool free_cache = false;
 
-	/* free(NULL) is common here: skip the calls. */
-	if (fut->message) {
-		free(fut->message);
-		fut->message = NULL;
-	}
-	if (fut->deps) {
-		free(fut->deps);
-		fut->deps = NULL;
-		fut->ndeps = 0;
-	}
-	if (!cache) { /* a promise (promise.c): no pool to go back to */
-		if (fut->result_destroy && fut->result)
-			fut->result_destroy(fut->result);
-		free(fut);
-		return;
-	}
 	aq__lock(&cache->lock);
 	cache->outstanding--;
-	if (cache->closed) {
+	if (AQ__UNLIKELY(cache->closed)) {
 		free(fut);
 		free_cache = cache->outstanding == 0;
 	} else {
@@ -207,14 +147,37 @@ static void future_recycle(struct aq_future *fut)
 		cache_free(cache);
 }
 
-void aq__future_put(struct aq_future *fut)
+/* Give a record whose last reference is gone back to its cache. */
+static void future_recycle(struct aq_future *fut)
+{
+	/* free(NULL) is common here: skip the calls. */
+	if (fut->message) {
+		free(fut->message);
+		fut->message = NULL;
+	}
+	if (fut->deps) {
+		free(fut->deps);
+		fut->deps = NULL;
+		fut->ndeps = 0;
+	}
+	if (!fut->cache) { /* a promise (promise.c): no pool to go back to */
+		if (fut->result_destroy && fut->result)
+			fut->result_destroy(fut->result);
+		free(fut);
+		return;
+	}
+	cache_put(fut->cache, fut);
+}
+
+/*
+ * The last reference to a record that holds others (its dependencies, see
+ * aq__future_put()), a message or no cache is gone: recycle it and every
+ * record that goes with it.
+ */
+static __attribute__((noinline)) void future_put_chain(struct aq_future *fut)
 {
 	struct aq_future *todo;
 
-	/* acq_rel: our last accesses to the record happen before whoever
-	 * drops the final reference recycles it (the acquire half). */
-	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) != 1)
-		return;
 	/*
 	 * A record holds references to the jobs it ran after, which may be
 	 * the last ones, and so on down a chain: release them with a work
@@ -231,7 +194,7 @@ void aq__future_put(struct aq_future *fut)
 		for (unsigned i = 0; i < rec->ndeps; i++) {
 			struct aq_future *dep = rec->deps[i];
 
-			/* acq_rel, as above. */
+			/* acq_rel, as in aq__future_put() (future.h). */
 			if (atomic_fetch_sub_explicit(
 				    &dep->refs, 1, memory_order_acq_rel) == 1) {
 				dep->next_free = todo;
@@ -240,6 +203,15 @@ void aq__future_put(struct aq_future *fut)
 		}
 		future_recycle(rec);
 	}
+}
+
+void aq__future_put_last(struct aq_future *fut)
+{
+	/* The common record: a pool's, with no dependencies or message. */
+	if (AQ__LIKELY(fut->cache && !fut->deps && !fut->message))
+		cache_put(fut->cache, fut);
+	else
+		future_put_chain(fut);
 }
 
 /*

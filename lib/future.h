@@ -7,10 +7,13 @@
 #ifndef AQ__FUTURE_H
 #define AQ__FUTURE_H
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "asyncq.h"
 #include "channel.h"
@@ -49,37 +52,30 @@ struct aq__then {
 /*
  * A job that needs more than {fn, arg}: it has a future, or options. The
  * caller's aq_future handle points at this record.
+ *
+ * aq__future_init() sets cache, refs and timer_index and zeroes every field
+ * from state to the end of the "zeroed" block in one memset, so a field
+ * whose fresh value is 0, NULL or false belongs in that block; fields after
+ * it are written by whoever uses them (a scheduler, the timer, timing)
+ * before they are read.
  */
 struct aq_future {
+	struct aq__cache *cache; /* where the record returns when refs is 0;
+				    NULL for a promise (promise.c) */
+	_Atomic uint32_t refs;   /* the caller's reference and the pool's */
+	size_t timer_index;      /* position in the timer heap, or SIZE_MAX */
+
+	/* ---- zeroed by aq__future_init(), from here ... */
 	_Atomic uint32_t state;   /* enum aq_state or AQ__STATE_CANCELLING;
 				     also the word waiters park on */
 	_Atomic uint32_t waiters; /* threads parked, or about to park, on
 				     state: the completer wakes only if > 0 */
-	_Atomic uint32_t refs;    /* the caller's reference and the pool's */
 	int code;                 /* failure code; valid once final */
 	void *result;             /* the job's result; valid once final */
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
-	struct aq__cache *cache;     /* where the record returns when refs is 0;
-					NULL for a promise (promise.c) */
 	struct aq_future *next_free; /* link in the cache's free list */
-
-	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only
-	 * pools with a pluggable scheduler fill enqueue_ns and seq. */
-	int priority;
-	unsigned weight;
-	uint64_t group;
-	uint64_t hint;
-	int64_t enqueue_ns; /* submit time, CLOCK_MONOTONIC */
-	uint64_t seq;       /* arrival order in the scheduler, from 1 */
-	/* Times the job has been called (AQ_YIELD). Atomic (relaxed): a
-	 * waiter may run the job in place while the policy still holds an
-	 * entry for it and reads it (scheduler.c). */
-	_Atomic unsigned runs;
-	void *sched_slots[2]; /* the scheduler's own */
-	bool sched_queued;    /* under sched_lock: the policy holds an entry
-				 for it, so another push is a duplicate */
 
 	/* Failure handling and time (retry.c, timer.c). */
 	struct aq_pool *pool; /* valid while the record is not final; NULL
@@ -92,9 +88,13 @@ struct aq_future {
 	bool timer_user; /* delayed or retry-capable: the pool counts it
 			    until it is final (see pool.c, shutdown) */
 	_Atomic bool cancel_requested; /* aq_future_cancel() while running */
+	bool sched_queued;    /* under sched_lock: the policy holds an entry
+				 for it, so another push is a duplicate */
+	/* Times the job has been called (AQ_YIELD). Atomic (relaxed): a
+	 * waiter may run the job in place while the policy still holds an
+	 * entry for it and reads it (scheduler.c). */
+	_Atomic unsigned runs;
 	int64_t deadline_ns;           /* pool clock; 0 = none */
-	int64_t due_ns;     /* pool clock: when the timer releases it */
-	size_t timer_index; /* position in the timer heap, or SIZE_MAX */
 	int64_t first_attempt_ns, last_attempt_ns;
 	char *message; /* aq_current_fail_msg(); freed on recycle */
 	/* A promise's only (set by aq_future_create()): run on its result
@@ -106,13 +106,26 @@ struct aq_future {
 	 * while submit is still registering (see wait.c). */
 	struct aq_future **deps;
 	unsigned ndeps;
-	_Atomic unsigned deps_left;
-
-	int64_t submit_ns; /* real time, with timing on: for W (stats) */
 
 	/* aq_future_then() registrations, newest first, until the future
 	 * resolves; then the THEN_DONE marker (see future.c). */
 	_Atomic(struct aq__then *) then_head;
+	/* ---- ... to here: then_head is the last zeroed field. */
+
+	/* Written before they are read, by whoever uses them. */
+	_Atomic unsigned deps_left; /* deps.c, when ndeps is set */
+	int64_t due_ns;     /* pool clock: when the timer releases it */
+	int64_t submit_ns;  /* real time, with timing on: for W (stats) */
+
+	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only
+	 * pools with a pluggable scheduler fill them (submit.c). */
+	int priority;
+	unsigned weight;
+	uint64_t group;
+	uint64_t hint;
+	int64_t enqueue_ns; /* submit time, CLOCK_MONOTONIC */
+	uint64_t seq;       /* arrival order in the scheduler, from 1 */
+	void *sched_slots[2]; /* the scheduler's own */
 };
 
 /*
@@ -146,14 +159,72 @@ void aq__cache_unclaim(struct aq__cache *cache);
  * when it holds claims nested deeper than it can record.) */
 bool aq__cache_claimed_here(const struct aq__cache *cache);
 
-/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
-struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
+/* The zeroed block of a record: from state to then_head. */
+#define AQ__FUTURE_ZEROED                                                      \
+	(offsetof(struct aq_future, then_head) +                               \
+	 sizeof(((struct aq_future *)0)->then_head) -                          \
+	 offsetof(struct aq_future, state))
+
 /* Initialise a fresh record: PENDING, refs references, no job, no pool;
  * cache NULL makes it a promise, freed by its last reference. */
-void aq__future_init(struct aq_future *fut, struct aq__cache *cache,
-		     uint32_t refs);
+static inline void aq__future_init(struct aq_future *fut,
+				   struct aq__cache *cache, uint32_t refs)
+{
+	char *zeroed = (char *)&fut->state;
+
+	/*
+	 * Plain initialisation: the record is not shared until it is pushed
+	 * on the ring (or handed out by aq_future_create()), whose release
+	 * store (or the caller's own hand-off) publishes these writes. The
+	 * zeroed block (state PENDING, which is 0, no job, no pool, no
+	 * waiters, no then-list) is cleared in 64-byte pieces: compilers
+	 * write each as a few vector stores, where one memset of the whole
+	 * block becomes a `rep stos`, slower to start and one count per word.
+	 */
+	static_assert(AQ_STATE_PENDING == 0, "the zeroed state is PENDING");
+	static_assert(AQ__FUTURE_ZEROED > 128 && AQ__FUTURE_ZEROED <= 192,
+		      "three pieces cover the zeroed block");
+	memset(zeroed, 0, 64);
+	memset(zeroed + 64, 0, 64);
+	memset(zeroed + 128, 0, AQ__FUTURE_ZEROED - 128);
+	fut->cache = cache;
+	atomic_init(&fut->refs, refs);
+	fut->timer_index = SIZE_MAX;
+}
+
+/* aq__future_alloc() found the cache empty: a new record (counted as
+ * handed out already), or NULL (-ENOMEM). */
+struct aq_future *aq__future_alloc_new(struct aq__cache *cache,
+				       uint32_t refs);
+
+/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
+static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
+						 uint32_t refs)
+{
+	struct aq_future *fut;
+
+	aq__lock(&cache->lock);
+	fut = cache->free_list;
+	if (fut)
+		cache->free_list = fut->next_free;
+	cache->outstanding++;
+	aq__unlock(&cache->lock);
+	if (!fut)
+		return aq__future_alloc_new(cache, refs);
+	aq__future_init(fut, cache, refs);
+	return fut;
+}
+/* The last reference to fut is gone: return it to its cache (future.c). */
+void aq__future_put_last(struct aq_future *fut);
+
 /* Drop one reference; the last one returns the record to its cache. */
-void aq__future_put(struct aq_future *fut);
+static inline void aq__future_put(struct aq_future *fut)
+{
+	/* acq_rel: our last accesses to the record happen before whoever
+	 * drops the final reference recycles it (the acquire half). */
+	if (atomic_fetch_sub_explicit(&fut->refs, 1, memory_order_acq_rel) == 1)
+		aq__future_put_last(fut);
+}
 
 /*
  * Take a record out of PENDING into to (RUNNING for a worker that runs

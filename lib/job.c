@@ -67,16 +67,13 @@ void aq__job_finish(struct aq_future *rec, uint32_t final_state, int code,
 		aq__pool_timer_user_done(pool);
 }
 
-bool aq__job_claim(struct aq_future *rec, bool cancel)
+/* aq__job_claim() under a cancelling shutdown: the record is cancelled,
+ * not run (false either way). */
+bool aq__job_claim_cancel(struct aq_future *rec)
 {
-	if (!aq__future_claim(rec,
-			      cancel ? AQ__STATE_CANCELLING : AQ_STATE_RUNNING))
-		return false;
-	if (cancel) {
+	if (aq__future_claim(rec, AQ__STATE_CANCELLING))
 		aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
-		return false;
-	}
-	return true;
+	return false;
 }
 
 /*

@@ -9,7 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "compat.h"
 #include "future.h"
+#include "pool.h"
+#include "stats.h"
+#include "trace.h"
 
 /*
  * Give a claimed (RUNNING or CANCELLING) record its final outcome: run
@@ -22,11 +26,39 @@ void aq__job_finish(struct aq_future *rec, uint32_t final_state, int code,
 		    void *result);
 
 /*
+ * aq__job_finish() for the common case, inline: a job of pool that
+ * succeeded, finished on one of pool's own workers (whose block counts
+ * it).
+ */
+static inline void aq__job_succeed(struct aq_pool *pool, struct aq_future *rec,
+				   void *result)
+{
+	bool timer_user = rec->timer_user;
+
+	aq__future_settle(rec, 0, result);
+	aq__stat_add(&aq__tls_stats->succeeded, 1, false);
+	/* Before the resolve: after it the record may be recycled. */
+	AQ__TRACE(finish, pool, rec->id, (int)AQ_STATE_SUCCEEDED, 0);
+	aq__future_resolve(rec, AQ_STATE_SUCCEEDED);
+	/* As in aq__job_finish(): after the publication, before the pool
+	 * may go. */
+	if (AQ__UNLIKELY(timer_user))
+		aq__pool_timer_user_done(pool);
+}
+
+/*
  * Claim a record a worker has taken from a queue: PENDING -> RUNNING, or
  * -> cancelled when cancel is true (a cancelling shutdown). False when it
  * was not PENDING (a canceller owns it) or was cancelled here: the caller
  * then only drops the pool's reference.
  */
-bool aq__job_claim(struct aq_future *rec, bool cancel);
+bool aq__job_claim_cancel(struct aq_future *rec);
+
+static inline bool aq__job_claim(struct aq_future *rec, bool cancel)
+{
+	if (AQ__UNLIKELY(cancel))
+		return aq__job_claim_cancel(rec);
+	return aq__future_claim(rec, AQ_STATE_RUNNING);
+}
 
 #endif

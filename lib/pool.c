@@ -43,7 +43,7 @@ static void pool_begin_stop(struct aq_pool *pool)
 	aq__ec_signal(&pool->space_seq, INT32_MAX);
 }
 
-static int64_t default_clock(void *user)
+int64_t aq__pool_default_clock(void *user)
 {
 	(void)user;
 	return aq__now_ns();
@@ -85,7 +85,7 @@ static void pool_settings(struct aq_pool *pool,
 	pool->timing = (cfg->flags & AQ_POOL_TIMING) || cfg->before_job ||
 		       cfg->after_job;
 	atomic_init(&pool->accepting, true);
-	pool->clock.now = default_clock;
+	pool->clock.now = aq__pool_default_clock;
 	if (cfg->clock)
 		pool->clock = *cfg->clock;
 	if (cfg->retry) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "asyncq.h"
+#include "clock.h"
 #include "compat.h"
 #include "deque.h"
 #include "future.h"
@@ -181,9 +182,15 @@ static inline void aq__pool_freed_slot(struct aq_pool *pool)
 		aq__pool_space_freed(pool);
 }
 
-/* The pool's clock (struct aq_clock), in nanoseconds. */
+/* The clock of a pool whose configuration gave none: CLOCK_MONOTONIC. */
+int64_t aq__pool_default_clock(void *user);
+
+/* The pool's clock (struct aq_clock), in nanoseconds; the default one
+ * without the indirect call. */
 static inline int64_t aq__pool_now(struct aq_pool *pool)
 {
+	if (AQ__LIKELY(pool->clock.now == aq__pool_default_clock))
+		return aq__now_ns();
 	return pool->clock.now(pool->clock.user);
 }
 

@@ -163,6 +163,80 @@ static void submit_discard(struct aq_pool *pool, struct aq_future *rec)
 	aq__future_put(rec);
 }
 
+/* submit_queue() ran the job in place: it is resolved, and the record
+ * keeps only the caller's reference. */
+#define SUBMIT_RAN_HERE 1
+
+/*
+ * The ring was full (rc = -EAGAIN) or closed for item, a job neither
+ * delayed nor after others: wait for space, run it here, or refuse it.
+ * Out of line: the common path of submit_queue() stays small.
+ */
+static __attribute__((noinline)) int
+submit_queue_full(struct aq_pool *pool, struct aq__ring_item item,
+		  struct aq_future *rec, const struct aq_job_opts *opts,
+		  bool fut, bool here, int rc)
+{
+	if (rc == -EAGAIN && aq__worker_pool == pool) {
+		/*
+		 * A worker of this pool must not sleep on its own full
+		 * ring: it might be the one to empty it. A job with a
+		 * future must not fail either: nested fork-join fills
+		 * the ring with the slots of children their waiting
+		 * parents already ran in place (help.c), which no
+		 * worker reaches while all are nested. So it runs
+		 * here, now, as OpenMP runs a task undeferred when
+		 * too many are queued; a child run so is a plain call,
+		 * and the nesting argument of help.c holds. Nobody
+		 * waits for a fire-and-forget job: it is refused, and
+		 * AQ_JOB_NOBLOCK asks for the refusal.
+		 */
+		if (here && fut && !(opts && (opts->flags & AQ_JOB_NOBLOCK))) {
+			aq__worker_run_unqueued(pool, rec);
+			return SUBMIT_RAN_HERE;
+		}
+		return rc;
+	}
+	if (rc == -EAGAIN) {
+		int64_t budget = submit_wait_budget(pool, opts);
+
+		if (budget != 0)
+			rc = aq__queue_wait_push(pool, item,
+						 aq__deadline(budget));
+	}
+	if (rc == 0) {
+		aq__pool_wake_one(pool);
+		aq__threads_maybe_grow(pool);
+	}
+	return rc;
+}
+
+/*
+ * Queue item (rec's, if it has a record), a job neither delayed nor after
+ * others: 0, SUBMIT_RAN_HERE, or a negative errno. A job of this pool
+ * submitting one (no policy: those pools have no deques) goes on its
+ * worker's deque, or, when that is full, on the ring; any other on the
+ * ring. fut: the caller wants a future; here: see submit_job().
+ */
+static inline __attribute__((always_inline)) int
+submit_queue(struct aq_pool *pool, struct aq__ring_item item,
+			       struct aq_future *rec,
+			       const struct aq_job_opts *opts, bool fut,
+			       bool here)
+{
+	int rc;
+
+	if (aq__worker_pool == pool && aq__worker_deque &&
+	    aq__steal_push_local(pool, item) == 0)
+		return 0;
+	rc = aq__ring_push(&pool->ring, item);
+	if (AQ__UNLIKELY(rc))
+		return submit_queue_full(pool, item, rec, opts, fut, here, rc);
+	aq__pool_wake_one(pool);
+	aq__threads_maybe_grow(pool);
+	return 0;
+}
+
 /*
  * here: on a worker of this pool, a job with a future that finds the ring
  * full runs in place rather than fail (aq_submit(); a batch returns what
@@ -232,48 +306,12 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		if (rc)
 			AQ__STAT_SHARED_UNDO(pool, off_ring);
 	} else {
-		/* A job of this pool submitting one (no policy: those pools
-		 * have no deques): on its worker's deque, or, when that is
-		 * full, on the ring. */
-		rc = -EAGAIN;
-		if (aq__worker_pool == pool && aq__worker_deque)
-			rc = aq__steal_push_local(pool, item);
-		if (rc == 0)
-			goto pushed;
-		rc = aq__ring_push(&pool->ring, item);
-		if (AQ__UNLIKELY(rc == -EAGAIN) && aq__worker_pool == pool) {
-			/*
-			 * A worker of this pool must not sleep on its own full
-			 * ring: it might be the one to empty it. A job with a
-			 * future must not fail either: nested fork-join fills
-			 * the ring with the slots of children their waiting
-			 * parents already ran in place (help.c), which no
-			 * worker reaches while all are nested. So it runs
-			 * here, now, as OpenMP runs a task undeferred when
-			 * too many are queued; a child run so is a plain call,
-			 * and the nesting argument of help.c holds. Nobody
-			 * waits for a fire-and-forget job: it is refused, and
-			 * AQ_JOB_NOBLOCK asks for the refusal.
-			 */
-			if (here && fut &&
-			    !(opts && (opts->flags & AQ_JOB_NOBLOCK))) {
-				*fut = rec; /* the caller's reference */
-				aq__worker_run_unqueued(pool, rec);
-				return 0;
-			}
-		} else if (AQ__UNLIKELY(rc == -EAGAIN)) {
-			int64_t budget = submit_wait_budget(pool, opts);
-
-			if (budget != 0)
-				rc = aq__queue_wait_push(pool, item,
-							 aq__deadline(budget));
-		}
-		if (rc == 0) {
-			aq__pool_wake_one(pool);
-			aq__threads_maybe_grow(pool);
+		rc = submit_queue(pool, item, rec, opts, fut != NULL, here);
+		if (rc == SUBMIT_RAN_HERE) {
+			*fut = rec; /* the caller's reference */
+			return 0;
 		}
 	}
-pushed:
 	if (AQ__UNLIKELY(rc)) {
 		if (rec)
 			submit_discard(pool, rec);
@@ -308,6 +346,58 @@ static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
 	/* Refusals of a well-formed job count; bad arguments do not. */
 	if (AQ__UNLIKELY(rc) && rc != -EINVAL)
 		AQ__STAT_SHARED(pool, rejected);
+	return rc;
+}
+
+/*
+ * A job with a future and no options, on a pool that needs records for no
+ * other reason (fast_submit: no scheduler, no default retry policy, no
+ * timing): the fresh record (future.c) already says "no deadline, no
+ * retry, not a timer user, no dependencies", so it needs only its job,
+ * its pool and its id before it is queued. 0 with *fut set, or a negative
+ * errno with *fut untouched and nothing counted. here: see submit_job().
+ */
+static inline __attribute__((always_inline)) int
+submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut,
+	     bool here)
+{
+	/* One reference for the pool, one for the caller's future. */
+	struct aq_future *rec = aq__future_alloc(pool->cache, 2);
+	uint64_t id;
+	int rc;
+
+	if (AQ__UNLIKELY(!rec))
+		return -ENOMEM;
+	rec->fn = fn;
+	rec->arg = arg;
+	rec->pool = pool;
+	/* Relaxed: ids need only be unique. */
+	id = atomic_fetch_add_explicit(&pool->next_id, 1,
+				       memory_order_relaxed) +
+	     1;
+	rec->id = id;
+	rc = submit_queue(pool, (struct aq__ring_item){ NULL, rec }, rec, NULL,
+			  true, here);
+	if (AQ__UNLIKELY(rc < 0)) {
+		submit_discard(pool, rec);
+		return rc;
+	}
+	/* Our reference is the caller's now (SUBMIT_RAN_HERE included). */
+	AQ__TRACE(submit, pool, id, fn, arg);
+	*fut = rec;
+	return 0;
+}
+
+/* aq_submit() of a job with a future and no options (submit_plain()). */
+static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
+						   void *arg, aq_future **fut)
+{
+	int rc = submit_plain(pool, fn, arg, fut, true);
+
+	if (AQ__UNLIKELY(rc)) {
+		*fut = NULL;
+		AQ__STAT_SHARED(pool, rejected); /* as submit_slow() counts */
+	}
 	return rc;
 }
 
@@ -354,6 +444,11 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 			return 0;
 		return submit_pushed(pool);
 	}
+	/* A job with a future and nothing else (relaxed, as above). */
+	if (AQ__LIKELY(pool && fn && !opts && fut) &&
+	    AQ__LIKELY(atomic_load_explicit(&pool->fast_submit,
+					    memory_order_relaxed)))
+		return submit_future(pool, fn, arg, fut);
 	return submit_slow(pool, fn, arg, opts, fut);
 }
 
@@ -412,6 +507,18 @@ static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
 	unsigned i;
 	int rc = 0;
 
+	/* Futures and nothing else, no waiting for space: as aq_submit()
+	 * takes them (relaxed, as there). */
+	if (!opts && budget == 0 && futs &&
+	    atomic_load_explicit(&pool->fast_submit, memory_order_relaxed)) {
+		for (i = 0; i < n; i++) {
+			rc = submit_plain(pool, jobs[i].fn, jobs[i].arg,
+					  &futs[i], false);
+			if (rc)
+				break;
+		}
+		return i ? (int)i : rc;
+	}
 	for (i = 0; i < n; i++) {
 		if (budget > 0) {
 			int64_t left = deadline - aq__now_ns();

@@ -25,19 +25,15 @@
 /* Longest sleep of a waiter that polls (no vectored wait, no memory). */
 #define POLL_NAP_NS 1000000
 
-AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
+/* aq_future_get() of a future that was not resolved at the first look. */
+static __attribute__((noinline)) int future_get_wait(aq_future *fut,
+						     void **result,
+						     int64_t timeout_ns)
 {
 	int64_t deadline;
 	uint32_t state;
 	int rc;
 
-	if (!fut)
-		return -EINVAL;
-	/* Acquire: pairs with the completer's store of the final state, so
-	 * result and code are visible once we see it. */
-	state = atomic_load_explicit(&fut->state, memory_order_acquire);
-	if (aq__state_final(state))
-		return aq__future_outcome(fut, state, result);
 	if (timeout_ns == 0)
 		return -ETIMEDOUT;
 	/* A job waiting for its own outcome would wait forever (or until
@@ -57,7 +53,7 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	} else {
 		for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
 			aq__cpu_relax();
-			/* Acquire, as above. */
+			/* Acquire, as in aq_future_get(). */
 			state = atomic_load_explicit(&fut->state,
 						     memory_order_acquire);
 			if (aq__state_final(state))
@@ -68,6 +64,21 @@ AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
 	if (rc < 0)
 		return rc;
 	return aq__future_outcome(fut, (uint32_t)rc, result);
+}
+
+/* The resolved case is the whole of it: no stack frame, two loads. */
+AQ_API int aq_future_get(aq_future *fut, void **result, int64_t timeout_ns)
+{
+	uint32_t state;
+
+	if (!fut)
+		return -EINVAL;
+	/* Acquire: pairs with the completer's store of the final state, so
+	 * result and code are visible once we see it. */
+	state = atomic_load_explicit(&fut->state, memory_order_acquire);
+	if (AQ__LIKELY(aq__state_final(state)))
+		return aq__future_outcome(fut, state, result);
+	return future_get_wait(fut, result, timeout_ns);
 }
 
 static bool futs_valid(aq_future *const *futs, unsigned n)

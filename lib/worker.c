@@ -52,7 +52,7 @@
 #include "job.h"
 #include "park.h"
 #include "pool.h"
-#include "retry.h"
+#include "run.h"
 #include "scheduler.h"
 #include "steal.h"
 #include "threads.h"
@@ -77,20 +77,6 @@ static bool pool_drained(struct aq_pool *pool)
 	       (!pool->sched ||
 		atomic_load_explicit(&pool->sched_held, memory_order_relaxed) ==
 			0);
-}
-
-/* A FIFO pool's job yielded: queue it again at the ring's tail. */
-static bool requeue_on_ring(struct aq_pool *pool, struct aq__ring_item item)
-{
-	/* Counted first (see AQ__STAT_SHARED()); this worker's own block,
-	 * so taking it back is a plain store too. */
-	aq__stat_add(&aq__tls_stats->requeued, 1, false);
-	if (aq__ring_push(&pool->ring, item) != 0) {
-		aq__stat_add(&aq__tls_stats->requeued, UINT64_MAX, false);
-		return false; /* full or closed: the caller runs it again */
-	}
-	aq__pool_wake_one(pool);
-	return true;
 }
 
 /*
@@ -142,7 +128,7 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 					    : EINVAL);
 			return;
 		}
-		if (requeue_on_ring(pool, item))
+		if (aq__run_requeue(pool, item))
 			return;
 		/* Ring full or closed: call it again, unless cancelling (then
 		 * it stops here, as a cancelled job). Relaxed, as in
@@ -160,149 +146,6 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 	}
 }
 
-/* A call with timing on: hooks, histograms, and for a final outcome the
- * time in system (W). */
-static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
-			     void **result)
-{
-	struct aq_job_event ev = { .id = rec->id, .attempt = rec->attempt };
-	int64_t start = aq__now_ns(), end;
-	int rc;
-
-	ev.wait_ns = start - rec->enqueue_ns;
-	if (pool->before_job)
-		pool->before_job(&ev, pool->hook_user);
-	rc = rec->fn(rec->arg, result);
-	end = aq__now_ns();
-	ev.run_ns = end - start;
-	ev.code = rc;
-	if (pool->after_job)
-		pool->after_job(&ev, pool->hook_user);
-	/* Busy time counts the outermost call only: a nested call's time is
-	 * already inside the call that waited for it. */
-	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
-		       aq__current.depth == 1);
-	if (rc == AQ_YIELD) {
-		/* Its next wait starts now. (A policy sets it when the job
-		 * goes back to it, under its lock: the record may still be
-		 * queued there if a waiter ran it in place.) */
-		if (!pool->sched)
-			rec->enqueue_ns = end;
-	} else {
-		aq__stat_add(&aq__tls_stats->sojourn_ns,
-			     (uint64_t)(end - rec->submit_ns), false);
-		aq__stat_add(&aq__tls_stats->timed_done, 1, false);
-	}
-	return rc;
-}
-
-enum requeue { REQUEUED, RUN_AGAIN, GONE };
-
-/* A yielded record goes back to the tail, or, if it cannot be queued, is
- * run again at once (RUN_AGAIN) unless a cancel took it (GONE). */
-static enum requeue requeue_record(struct aq_pool *pool, struct aq_future *rec,
-				   bool popped)
-{
-	if (pool->sched) {
-		/* Back to the policy, which makes it PENDING; the pool keeps
-		 * its reference. */
-		aq__sched_done(pool, rec, true, popped);
-		return REQUEUED;
-	}
-	/* Release: whoever claims it next (acquire) sees our writes. */
-	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
-			      memory_order_release);
-	if (requeue_on_ring(pool, (struct aq__ring_item){ NULL, rec }))
-		return REQUEUED;
-	/* Relaxed, as in worker_run(). */
-	if (aq__job_claim(rec, atomic_load_explicit(&pool->cancelling,
-						    memory_order_relaxed)))
-		return RUN_AGAIN;
-	aq__future_put(rec);
-	return GONE;
-}
-
-/*
- * A job record, from the ring or from the scheduler: claim it, check its
- * deadline, call it (again, while it yields and cannot be queued), and
- * settle the outcome: success, cancellation, a retry, or failure.
- */
-/* Kept out of line: the fire-and-forget path through worker_run() then
- * needs few registers and no big prologue. */
-static __attribute__((noinline)) void worker_run_record(struct aq_pool *pool,
-							struct aq_future *rec,
-							bool cancel,
-							bool popped)
-{
-	bool expired = false; /* its deadline passed before it started */
-	void *result = NULL;
-	int64_t now;
-	int rc = 0;
-
-	if (!aq__job_claim(rec, cancel)) {
-		/* Cancelled before it ran; the scheduler still hears of it. */
-		if (popped)
-			aq__sched_done(pool, rec, false, true);
-		aq__future_put(rec);
-		return;
-	}
-	for (;;) {
-		now = aq__pool_now(pool);
-		if (!rec->yielded) {
-			if (rec->deadline_ns && now >= rec->deadline_ns) {
-				expired = true;
-				break;
-			}
-			/* A new attempt (a yield only pauses one). */
-			if (rec->attempt++ == 0) {
-				rec->first_attempt_ns = now;
-				aq__stat_add(&aq__tls_stats->started, 1, false);
-			}
-			rec->last_attempt_ns = now;
-		}
-		aq__current_enter(rec);
-		/* Relaxed: only this worker writes it now (future.h). */
-		atomic_store_explicit(
-			&rec->runs,
-			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
-				1,
-			memory_order_relaxed);
-		result = NULL;
-		AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
-		if (pool->timing)
-			rc = worker_call_timed(pool, rec, &result);
-		else
-			rc = rec->fn(rec->arg, &result);
-		aq__current_leave();
-		rec->yielded = rc == AQ_YIELD;
-		if (rc != AQ_YIELD)
-			break;
-		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
-			return;
-	}
-
-	/* The policy hears first: after a retry is scheduled the record may
-	 * already be running on another worker. */
-	if (popped)
-		aq__sched_done(pool, rec, false, true);
-	if (expired) {
-		AQ__TRACE(expire, pool, rec->id, rec->deadline_ns);
-		aq__job_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
-	} else if (rc == 0) {
-		aq__job_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
-	} else if (rc == AQ_JOB_CANCELLED) {
-		aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
-	} else {
-		/* Negative returns are reserved: a contract error. */
-		int code = rc > 0 ? rc : EINVAL;
-
-		if (aq__retry_schedule(pool, rec, code))
-			return; /* the timer (or a canceller) has it now */
-		aq__retry_fail(rec, code, result);
-	}
-	aq__future_put(rec);
-}
-
 /*
  * Run one item taken from the ring or the scheduler; cancel: a cancelling
  * shutdown was seen. The common case, a fire-and-forget job that succeeds,
@@ -317,7 +160,7 @@ worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel)
 	int rc;
 
 	if (AQ__UNLIKELY(!item.fn)) {
-		worker_run_record(pool, item.arg, cancel, pool->sched != NULL);
+		aq__run_record(pool, item.arg, cancel, pool->sched != NULL);
 		return;
 	}
 	if (AQ__UNLIKELY(cancel)) {
@@ -458,7 +301,7 @@ void aq__worker_run_claimable(struct aq_pool *pool, struct aq_future *rec)
 	/* Taken from the queue, if by a waiter: under a cancelling shutdown
 	 * it is cancelled, not run, as a worker would. Relaxed, as in
 	 * worker_run(). */
-	worker_run_record(
+	aq__run_record(
 		pool, rec,
 		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
 		false);
@@ -474,7 +317,7 @@ void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
 	aq__stat_add(&aq__tls_stats->off_ring, 1, false);
 	/* Not popped: a policy never held it, so it hears no done().
 	 * Relaxed, as in worker_run(). */
-	worker_run_record(
+	aq__run_record(
 		pool, rec,
 		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
 		false);

@@ -790,12 +790,210 @@ START_TEST(test_helping_wait_timeout_endless_work)
 }
 END_TEST
 
+/* ---- plain records: a future and no options ------------------------------ */
+
+/* What a plain job did, for the tests below. */
+struct plain {
+	int ret;           /* what it returns (after its yields) */
+	int yields;        /* AQ_YIELD this many times first */
+	atomic_int calls;  /* calls so far */
+	atomic_int then_calls; /* then-callbacks run on its future */
+	unsigned attempt;  /* aq_current_attempt() in its last call */
+	bool fail_msg;     /* set a failure message */
+};
+
+static int plain_job(void *arg, void **result)
+{
+	struct plain *p = arg;
+	int call = atomic_fetch_add(&p->calls, 1);
+
+	p->attempt = aq_current_attempt();
+	if (call < p->yields)
+		return AQ_YIELD;
+	if (p->fail_msg)
+		ck_assert_int_eq(aq_current_fail_msg("plain failure"), 0);
+	*result = p;
+	return p->ret;
+}
+
+static void plain_then(aq_future *fut, void *user)
+{
+	(void)fut;
+	atomic_fetch_add(&((struct plain *)user)->then_calls, 1);
+}
+
+/*
+ * A record that failed with a message, a then-callback and an error
+ * record is recycled for the jobs that follow (one worker, so the one
+ * that ran it has put it back before it runs the next). They fail too,
+ * with no message: each error record is fresh (one attempt, no message,
+ * its own id and times) and each then-list its own.
+ */
+START_TEST(test_plain_record_recycled_clean)
+{
+	enum { NEXT = 8 };
+	aq_pool *pool = th_pool(1, 64, 0, 0);
+	struct plain dirty = { .ret = 7, .fail_msg = true };
+	struct plain next[NEXT + 1] = { 0 };
+	aq_future *futs[NEXT + 1];
+	struct aq_error err;
+	uintptr_t dirty_rec;
+	uint64_t dirty_id;
+	int64_t before, after;
+	bool reused = false;
+	void *result = NULL;
+	aq_future *fut;
+
+	ck_assert_int_eq(aq_pool_now(pool, &before), 0);
+	ck_assert_int_eq(aq_submit(pool, plain_job, &dirty, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_then(fut, plain_then, &dirty, NULL), 0);
+	ck_assert_int_eq(aq_future_get(fut, &result, -1), 7);
+	ck_assert_int_eq(aq_pool_now(pool, &after), 0);
+	ck_assert_int_eq(aq_future_error(fut, &err), 0);
+	ck_assert_uint_eq(err.attempts, 1);
+	ck_assert_int_eq(err.code, 7);
+	ck_assert_str_eq(err.message, "plain failure");
+	ck_assert_int_ge(err.first_attempt_ns, before);
+	ck_assert_int_le(err.first_attempt_ns, after);
+	ck_assert_int_eq(err.last_attempt_ns, err.first_attempt_ns);
+	dirty_id = err.job_id;
+	ck_assert_uint_gt(dirty_id, 0);
+	dirty_rec = (uintptr_t)fut;
+	aq_future_release(fut);
+
+	/* The first runs after the worker has put the failed record back;
+	 * holding all of them empties the cache, so one gets it. */
+	for (int i = 0; i <= NEXT; i++) {
+		next[i].ret = 3;
+		ck_assert_int_eq(aq_submit(pool, plain_job, &next[i], NULL,
+					   &futs[i]),
+				 0);
+		if (i == 0)
+			ck_assert_int_eq(aq_future_get(futs[0], NULL, -1), 3);
+	}
+	for (int i = 0; i <= NEXT; i++) {
+		result = NULL;
+		ck_assert_int_eq(aq_future_get(futs[i], &result, -1), 3);
+		ck_assert_ptr_eq(result, &next[i]);
+		ck_assert_int_eq(aq_future_state(futs[i]), AQ_STATE_FAILED);
+		ck_assert_int_eq(aq_future_error(futs[i], &err), 0);
+		ck_assert_uint_eq(err.attempts, 1);
+		ck_assert_int_eq(err.code, 3);
+		ck_assert_ptr_null(err.message);
+		ck_assert_uint_gt(err.job_id, dirty_id);
+		ck_assert_int_ge(err.first_attempt_ns, after);
+		ck_assert_int_eq(err.last_attempt_ns, err.first_attempt_ns);
+		ck_assert_uint_eq(next[i].attempt, 1);
+		ck_assert_int_eq(th_ld(&next[i].calls), 1);
+		/* Registered after the outcome: runs at once, once. */
+		ck_assert_int_eq(aq_future_then(futs[i], plain_then, &next[i],
+						NULL),
+				 0);
+		ck_assert_int_eq(th_ld(&next[i].then_calls), 1);
+		reused = reused || (uintptr_t)futs[i] == dirty_rec;
+	}
+	ck_assert_msg(reused, "no job got the failed job's record back");
+	ck_assert_int_eq(th_ld(&dirty.then_calls), 1);
+	ck_assert_int_eq(th_ld(&dirty.calls), 1);
+	for (int i = 0; i <= NEXT; i++)
+		aq_future_release(futs[i]);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * A plain job on a pool without a scheduler that yields: queued again and
+ * resumed in the same attempt, then counted once as started and once as
+ * succeeded.
+ */
+START_TEST(test_plain_record_yields_resume)
+{
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct plain p = { .ret = 0, .yields = 2 };
+	struct aq_pool_stats st;
+	aq_future *fut;
+
+	ck_assert_int_eq(aq_submit(pool, plain_job, &p, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(th_ld(&p.calls), 3);
+	ck_assert_uint_eq(p.attempt, 1);
+	aq_future_release(fut);
+	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	ck_assert_uint_eq(st.submitted, 1);
+	ck_assert_uint_eq(st.started, 1);
+	ck_assert_uint_eq(st.succeeded, 1);
+	ck_assert_uint_eq(st.failed, 0);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
+/*
+ * The short submit path of a job with a future and no options meets a full
+ * ring: refused with -EAGAIN, *fut NULL, counted as rejected; and a
+ * blocking pool makes it wait for space instead.
+ */
+START_TEST(test_plain_record_full_ring)
+{
+	bool blocking = _i == 1;
+	aq_pool *pool = th_pool(1, 2, blocking ? AQ_POOL_BLOCK : 0, 0);
+	struct plain p[3] = { 0 };
+	aq_future *futs[3] = { NULL, NULL, NULL };
+	aq_future *gate_fut, *late = (aq_future *)&late;
+	struct aq_pool_stats st;
+	struct th_gate gate;
+	unsigned queued = 0;
+	struct opener o = { &gate, 1 };
+	pthread_t tid;
+
+	th_gate_init(&gate);
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, &gate, NULL, &gate_fut),
+			 0);
+	ck_assert(th_gate_wait_entered(&gate, 1));
+	/* Fill the ring (two slots) behind the held worker. */
+	for (; queued < 2; queued++)
+		ck_assert_int_eq(aq_submit(pool, plain_job, &p[queued], NULL,
+					   &futs[queued]),
+				 0);
+	if (!blocking) {
+		ck_assert_int_eq(aq_submit(pool, plain_job, &p[2], NULL, &late),
+				 -EAGAIN);
+		ck_assert_ptr_null(late);
+		th_gate_open(&gate);
+	} else {
+		/* Space comes when the gate opens, from another thread. */
+		ck_assert_int_eq(pthread_create(&tid, NULL, open_gate_later,
+						&o),
+				 0);
+		ck_assert_int_eq(aq_submit(pool, plain_job, &p[2], NULL,
+					   &futs[2]),
+				 0);
+		ck_assert_int_eq(pthread_join(tid, NULL), 0);
+		queued++;
+	}
+	for (unsigned i = 0; i < queued; i++) {
+		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1), 0);
+		aq_future_release(futs[i]);
+	}
+	ck_assert_int_eq(aq_future_get(gate_fut, NULL, -1), 0);
+	aq_future_release(gate_fut);
+	ck_assert_int_eq(aq_pool_shutdown(pool, 0), 0);
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	ck_assert_uint_eq(st.rejected, blocking ? 0u : 1u);
+	ck_assert_uint_eq(st.submitted, 1 + queued);
+	ck_assert_uint_eq(st.succeeded, 1 + queued);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
 Suite *future_suite(void)
 {
 	Suite *s = suite_create("future");
 	TCase *get = tcase_create("get");
 	TCase *cancel = tcase_create("cancel");
 	TCase *life = tcase_create("lifetime");
+	TCase *plain = tcase_create("plain");
 
 	tcase_set_timeout(get, TH_TIMEOUT);
 	tcase_add_test(get, test_get_timeout_zero);
@@ -823,5 +1021,11 @@ Suite *future_suite(void)
 	tcase_add_test(life, test_outlive_pool);
 	tcase_add_test(life, test_lock_mutual_exclusion);
 	suite_add_tcase(s, life);
+
+	tcase_set_timeout(plain, TH_TIMEOUT);
+	tcase_add_test(plain, test_plain_record_recycled_clean);
+	tcase_add_test(plain, test_plain_record_yields_resume);
+	tcase_add_loop_test(plain, test_plain_record_full_ring, 0, 2);
+	suite_add_tcase(s, plain);
 	return s;
 }

@@ -351,6 +351,41 @@ START_TEST(test_batch_futures_partial)
 }
 END_TEST
 
+/*
+ * Futures and no options (the short path aq_submit() also takes): what
+ * fits is queued in order, the rest refused with NULL futures and counted
+ * as rejected, one each.
+ */
+START_TEST(test_batch_plain_futures_partial)
+{
+	struct aq_job jobs[40];
+	aq_future *futs[40];
+	struct aq_pool_stats st;
+	struct held h;
+
+	order_reset();
+	held_setup(&h, 16, 0);
+	order_jobs(jobs, 40, 0);
+	ck_assert_int_eq(aq_submit_batch(h.pool, jobs, 40, NULL, futs), 16);
+	for (int i = 0; i < 40; i++)
+		ck_assert_msg((futs[i] != NULL) == (i < 16),
+			      "futs[%d] is %p", i, (void *)futs[i]);
+	st = stats_of(h.pool);
+	ck_assert_uint_eq(st.rejected, 24);
+	held_release(&h);
+	for (int i = 0; i < 16; i++) {
+		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1), 0);
+		aq_future_release(futs[i]);
+	}
+	st = stats_of(h.pool);
+	ck_assert_uint_eq(st.submitted, 17); /* and the gate job */
+	ck_assert_uint_eq(st.succeeded, 17);
+	held_teardown(&h);
+	for (int i = 0; i < 16; i++)
+		ck_assert_int_eq(order.ids[i], i);
+}
+END_TEST
+
 /* With records, a blocking timeout is also one bound for the batch. */
 START_TEST(test_batch_futures_timeout)
 {
@@ -451,6 +486,7 @@ Suite *submit_suite(void)
 	tcase_set_timeout(rec, TH_TIMEOUT);
 	tcase_add_test(rec, test_batch_futures);
 	tcase_add_test(rec, test_batch_futures_partial);
+	tcase_add_test(rec, test_batch_plain_futures_partial);
 	tcase_add_test(rec, test_batch_futures_timeout);
 	tcase_add_test(rec, test_batch_scheduled_pool);
 	tcase_add_test(rec, test_batch_after_shutdown);

@@ -11,7 +11,7 @@
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
 #   5 services     queue retry deps scheduler sched_* steal
-#   6 workers      worker help
+#   6 workers      worker help run
 #   7 API          pool.c submit.c wait.c stats.c error.c metrics.c
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -27,7 +27,7 @@ rank() {
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
 	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c | \
 		steal.[ch]) echo 5 ;;
-	worker.[ch] | help.[ch]) echo 6 ;;
+	worker.[ch] | help.[ch] | run.[ch]) echo 6 ;;
 	pool.c | submit.c | wait.c | stats.c | error.c | metrics.c) echo 7 ;;
 	*) echo X ;;
 	esac

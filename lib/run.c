@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * run.c - one job record's run on a worker: the claim, the attempt and its
+ * time stamps, the call (timed, with hooks, or plain), a yield (queued
+ * again, or called again), and the outcome: success, cancellation, a
+ * retry, failure or expiry. The worker loop (worker.c) takes the items;
+ * this file runs the ones that carry records.
+ *
+ * The common record (no scheduler, no timing, a new attempt, no deadline)
+ * that succeeds takes a straight path through aq__run_record(): claim,
+ * stamp, call, resolve, put. Everything else goes through
+ * worker_record_loop() and worker_record_settle(), which handle every
+ * case.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "current.h"
+#include "future.h"
+#include "job.h"
+#include "pool.h"
+#include "retry.h"
+#include "run.h"
+#include "scheduler.h"
+#include "trace.h"
+
+/* A FIFO pool's job yielded: queue it again at the ring's tail. */
+bool aq__run_requeue(struct aq_pool *pool, struct aq__ring_item item)
+{
+	/* Counted first (see AQ__STAT_SHARED()); this worker's own block,
+	 * so taking it back is a plain store too. */
+	aq__stat_add(&aq__tls_stats->requeued, 1, false);
+	if (aq__ring_push(&pool->ring, item) != 0) {
+		aq__stat_add(&aq__tls_stats->requeued, UINT64_MAX, false);
+		return false; /* full or closed: the caller runs it again */
+	}
+	aq__pool_wake_one(pool);
+	return true;
+}
+/* A call with timing on: hooks, histograms, and for a final outcome the
+ * time in system (W). */
+static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
+			     void **result)
+{
+	struct aq_job_event ev = { .id = rec->id, .attempt = rec->attempt };
+	int64_t start = aq__now_ns(), end;
+	int rc;
+
+	ev.wait_ns = start - rec->enqueue_ns;
+	if (pool->before_job)
+		pool->before_job(&ev, pool->hook_user);
+	rc = rec->fn(rec->arg, result);
+	end = aq__now_ns();
+	ev.run_ns = end - start;
+	ev.code = rc;
+	if (pool->after_job)
+		pool->after_job(&ev, pool->hook_user);
+	/* Busy time counts the outermost call only: a nested call's time is
+	 * already inside the call that waited for it. */
+	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
+		       aq__current.depth == 1);
+	if (rc == AQ_YIELD) {
+		/* Its next wait starts now. (A policy sets it when the job
+		 * goes back to it, under its lock: the record may still be
+		 * queued there if a waiter ran it in place.) */
+		if (!pool->sched)
+			rec->enqueue_ns = end;
+	} else {
+		aq__stat_add(&aq__tls_stats->sojourn_ns,
+			     (uint64_t)(end - rec->submit_ns), false);
+		aq__stat_add(&aq__tls_stats->timed_done, 1, false);
+	}
+	return rc;
+}
+
+enum requeue { REQUEUED, RUN_AGAIN, GONE };
+
+/* A yielded record goes back to the tail, or, if it cannot be queued, is
+ * run again at once (RUN_AGAIN) unless a cancel took it (GONE). */
+static enum requeue requeue_record(struct aq_pool *pool, struct aq_future *rec,
+				   bool popped)
+{
+	if (pool->sched) {
+		/* Back to the policy, which makes it PENDING; the pool keeps
+		 * its reference. */
+		aq__sched_done(pool, rec, true, popped);
+		return REQUEUED;
+	}
+	/* Release: whoever claims it next (acquire) sees our writes. */
+	atomic_store_explicit(&rec->state, AQ_STATE_PENDING,
+			      memory_order_release);
+	if (aq__run_requeue(pool, (struct aq__ring_item){ NULL, rec }))
+		return REQUEUED;
+	/* Relaxed, as in worker_run(). */
+	if (aq__job_claim(rec, atomic_load_explicit(&pool->cancelling,
+						    memory_order_relaxed)))
+		return RUN_AGAIN;
+	aq__future_put(rec);
+	return GONE;
+}
+
+/*
+ * After a claimed record's calls: settle the outcome (success,
+ * cancellation, a retry, or failure; expired: its deadline passed before
+ * it started) and drop the pool's reference.
+ */
+static void worker_record_settle(struct aq_pool *pool, struct aq_future *rec,
+				 bool expired, int rc, void *result,
+				 bool popped)
+{
+	/* The policy hears first: after a retry is scheduled the record may
+	 * already be running on another worker. */
+	if (popped)
+		aq__sched_done(pool, rec, false, true);
+	if (expired) {
+		AQ__TRACE(expire, pool, rec->id, rec->deadline_ns);
+		aq__job_finish(rec, AQ_STATE_EXPIRED, 0, NULL);
+	} else if (rc == 0) {
+		aq__job_finish(rec, AQ_STATE_SUCCEEDED, 0, result);
+	} else if (rc == AQ_JOB_CANCELLED) {
+		aq__job_finish(rec, AQ_STATE_CANCELLED, 0, NULL);
+	} else {
+		/* Negative returns are reserved: a contract error. */
+		int code = rc > 0 ? rc : EINVAL;
+
+		if (aq__retry_schedule(pool, rec, code))
+			return; /* the timer (or a canceller) has it now */
+		aq__retry_fail(rec, code, result);
+	}
+	aq__future_put(rec);
+}
+
+/* A new attempt starts at now (a yield only pauses one). */
+static inline void record_attempt(struct aq_future *rec, int64_t now)
+{
+	if (rec->attempt++ == 0) {
+		rec->first_attempt_ns = now;
+		aq__stat_add(&aq__tls_stats->started, 1, false);
+	}
+	rec->last_attempt_ns = now;
+}
+
+/*
+ * One call of a claimed record's job, in its context. plain: a pool with
+ * neither a scheduler nor timing, where nobody reads the record's call
+ * count (aq_sched_job_runs()) or this thread's nesting depth (timing).
+ */
+static inline __attribute__((always_inline)) int
+record_call(struct aq_pool *pool, struct aq_future *rec, void **result,
+	    bool plain)
+{
+	int rc;
+
+	aq__current_enter(rec, !plain);
+	/* Relaxed: only this worker writes it now (future.h). */
+	if (!plain)
+		atomic_store_explicit(
+			&rec->runs,
+			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
+				1,
+			memory_order_relaxed);
+	*result = NULL;
+	AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
+	if (!plain && pool->timing)
+		rc = worker_call_timed(pool, rec, result);
+	else
+		rc = rec->fn(rec->arg, result);
+	aq__current_leave(!plain);
+	rec->yielded = rc == AQ_YIELD;
+	return rc;
+}
+
+/*
+ * A claimed record in any case: check its deadline, call it (again, while
+ * it yields and cannot be queued), and settle the outcome.
+ */
+static __attribute__((noinline)) void
+worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
+{
+	bool expired = false; /* its deadline passed before it started */
+	void *result = NULL;
+	int64_t now;
+	int rc = 0;
+
+	for (;;) {
+		now = aq__pool_now(pool);
+		if (!rec->yielded) {
+			if (rec->deadline_ns && now >= rec->deadline_ns) {
+				expired = true;
+				break;
+			}
+			record_attempt(rec, now);
+		}
+		rc = record_call(pool, rec, &result, false);
+		if (rc != AQ_YIELD)
+			break;
+		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
+			return;
+	}
+	worker_record_settle(pool, rec, expired, rc, result, popped);
+}
+
+/*
+ * A job record, from the ring or from the scheduler: claim it, run it,
+ * settle it. The common record (a new attempt, no deadline, no policy to
+ * tell, no timing) that succeeds takes the straight path below; anything
+ * else, or any other outcome, goes to worker_record_loop() and
+ * worker_record_settle(), which handle every case.
+ */
+void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
+		    bool popped)
+{
+	void *result;
+	int rc;
+
+	if (!aq__job_claim(rec, cancel)) {
+		/* Cancelled before it ran; the scheduler still hears of it. */
+		if (popped)
+			aq__sched_done(pool, rec, false, true);
+		aq__future_put(rec);
+		return;
+	}
+	/* Ours now (the claim's acquire): its fields are safe to read. A
+	 * popped record has a scheduler. */
+	if (AQ__UNLIKELY(pool->sched || pool->timing || rec->yielded ||
+			 rec->deadline_ns)) {
+		worker_record_loop(pool, rec, popped);
+		return;
+	}
+	record_attempt(rec, aq__pool_now(pool));
+	rc = record_call(pool, rec, &result, true);
+	if (AQ__LIKELY(rc == 0)) {
+		aq__job_succeed(pool, rec, result);
+		aq__future_put(rec);
+		return;
+	}
+	if (rc != AQ_YIELD) {
+		worker_record_settle(pool, rec, false, rc, result, false);
+		return;
+	}
+	/* Yielded: queued again, or run again (the loop resumes it). */
+	if (requeue_record(pool, rec, false) == RUN_AGAIN)
+		worker_record_loop(pool, rec, false);
+}
