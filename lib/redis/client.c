@@ -464,6 +464,25 @@ AQ_API int aq_redis_submit(aq_redis_client *c, const char *type,
 	return rc == 1 ? 0 : rc;
 }
 
+/* One counting command (ZCARD, XLEN) on the queue's key <prefix><suffix>. */
+static int queue_count(struct aqr_link *link, struct aqr_args *a,
+		       const char *cmd, const char *suffix, uint64_t *out)
+{
+	char key[AQR_PREFIX_MAX + 8];
+	redisReply *r;
+	int err = 0;
+
+	snprintf(key, sizeof(key), "%s%s", link->cfg->prefix, suffix);
+	aqr_args_reset(a);
+	aqr_args_str(a, cmd);
+	aqr_args_str(a, key);
+	if (!(r = aqr_call(link, a, &err)))
+		return err;
+	*out = (uint64_t)aqr_int(r);
+	freeReplyObject(r);
+	return 0;
+}
+
 /* The queue's figures, read from Redis (shared with worker.c). */
 int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		    struct aq_redis_stats *st)
@@ -499,23 +518,9 @@ int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		}
 		freeReplyObject(r);
 	}
-	snprintf(key, sizeof(key), "%sd", prefix);
-	aqr_args_reset(a);
-	aqr_args_str(a, "ZCARD");
-	aqr_args_str(a, key);
-	if (!(r = aqr_call(link, a, &err)))
+	if ((err = queue_count(link, a, "ZCARD", "d", &st->delayed)) != 0)
 		return err;
-	st->delayed = (uint64_t)aqr_int(r);
-	freeReplyObject(r);
-	snprintf(key, sizeof(key), "%sdead", prefix);
-	aqr_args_reset(a);
-	aqr_args_str(a, "XLEN");
-	aqr_args_str(a, key);
-	if (!(r = aqr_call(link, a, &err)))
-		return err;
-	st->dead = (uint64_t)aqr_int(r);
-	freeReplyObject(r);
-	return 0;
+	return queue_count(link, a, "XLEN", "dead", &st->dead);
 }
 
 AQ_API int aq_redis_client_stats(aq_redis_client *c,
