@@ -17,21 +17,20 @@
 
 #include "asyncq_redis.h"
 #include "helpers.h"
+#include "fixture.h"
 #include "server.h"
 
-#define QUEUE "t"
+struct rs srv;
+char logpath[400];
 
-static struct rs srv;
-static char logpath[400];
-
-static void setup(void)
+void setup(void)
 {
 	memset(&srv, 0, sizeof(srv));
 	ck_assert_msg(rs_start(&srv), "redis-server did not start");
 	snprintf(logpath, sizeof(logpath), "%s/jobs.log", srv.dir);
 }
 
-static void teardown(void)
+void teardown(void)
 {
 	char path[400], line[256];
 	FILE *f;
@@ -46,14 +45,14 @@ static void teardown(void)
 	rs_destroy(&srv);
 }
 
-static struct aq_redis_conn conn(void)
+struct aq_redis_conn conn(void)
 {
 	struct aq_redis_conn c = { .port = (unsigned)srv.port, .queue = QUEUE };
 
 	return c;
 }
 
-static aq_redis_client *client(void)
+aq_redis_client *client(void)
 {
 	struct aq_redis_conn c = conn();
 	aq_redis_client *cl = NULL;
@@ -63,7 +62,7 @@ static aq_redis_client *client(void)
 }
 
 /* A worker process; opts are "key=value" strings, NULL-ended. */
-static pid_t worker(const char *const *opts)
+pid_t worker(const char *const *opts)
 {
 	const char *all[16];
 	char logopt[420];
@@ -77,19 +76,19 @@ static pid_t worker(const char *const *opts)
 	return rs_worker(&srv, QUEUE, all);
 }
 
-static void worker_term(pid_t pid)
+void worker_term(pid_t pid)
 {
 	kill(pid, SIGTERM);
 	ck_assert_int_eq(rs_wait(pid), 0);
 }
 
 /* The bound of any one wait: 60 s, scaled for sanitizers. */
-static int64_t bound_ns(void)
+int64_t bound_ns(void)
 {
 	return (int64_t)(60e9 * th_time_scale());
 }
 
-static const char *result_text(aq_future *fut)
+const char *result_text(aq_future *fut)
 {
 	struct aq_redis_result *res = NULL;
 	int rc = aq_future_get(fut, (void **)&res, bound_ns());
@@ -112,7 +111,7 @@ static bool log_reached(void *ctx)
 }
 
 /* Poll the job log until "event id" appears n times. */
-static bool log_wait(const char *event, const char *id, int n)
+bool log_wait(const char *event, const char *id, int n)
 {
 	log_want.path = logpath;
 	log_want.event = event;
@@ -122,7 +121,7 @@ static bool log_wait(const char *event, const char *id, int n)
 }
 
 /* The keys of the queue, minus its three (empty) streams. */
-static int leftover_keys(char *first, size_t size)
+int leftover_keys(char *first, size_t size)
 {
 	redisReply *r = rs_cmd(&srv, "KEYS aq:*");
 	int n = 0;
@@ -146,7 +145,7 @@ static int leftover_keys(char *first, size_t size)
 	return n;
 }
 
-static void assert_no_pending(void)
+void assert_no_pending(void)
 {
 	for (int s = 0; s < 3; s++) {
 		redisReply *r = rs_cmd(&srv, "XPENDING aq:{" QUEUE "}:s%d aq",
@@ -557,7 +556,7 @@ END_TEST
 
 /* ---- dead letters ------------------------------------------------------------ */
 
-static bool dead_has(const char *reason)
+bool dead_has(const char *reason)
 {
 	redisReply *r = rs_cmd(&srv, "XRANGE aq:{" QUEUE "}:dead - +");
 	bool found = false;
@@ -928,19 +927,12 @@ START_TEST(test_fire_and_forget)
 }
 END_TEST
 
-/* AQR_TEST=test_name runs that test alone. */
-static bool wanted(const char *name)
+bool wanted(const char *name)
 {
 	const char *only = getenv("AQR_TEST");
 
 	return !only || !*only || strcmp(only, name) == 0;
 }
-
-#define ADD(tc, t)                                                           \
-	do {                                                                 \
-		if (wanted(#t))                                              \
-			tcase_add_test(tc, t);                               \
-	} while (0)
 
 static Suite *redis_suite(void)
 {
@@ -980,6 +972,7 @@ int main(void)
 	SRunner *sr = srunner_create(redis_suite());
 	int failed;
 
+	srunner_add_suite(sr, redis_sem_suite());
 	/* Fork mode: a crash fails one test, and its servers die with it. */
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
