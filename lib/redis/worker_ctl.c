@@ -106,39 +106,53 @@ static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
 		done_free(sent[i]);
 }
 
-/* Renew the lease of every running job of ours. */
+/* Entries per HEARTBEAT call: what one command's arguments hold. */
+#define HEARTBEAT_CHUNK ((AQR_ARGS_MAX - 16) / 2)
+
+/* Renew the lease of every running job of ours, HEARTBEAT_CHUNK entries
+ * per call, so any number of jobs in flight keeps its leases. */
 static void ctl_heartbeat(aq_redis_worker *w)
 {
-	char (*eids)[48];
+	struct hb_entry {
+		int sidx;
+		char eid[48];
+	} *all;
 	struct aqr_slot *s;
-	unsigned n = 0, max = (AQR_ARGS_MAX - 16) / 2;
+	unsigned n = 0, cap;
 	redisReply *r;
 	int err;
 
 	pthread_mutex_lock(&w->mu);
-	eids = malloc((size_t)(w->in_flight ? w->in_flight : 1) *
-		      sizeof(*eids));
-	if (!eids) {
+	/* Running slots are counted in in_flight: the array is large
+	 * enough. Copied: a slot may go once we unlock. */
+	cap = w->in_flight ? w->in_flight : 1;
+	all = malloc((size_t)cap * sizeof(*all));
+	if (!all) {
 		pthread_mutex_unlock(&w->mu);
 		return; /* the next beat tries again */
 	}
-	aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT, w->consumer,
-			w->dead_max, w->max_deliveries);
-	/* Copied: a slot may go once we unlock. Running slots are counted
-	 * in in_flight, so the array is large enough. */
-	for (s = w->running; s && n < max && n < w->in_flight; s = s->next) {
-		memcpy(eids[n], s->eid, sizeof(eids[n]));
-		aqr_args_small(w->cargs, s->sidx);
-		aqr_args_str(w->cargs, eids[n]);
+	for (s = w->running; s && n < cap; s = s->next) {
+		all[n].sidx = s->sidx;
+		memcpy(all[n].eid, s->eid, sizeof(all[n].eid));
 		n++;
 	}
 	pthread_mutex_unlock(&w->mu);
-	if (n) {
+	for (unsigned base = 0; base < n && w->clink.ctx;
+	     base += HEARTBEAT_CHUNK) {
+		unsigned end = n - base < HEARTBEAT_CHUNK ? n
+							   : base + HEARTBEAT_CHUNK;
+
+		aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT,
+				w->consumer, w->dead_max, w->max_deliveries);
+		for (unsigned i = base; i < end; i++) {
+			aqr_args_small(w->cargs, all[i].sidx);
+			aqr_args_str(w->cargs, all[i].eid);
+		}
 		r = aqr_call(&w->clink, w->cargs, &err);
 		if (r)
 			freeReplyObject(r);
 	}
-	free(eids);
+	free(all);
 }
 
 /* Move due delayed jobs; the ms until the next one is due, or -1. */
