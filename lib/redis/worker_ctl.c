@@ -179,15 +179,10 @@ static int64_t ctl_promote(aq_redis_worker *w)
 /* Take over jobs idle past the visibility timeout, as many as fit. */
 static void ctl_reclaim(aq_redis_worker *w)
 {
-	unsigned free_slots;
+	unsigned free_slots = aqr_reserve(w, false);
 	redisReply *r;
 	int err;
 
-	pthread_mutex_lock(&w->mu);
-	free_slots = w->in_flight < w->concurrency
-			     ? w->concurrency - w->in_flight
-			     : 0;
-	pthread_mutex_unlock(&w->mu);
 	if (!free_slots)
 		return;
 	aqr_args_script(w->cargs, &w->clink, AQR_RECLAIM, w->consumer,
@@ -201,6 +196,7 @@ static void ctl_reclaim(aq_redis_worker *w)
 	}
 	if (r)
 		freeReplyObject(r);
+	aqr_unreserve(w, free_slots);
 }
 
 static void *ctl_main(void *arg)

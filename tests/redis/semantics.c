@@ -101,6 +101,62 @@ START_TEST(test_heartbeat_covers_every_lease)
 }
 END_TEST
 
+/* ---- a worker holds no more than its slots ------------------------------- */
+
+/* Regression: when a fetch found only entries it settled itself (here a
+ * malformed one), the blocking read that followed took one entry from
+ * each of the three streams, three jobs for a worker with one slot. */
+START_TEST(test_one_slot_holds_one_job)
+{
+	static const int prio[3] = { AQ_REDIS_PRIO_HIGH, AQ_REDIS_PRIO_NORMAL,
+				     AQ_REDIS_PRIO_LOW };
+	static const char *const name[3] = { "H", "N", "L" };
+	const char *opts[] = { "conc=1", NULL };
+	aq_redis_client *c = client();
+	aq_future *futs[3];
+	char gate[320], p[400], cmd[300], line[128], order[8] = "";
+	size_t len = 0;
+	FILE *f;
+	pid_t w;
+
+	snprintf(gate, sizeof(gate), "%s/gate", srv.dir);
+	/* First in the high stream: an entry that names no job. */
+	snprintf(cmd, sizeof(cmd),
+		 "redis-cli -p %d XADD 'aq:{" QUEUE "}:s0' '*' foo bar "
+		 ">/dev/null",
+		 srv.port);
+	ck_assert_int_eq(system(cmd), 0);
+	for (int i = 0; i < 3; i++) {
+		struct aq_redis_job_opts o = { .priority = prio[i] };
+
+		snprintf(p, sizeof(p), "%s %s", gate, name[i]);
+		ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p), &o,
+						 &futs[i]),
+				 0);
+	}
+	w = worker(opts);
+	ck_assert(log_wait("start", "H", 1));
+	ck_assert_int_eq(pending_total(), 1);
+	fclose(fopen(gate, "w"));
+	for (int i = 0; i < 3; i++) {
+		ck_assert(log_wait("start", name[i], 1));
+		result_text(futs[i]);
+		aq_future_release(futs[i]);
+	}
+	f = fopen(logpath, "r");
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, "start ", 6) == 0 && len + 1 < sizeof(order))
+			order[len++] = line[6];
+	order[len] = '\0';
+	fclose(f);
+	ck_assert_str_eq(order, "HNL");
+	ck_assert(dead_has("malformed"));
+	worker_term(w);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+}
+END_TEST
+
 Suite *redis_sem_suite(void)
 {
 	Suite *s = suite_create("redis-sem");
@@ -108,6 +164,7 @@ Suite *redis_sem_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
+	ADD(tc, test_one_slot_holds_one_job);
 	ADD(tc, test_heartbeat_covers_every_lease);
 	suite_add_tcase(s, tc);
 	return s;
