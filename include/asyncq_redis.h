@@ -110,6 +110,14 @@ AQ_API int aq_redis_submit_batch(aq_redis_client *client,
 				 const struct aq_redis_job_opts *opts,
 				 aq_future **futs);
 
+/*
+ * Cancel a submitted job in Redis: 0 when no worker had it (it never runs;
+ * fut resolves -ECANCELED before this returns); -EBUSY when a worker
+ * holds it (not interrupted, not retried nor run again); -EALREADY,
+ * -EINVAL, -ENOTCONN, -ECONNRESET. aq_future_cancel() is local only.
+ */
+AQ_API int aq_redis_cancel(aq_redis_client *client, aq_future *fut);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 /*

@@ -2,7 +2,7 @@
 /*
  * scripts.c - the Lua scripts that change a queue's state in Redis, each
  * one atomic step: submit, fetch, load, reclaim, heartbeat, finish,
- * promote. The key layout and the fields are described in
+ * promote, cancel. The key layout and the fields are described in
  * man/man7/libasyncq-redis.7; every script takes the same first six
  * arguments (key prefix, group, consumer, dead-letter length, deliveries
  * allowed, largest payload) so that one prelude serves them all.
@@ -86,6 +86,15 @@ static const char prelude[] =
 	"    return nil\n"
 	"  end\n"
 	"  local jk = P .. 'j:' .. id\n"
+	/* Cancelled: cx 2, settled by CANCEL, only its entry was left;
+	 * cx 1, asked while a worker held it: not run again. */
+	"  local cx = redis.call('HGET', jk, 'cx')\n"
+	"  if cx then\n"
+	"    ack(sk, eid)\n"
+	"    if cx == '2' then redis.call('DEL', jk)\n"
+	"    else resolve(id, 'c', '0', '', 'cancelled') end\n"
+	"    return nil\n"
+	"  end\n"
 	"  local n = redis.call('HINCRBY', jk, 'n', 1)\n"
 	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl')\n"
 	"  if n > MAXDELIV then\n"
@@ -193,16 +202,18 @@ static const char reclaim_body[] =
 	"end\n"
 	"return out\n";
 
-/* HEARTBEAT: ARGV[7..] = (stream, entry id) pairs: each still ours has
- * its idle time reset (1), each lost to a reclaim is reported (0). */
+/* HEARTBEAT: ARGV[7..] = (stream, entry id, job id) triples: each entry
+ * still ours has its idle time reset (1, or 2 when its job was asked to
+ * cancel), each lost to a reclaim is reported (0). */
 static const char heartbeat_body[] =
 	"local out = {}\n"
-	"for i = 7, #ARGV - 1, 2 do\n"
+	"for i = 7, #ARGV - 2, 3 do\n"
 	"  local sk, eid = P .. 's' .. ARGV[i], ARGV[i + 1]\n"
 	"  local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
 	"  if #pe == 1 and pe[1][2] == C then\n"
 	"    redis.call('XCLAIM', sk, G, C, 0, eid, 'JUSTID')\n"
-	"    out[#out + 1] = 1\n"
+	"    out[#out + 1] = 1 + redis.call('HEXISTS', P .. 'j:' ..\n"
+	"                                   ARGV[i + 2], 'cx')\n"
 	"  else\n"
 	"    out[#out + 1] = 0\n"
 	"  end\n"
@@ -213,7 +224,8 @@ static const char heartbeat_body[] =
  * FINISH: ARGV[7..14] = stream, entry id, job id, outcome (s succeeded,
  * f failed, d dead letter, h hand back), code, value, message, reason.
  * -1 fenced (the entry is no longer ours), 0 done, 1 to be retried,
- * 2 handed back, 3 dead-lettered.
+ * 2 handed back, 3 dead-lettered. A job asked to cancel (cx) is not
+ * retried, and is resolved cancelled instead of handed back.
  */
 static const char finish_body[] =
 	"local sk, eid, id, o = P .. 's' .. ARGV[7], ARGV[8], ARGV[9],"
@@ -223,7 +235,9 @@ static const char finish_body[] =
 	"ack(sk, eid)\n"
 	"local jk = P .. 'j:' .. id\n"
 	"if redis.call('EXISTS', jk) == 0 then return -1 end\n"
+	"local cx = redis.call('HEXISTS', jk, 'cx') == 1\n"
 	"if o == 'h' then\n"
+	"  if cx then resolve(id, 'c', '0', '', 'cancelled') return 0 end\n"
 	"  redis.call('HINCRBY', jk, 'n', -1)\n"
 	"  redis.call('XADD', sk, '*', 'j', id)\n"
 	"  return 2\n"
@@ -232,7 +246,7 @@ static const char finish_body[] =
 	"if o == 'd' then dead(id, ARGV[14], ARGV[11], ARGV[13]) return 3 end\n"
 	"local h = redis.call('HMGET', jk, 'a', 'ma', 'bb', 'bf', 'bm', 'dlr')\n"
 	"local a, ma = tonumber(h[1]), tonumber(h[2])\n"
-	"if a < ma then\n"
+	"if a < ma and not cx then\n"
 	"  local f = tonumber(h[4])\n"
 	"  if f <= 0 then f = 1 end\n"
 	"  local d = math.floor(tonumber(h[3]) * f ^ (a - 1))\n"
@@ -246,7 +260,7 @@ static const char finish_body[] =
 	"  redis.call('ZADD', P .. 'd', now + d, id)\n"
 	"  return 1\n"
 	"end\n"
-	"if ma > 1 then\n"
+	"if ma > 1 and not cx then\n"
 	"  dead(id, 'failed', ARGV[11], 'failed ' .. a .. ' times, last: ' ..\n"
 	"       ARGV[13])\n"
 	"  return 3\n"
@@ -276,11 +290,38 @@ static const char promote_body[] =
 	"end\n"
 	"return {#ids, wait}\n";
 
+/*
+ * CANCEL: ARGV[7] = job id. 1: cancelled before any worker started it (it
+ * waited in the delayed set, or in its stream: its entry is left as a
+ * tombstone, cx 2, that the next fetch acknowledges); 2: a worker holds
+ * it, marked cx 1 (not retried nor run again; the worker is told at its
+ * next heartbeat); 0: no such job (settled, or not a job's own id).
+ */
+static const char cancel_body[] =
+	"local id = ARGV[7]\n"
+	"local jk = P .. 'j:' .. id\n"
+	"local h = redis.call('HMGET', jk, 'n', 'cx', 'pr')\n"
+	"if not h[3] then return 0 end\n"
+	"if h[2] then return 2 end\n"
+	"if redis.call('ZREM', P .. 'd', id) == 1 then\n"
+	"  resolve(id, 'c', '0', '', 'cancelled')\n"
+	"  return 1\n"
+	"end\n"
+	/* n counts the deliveries that were loaded: 0 = no worker has it
+	 * (its entry is queued, or read by a fetch not yet loaded). */
+	"if (tonumber(h[1]) or 0) == 0 then\n"
+	"  resolve(id, 'c', '0', '', 'cancelled')\n"
+	"  redis.call('HSET', jk, 'cx', '2')\n"
+	"  return 1\n"
+	"end\n"
+	"redis.call('HSET', jk, 'cx', '1')\n"
+	"return 2\n";
+
 static const char *const bodies[AQR_SCRIPTS] = {
 	[AQR_SUBMIT] = submit_body,	  [AQR_FETCH] = fetch_body,
 	[AQR_LOAD] = load_body,		  [AQR_RECLAIM] = reclaim_body,
 	[AQR_HEARTBEAT] = heartbeat_body, [AQR_FINISH] = finish_body,
-	[AQR_PROMOTE] = promote_body,
+	[AQR_PROMOTE] = promote_body,	  [AQR_CANCEL] = cancel_body,
 };
 
 size_t aqr_script_text(enum aqr_script which, char *buf, size_t size)

@@ -87,6 +87,7 @@ static void slot_unlink(aq_redis_worker *w, struct aqr_slot *s)
 
 static void slot_free(struct aqr_slot *s)
 {
+	aq_future_release(s->fut);
 	free(s->payload);
 	free(s);
 }
@@ -264,6 +265,11 @@ void aqr_start(aq_redis_worker *w, const redisReply *j)
 		slot_free(s);
 		return;
 	}
+	/* Kept for a cancel from Redis (worker_ctl.c); before the callback
+	 * is set, since it may run and free the slot at once. */
+	pthread_mutex_lock(&w->mu);
+	s->fut = aq_future_retain(fut);
+	pthread_mutex_unlock(&w->mu);
 	if (aq_future_then(fut, slot_done, s, NULL) != 0) {
 		/* No memory for the callback: wait here instead. */
 		aq_future_get(fut, NULL, -1);

@@ -22,6 +22,8 @@ struct aqr_slot {
 	size_t plen;
 	struct aq_redis_result blob; /* the payload, for types without
 					decode */
+	aq_future *fut;           /* its pool job's (a reference), once
+				     submitted (under mu) */
 	bool undecodable;         /* set by the pool job */
 	bool handed;              /* handed back by a stop: its outcome is
 				     no longer ours to report (under mu) */

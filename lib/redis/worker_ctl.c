@@ -107,7 +107,27 @@ static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
 }
 
 /* Entries per HEARTBEAT call: what one command's arguments hold. */
-#define HEARTBEAT_CHUNK ((AQR_ARGS_MAX - 16) / 2)
+#define HEARTBEAT_CHUNK ((AQR_ARGS_MAX - 16) / 3)
+
+/* A job whose cancel was asked (HEARTBEAT said 2): cancel its pool job,
+ * which then never starts here, or sees aq_current_cancelled() if it
+ * runs. Not under mu: a cancel that wins runs slot_done here. */
+static void ctl_cancel_local(aq_redis_worker *w, const char *eid)
+{
+	aq_future *fut = NULL;
+
+	pthread_mutex_lock(&w->mu);
+	for (struct aqr_slot *s = w->running; s; s = s->next)
+		if (s->fut && strcmp(s->eid, eid) == 0) {
+			fut = aq_future_retain(s->fut);
+			break;
+		}
+	pthread_mutex_unlock(&w->mu);
+	if (fut) {
+		aq_future_cancel(fut);
+		aq_future_release(fut);
+	}
+}
 
 /* Renew the lease of every running job of ours, HEARTBEAT_CHUNK entries
  * per call, so any number of jobs in flight keeps its leases. */
@@ -116,6 +136,7 @@ static void ctl_heartbeat(aq_redis_worker *w)
 	struct hb_entry {
 		int sidx;
 		char eid[48];
+		char id[96];
 	} *all;
 	struct aqr_slot *s;
 	unsigned n = 0, cap;
@@ -134,6 +155,7 @@ static void ctl_heartbeat(aq_redis_worker *w)
 	for (s = w->running; s && n < cap; s = s->next) {
 		all[n].sidx = s->sidx;
 		memcpy(all[n].eid, s->eid, sizeof(all[n].eid));
+		memcpy(all[n].id, s->id, sizeof(all[n].id));
 		n++;
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -147,8 +169,14 @@ static void ctl_heartbeat(aq_redis_worker *w)
 		for (unsigned i = base; i < end; i++) {
 			aqr_args_small(w->cargs, all[i].sidx);
 			aqr_args_str(w->cargs, all[i].eid);
+			aqr_args_str(w->cargs, all[i].id);
 		}
 		r = aqr_call(&w->clink, w->cargs, &err);
+		for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY &&
+				   i < r->elements && base + i < end;
+		     i++)
+			if (aqr_int(r->element[i]) == 2)
+				ctl_cancel_local(w, all[base + i].eid);
 		if (r)
 			freeReplyObject(r);
 	}

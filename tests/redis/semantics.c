@@ -157,6 +157,112 @@ START_TEST(test_one_slot_holds_one_job)
 }
 END_TEST
 
+/* ---- cancel ---------------------------------------------------------------- */
+
+static void count_call(aq_future *fut, void *user)
+{
+	(void)fut;
+	__atomic_fetch_add((int *)user, 1, __ATOMIC_SEQ_CST);
+}
+
+static bool one_delayed(void *ctx)
+{
+	(void)ctx;
+	return rs_int(&srv, "ZCARD aq:{" QUEUE "}:d") == 1;
+}
+
+/* Cancelled while queued, delayed or waiting for a retry: never run,
+ * resolved -ECANCELED once, nothing left in Redis. */
+START_TEST(test_cancel_before_start)
+{
+	struct aq_redis_job_opts later = { .delay_ms = 600000 };
+	struct aq_redis_job_opts retry = { .max_attempts = 3,
+					   .backoff_ms = 600000 };
+	aq_redis_client *c = client();
+	aq_future *q, *d, *f, *after;
+	int calls[3] = { 0, 0, 0 };
+	char first[256];
+	pid_t w;
+
+	ck_assert_int_eq(aq_redis_submit(c, "log", "q", 1, NULL, &q), 0);
+	ck_assert_int_eq(aq_redis_submit(c, "log", "d", 1, &later, &d), 0);
+	ck_assert_int_eq(aq_redis_submit(c, "fail", "f", 1, &retry, &f), 0);
+	ck_assert_int_eq(aq_redis_submit(c, "log", "after", 5, NULL, &after),
+			 0);
+	ck_assert_int_eq(aq_future_then(q, count_call, &calls[0], NULL), 0);
+	ck_assert_int_eq(aq_future_then(d, count_call, &calls[1], NULL), 0);
+	ck_assert_int_eq(aq_future_then(f, count_call, &calls[2], NULL), 0);
+	ck_assert_int_eq(aq_redis_cancel(NULL, q), -EINVAL);
+	ck_assert_int_eq(aq_redis_cancel(c, NULL), -EINVAL);
+	/* Queued in its stream, and delayed: resolved before the call
+	 * returns. */
+	ck_assert_int_eq(aq_redis_cancel(c, q), 0);
+	ck_assert_int_eq(aq_future_state(q), AQ_STATE_CANCELLED);
+	ck_assert_int_eq(aq_redis_cancel(c, d), 0);
+	ck_assert_int_eq(aq_future_get(d, NULL, 0), -ECANCELED);
+	ck_assert_int_eq(aq_redis_cancel(c, q), -EALREADY);
+	ck_assert_int_eq(rs_int(&srv, "ZCARD aq:{" QUEUE "}:d"), 0);
+	w = worker(NULL);
+	/* Waiting for its retry after one failure. */
+	ck_assert(log_wait("fail", "f", 1));
+	ck_assert(th_poll(one_delayed, NULL));
+	ck_assert_int_eq(aq_redis_cancel(c, f), 0);
+	ck_assert_int_eq(aq_future_get(f, NULL, 0), -ECANCELED);
+	ck_assert_str_eq(result_text(after), "after"); /* q's entry is gone */
+	ck_assert_int_eq(rs_log_count(logpath, "run", "q"), 0);
+	ck_assert_int_eq(rs_log_count(logpath, "run", "d"), 0);
+	ck_assert_int_eq(rs_log_count(logpath, "fail", "f"), 1);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(__atomic_load_n(&calls[i], __ATOMIC_SEQ_CST),
+				 1);
+	aq_future_release(q);
+	aq_future_release(d);
+	aq_future_release(f);
+	aq_future_release(after);
+	worker_term(w);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+	ck_assert_msg(leftover_keys(first, sizeof(first)) == 0,
+		      "leftover key %s", first);
+}
+END_TEST
+
+/* Cancelled while a worker runs it: -EBUSY; the worker's job sees
+ * aq_current_cancelled() and ends cancelled; a job that ignores the flag
+ * keeps its outcome. */
+START_TEST(test_cancel_running)
+{
+	const char *opts[] = { "conc=2", "hb=50", NULL };
+	aq_redis_client *c = client();
+	aq_future *k, *g;
+	char gate[320], p[400];
+	pid_t w = worker(opts);
+
+	snprintf(gate, sizeof(gate), "%s/gate", srv.dir);
+	snprintf(p, sizeof(p), "%s g", gate);
+	ck_assert_int_eq(aq_redis_submit(c, "cancellable", "k", 1, NULL, &k),
+			 0);
+	ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p), NULL, &g),
+			 0);
+	ck_assert(log_wait("start", "k", 1));
+	ck_assert(log_wait("start", "g", 1));
+	ck_assert_int_eq(aq_redis_cancel(c, k), -EBUSY);
+	ck_assert_int_eq(aq_redis_cancel(c, g), -EBUSY);
+	ck_assert_int_eq(aq_future_get(k, NULL, bound_ns()), -ECANCELED);
+	ck_assert_int_eq(rs_log_count(logpath, "cancelled", "k"), 1);
+	fclose(fopen(gate, "w"));
+	ck_assert(result_text(g)[0] != '\0'); /* ran to its end: succeeded */
+	ck_assert_int_eq(rs_log_count(logpath, "start", "k"), 1);
+	ck_assert_int_eq(rs_log_count(logpath, "start", "g"), 1);
+	ck_assert_int_eq(aq_redis_cancel(c, g), -EALREADY);
+	aq_future_release(k);
+	aq_future_release(g);
+	worker_term(w);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+}
+END_TEST
+
 Suite *redis_sem_suite(void)
 {
 	Suite *s = suite_create("redis-sem");
@@ -164,6 +270,8 @@ Suite *redis_sem_suite(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
+	ADD(tc, test_cancel_before_start);
+	ADD(tc, test_cancel_running);
 	ADD(tc, test_one_slot_holds_one_job);
 	ADD(tc, test_heartbeat_covers_every_lease);
 	suite_add_tcase(s, tc);
