@@ -76,8 +76,10 @@ static const char prelude[] =
 	"  return nil\n"
 	"end\n"
 	/* A delivered entry: its job to run, or nil when it was settled
-	 * here (malformed, crashing, expired, too large). */
-	"local function load(s, eid, id, fields, now)\n"
+	 * here (malformed, crashing, expired, too large, cancelled).
+	 * reclaimed: taken from a worker that went quiet; if it ran alone
+	 * there (so), that counts a crash against it (k). */
+	"local function load(s, eid, id, fields, now, reclaimed)\n"
 	"  local sk = P .. 's' .. s\n"
 	"  if not id or redis.call('EXISTS', P .. 'j:' .. id) == 0 then\n"
 	"    ack(sk, eid)\n"
@@ -96,11 +98,19 @@ static const char prelude[] =
 	"    return nil\n"
 	"  end\n"
 	"  local n = redis.call('HINCRBY', jk, 'n', 1)\n"
-	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl')\n"
-	"  if n > MAXDELIV then\n"
+	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k')\n"
+	"  local k = tonumber(h[6]) or 0\n"
+	"  if h[5] then\n"
+	"    redis.call('HDEL', jk, 'so')\n"
+	"    if reclaimed then\n"
+	"      k = k + 1\n"
+	"      redis.call('HSET', jk, 'k', k)\n"
+	"    end\n"
+	"  end\n"
+	"  if k >= MAXDELIV then\n"
 	"    ack(sk, eid)\n"
-	"    dead(id, 'crashed', '130', 'delivered ' .. (n - 1) ..\n"
-	"         ' times without finishing')\n"
+	"    dead(id, 'crashed', '130', 'its worker died ' .. k ..\n"
+	"         ' times while it ran alone')\n"
 	"    return nil\n"
 	"  end\n"
 	"  local dl = tonumber(h[4]) or 0\n"
@@ -187,20 +197,48 @@ static const char load_body[] =
 	"end\n"
 	"return out\n";
 
-/* RECLAIM: ARGV[7] = visibility (ms idle), ARGV[8] = most entries. */
+/*
+ * RECLAIM: ARGV[7] = visibility (ms idle), ARGV[8] = most entries,
+ * ARGV[9] = 1 when the worker holds nothing. A job idle past the
+ * visibility timeout lost its worker (a crash or a stall) and is a
+ * suspect: it runs again only alone, on a worker that holds nothing and
+ * takes nothing else until it is done (it is marked so, and returned
+ * with a 7th element, 1), so that a crash then is its own. A worker that
+ * holds jobs takes what is not run (malformed, cancelled) and counts the
+ * suspects it left. Returns {suspects left, jobs}.
+ */
 static const char reclaim_body[] =
-	"local left, out, now = tonumber(ARGV[8]), {}, now_ms()\n"
+	"local left, empty = tonumber(ARGV[8]), ARGV[9] == '1'\n"
+	"local out, waiting, now = {}, 0, now_ms()\n"
 	"for s = 0, 2 do\n"
-	"  if left <= 0 then break end\n"
-	"  local r = redis.call('XAUTOCLAIM', P .. 's' .. s, G, C, ARGV[7],"
-	" '0-0', 'COUNT', left)\n"
-	"  for _, e in ipairs(r[2]) do\n"
-	"    left = left - 1\n"
-	"    local j = load(s, e[1], jid(e[2]), e[2], now)\n"
-	"    if j then out[#out + 1] = j end\n"
+	"  local sk = P .. 's' .. s\n"
+	"  local idle = redis.call('XPENDING', sk, G, 'IDLE', ARGV[7], '-',"
+	" '+', 100)\n"
+	"  for _, pe in ipairs(idle) do\n"
+	"    local eid = pe[1]\n"
+	"    local e = redis.call('XRANGE', sk, eid, eid)[1]\n"
+	"    local fields = e and e[2]\n"
+	"    local id = jid(fields)\n"
+	"    local runs = false\n"
+	"    if id then\n"
+	"      local h = redis.call('HMGET', P .. 'j:' .. id, 'pr', 'cx')\n"
+	"      runs = h[1] and not h[2]\n"
+	"    end\n"
+	"    if runs and not (empty and #out == 0) then\n"
+	"      waiting = waiting + 1\n"
+	"    elseif left > 0 and #redis.call('XCLAIM', sk, G, C, ARGV[7], eid,"
+	" 'JUSTID') == 1 then\n"
+	"      left = left - 1\n"
+	"      local j = load(s, eid, id, fields, now, true)\n"
+	"      if j then\n"
+	"        redis.call('HSET', P .. 'j:' .. id, 'so', 1)\n"
+	"        j[7] = 1\n"
+	"        out[1] = j\n"
+	"      end\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
-	"return out\n";
+	"return {waiting, out}\n";
 
 /* HEARTBEAT: ARGV[7..] = (stream, entry id, job id) triples: each entry
  * still ours has its idle time reset (1, or 2 when its job was asked to

@@ -423,19 +423,47 @@ static void fetch_wait(aq_redis_worker *w)
 		freeReplyObject(r);
 }
 
-/* Reserve every free slot for one fetch or reclaim (so the fetch and the
- * control thread never both count the same slot free); 0 if none, or
- * when stopping. With wait, block until a slot is free. */
-unsigned aqr_reserve(aq_redis_worker *w, bool wait)
+/* A suspect that ran alone (worker_ctl.c) is settled once nothing is in
+ * flight or reserved; then the worker takes jobs again (lock held). */
+static void solo_settle(aq_redis_worker *w)
+{
+	if (w->solo && w->in_flight == 0 && w->reserved == 0)
+		w->solo = false;
+}
+
+/* May the fetch thread take jobs now (lock held)? Not while a suspect
+ * runs alone, nor while suspects wait for this worker to empty. */
+static bool fetch_may(aq_redis_worker *w)
+{
+	solo_settle(w);
+	return w->in_flight + w->reserved < w->concurrency && !w->solo &&
+	       !w->isolate;
+}
+
+/*
+ * Reserve every free slot for one fetch (fetch: waits until it may) or
+ * one reclaim, so that the fetch and the control thread never both count
+ * the same slot free; 0 if none, or when stopping. *empty (may be NULL):
+ * the worker held nothing and nothing was reserved.
+ */
+unsigned aqr_reserve(aq_redis_worker *w, bool fetch, bool *empty)
 {
 	unsigned n = 0;
+	bool may;
 
 	pthread_mutex_lock(&w->mu);
-	while (wait && w->in_flight + w->reserved >= w->concurrency &&
-	       !atomic_load(&w->stop_fetch))
-		aqr_cond_wait_ms(&w->cv_free, &w->mu, 100);
-	if (w->in_flight + w->reserved < w->concurrency &&
-	    !atomic_load(&w->stop_fetch)) {
+	if (fetch) {
+		while (!fetch_may(w) && !atomic_load(&w->stop_fetch))
+			aqr_cond_wait_ms(&w->cv_free, &w->mu, 100);
+		may = fetch_may(w);
+	} else { /* a reclaim may end an isolation: it ignores isolate */
+		solo_settle(w);
+		may = !w->solo &&
+		      w->in_flight + w->reserved < w->concurrency;
+	}
+	if (empty)
+		*empty = w->in_flight == 0 && w->reserved == 0;
+	if (may && !atomic_load(&w->stop_fetch)) {
 		n = w->concurrency - w->in_flight - w->reserved;
 		w->reserved += n;
 	}
@@ -457,7 +485,7 @@ static void *fetch_main(void *arg)
 	aq_redis_worker *w = arg;
 
 	while (!atomic_load(&w->stop_fetch)) {
-		unsigned free_slots = aqr_reserve(w, true);
+		unsigned free_slots = aqr_reserve(w, true, NULL);
 		bool fetched = false;
 		redisReply *r;
 		int err;

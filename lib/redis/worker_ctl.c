@@ -204,27 +204,54 @@ static int64_t ctl_promote(aq_redis_worker *w)
 	return wait;
 }
 
-/* Take over jobs idle past the visibility timeout, as many as fit. */
+/*
+ * Take over jobs idle past the visibility timeout. They lost their worker
+ * and run again only alone (the RECLAIM script): when this worker holds
+ * nothing it may take one, and then fetches nothing else until it is
+ * settled (solo); when it holds jobs and suspects wait, it stops fetching
+ * until it is empty (isolate), so that some worker takes them.
+ */
 static void ctl_reclaim(aq_redis_worker *w)
 {
-	unsigned free_slots = aqr_reserve(w, false);
+	bool empty;
+	unsigned free_slots = aqr_reserve(w, false, &empty);
+	const redisReply *jobs = NULL;
 	redisReply *r;
 	int err;
 
-	if (!free_slots)
+	pthread_mutex_lock(&w->mu);
+	if (w->solo) { /* its suspect still runs */
+		pthread_mutex_unlock(&w->mu);
+		if (free_slots)
+			aqr_unreserve(w, free_slots);
 		return;
+	}
+	pthread_mutex_unlock(&w->mu);
 	aqr_args_script(w->cargs, &w->clink, AQR_RECLAIM, w->consumer,
 			w->dead_max, w->max_deliveries);
 	aqr_args_int(w->cargs, w->visibility_ms);
 	aqr_args_int(w->cargs, free_slots);
+	aqr_args_int(w->cargs, empty);
 	r = aqr_call(&w->clink, w->cargs, &err);
-	if (r && r->type == REDIS_REPLY_ARRAY) {
-		atomic_fetch_add(&w->reclaimed, r->elements);
-		aqr_start_all(w, r);
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_ARRAY) {
+		jobs = r->element[1];
+		pthread_mutex_lock(&w->mu);
+		/* Set before the job counts in flight and the slots are given
+		 * back: the fetch thread must not slip in beside it. */
+		for (size_t i = 0; i < jobs->elements; i++)
+			if (jobs->element[i]->elements >= 7)
+				w->solo = true;
+		w->isolate = aqr_int(r->element[0]) > 0;
+		pthread_cond_broadcast(&w->cv_free);
+		pthread_mutex_unlock(&w->mu);
+		atomic_fetch_add(&w->reclaimed, jobs->elements);
+		aqr_start_all(w, jobs);
 	}
 	if (r)
 		freeReplyObject(r);
-	aqr_unreserve(w, free_slots);
+	if (free_slots)
+		aqr_unreserve(w, free_slots);
 }
 
 static void *ctl_main(void *arg)

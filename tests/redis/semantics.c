@@ -263,6 +263,57 @@ START_TEST(test_cancel_running)
 }
 END_TEST
 
+/* ---- crashes are blamed on the job that ran alone ---------------------- */
+
+/* Regression: a worker's crash counted a delivery against every job in
+ * flight on it, so a job that merely shared a worker with one that calls
+ * abort() was dead-lettered as "crashed" with it. */
+START_TEST(test_crash_blames_the_job_alone)
+{
+	const char *opts[] = { "conc=2", "vis=300", "hb=100", "maxdeliv=2",
+			       NULL };
+	aq_redis_client *c = client();
+	aq_future *crash, *inno;
+	int respawns = 0;
+	pid_t w;
+
+	/* Both in the first fetch of one worker: the abort takes the
+	 * sleeper down with it. */
+	ck_assert_int_eq(aq_redis_submit(c, "abort", "boom", 4, NULL, &crash),
+			 0);
+	ck_assert_int_eq(aq_redis_submit(c, "sleep", "500 inno", 8, NULL,
+					 &inno),
+			 0);
+	w = worker(opts);
+	for (int polls = 0; aq_future_get(crash, NULL, 0) == -ETIMEDOUT &&
+			    respawns < 10 && polls < 60000;
+	     polls++) {
+		int st;
+
+		if (waitpid(w, &st, WNOHANG) != w) {
+			th_sleep_ms(1);
+			continue;
+		}
+		ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+		respawns++;
+		w = worker(opts);
+	}
+	ck_assert_int_eq(aq_future_get(crash, NULL, bound_ns()),
+			 AQ_REDIS_E_CRASHED);
+	/* The innocent job runs to its end and succeeds. */
+	ck_assert(result_text(inno)[0] != '\0');
+	/* Once beside it, then maxdeliv = 2 times alone. */
+	ck_assert_int_eq(rs_log_count(logpath, "abort", "boom"), 3);
+	ck_assert_int_eq(respawns, 3);
+	ck_assert_int_eq(rs_int(&srv, "XLEN aq:{" QUEUE "}:dead"), 1);
+	aq_future_release(crash);
+	aq_future_release(inno);
+	worker_term(w);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+}
+END_TEST
+
 Suite *redis_sem_suite(void)
 {
 	Suite *s = suite_create("redis-sem");
@@ -273,6 +324,7 @@ Suite *redis_sem_suite(void)
 	ADD(tc, test_cancel_before_start);
 	ADD(tc, test_cancel_running);
 	ADD(tc, test_one_slot_holds_one_job);
+	ADD(tc, test_crash_blames_the_job_alone);
 	ADD(tc, test_heartbeat_covers_every_lease);
 	suite_add_tcase(s, tc);
 	return s;
