@@ -129,16 +129,19 @@ static bool cancel_asked(const char *unused)
 	return aq_current_cancelled() != 0;
 }
 
-/* "path id": wait until the file path exists; the result is our pid. */
+/* "path id [fail]": wait until the file path exists; the result is our
+ * pid, or with "fail" a failure (code 7). */
 static int job_gate(void *arg, void **result)
 {
-	char path[400], id[200], pid[24];
+	char path[400], id[200], pid[24], how[8] = "";
 
-	if (sscanf(text(arg), "%399s %199s", path, id) != 2)
+	if (sscanf(text(arg), "%399s %199s %7s", path, id, how) < 2)
 		return EINVAL;
 	log_event("start", id);
 	wait_until(file_exists, path);
 	log_event("end", id);
+	if (strcmp(how, "fail") == 0)
+		return 7;
 	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 	return text_result(pid, result);
 }

@@ -257,6 +257,29 @@ START_TEST(test_cancel_running)
 	ck_assert_int_eq(aq_redis_cancel(c, g), -EALREADY);
 	aq_future_release(k);
 	aq_future_release(g);
+	/* Asked to cancel while it runs, then failing: not retried. */
+	{
+		struct aq_redis_job_opts retry = { .max_attempts = 3 };
+		char gate2[330];
+		aq_future *x, *own;
+
+		snprintf(gate2, sizeof(gate2), "%s2", gate);
+		snprintf(p, sizeof(p), "%s x fail", gate2);
+		ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p),
+						 &retry, &x),
+				 0);
+		ck_assert(log_wait("start", "x", 1));
+		ck_assert_int_eq(aq_redis_cancel(c, x), -EBUSY);
+		fclose(fopen(gate2, "w"));
+		ck_assert_int_eq(aq_future_get(x, NULL, bound_ns()), 7);
+		ck_assert_int_eq(rs_log_count(logpath, "start", "x"), 1);
+		aq_future_release(x);
+		/* A future not from this client: nothing to cancel. */
+		ck_assert_int_eq(aq_future_create(&own, NULL, 0), 0);
+		ck_assert_int_eq(aq_redis_cancel(c, own), -EALREADY);
+		ck_assert_int_eq(aq_future_state(own), AQ_STATE_PENDING);
+		aq_future_release(own);
+	}
 	worker_term(w);
 	aq_redis_client_destroy(c);
 	assert_no_pending();
