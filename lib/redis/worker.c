@@ -361,8 +361,8 @@ static int group_cursors(aq_redis_worker *w, char keys[][AQR_PREFIX_MAX + 8],
 		snprintf(ids[s], 48, "$");
 		if (r->type != REDIS_REPLY_ARRAY)
 			rc = 1; /* a Redis that lost its streams */
-		for (size_t g = 0; r->type == REDIS_REPLY_ARRAY &&
-				   g < r->elements; g++) {
+		for (size_t g = 0;
+		     r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
 			const redisReply *f = r->element[g];
 			bool ours = false;
 
@@ -458,8 +458,7 @@ unsigned aqr_reserve(aq_redis_worker *w, bool fetch, bool *empty)
 		may = fetch_may(w);
 	} else { /* a reclaim may end an isolation: it ignores isolate */
 		solo_settle(w);
-		may = !w->solo &&
-		      w->in_flight + w->reserved < w->concurrency;
+		may = !w->solo && w->in_flight + w->reserved < w->concurrency;
 	}
 	if (empty)
 		*empty = w->in_flight == 0 && w->reserved == 0;

@@ -129,15 +129,18 @@ static void ctl_cancel_local(aq_redis_worker *w, const char *eid)
 	}
 }
 
+/* A running job's lease, as the heartbeat copies it. */
+struct hb_entry {
+	int sidx;
+	char eid[48];
+	char id[96];
+};
+
 /* Renew the lease of every running job of ours, HEARTBEAT_CHUNK entries
  * per call, so any number of jobs in flight keeps its leases. */
 static void ctl_heartbeat(aq_redis_worker *w)
 {
-	struct hb_entry {
-		int sidx;
-		char eid[48];
-		char id[96];
-	} *all;
+	struct hb_entry *all;
 	struct aqr_slot *s;
 	unsigned n = 0, cap;
 	redisReply *r;
@@ -161,11 +164,11 @@ static void ctl_heartbeat(aq_redis_worker *w)
 	pthread_mutex_unlock(&w->mu);
 	for (unsigned base = 0; base < n && w->clink.ctx;
 	     base += HEARTBEAT_CHUNK) {
-		unsigned end = n - base < HEARTBEAT_CHUNK ? n
-							   : base + HEARTBEAT_CHUNK;
+		unsigned end =
+			n - base < HEARTBEAT_CHUNK ? n : base + HEARTBEAT_CHUNK;
 
-		aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT,
-				w->consumer, w->dead_max, w->max_deliveries);
+		aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT, w->consumer,
+				w->dead_max, w->max_deliveries);
 		for (unsigned i = base; i < end; i++) {
 			aqr_args_small(w->cargs, all[i].sidx);
 			aqr_args_str(w->cargs, all[i].eid);

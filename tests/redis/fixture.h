@@ -46,10 +46,10 @@ bool dead_has(const char *reason);
 
 /* AQR_TEST=test_name runs that test alone. */
 bool wanted(const char *name);
-#define ADD(tc, t)                                                           \
-	do {                                                                 \
-		if (wanted(#t))                                              \
-			tcase_add_test(tc, t);                               \
+#define ADD(tc, t)                                                             \
+	do {                                                                   \
+		if (wanted(#t))                                                \
+			tcase_add_test(tc, t);                                 \
 	} while (0)
 
 /* tests/redis/semantics.c: cancel, fetch bounds, crash blame, leases. */

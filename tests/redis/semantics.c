@@ -67,14 +67,14 @@ START_TEST(test_heartbeat_covers_every_lease)
 
 		for (int i = 0; i < B; i++) {
 			jobs[i].type = "gate";
-			jobs[i].len = (size_t)snprintf(text[i], sizeof(text[i]),
-						       "%s g%d", gate,
-						       base + i);
+			jobs[i].len =
+				(size_t)snprintf(text[i], sizeof(text[i]),
+						 "%s g%d", gate, base + i);
 			jobs[i].payload = text[i];
 		}
-		ck_assert_int_eq(aq_redis_submit_batch(c, jobs, B, NULL,
-						       futs + base),
-				 B);
+		ck_assert_int_eq(
+			aq_redis_submit_batch(c, jobs, B, NULL, futs + base),
+			B);
 	}
 	pending_want = N; /* all held by a, two of them running */
 	ck_assert(th_poll(pending_reached, NULL));
@@ -130,9 +130,9 @@ START_TEST(test_one_slot_holds_one_job)
 		struct aq_redis_job_opts o = { .priority = prio[i] };
 
 		snprintf(p, sizeof(p), "%s %s", gate, name[i]);
-		ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p), &o,
-						 &futs[i]),
-				 0);
+		ck_assert_int_eq(
+			aq_redis_submit(c, "gate", p, strlen(p), &o, &futs[i]),
+			0);
 	}
 	w = worker(opts);
 	ck_assert(log_wait("start", "H", 1));
@@ -157,7 +157,8 @@ START_TEST(test_one_slot_holds_one_job)
 }
 END_TEST
 
-/* ---- cancel ---------------------------------------------------------------- */
+/* ---- cancel ----------------------------------------------------------------
+ */
 
 static void count_call(aq_future *fut, void *user)
 {
@@ -242,8 +243,7 @@ START_TEST(test_cancel_running)
 	snprintf(p, sizeof(p), "%s g", gate);
 	ck_assert_int_eq(aq_redis_submit(c, "cancellable", "k", 1, NULL, &k),
 			 0);
-	ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p), NULL, &g),
-			 0);
+	ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p), NULL, &g), 0);
 	ck_assert(log_wait("start", "k", 1));
 	ck_assert(log_wait("start", "g", 1));
 	ck_assert_int_eq(aq_redis_cancel(c, k), -EBUSY);
@@ -265,9 +265,9 @@ START_TEST(test_cancel_running)
 
 		snprintf(gate2, sizeof(gate2), "%s2", gate);
 		snprintf(p, sizeof(p), "%s x fail", gate2);
-		ck_assert_int_eq(aq_redis_submit(c, "gate", p, strlen(p),
-						 &retry, &x),
-				 0);
+		ck_assert_int_eq(
+			aq_redis_submit(c, "gate", p, strlen(p), &retry, &x),
+			0);
 		ck_assert(log_wait("start", "x", 1));
 		ck_assert_int_eq(aq_redis_cancel(c, x), -EBUSY);
 		fclose(fopen(gate2, "w"));
@@ -304,9 +304,8 @@ START_TEST(test_crash_blames_the_job_alone)
 	 * sleeper down with it. */
 	ck_assert_int_eq(aq_redis_submit(c, "abort", "boom", 4, NULL, &crash),
 			 0);
-	ck_assert_int_eq(aq_redis_submit(c, "sleep", "500 inno", 8, NULL,
-					 &inno),
-			 0);
+	ck_assert_int_eq(
+		aq_redis_submit(c, "sleep", "500 inno", 8, NULL, &inno), 0);
 	w = worker(opts);
 	for (int polls = 0; aq_future_get(crash, NULL, 0) == -ETIMEDOUT &&
 			    respawns < 10 && polls < 60000;
