@@ -574,6 +574,47 @@ bool dead_has(const char *reason)
 	return found;
 }
 
+/* The first letter of the id of each "event id" line of the job log, in
+ * order, into out (size bytes); returns out. */
+const char *log_order(const char *event, char *out, size_t size)
+{
+	size_t len = 0, elen = strlen(event);
+	char line[128];
+	FILE *f = fopen(logpath, "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, event, elen) == 0 && line[elen] == ' ' &&
+		    len + 1 < size)
+			out[len++] = line[elen + 1];
+	out[len] = '\0';
+	fclose(f);
+	return out;
+}
+
+/* A job that calls abort() takes its worker down: start another, a
+ * bounded number of times, until fut resolves (it is dead-lettered).
+ * *w is the worker now; returns how many were started. */
+int respawn_until(aq_future *fut, pid_t *w, const char *const *opts)
+{
+	int respawns = 0;
+
+	for (int polls = 0; aq_future_get(fut, NULL, 0) == -ETIMEDOUT &&
+			    respawns < 10 && polls < 60000;
+	     polls++) {
+		int st;
+
+		if (waitpid(*w, &st, WNOHANG) != *w) {
+			th_sleep_ms(1);
+			continue;
+		}
+		ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+		respawns++;
+		*w = worker(opts);
+	}
+	return respawns;
+}
+
 START_TEST(test_dead_letters)
 {
 	/* One slot, so the jobs before the abort are settled when it runs
@@ -585,7 +626,6 @@ START_TEST(test_dead_letters)
 	struct aq_error err;
 	char cmd[300];
 	pid_t w;
-	int respawns = 0;
 
 	/* Malformed entries, written by hand. */
 	snprintf(cmd, sizeof(cmd),
@@ -601,24 +641,9 @@ START_TEST(test_dead_letters)
 	ck_assert_int_eq(aq_redis_submit(c, "abort", "boom", 4, NULL, &crash),
 			 0);
 	w = worker(opts);
-	/* The abort job takes its worker down: start another, a bounded
-	 * number of times, until it is dead-lettered. */
-	for (int polls = 0; aq_future_get(crash, NULL, 0) == -ETIMEDOUT &&
-			    respawns < 10 && polls < 60000;
-	     polls++) {
-		int st;
-
-		if (waitpid(w, &st, WNOHANG) != w) {
-			th_sleep_ms(1);
-			continue;
-		}
-		ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-		respawns++;
-		w = worker(opts);
-	}
 	/* A first crash as fetched, then maxdeliv = 2 alone (a reclaimed
 	 * job runs alone; only those crashes count). */
-	ck_assert_int_eq(respawns, 3);
+	ck_assert_int_eq(respawn_until(crash, &w, opts), 3);
 	ck_assert_int_eq(aq_redis_submit(c, "strict", "ok!", 3, NULL, &ok), 0);
 	ck_assert_int_eq(aq_future_get(crash, NULL, bound_ns()),
 			 AQ_REDIS_E_CRASHED);
@@ -784,9 +809,7 @@ START_TEST(test_priority)
 	static const char *const name[3] = { "L", "H", "N" };
 	aq_redis_client *c = client();
 	aq_future *futs[9];
-	char line[128], order[16] = "";
-	size_t len = 0;
-	FILE *f;
+	char order[16];
 	pid_t w;
 
 	for (int i = 0; i < 9; i++) {
@@ -803,13 +826,7 @@ START_TEST(test_priority)
 		result_text(futs[i]);
 		aq_future_release(futs[i]);
 	}
-	f = fopen(logpath, "r");
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "run ", 4) == 0 && len + 1 < sizeof(order))
-			order[len++] = line[4];
-	order[len] = '\0';
-	fclose(f);
-	ck_assert_str_eq(order, "HHHNNNLLL");
+	ck_assert_str_eq(log_order("run", order, sizeof(order)), "HHHNNNLLL");
 	worker_term(w);
 	aq_redis_client_destroy(c);
 }

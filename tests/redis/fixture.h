@@ -43,6 +43,11 @@ int leftover_keys(char *first, size_t size);
 void assert_no_pending(void);
 /* Has the dead-letter stream an entry with this reason? */
 bool dead_has(const char *reason);
+/* The first letters of the ids of the job log's "event id" lines. */
+const char *log_order(const char *event, char *out, size_t size);
+/* Restart the worker *w each time a job's abort() takes it down, until
+ * fut resolves (bounded); how many were restarted. */
+int respawn_until(aq_future *fut, pid_t *w, const char *const *opts);
 
 /* AQR_TEST=test_name runs that test alone. */
 bool wanted(const char *name);

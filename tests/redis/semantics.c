@@ -114,9 +114,7 @@ START_TEST(test_one_slot_holds_one_job)
 	const char *opts[] = { "conc=1", NULL };
 	aq_redis_client *c = client();
 	aq_future *futs[3];
-	char gate[320], p[400], cmd[300], line[128], order[8] = "";
-	size_t len = 0;
-	FILE *f;
+	char gate[320], p[400], cmd[300], order[8];
 	pid_t w;
 
 	snprintf(gate, sizeof(gate), "%s/gate", srv.dir);
@@ -143,13 +141,7 @@ START_TEST(test_one_slot_holds_one_job)
 		result_text(futs[i]);
 		aq_future_release(futs[i]);
 	}
-	f = fopen(logpath, "r");
-	while (fgets(line, sizeof(line), f))
-		if (strncmp(line, "start ", 6) == 0 && len + 1 < sizeof(order))
-			order[len++] = line[6];
-	order[len] = '\0';
-	fclose(f);
-	ck_assert_str_eq(order, "HNL");
+	ck_assert_str_eq(log_order("start", order, sizeof(order)), "HNL");
 	ck_assert(dead_has("malformed"));
 	worker_term(w);
 	aq_redis_client_destroy(c);
@@ -297,7 +289,6 @@ START_TEST(test_crash_blames_the_job_alone)
 			       NULL };
 	aq_redis_client *c = client();
 	aq_future *crash, *inno;
-	int respawns = 0;
 	pid_t w;
 
 	/* Both in the first fetch of one worker: the abort takes the
@@ -307,26 +298,13 @@ START_TEST(test_crash_blames_the_job_alone)
 	ck_assert_int_eq(
 		aq_redis_submit(c, "sleep", "500 inno", 8, NULL, &inno), 0);
 	w = worker(opts);
-	for (int polls = 0; aq_future_get(crash, NULL, 0) == -ETIMEDOUT &&
-			    respawns < 10 && polls < 60000;
-	     polls++) {
-		int st;
-
-		if (waitpid(w, &st, WNOHANG) != w) {
-			th_sleep_ms(1);
-			continue;
-		}
-		ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
-		respawns++;
-		w = worker(opts);
-	}
+	/* Once beside it, then maxdeliv = 2 times alone. */
+	ck_assert_int_eq(respawn_until(crash, &w, opts), 3);
 	ck_assert_int_eq(aq_future_get(crash, NULL, bound_ns()),
 			 AQ_REDIS_E_CRASHED);
 	/* The innocent job runs to its end and succeeds. */
 	ck_assert(result_text(inno)[0] != '\0');
-	/* Once beside it, then maxdeliv = 2 times alone. */
 	ck_assert_int_eq(rs_log_count(logpath, "abort", "boom"), 3);
-	ck_assert_int_eq(respawns, 3);
 	ck_assert_int_eq(rs_int(&srv, "XLEN aq:{" QUEUE "}:dead"), 1);
 	aq_future_release(crash);
 	aq_future_release(inno);
