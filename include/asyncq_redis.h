@@ -110,6 +110,14 @@ AQ_API int aq_redis_submit_batch(aq_redis_client *client,
 				 const struct aq_redis_job_opts *opts,
 				 aq_future **futs);
 
+/*
+ * Cancel a submitted job in Redis: 0 when no worker had it (it never runs;
+ * fut resolves -ECANCELED before this returns); -EBUSY when a worker
+ * holds it (not interrupted, not retried nor run again); -EALREADY,
+ * -EINVAL, -ENOTCONN, -ECONNRESET. aq_future_cancel() is local only.
+ */
+AQ_API int aq_redis_cancel(aq_redis_client *client, aq_future *fut);
+
 /* ---- Workers ------------------------------------------------------------- */
 
 /*
@@ -140,7 +148,8 @@ struct aq_redis_worker_config {
 	int64_t visibility_ms;   /* a job not heard of this long is taken by
 				    another worker; 0 = 30000 */
 	int64_t heartbeat_ms;    /* 0 = visibility / 4 */
-	unsigned max_deliveries; /* deliveries of one attempt before it is
+	unsigned max_deliveries; /* times a job's worker may die while it
+				    ran alone there before it is
 				    dead-lettered as crashing; 0 = 3 */
 	unsigned dead_max;       /* dead-letter stream length kept (about);
 				    0 = 10000 */

@@ -66,7 +66,7 @@ static struct aq_redis_result *result_make(const char *data, size_t len)
 }
 
 /* Resolve fut from an outcome as the scripts write it: state s (s, f, d,
- * x), code, value and message. */
+ * x, c), code, value and message. */
 static void outcome_complete(aq_future *fut, const char *state, long code,
 			     const char *val, size_t vlen, const char *msg)
 {
@@ -93,6 +93,9 @@ static void outcome_complete(aq_future *fut, const char *state, long code,
 	}
 	case 'x':
 		rc = aq_future_complete(fut, -ETIME, NULL, NULL);
+		break;
+	case 'c':
+		rc = aq_future_complete(fut, -ECANCELED, NULL, NULL);
 		break;
 	default:
 		rc = aq_future_complete(fut, EPROTO, NULL, "bad outcome");
@@ -464,6 +467,65 @@ AQ_API int aq_redis_submit(aq_redis_client *c, const char *type,
 	return rc == 1 ? 0 : rc;
 }
 
+AQ_API int aq_redis_cancel(aq_redis_client *c, aq_future *fut)
+{
+	char id[96];
+	redisReply *r;
+	long long v;
+	int err = -ENOTCONN;
+
+	if (!c || !fut)
+		return -EINVAL;
+	/* Not in the table: resolved, being resolved, or not ours. */
+	if (aqr_table_id_of(&c->table, fut, id, sizeof(id)) != 0)
+		return -EALREADY;
+	pthread_mutex_lock(&c->submit_mu);
+	r = NULL;
+	if (c->link.ctx || aqr_link_connect(&c->link) == 0) {
+		aqr_args_script(c->args, &c->link, AQR_CANCEL, NULL, 0, 0);
+		aqr_args_str(c->args, id);
+		r = aqr_call(&c->link, c->args, &err);
+	}
+	pthread_mutex_unlock(&c->submit_mu);
+	if (!r)
+		return err;
+	v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+	freeReplyObject(r);
+	if (v == 1) {
+		/* Redis resolved it cancelled (its outcome also reaches the
+		 * reply thread, whose completion then finds it resolved):
+		 * resolve it here, before we return. */
+		aq_future *mine = aqr_table_take(&c->table, id);
+
+		aq_future_complete(fut, -ECANCELED, NULL, NULL);
+		if (mine) {
+			atomic_fetch_add(&c->resolved, 1);
+			aq_future_release(mine);
+		}
+		return 0;
+	}
+	return v == 2 ? -EBUSY : v == 0 ? -EALREADY : -EPROTO;
+}
+
+/* One counting command (ZCARD, XLEN) on the queue's key <prefix><suffix>. */
+static int queue_count(struct aqr_link *link, struct aqr_args *a,
+		       const char *cmd, const char *suffix, uint64_t *out)
+{
+	char key[AQR_PREFIX_MAX + 8];
+	redisReply *r;
+	int err = 0;
+
+	snprintf(key, sizeof(key), "%s%s", link->cfg->prefix, suffix);
+	aqr_args_reset(a);
+	aqr_args_str(a, cmd);
+	aqr_args_str(a, key);
+	if (!(r = aqr_call(link, a, &err)))
+		return err;
+	*out = (uint64_t)aqr_int(r);
+	freeReplyObject(r);
+	return 0;
+}
+
 /* The queue's figures, read from Redis (shared with worker.c). */
 int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		    struct aq_redis_stats *st)
@@ -499,23 +561,9 @@ int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		}
 		freeReplyObject(r);
 	}
-	snprintf(key, sizeof(key), "%sd", prefix);
-	aqr_args_reset(a);
-	aqr_args_str(a, "ZCARD");
-	aqr_args_str(a, key);
-	if (!(r = aqr_call(link, a, &err)))
+	if ((err = queue_count(link, a, "ZCARD", "d", &st->delayed)) != 0)
 		return err;
-	st->delayed = (uint64_t)aqr_int(r);
-	freeReplyObject(r);
-	snprintf(key, sizeof(key), "%sdead", prefix);
-	aqr_args_reset(a);
-	aqr_args_str(a, "XLEN");
-	aqr_args_str(a, key);
-	if (!(r = aqr_call(link, a, &err)))
-		return err;
-	st->dead = (uint64_t)aqr_int(r);
-	freeReplyObject(r);
-	return 0;
+	return queue_count(link, a, "XLEN", "dead", &st->dead);
 }
 
 AQ_API int aq_redis_client_stats(aq_redis_client *c,

@@ -41,6 +41,7 @@ enum aqr_script {
 	AQR_HEARTBEAT,
 	AQR_FINISH,
 	AQR_PROMOTE,
+	AQR_CANCEL,
 	AQR_SCRIPTS
 };
 

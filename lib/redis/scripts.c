@@ -2,7 +2,7 @@
 /*
  * scripts.c - the Lua scripts that change a queue's state in Redis, each
  * one atomic step: submit, fetch, load, reclaim, heartbeat, finish,
- * promote. The key layout and the fields are described in
+ * promote, cancel. The key layout and the fields are described in
  * man/man7/libasyncq-redis.7; every script takes the same first six
  * arguments (key prefix, group, consumer, dead-letter length, deliveries
  * allowed, largest payload) so that one prelude serves them all.
@@ -76,8 +76,10 @@ static const char prelude[] =
 	"  return nil\n"
 	"end\n"
 	/* A delivered entry: its job to run, or nil when it was settled
-	 * here (malformed, crashing, expired, too large). */
-	"local function load(s, eid, id, fields, now)\n"
+	 * here (malformed, crashing, expired, too large, cancelled).
+	 * reclaimed: taken from a worker that went quiet; if it ran alone
+	 * there (so), that counts a crash against it (k). */
+	"local function load(s, eid, id, fields, now, reclaimed)\n"
 	"  local sk = P .. 's' .. s\n"
 	"  if not id or redis.call('EXISTS', P .. 'j:' .. id) == 0 then\n"
 	"    ack(sk, eid)\n"
@@ -86,12 +88,29 @@ static const char prelude[] =
 	"    return nil\n"
 	"  end\n"
 	"  local jk = P .. 'j:' .. id\n"
-	"  local n = redis.call('HINCRBY', jk, 'n', 1)\n"
-	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl')\n"
-	"  if n > MAXDELIV then\n"
+	/* Cancelled: cx 2, settled by CANCEL, only its entry was left;
+	 * cx 1, asked while a worker held it: not run again. */
+	"  local cx = redis.call('HGET', jk, 'cx')\n"
+	"  if cx then\n"
 	"    ack(sk, eid)\n"
-	"    dead(id, 'crashed', '130', 'delivered ' .. (n - 1) ..\n"
-	"         ' times without finishing')\n"
+	"    if cx == '2' then redis.call('DEL', jk)\n"
+	"    else resolve(id, 'c', '0', '', 'cancelled') end\n"
+	"    return nil\n"
+	"  end\n"
+	"  local n = redis.call('HINCRBY', jk, 'n', 1)\n"
+	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k')\n"
+	"  local k = tonumber(h[6]) or 0\n"
+	"  if h[5] then\n"
+	"    redis.call('HDEL', jk, 'so')\n"
+	"    if reclaimed then\n"
+	"      k = k + 1\n"
+	"      redis.call('HSET', jk, 'k', k)\n"
+	"    end\n"
+	"  end\n"
+	"  if k >= MAXDELIV then\n"
+	"    ack(sk, eid)\n"
+	"    dead(id, 'crashed', '130', 'its worker died ' .. k ..\n"
+	"         ' times while it ran alone')\n"
 	"    return nil\n"
 	"  end\n"
 	"  local dl = tonumber(h[4]) or 0\n"
@@ -178,31 +197,61 @@ static const char load_body[] =
 	"end\n"
 	"return out\n";
 
-/* RECLAIM: ARGV[7] = visibility (ms idle), ARGV[8] = most entries. */
+/*
+ * RECLAIM: ARGV[7] = visibility (ms idle), ARGV[8] = most entries,
+ * ARGV[9] = 1 when the worker holds nothing. A job idle past the
+ * visibility timeout lost its worker (a crash or a stall) and is a
+ * suspect: it runs again only alone, on a worker that holds nothing and
+ * takes nothing else until it is done (it is marked so, and returned
+ * with a 7th element, 1), so that a crash then is its own. A worker that
+ * holds jobs takes what is not run (malformed, cancelled) and counts the
+ * suspects it left. Returns {suspects left, jobs}.
+ */
 static const char reclaim_body[] =
-	"local left, out, now = tonumber(ARGV[8]), {}, now_ms()\n"
+	"local left, empty = tonumber(ARGV[8]), ARGV[9] == '1'\n"
+	"local out, waiting, now = {}, 0, now_ms()\n"
 	"for s = 0, 2 do\n"
-	"  if left <= 0 then break end\n"
-	"  local r = redis.call('XAUTOCLAIM', P .. 's' .. s, G, C, ARGV[7],"
-	" '0-0', 'COUNT', left)\n"
-	"  for _, e in ipairs(r[2]) do\n"
-	"    left = left - 1\n"
-	"    local j = load(s, e[1], jid(e[2]), e[2], now)\n"
-	"    if j then out[#out + 1] = j end\n"
+	"  local sk = P .. 's' .. s\n"
+	"  local idle = redis.call('XPENDING', sk, G, 'IDLE', ARGV[7], '-',"
+	" '+', 100)\n"
+	"  for _, pe in ipairs(idle) do\n"
+	"    local eid = pe[1]\n"
+	"    local e = redis.call('XRANGE', sk, eid, eid)[1]\n"
+	"    local fields = e and e[2]\n"
+	"    local id = jid(fields)\n"
+	"    local runs = false\n"
+	"    if id then\n"
+	"      local h = redis.call('HMGET', P .. 'j:' .. id, 'pr', 'cx')\n"
+	"      runs = h[1] and not h[2]\n"
+	"    end\n"
+	"    if runs and not (empty and #out == 0) then\n"
+	"      waiting = waiting + 1\n"
+	"    elseif left > 0 and #redis.call('XCLAIM', sk, G, C, ARGV[7], eid,"
+	" 'JUSTID') == 1 then\n"
+	"      left = left - 1\n"
+	"      local j = load(s, eid, id, fields, now, true)\n"
+	"      if j then\n"
+	"        redis.call('HSET', P .. 'j:' .. id, 'so', 1)\n"
+	"        j[7] = 1\n"
+	"        out[1] = j\n"
+	"      end\n"
+	"    end\n"
 	"  end\n"
 	"end\n"
-	"return out\n";
+	"return {waiting, out}\n";
 
-/* HEARTBEAT: ARGV[7..] = (stream, entry id) pairs: each still ours has
- * its idle time reset (1), each lost to a reclaim is reported (0). */
+/* HEARTBEAT: ARGV[7..] = (stream, entry id, job id) triples: each entry
+ * still ours has its idle time reset (1, or 2 when its job was asked to
+ * cancel), each lost to a reclaim is reported (0). */
 static const char heartbeat_body[] =
 	"local out = {}\n"
-	"for i = 7, #ARGV - 1, 2 do\n"
+	"for i = 7, #ARGV - 2, 3 do\n"
 	"  local sk, eid = P .. 's' .. ARGV[i], ARGV[i + 1]\n"
 	"  local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
 	"  if #pe == 1 and pe[1][2] == C then\n"
 	"    redis.call('XCLAIM', sk, G, C, 0, eid, 'JUSTID')\n"
-	"    out[#out + 1] = 1\n"
+	"    out[#out + 1] = 1 + redis.call('HEXISTS', P .. 'j:' ..\n"
+	"                                   ARGV[i + 2], 'cx')\n"
 	"  else\n"
 	"    out[#out + 1] = 0\n"
 	"  end\n"
@@ -213,7 +262,8 @@ static const char heartbeat_body[] =
  * FINISH: ARGV[7..14] = stream, entry id, job id, outcome (s succeeded,
  * f failed, d dead letter, h hand back), code, value, message, reason.
  * -1 fenced (the entry is no longer ours), 0 done, 1 to be retried,
- * 2 handed back, 3 dead-lettered.
+ * 2 handed back, 3 dead-lettered. A job asked to cancel (cx) is not
+ * retried, and is resolved cancelled instead of handed back.
  */
 static const char finish_body[] =
 	"local sk, eid, id, o = P .. 's' .. ARGV[7], ARGV[8], ARGV[9],"
@@ -223,7 +273,9 @@ static const char finish_body[] =
 	"ack(sk, eid)\n"
 	"local jk = P .. 'j:' .. id\n"
 	"if redis.call('EXISTS', jk) == 0 then return -1 end\n"
+	"local cx = redis.call('HEXISTS', jk, 'cx') == 1\n"
 	"if o == 'h' then\n"
+	"  if cx then resolve(id, 'c', '0', '', 'cancelled') return 0 end\n"
 	"  redis.call('HINCRBY', jk, 'n', -1)\n"
 	"  redis.call('XADD', sk, '*', 'j', id)\n"
 	"  return 2\n"
@@ -232,7 +284,7 @@ static const char finish_body[] =
 	"if o == 'd' then dead(id, ARGV[14], ARGV[11], ARGV[13]) return 3 end\n"
 	"local h = redis.call('HMGET', jk, 'a', 'ma', 'bb', 'bf', 'bm', 'dlr')\n"
 	"local a, ma = tonumber(h[1]), tonumber(h[2])\n"
-	"if a < ma then\n"
+	"if a < ma and not cx then\n"
 	"  local f = tonumber(h[4])\n"
 	"  if f <= 0 then f = 1 end\n"
 	"  local d = math.floor(tonumber(h[3]) * f ^ (a - 1))\n"
@@ -246,7 +298,7 @@ static const char finish_body[] =
 	"  redis.call('ZADD', P .. 'd', now + d, id)\n"
 	"  return 1\n"
 	"end\n"
-	"if ma > 1 then\n"
+	"if ma > 1 and not cx then\n"
 	"  dead(id, 'failed', ARGV[11], 'failed ' .. a .. ' times, last: ' ..\n"
 	"       ARGV[13])\n"
 	"  return 3\n"
@@ -276,11 +328,38 @@ static const char promote_body[] =
 	"end\n"
 	"return {#ids, wait}\n";
 
+/*
+ * CANCEL: ARGV[7] = job id. 1: cancelled before any worker started it (it
+ * waited in the delayed set, or in its stream: its entry is left as a
+ * tombstone, cx 2, that the next fetch acknowledges); 2: a worker holds
+ * it, marked cx 1 (not retried nor run again; the worker is told at its
+ * next heartbeat); 0: no such job (settled, or not a job's own id).
+ */
+static const char cancel_body[] =
+	"local id = ARGV[7]\n"
+	"local jk = P .. 'j:' .. id\n"
+	"local h = redis.call('HMGET', jk, 'n', 'cx', 'pr')\n"
+	"if not h[3] then return 0 end\n"
+	"if h[2] then return 2 end\n"
+	"if redis.call('ZREM', P .. 'd', id) == 1 then\n"
+	"  resolve(id, 'c', '0', '', 'cancelled')\n"
+	"  return 1\n"
+	"end\n"
+	/* n counts the deliveries that were loaded: 0 = no worker has it
+	 * (its entry is queued, or read by a fetch not yet loaded). */
+	"if (tonumber(h[1]) or 0) == 0 then\n"
+	"  resolve(id, 'c', '0', '', 'cancelled')\n"
+	"  redis.call('HSET', jk, 'cx', '2')\n"
+	"  return 1\n"
+	"end\n"
+	"redis.call('HSET', jk, 'cx', '1')\n"
+	"return 2\n";
+
 static const char *const bodies[AQR_SCRIPTS] = {
 	[AQR_SUBMIT] = submit_body,	  [AQR_FETCH] = fetch_body,
 	[AQR_LOAD] = load_body,		  [AQR_RECLAIM] = reclaim_body,
 	[AQR_HEARTBEAT] = heartbeat_body, [AQR_FINISH] = finish_body,
-	[AQR_PROMOTE] = promote_body,
+	[AQR_PROMOTE] = promote_body,	  [AQR_CANCEL] = cancel_body,
 };
 
 size_t aqr_script_text(enum aqr_script which, char *buf, size_t size)

@@ -137,3 +137,22 @@ void aqr_table_drain(struct aqr_table *t, void (*fn)(aq_future *, void *),
 		free(e);
 	}
 }
+
+int aqr_table_id_of(struct aqr_table *t, const aq_future *fut, char *id,
+		    size_t size)
+{
+	int rc = -ENOENT;
+
+	/* A scan: cancels are rare, and a second index would cost every
+	 * submit. */
+	pthread_mutex_lock(&t->mu);
+	for (size_t i = 0; i < t->nbuckets && rc; i++)
+		for (struct aqr_entry *e = t->buckets[i]; e; e = e->next)
+			if (e->fut == fut && strlen(e->id) < size) {
+				memcpy(id, e->id, strlen(e->id) + 1);
+				rc = 0;
+				break;
+			}
+	pthread_mutex_unlock(&t->mu);
+	return rc;
+}

@@ -26,6 +26,9 @@ void aqr_table_destroy(struct aqr_table *t);
 int aqr_table_put(struct aqr_table *t, const char *id, aq_future *fut);
 /* Remove and return the future under id, or NULL. */
 aq_future *aqr_table_take(struct aqr_table *t, const char *id);
+/* The id fut waits under into id (size bytes): 0, or -ENOENT. */
+int aqr_table_id_of(struct aqr_table *t, const aq_future *fut, char *id,
+		    size_t size);
 /* Remove every entry, calling fn on each future (outside the lock). */
 void aqr_table_drain(struct aqr_table *t, void (*fn)(aq_future *, void *),
 		     void *user);

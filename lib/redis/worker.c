@@ -12,6 +12,7 @@
  * what it runs.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -86,6 +87,7 @@ static void slot_unlink(aq_redis_worker *w, struct aqr_slot *s)
 
 static void slot_free(struct aqr_slot *s)
 {
+	aq_future_release(s->fut);
 	free(s->payload);
 	free(s);
 }
@@ -263,6 +265,11 @@ void aqr_start(aq_redis_worker *w, const redisReply *j)
 		slot_free(s);
 		return;
 	}
+	/* Kept for a cancel from Redis (worker_ctl.c); before the callback
+	 * is set, since it may run and free the slot at once. */
+	pthread_mutex_lock(&w->mu);
+	s->fut = aq_future_retain(fut);
+	pthread_mutex_unlock(&w->mu);
 	if (aq_future_then(fut, slot_done, s, NULL) != 0) {
 		/* No memory for the callback: wait here instead. */
 		aq_future_get(fut, NULL, -1);
@@ -327,77 +334,149 @@ void aqr_start_all(aq_redis_worker *w, const redisReply *r)
 		aqr_start(w, r->element[i]);
 }
 
-/* One blocking read of at most one entry per stream; what it delivers is
- * loaded by the LOAD script. Returns the number of entries. */
-static size_t fetch_block(aq_redis_worker *w)
+/* The group's cursor (last-delivered-id) of each stream into ids: an
+ * entry after it has not been delivered to any worker. 0; 1 when a
+ * stream or its group is missing (its id is then "$"); -1 when the link
+ * broke. */
+static int group_cursors(aq_redis_worker *w, char keys[][AQR_PREFIX_MAX + 8],
+			 char ids[][48])
 {
 	struct aqr_args *a = w->fargs;
-	char keys[AQR_STREAMS][AQR_PREFIX_MAX + 8];
-	redisReply *r, *loaded;
-	size_t n = 0;
+	int rc = 0, err;
+
+	for (int s = 0; s < AQR_STREAMS; s++) {
+		snprintf(keys[s], sizeof(keys[s]), "%ss%d", w->cfg.prefix, s);
+		aqr_args_reset(a);
+		aqr_args_str(a, "XINFO");
+		aqr_args_str(a, "GROUPS");
+		aqr_args_str(a, keys[s]);
+		if (aqr_append(&w->flink, a) != 0)
+			return -1;
+	}
+	for (int s = 0; s < AQR_STREAMS; s++) {
+		redisReply *r = aqr_read(&w->flink, &err);
+
+		if (!r)
+			return -1;
+		snprintf(ids[s], 48, "$");
+		if (r->type != REDIS_REPLY_ARRAY)
+			rc = 1; /* a Redis that lost its streams */
+		for (size_t g = 0;
+		     r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
+			const redisReply *f = r->element[g];
+			bool ours = false;
+
+			for (size_t i = 0; i + 1 < f->elements; i += 2) {
+				const char *k = f->element[i]->str;
+				const char *v = f->element[i + 1]->str;
+
+				if (!k || !v)
+					continue;
+				if (strcmp(k, "name") == 0)
+					ours = strcmp(v, AQR_GROUP) == 0;
+				else if (ours &&
+					 strcmp(k, "last-delivered-id") == 0)
+					snprintf(ids[s], 48, "%s", v);
+			}
+		}
+		freeReplyObject(r);
+	}
+	return rc;
+}
+
+/*
+ * Nothing was fetched: wait until some stream has an entry the group has
+ * not delivered yet, or FETCH_BLOCK_MS passed. The wait is a plain XREAD
+ * from the group's cursors, which claims nothing: the FETCH that follows
+ * takes at most the free slots, in priority order. (A blocking
+ * XREADGROUP over the three streams would deliver up to one entry from
+ * each, more than a worker with fewer free slots may hold.)
+ */
+static void fetch_wait(aq_redis_worker *w)
+{
+	struct aqr_args *a = w->fargs;
+	char keys[AQR_STREAMS][AQR_PREFIX_MAX + 8], ids[AQR_STREAMS][48];
+	redisReply *r;
 	int err;
 
+	switch (group_cursors(w, keys, ids)) {
+	case -1:
+		return; /* the link is closed: reconnect in fetch_main */
+	case 1:
+		if (aqr_ensure_groups(&w->flink, w->fargs) != 0)
+			return;
+		break;
+	}
 	aqr_args_reset(a);
-	aqr_args_str(a, "XREADGROUP");
-	aqr_args_str(a, "GROUP");
-	aqr_args_str(a, AQR_GROUP);
-	aqr_args_str(a, w->consumer);
+	aqr_args_str(a, "XREAD");
 	aqr_args_str(a, "COUNT");
 	aqr_args_str(a, "1");
 	aqr_args_str(a, "BLOCK");
 	aqr_args_int(a, FETCH_BLOCK_MS);
 	aqr_args_str(a, "STREAMS");
-	for (int s = 0; s < AQR_STREAMS; s++) {
-		snprintf(keys[s], sizeof(keys[s]), "%ss%d", w->cfg.prefix, s);
-		aqr_args_str(a, keys[s]);
-	}
 	for (int s = 0; s < AQR_STREAMS; s++)
-		aqr_args_str(a, ">");
+		aqr_args_str(a, keys[s]);
+	for (int s = 0; s < AQR_STREAMS; s++)
+		aqr_args_str(a, ids[s]);
 	r = aqr_call(&w->flink, a, &err);
-	if (!r)
-		return 0;
-	if (r->type == REDIS_REPLY_ERROR) {
-		if (aqr_is_err(r, "NOGROUP")) /* a Redis that lost its data */
-			aqr_ensure_groups(&w->flink, w->fargs);
+	if (r)
 		freeReplyObject(r);
-		return 0;
-	}
-	if (r->type != REDIS_REPLY_ARRAY) {
-		freeReplyObject(r);
-		return 0;
-	}
-	aqr_args_script(a, &w->flink, AQR_LOAD, w->consumer, w->dead_max,
-			w->max_deliveries);
-	for (size_t k = 0; k < r->elements; k++) {
-		const redisReply *sr = r->element[k];
-		int sidx = (int)(sr->element[0]->str[sr->element[0]->len - 1] -
-				 '0');
+}
 
-		for (size_t e = 0; e < sr->element[1]->elements; e++) {
-			const redisReply *ent = sr->element[1]->element[e];
-			const redisReply *f = ent->element[1];
-			const char *id = "";
+/* A suspect that ran alone (worker_ctl.c) is settled once nothing is in
+ * flight or reserved; then the worker takes jobs again (lock held). */
+static void solo_settle(aq_redis_worker *w)
+{
+	if (w->solo && w->in_flight == 0 && w->reserved == 0)
+		w->solo = false;
+}
 
-			for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY &&
-					   i + 1 < f->elements;
-			     i += 2)
-				if (strcmp(f->element[i]->str, "j") == 0)
-					id = f->element[i + 1]->str;
-			aqr_args_small(a, sidx);
-			aqr_args_str(a, ent->element[0]->str);
-			aqr_args_str(a, id);
-			n++;
-		}
+/* May the fetch thread take jobs now (lock held)? Not while a suspect
+ * runs alone, nor while suspects wait for this worker to empty. */
+static bool fetch_may(aq_redis_worker *w)
+{
+	solo_settle(w);
+	return w->in_flight + w->reserved < w->concurrency && !w->solo &&
+	       !w->isolate;
+}
+
+/*
+ * Reserve every free slot for one fetch (fetch: waits until it may) or
+ * one reclaim, so that the fetch and the control thread never both count
+ * the same slot free; 0 if none, or when stopping. *empty (may be NULL):
+ * the worker held nothing and nothing was reserved.
+ */
+unsigned aqr_reserve(aq_redis_worker *w, bool fetch, bool *empty)
+{
+	unsigned n = 0;
+	bool may;
+
+	pthread_mutex_lock(&w->mu);
+	if (fetch) {
+		while (!fetch_may(w) && !atomic_load(&w->stop_fetch))
+			aqr_cond_wait_ms(&w->cv_free, &w->mu, 100);
+		may = fetch_may(w);
+	} else { /* a reclaim may end an isolation: it ignores isolate */
+		solo_settle(w);
+		may = !w->solo && w->in_flight + w->reserved < w->concurrency;
 	}
-	if (n) {
-		loaded = aqr_call(&w->flink, a, &err);
-		if (loaded) {
-			aqr_start_all(w, loaded);
-			freeReplyObject(loaded);
-		}
+	if (empty)
+		*empty = w->in_flight == 0 && w->reserved == 0;
+	if (may && !atomic_load(&w->stop_fetch)) {
+		n = w->concurrency - w->in_flight - w->reserved;
+		w->reserved += n;
 	}
-	freeReplyObject(r);
+	pthread_mutex_unlock(&w->mu);
 	return n;
+}
+
+/* Give a reservation back once the jobs it fetched count in flight. */
+void aqr_unreserve(aq_redis_worker *w, unsigned n)
+{
+	pthread_mutex_lock(&w->mu);
+	w->reserved -= n;
+	pthread_cond_broadcast(&w->cv_free);
+	pthread_mutex_unlock(&w->mu);
 }
 
 static void *fetch_main(void *arg)
@@ -405,40 +484,34 @@ static void *fetch_main(void *arg)
 	aq_redis_worker *w = arg;
 
 	while (!atomic_load(&w->stop_fetch)) {
-		unsigned free_slots;
+		unsigned free_slots = aqr_reserve(w, true, NULL);
+		bool fetched = false;
 		redisReply *r;
 		int err;
 
-		pthread_mutex_lock(&w->mu);
-		while (w->in_flight >= w->concurrency &&
-		       !atomic_load(&w->stop_fetch))
-			aqr_cond_wait_ms(&w->cv_free, &w->mu, 100);
-		free_slots = w->concurrency - w->in_flight;
-		pthread_mutex_unlock(&w->mu);
-		if (atomic_load(&w->stop_fetch))
-			break;
-		if (fetch_connect(w) != 0)
+		if (!free_slots)
+			continue; /* stopping */
+		if (fetch_connect(w) != 0) {
+			aqr_unreserve(w, free_slots);
 			continue;
+		}
 		aqr_args_script(w->fargs, &w->flink, AQR_FETCH, w->consumer,
 				w->dead_max, w->max_deliveries);
 		aqr_args_int(w->fargs, free_slots);
 		r = aqr_call(&w->flink, w->fargs, &err);
-		if (!r)
-			continue;
-		if (aqr_is_err(r, "NOGROUP") ||
-		    (r->type == REDIS_REPLY_ERROR && strstr(r->str, "NOGROUP")))
+		if (r && (aqr_is_err(r, "NOGROUP") ||
+			  (r->type == REDIS_REPLY_ERROR &&
+			   strstr(r->str, "NOGROUP"))))
 			aqr_ensure_groups(&w->flink, w->fargs);
-		if (r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
+		if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
 			aqr_start_all(w, r);
-			freeReplyObject(r);
-			continue;
+			fetched = true;
 		}
-		freeReplyObject(r);
-		/* Nothing queued: wait for an entry. At most one per stream
-		 * comes back; should that be more than the free slots (two
-		 * streams filled at once), the extra jobs wait in the local
-		 * pool, held by heartbeats, instead of being refused. */
-		fetch_block(w);
+		if (r)
+			freeReplyObject(r);
+		aqr_unreserve(w, free_slots);
+		if (r && !fetched)
+			fetch_wait(w); /* nothing queued: wait for an entry */
 	}
 	return NULL;
 }

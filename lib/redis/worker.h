@@ -22,6 +22,8 @@ struct aqr_slot {
 	size_t plen;
 	struct aq_redis_result blob; /* the payload, for types without
 					decode */
+	aq_future *fut;           /* its pool job's (a reference), once
+				     submitted (under mu) */
 	bool undecodable;         /* set by the pool job */
 	bool handed;              /* handed back by a stop: its outcome is
 				     no longer ours to report (under mu) */
@@ -57,6 +59,12 @@ struct aq_redis_worker {
 	pthread_cond_t cv_free;  /* a slot freed, or the done queue emptied */
 	pthread_cond_t cv_ctl;   /* an outcome to report, or a stop */
 	unsigned in_flight;      /* delivered and not yet settled in Redis */
+	unsigned reserved;       /* slots a fetch or reclaim in progress
+				    may fill (aqr_reserve) */
+	bool solo;               /* a reclaimed suspect runs alone: fetch
+				    nothing until in_flight is 0 */
+	bool isolate;            /* suspects wait for a worker that holds
+				    nothing: fetch nothing, drain */
 	unsigned local_running;  /* pool jobs that have not reported */
 	struct aqr_slot *running;
 	struct aqr_done *done_head, *done_tail;
@@ -79,6 +87,8 @@ void aqr_start(aq_redis_worker *w, const redisReply *job);
 void aqr_start_all(aq_redis_worker *w, const redisReply *jobs);
 int aqr_ensure_groups(struct aqr_link *link, struct aqr_args *a);
 int aqr_fetch_start(aq_redis_worker *w);
+unsigned aqr_reserve(aq_redis_worker *w, bool fetch, bool *empty);
+void aqr_unreserve(aq_redis_worker *w, unsigned n);
 int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		    struct aq_redis_stats *st);
 

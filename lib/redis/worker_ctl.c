@@ -106,39 +106,84 @@ static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
 		done_free(sent[i]);
 }
 
-/* Renew the lease of every running job of ours. */
+/* Entries per HEARTBEAT call: what one command's arguments hold. */
+#define HEARTBEAT_CHUNK ((AQR_ARGS_MAX - 16) / 3)
+
+/* A job whose cancel was asked (HEARTBEAT said 2): cancel its pool job,
+ * which then never starts here, or sees aq_current_cancelled() if it
+ * runs. Not under mu: a cancel that wins runs slot_done here. */
+static void ctl_cancel_local(aq_redis_worker *w, const char *eid)
+{
+	aq_future *fut = NULL;
+
+	pthread_mutex_lock(&w->mu);
+	for (struct aqr_slot *s = w->running; s; s = s->next)
+		if (s->fut && strcmp(s->eid, eid) == 0) {
+			fut = aq_future_retain(s->fut);
+			break;
+		}
+	pthread_mutex_unlock(&w->mu);
+	if (fut) {
+		aq_future_cancel(fut);
+		aq_future_release(fut);
+	}
+}
+
+/* A running job's lease, as the heartbeat copies it. */
+struct hb_entry {
+	int sidx;
+	char eid[48];
+	char id[96];
+};
+
+/* Renew the lease of every running job of ours, HEARTBEAT_CHUNK entries
+ * per call, so any number of jobs in flight keeps its leases. */
 static void ctl_heartbeat(aq_redis_worker *w)
 {
-	char (*eids)[48];
+	struct hb_entry *all;
 	struct aqr_slot *s;
-	unsigned n = 0, max = (AQR_ARGS_MAX - 16) / 2;
+	unsigned n = 0, cap;
 	redisReply *r;
 	int err;
 
 	pthread_mutex_lock(&w->mu);
-	eids = malloc((size_t)(w->in_flight ? w->in_flight : 1) *
-		      sizeof(*eids));
-	if (!eids) {
+	/* Running slots are counted in in_flight: the array is large
+	 * enough. Copied: a slot may go once we unlock. */
+	cap = w->in_flight ? w->in_flight : 1;
+	all = malloc((size_t)cap * sizeof(*all));
+	if (!all) {
 		pthread_mutex_unlock(&w->mu);
 		return; /* the next beat tries again */
 	}
-	aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT, w->consumer,
-			w->dead_max, w->max_deliveries);
-	/* Copied: a slot may go once we unlock. Running slots are counted
-	 * in in_flight, so the array is large enough. */
-	for (s = w->running; s && n < max && n < w->in_flight; s = s->next) {
-		memcpy(eids[n], s->eid, sizeof(eids[n]));
-		aqr_args_small(w->cargs, s->sidx);
-		aqr_args_str(w->cargs, eids[n]);
+	for (s = w->running; s && n < cap; s = s->next) {
+		all[n].sidx = s->sidx;
+		memcpy(all[n].eid, s->eid, sizeof(all[n].eid));
+		memcpy(all[n].id, s->id, sizeof(all[n].id));
 		n++;
 	}
 	pthread_mutex_unlock(&w->mu);
-	if (n) {
+	for (unsigned base = 0; base < n && w->clink.ctx;
+	     base += HEARTBEAT_CHUNK) {
+		unsigned end =
+			n - base < HEARTBEAT_CHUNK ? n : base + HEARTBEAT_CHUNK;
+
+		aqr_args_script(w->cargs, &w->clink, AQR_HEARTBEAT, w->consumer,
+				w->dead_max, w->max_deliveries);
+		for (unsigned i = base; i < end; i++) {
+			aqr_args_small(w->cargs, all[i].sidx);
+			aqr_args_str(w->cargs, all[i].eid);
+			aqr_args_str(w->cargs, all[i].id);
+		}
 		r = aqr_call(&w->clink, w->cargs, &err);
+		for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY &&
+				   i < r->elements && base + i < end;
+		     i++)
+			if (aqr_int(r->element[i]) == 2)
+				ctl_cancel_local(w, all[base + i].eid);
 		if (r)
 			freeReplyObject(r);
 	}
-	free(eids);
+	free(all);
 }
 
 /* Move due delayed jobs; the ms until the next one is due, or -1. */
@@ -162,31 +207,54 @@ static int64_t ctl_promote(aq_redis_worker *w)
 	return wait;
 }
 
-/* Take over jobs idle past the visibility timeout, as many as fit. */
+/*
+ * Take over jobs idle past the visibility timeout. They lost their worker
+ * and run again only alone (the RECLAIM script): when this worker holds
+ * nothing it may take one, and then fetches nothing else until it is
+ * settled (solo); when it holds jobs and suspects wait, it stops fetching
+ * until it is empty (isolate), so that some worker takes them.
+ */
 static void ctl_reclaim(aq_redis_worker *w)
 {
-	unsigned free_slots;
+	bool empty;
+	unsigned free_slots = aqr_reserve(w, false, &empty);
+	const redisReply *jobs = NULL;
 	redisReply *r;
 	int err;
 
 	pthread_mutex_lock(&w->mu);
-	free_slots = w->in_flight < w->concurrency
-			     ? w->concurrency - w->in_flight
-			     : 0;
-	pthread_mutex_unlock(&w->mu);
-	if (!free_slots)
+	if (w->solo) { /* its suspect still runs */
+		pthread_mutex_unlock(&w->mu);
+		if (free_slots)
+			aqr_unreserve(w, free_slots);
 		return;
+	}
+	pthread_mutex_unlock(&w->mu);
 	aqr_args_script(w->cargs, &w->clink, AQR_RECLAIM, w->consumer,
 			w->dead_max, w->max_deliveries);
 	aqr_args_int(w->cargs, w->visibility_ms);
 	aqr_args_int(w->cargs, free_slots);
+	aqr_args_int(w->cargs, empty);
 	r = aqr_call(&w->clink, w->cargs, &err);
-	if (r && r->type == REDIS_REPLY_ARRAY) {
-		atomic_fetch_add(&w->reclaimed, r->elements);
-		aqr_start_all(w, r);
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	    r->element[1]->type == REDIS_REPLY_ARRAY) {
+		jobs = r->element[1];
+		pthread_mutex_lock(&w->mu);
+		/* Set before the job counts in flight and the slots are given
+		 * back: the fetch thread must not slip in beside it. */
+		for (size_t i = 0; i < jobs->elements; i++)
+			if (jobs->element[i]->elements >= 7)
+				w->solo = true;
+		w->isolate = aqr_int(r->element[0]) > 0;
+		pthread_cond_broadcast(&w->cv_free);
+		pthread_mutex_unlock(&w->mu);
+		atomic_fetch_add(&w->reclaimed, jobs->elements);
+		aqr_start_all(w, jobs);
 	}
 	if (r)
 		freeReplyObject(r);
+	if (free_slots)
+		aqr_unreserve(w, free_slots);
 }
 
 static void *ctl_main(void *arg)

@@ -7,8 +7,10 @@
  *
  *   aqr_worker port=P queue=Q [conc=N] [vis=MS] [hb=MS] [maxdeliv=N]
  *              [drain=MS] [log=PATH] [pass=PW] [user=U] [maxpay=BYTES]
+ *              [threads=N]   (a pool of N threads instead of conc)
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -107,6 +109,53 @@ static int job_sleep(void *arg, void **result)
 	return text_result(pid, result);
 }
 
+/* Sleep in steps of 5 ms until a stop condition or 120 s. */
+static void wait_until(bool (*done)(const char *), const char *arg)
+{
+	struct timespec ts = { 0, 5000000L };
+
+	for (int i = 0; i < 24000 && !done(arg); i++)
+		nanosleep(&ts, NULL);
+}
+
+static bool file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+static bool cancel_asked(const char *unused)
+{
+	(void)unused;
+	return aq_current_cancelled() != 0;
+}
+
+/* "path id [fail]": wait until the file path exists; the result is our
+ * pid, or with "fail" a failure (code 7). */
+static int job_gate(void *arg, void **result)
+{
+	char path[400], id[200], pid[24], how[8] = "";
+
+	if (sscanf(text(arg), "%399s %199s %7s", path, id, how) < 2)
+		return EINVAL;
+	log_event("start", id);
+	wait_until(file_exists, path);
+	log_event("end", id);
+	if (strcmp(how, "fail") == 0)
+		return 7;
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+	return text_result(pid, result);
+}
+
+/* "id": run until asked to cancel (aq_current_cancelled()). */
+static int job_cancellable(void *arg, void **result)
+{
+	(void)result;
+	log_event("start", text(arg));
+	wait_until(cancel_asked, NULL);
+	log_event(aq_current_cancelled() ? "cancelled" : "timeout", text(arg));
+	return aq_current_cancelled() ? AQ_JOB_CANCELLED : ETIMEDOUT;
+}
+
 /* The payload twice (a result larger than the payload). */
 static int job_dup(void *arg, void **result)
 {
@@ -167,6 +216,9 @@ static const struct aq_redis_type types[] = {
 	  .free_result = free_text },
 	{ .name = "log", .fn = job_log, .encode = encode_text,
 	  .free_result = free_text },
+	{ .name = "gate", .fn = job_gate, .encode = encode_text,
+	  .free_result = free_text },
+	{ .name = "cancellable", .fn = job_cancellable },
 	{ .name = "fail", .fn = job_fail },
 	{ .name = "abort", .fn = job_abort },
 	{ .name = "strict", .fn = job_strict, .decode = decode_strict,
@@ -198,6 +250,7 @@ int main(int argc, char **argv)
 	};
 	struct aq_redis_stats st;
 	aq_redis_worker *w;
+	aq_pool *pool = NULL;
 	sigset_t set;
 	char line[300];
 	int sig, rc, handed;
@@ -218,6 +271,15 @@ int main(int argc, char **argv)
 	if (opt(argc, argv, "log"))
 		log_fd = open(opt(argc, argv, "log"),
 			      O_WRONLY | O_APPEND | O_CREAT, 0644);
+	if (opt(argc, argv, "threads")) {
+		struct aq_pool_config pc = {
+			.workers = (unsigned)opt_long(argc, argv, "threads", 1)
+		};
+
+		if (aq_pool_create(&pool, &pc) != 0)
+			return 1;
+		cfg.pool = pool;
+	}
 	rc = aq_redis_worker_create(&w, &conn, &cfg);
 	if (rc) {
 		fprintf(stderr, "aqr_worker: create: %d\n", rc);
@@ -232,5 +294,6 @@ int main(int argc, char **argv)
 		 (unsigned long long)st.completed);
 	log_event("stats", line);
 	aq_redis_worker_destroy(w);
+	aq_pool_destroy(pool);
 	return 0;
 }
