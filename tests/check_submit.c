@@ -370,14 +370,14 @@ START_TEST(test_batch_plain_futures_partial)
 	for (int i = 0; i < 40; i++)
 		ck_assert_msg((futs[i] != NULL) == (i < 16),
 			      "futs[%d] is %p", i, (void *)futs[i]);
-	st = stats_of(h.pool);
+	st = th_stats_of(h.pool);
 	ck_assert_uint_eq(st.rejected, 24);
 	held_release(&h);
 	for (int i = 0; i < 16; i++) {
 		ck_assert_int_eq(aq_future_get(futs[i], NULL, -1), 0);
 		aq_future_release(futs[i]);
 	}
-	st = stats_of(h.pool);
+	st = th_stats_of(h.pool);
 	ck_assert_uint_eq(st.submitted, 17); /* and the gate job */
 	ck_assert_uint_eq(st.succeeded, 17);
 	held_teardown(&h);
