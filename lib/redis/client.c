@@ -364,7 +364,7 @@ static void submit_settle(aq_redis_client *c, const redisReply *r,
 {
 	long long kind = r->type == REDIS_REPLY_ARRAY && r->elements >= 1
 				 ? aqr_int(r->element[0])
-				 : 0;
+				 : aqr_int(r);
 	aq_future *fut;
 
 	atomic_fetch_add(&c->submitted, 1);

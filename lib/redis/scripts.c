@@ -25,16 +25,21 @@ static const char prelude[] =
 	"end\n"
 	/* Tell every submitter the outcome, keep it if asked, forget the
 	 * job. With a batch accumulator (FINISH), the replies to one stream
-	 * become one entry and the deletes one DEL, sent by flush(). */
+	 * become one entry and the deletes one DEL, sent at its end; and a
+	 * job that is gone is left alone (false). */
 	"local function resolve(id, st, code, val, msg, acc)\n"
 	"  local jk, wk = P .. 'j:' .. id, P .. 'w:' .. id\n"
-	"  local h = redis.call('HMGET', jk, 'rt', 'ttl')\n"
+	"  local h = redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
 	"  local to = {}\n"
+	"  if acc and not h[4] then return false end\n"
 	"  if h[1] and h[1] ~= '' then to[#to + 1] = {h[1], id} end\n"
-	/* A waiter is "<reply stream>|<the id it knows the job by>". */
-	"  for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
-	"    local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
-	"    if t then to[#to + 1] = {t, i} end\n"
+	/* A waiter is "<reply stream>|<the id it knows the job by>"; w says
+	 * there are some. */
+	"  if h[3] then\n"
+	"    for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
+	"      local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
+	"      if t then to[#to + 1] = {t, i} end\n"
+	"    end\n"
 	"  end\n"
 	"  for _, t in ipairs(to) do\n"
 	"    if acc then\n"
@@ -67,6 +72,7 @@ static const char prelude[] =
 	"  else\n"
 	"    redis.call('DEL', jk, wk)\n"
 	"  end\n"
+	"  return true\n"
 	"end\n"
 	/* Into the dead-letter stream, with the reason; id may be nil (a
 	 * malformed entry), fields are what the entry carried. */
@@ -133,10 +139,12 @@ static const char prelude[] =
  * SUBMIT: a batch of jobs with the same options. ARGV[7..17] = stream,
  * max attempts, back-off base, factor, cap, relative deadline, delay,
  * run-at, reply stream, ttl, idempotency key; then (id, type, payload)
- * per job. One reply per job, in order: {0} queued; {1, id} a duplicate
- * of a job still running (we wait on it too); {2, id, s, c, v, m} a
- * duplicate of one that finished, with its outcome. Its first write is
- * its first job's, so a Redis out of memory refuses the whole batch.
+ * per job. One reply per job, in order: 0 queued; {1, id} a duplicate
+ * of a job still running (we wait on it too, and mark it w); {2, id, s,
+ * c, v, m} a duplicate of one that finished, with its outcome. A job's
+ * hash holds t, p, pr, a and t0, and of the other fields only those away
+ * from their defaults. Its first write is its first job's, so a Redis
+ * out of memory refuses the whole batch.
  */
 static const char submit_body[] =
 	"local pr, key, rt = ARGV[7], ARGV[17], ARGV[15]\n"
@@ -149,6 +157,14 @@ static const char submit_body[] =
 	"local dl = 0\n"
 	"if dlr > 0 then dl = due + dlr end\n"
 	"local sk, out = P .. 's' .. pr, {}\n"
+	"local opt = {'pr', pr, 'a', 1, 't0', now}\n"
+	"local function put(f, v, default)\n"
+	"  if v ~= default then opt[#opt + 1], opt[#opt + 2] = f, v end\n"
+	"end\n"
+	"put('ma', ARGV[8], '1') put('bb', ARGV[9], '0')"
+	" put('bf', ARGV[10], '1')\n"
+	"put('bm', ARGV[11], '0') put('dlr', dlr, 0) put('dl', dl, 0)\n"
+	"put('rt', rt, '') put('ttl', ttl, 0)\n"
 	/* The idempotency key: the id of the job it names, or nil after
 	 * claiming it for id. */
 	"local function known(id)\n"
@@ -168,20 +184,21 @@ static const char submit_body[] =
 	"    else\n"
 	"      if rt ~= '' then\n"
 	"        redis.call('SADD', P .. 'w:' .. ex, rt .. '|' .. id)\n"
+	"        if redis.call('EXISTS', P .. 'j:' .. ex) == 1 then\n"
+	"          redis.call('HSET', P .. 'j:' .. ex, 'w', 1)\n"
+	"        end\n"
 	"      end\n"
 	"      out[#out + 1] = {1, ex}\n"
 	"    end\n"
 	"  else\n"
 	"    redis.call('HSET', P .. 'j:' .. id, 't', ARGV[i + 1], 'p',"
-	" ARGV[i + 2], 'pr', pr, 'a', 1, 'ma', ARGV[8], 'bb', ARGV[9], 'bf',"
-	" ARGV[10], 'bm', ARGV[11], 'dlr', dlr, 'dl', dl, 'rt', rt,"
-	" 'ttl', ttl, 'n', 0, 't0', now)\n"
+	" ARGV[i + 2], unpack(opt))\n"
 	"    if due > now then\n"
 	"      redis.call('ZADD', P .. 'd', due, id)\n"
 	"    else\n"
 	"      redis.call('XADD', sk, '*', 'j', id)\n"
 	"    end\n"
-	"    out[#out + 1] = {0}\n"
+	"    out[#out + 1] = 0\n"
 	"  end\n"
 	"end\n"
 	"return out\n";
@@ -301,25 +318,28 @@ static const char finish_body[] =
 	"  local ak = acks[s]\n"
 	"  ak[#ak + 1] = eid\n"
 	"  local jk = P .. 'j:' .. id\n"
-	"  if acc.gone[id] or redis.call('EXISTS', jk) == 0 then return -1 end\n"
+	"  if acc.gone[id] then return -1 end\n"
+	"  if o == 's' then\n"
+	"    return resolve(id, 's', '0', val, '', acc) and 0 or -1\n"
+	"  end\n"
+	"  if redis.call('EXISTS', jk) == 0 then return -1 end\n"
 	"  if o == 'h' then\n"
 	"    redis.call('HINCRBY', jk, 'n', -1)\n"
 	"    redis.call('XADD', sk, '*', 'j', id)\n"
 	"    return 2\n"
 	"  end\n"
-	"  if o == 's' then resolve(id, 's', '0', val, '', acc) return 0 end\n"
 	"  if o == 'd' then dead(id, reason, code, msg) return 3 end\n"
 	"  local h = redis.call('HMGET', jk, 'a', 'ma', 'bb', 'bf', 'bm', 'dlr')\n"
-	"  local a, ma = tonumber(h[1]), tonumber(h[2])\n"
+	"  local a, ma = tonumber(h[1]), tonumber(h[2]) or 1\n"
 	"  if a < ma then\n"
-	"    local f = tonumber(h[4])\n"
+	"    local f = tonumber(h[4]) or 1\n"
 	"    if f <= 0 then f = 1 end\n"
-	"    local d = math.floor(tonumber(h[3]) * f ^ (a - 1))\n"
-	"    local cap = tonumber(h[5])\n"
+	"    local d = math.floor((tonumber(h[3]) or 0) * f ^ (a - 1))\n"
+	"    local cap = tonumber(h[5]) or 0\n"
 	"    if cap > 0 and d > cap then d = cap end\n"
 	"    if not nowc then nowc = now_ms() end\n"
 	"    local now = nowc\n"
-	"    local dl, dlr = 0, tonumber(h[6])\n"
+	"    local dl, dlr = 0, tonumber(h[6]) or 0\n"
 	"    if dlr > 0 then dl = now + d + dlr end\n"
 	"    redis.call('HSET', jk, 'a', a + 1, 'n', 0, 'fa', now, 'due',"
 	" now + d, 'dl', dl)\n"
