@@ -95,16 +95,18 @@ AQ_API void aq_redis_client_destroy(aq_redis_client *client);
 
 /*
  * Submit one job. fut NULL = fire and forget: no result is sent back.
- * 0, -EMSGSIZE, -EINVAL, -ENOMEM, or -ENOTCONN when Redis cannot be
- * reached (then the job is known not to be queued, or, when the
- * connection broke mid-call, -ECONNRESET: it may have been).
+ * 0, -EMSGSIZE, -EINVAL, -ENOMEM, -ENOSPC when Redis is out of memory,
+ * or -ENOTCONN when Redis cannot be reached (then the job is known not to
+ * be queued, or, when the connection broke mid-call, -ECONNRESET: it may
+ * have been).
  */
 AQ_API int aq_redis_submit(aq_redis_client *client, const char *type,
 			   const void *payload, size_t len,
 			   const struct aq_redis_job_opts *opts,
 			   aq_future **fut);
-/* n jobs in one round trip, each with opts; futs may be NULL. The
- * number accepted (n, or fewer on a failure after some), or an error. */
+/* n jobs in one round trip (one script per 256), each with opts; futs
+ * may be NULL. The number accepted (n, or fewer on a failure after
+ * some), or an error. */
 AQ_API int aq_redis_submit_batch(aq_redis_client *client,
 				 const struct aq_redis_job *jobs, unsigned n,
 				 const struct aq_redis_job_opts *opts,

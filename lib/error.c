@@ -66,6 +66,9 @@ AQ_API const char *aq_strerror(int code)
 		return "Protocol error: the server's reply was not understood";
 	case -EMSGSIZE:
 		return "Payload too large: above the configured maximum";
+	case -ENOSPC:
+		return "Server out of memory (maxmemory): the request was not "
+		       "accepted";
 	case -EIO:
 		return "Input/output error: nothing was accepted";
 	default:

@@ -25,7 +25,7 @@ START_TEST(test_strerror_named)
 				     /* libasyncq-redis's */
 				     -ENOTCONN,  -ECONNRESET, -ECONNREFUSED,
 				     -EHOSTUNREACH, -EACCES, -EPROTO,
-				     -EMSGSIZE,  -EIO };
+				     -EMSGSIZE,  -ENOSPC, -EIO };
 	const size_t n = sizeof(codes) / sizeof(codes[0]);
 	const char *texts[sizeof(codes) / sizeof(codes[0])];
 
@@ -68,6 +68,7 @@ START_TEST(test_strerror_redis_codes)
 		strstr(aq_strerror(-EMSGSIZE), "configured maximum"));
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-EACCES), "credentials"));
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-EPROTO), "reply"));
+	ck_assert_ptr_nonnull(strstr(aq_strerror(-ENOSPC), "not accepted"));
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-ECONNREFUSED), "refused"));
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-EHOSTUNREACH), "unreachable"));
 	ck_assert_ptr_nonnull(strstr(aq_strerror(-EIO), "nothing was accepted"));

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * client.c - the submitting side: submit and batch submit (one SUBMIT
- * script per job, pipelined), the table of futures waiting for an outcome,
- * and the reply thread that reads this client's reply stream and resolves
- * them.
+ * script per SUBMIT_CHUNK jobs, pipelined), the table of futures waiting
+ * for an outcome, and the reply thread that reads this client's reply
+ * stream and resolves them.
  *
  * Every client has a reply stream, aq:{queue}:rp:<client id>; a job
  * records it, and whoever settles the job (a worker, or a reclaim that
@@ -21,7 +21,8 @@
 #include "table.h"
 
 #define REPLY_BLOCK_MS 200 /* longest wait of the reply thread per read */
-#define REPLY_COUNT 512    /* most outcomes read per XREAD */
+#define REPLY_COUNT 512    /* most reply entries read per XREAD */
+#define SUBMIT_CHUNK 256   /* jobs per SUBMIT script */
 
 struct aq_redis_client {
 	struct aqr_cfg cfg;
@@ -105,21 +106,66 @@ static void outcome_complete(aq_future *fut, const char *state, long code,
 		free(res); /* cancelled meanwhile: nobody will read it */
 }
 
-static const char *field(const redisReply *f, const char *name, size_t *len)
+/* One outcome of a reply entry, as the FINISH script writes it. */
+struct outcome {
+	const char *id, *state, *code, *val, *msg;
+	size_t vlen;
+};
+
+/* Resolve every future waiting for o.id. */
+static void outcome_deliver(aq_redis_client *c, const struct outcome *o)
 {
-	for (size_t i = 0; i + 1 < f->elements; i += 2)
-		if (f->element[i]->type == REDIS_REPLY_STRING &&
-		    strcmp(f->element[i]->str, name) == 0) {
-			if (len)
-				*len = f->element[i + 1]->len;
-			return f->element[i + 1]->str;
-		}
-	if (len)
-		*len = 0;
-	return "";
+	aq_future *fut;
+
+	while ((fut = aqr_table_take(&c->table, o->id)) != NULL) {
+		/* Counted first: whoever sees the future resolved sees it
+		 * counted. */
+		atomic_fetch_add(&c->resolved, 1);
+		outcome_complete(fut, o->state, strtol(o->code, NULL, 10),
+				 o->val, o->vlen, o->msg);
+		aq_future_release(fut);
+	}
 }
 
-/* One XREAD's worth of outcomes: resolve, then delete them. */
+/* A reply entry holds one or more outcomes, each a run of fields that
+ * starts with i (the job id) followed by s, c, v and m. */
+static void entry_deliver(aq_redis_client *c, const redisReply *f)
+{
+	struct outcome o = { NULL, "", "", "", "", 0 };
+
+	for (size_t i = 0; f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements;
+	     i += 2) {
+		const redisReply *k = f->element[i], *v = f->element[i + 1];
+
+		if (k->type != REDIS_REPLY_STRING ||
+		    v->type != REDIS_REPLY_STRING || k->len != 1)
+			continue;
+		switch (k->str[0]) {
+		case 'i':
+			if (o.id)
+				outcome_deliver(c, &o);
+			o = (struct outcome){ v->str, "", "", "", "", 0 };
+			break;
+		case 's':
+			o.state = v->str;
+			break;
+		case 'c':
+			o.code = v->str;
+			break;
+		case 'v':
+			o.val = v->str;
+			o.vlen = v->len;
+			break;
+		case 'm':
+			o.msg = v->str;
+			break;
+		}
+	}
+	if (o.id)
+		outcome_deliver(c, &o);
+}
+
+/* One XREAD's worth of reply entries: resolve, then delete them. */
 static void reader_handle(aq_redis_client *c, const redisReply *r,
 			  char *last_id)
 {
@@ -133,21 +179,8 @@ static void reader_handle(aq_redis_client *c, const redisReply *r,
 	aqr_args_str(c->rargs, c->reply_key);
 	for (size_t i = 0; i < entries->elements; i++) {
 		const redisReply *e = entries->element[i];
-		const redisReply *f = e->element[1];
-		size_t vlen;
-		const char *id = field(f, "i", NULL);
-		const char *val = field(f, "v", &vlen);
-		long code = strtol(field(f, "c", NULL), NULL, 10);
-		aq_future *fut;
 
-		while ((fut = aqr_table_take(&c->table, id)) != NULL) {
-			/* Counted first: whoever sees the future resolved
-			 * sees it counted. */
-			atomic_fetch_add(&c->resolved, 1);
-			outcome_complete(fut, field(f, "s", NULL), code, val,
-					 vlen, field(f, "m", NULL));
-			aq_future_release(fut);
-		}
+		entry_deliver(c, e->element[1]);
 		snprintf(last_id, 64, "%s", e->element[0]->str);
 		aqr_args_str(c->rargs, e->element[0]->str);
 	}
@@ -287,24 +320,20 @@ static bool opts_valid(const struct aq_redis_job_opts *o)
 		(*o->idempotency_key && strlen(o->idempotency_key) < 512));
 }
 
-/* Append one SUBMIT; id receives the job id. */
-static int submit_append(aq_redis_client *c, const struct aq_redis_job *job,
-			 const struct aq_redis_job_opts *o, bool want_result,
-			 char id[40])
+/* Append one SUBMIT of jobs[0..n) (at most SUBMIT_CHUNK); ids receive
+ * their job ids. */
+static int submit_append(aq_redis_client *c, const struct aq_redis_job *jobs,
+			 unsigned n, const struct aq_redis_job_opts *o,
+			 bool want_result, char (*ids)[40])
 {
 	char factor[32];
 	int64_t ttl = o->result_ttl_ms;
 
 	if (o->idempotency_key && !ttl)
 		ttl = 3600 * 1000; /* a key needs its outcome kept */
-	snprintf(id, 40, "%s-%llx", c->id,
-		 (unsigned long long)atomic_fetch_add(&c->seq, 1) + 1);
 	snprintf(factor, sizeof(factor), "%.17g",
 		 o->backoff_factor > 0 ? o->backoff_factor : 1.0);
 	aqr_args_script(c->args, &c->link, AQR_SUBMIT, NULL, 0, 0);
-	aqr_args_str(c->args, id);
-	aqr_args_str(c->args, job->type);
-	aqr_args_bin(c->args, job->payload, job->len);
 	aqr_args_int(c->args, o->priority + 1);
 	aqr_args_int(c->args, o->max_attempts ? o->max_attempts : 1);
 	aqr_args_int(c->args, o->backoff_ms);
@@ -316,25 +345,31 @@ static int submit_append(aq_redis_client *c, const struct aq_redis_job *job,
 	aqr_args_str(c->args, want_result ? c->reply_key : "");
 	aqr_args_int(c->args, ttl);
 	aqr_args_str(c->args, o->idempotency_key ? o->idempotency_key : "");
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(ids[i], 40, "%s-%llx", c->id,
+			 (unsigned long long)atomic_fetch_add(&c->seq, 1) + 1);
+		aqr_args_str(c->args, ids[i]);
+		aqr_args_str(c->args, jobs[i].type);
+		aqr_args_bin(c->args, jobs[i].payload, jobs[i].len);
+	}
 	return aqr_append(&c->link, c->args);
 }
 
 /*
- * The reply to one SUBMIT. The future was registered under the job's id
- * before the command left, since a worker may finish the job before this
- * reply is read; a duplicate of a job still running reports to us under
- * that same id. A duplicate of one that finished is resolved here. 0, or
- * -EPROTO (then the caller takes the future back).
+ * One job's part of a SUBMIT reply. The future was registered under the
+ * job's id before the command left, since a worker may finish the job
+ * before this reply is read; a duplicate of a job still running reports
+ * to us under that same id. A duplicate of one that finished is resolved
+ * here.
  */
-static int submit_settle(aq_redis_client *c, const redisReply *r,
-			 const char *id)
+static void submit_settle(aq_redis_client *c, const redisReply *r,
+			  const char *id)
 {
-	long long kind;
+	long long kind = r->type == REDIS_REPLY_ARRAY && r->elements >= 1
+				 ? aqr_int(r->element[0])
+				 : aqr_int(r);
 	aq_future *fut;
 
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 1)
-		return -EPROTO;
-	kind = aqr_int(r->element[0]);
 	atomic_fetch_add(&c->submitted, 1);
 	if (kind != 0)
 		atomic_fetch_add(&c->duplicates, 1);
@@ -347,7 +382,85 @@ static int submit_settle(aq_redis_client *c, const redisReply *r,
 				 r->element[5]->str);
 		aq_future_release(fut);
 	}
+}
+
+/* A SUBMIT's reply for k jobs: 0, or what went wrong (then none of the k
+ * was queued). */
+static int submit_check(const redisReply *r, unsigned k)
+{
+	if (aqr_is_err(r, "OOM"))
+		return -ENOSPC;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != k)
+		return -EPROTO;
 	return 0;
+}
+
+/*
+ * Send jobs in SUBMIT_CHUNK-sized scripts, all pipelined, then read the
+ * replies: the number accepted (a prefix) or, with none, a negative errno.
+ * Each future in mine[] holds two references, the caller's and the
+ * table's: an accepted one moves to futs[]; of the others, the table's
+ * reference is dropped here and the caller's is left to the caller.
+ */
+static int submit_send(aq_redis_client *c, const struct aq_redis_job *jobs,
+		       unsigned n, const struct aq_redis_job_opts *o,
+		       bool want_result, char (*ids)[40], aq_future **mine,
+		       aq_future **futs)
+{
+	unsigned sent = 0, registered = 0, accepted = 0;
+	int rc = 0;
+
+	while (sent < n && !rc) {
+		unsigned k = n - sent < SUBMIT_CHUNK ? n - sent : SUBMIT_CHUNK;
+
+		if ((rc = submit_append(c, jobs + sent, k, o, want_result,
+					ids + sent)) != 0)
+			break;
+		sent += k;
+		for (; registered < sent && !rc; registered++)
+			if (mine[registered])
+				rc = aqr_table_put(&c->table, ids[registered],
+						   mine[registered]);
+		if (rc) {
+			registered--; /* the one that failed is not in it */
+			/* Not registered: drop the command that went with
+			 * it by closing; the job may still be queued. */
+			aqr_link_close(&c->link);
+		}
+	}
+	/* Every reply is read, so the link stays in step; after the first
+	 * failure nothing more counts as accepted. */
+	for (unsigned done = 0; done < sent && c->link.ctx;) {
+		unsigned k =
+			sent - done < SUBMIT_CHUNK ? sent - done : SUBMIT_CHUNK;
+		int err = 0;
+		redisReply *r = aqr_read(&c->link, &err);
+
+		if (!r) {
+			rc = err; /* -ECONNRESET: the rest may or may not be */
+			break;
+		}
+		if (!rc && (err = submit_check(r, k)) == 0) {
+			for (unsigned i = 0; i < k; i++) {
+				submit_settle(c, r->element[i], ids[done + i]);
+				if (mine[done + i])
+					futs[done + i] = mine[done + i];
+				mine[done + i] = NULL;
+			}
+			accepted += k;
+		} else if (!rc) {
+			rc = err;
+		}
+		freeReplyObject(r);
+		done += k;
+	}
+	/* Futures of jobs not accepted lose the table's reference: whoever
+	 * takes one out of the table owns it; one never put in, here. */
+	for (unsigned i = accepted; i < n; i++)
+		if (mine[i] && (i >= registered ||
+				aqr_table_take(&c->table, ids[i]) == mine[i]))
+			aq_future_release(mine[i]);
+	return accepted ? (int)accepted : rc ? rc : -EIO;
 }
 
 AQ_API int aq_redis_submit_batch(aq_redis_client *c,
@@ -358,7 +471,6 @@ AQ_API int aq_redis_submit_batch(aq_redis_client *c,
 	static const struct aq_redis_job_opts defaults;
 	char (*ids)[40];
 	aq_future **mine;
-	unsigned accepted = 0, sent = 0;
 	int rc = 0;
 
 	if (!c || (!jobs && n))
@@ -402,55 +514,23 @@ AQ_API int aq_redis_submit_batch(aq_redis_client *c,
 		}
 		atomic_fetch_add(&c->reconnects, 1);
 	}
-	for (sent = 0; sent < n; sent++) {
-		if ((rc = submit_append(c, &jobs[sent], opts, futs != NULL,
-					ids[sent])) != 0)
-			break;
-		if (mine[sent] &&
-		    (rc = aqr_table_put(&c->table, ids[sent], mine[sent]))) {
-			/* Not registered: drop the command that went with
-			 * it by closing; the job may still be queued. */
-			aqr_link_close(&c->link);
-			break;
-		}
-	}
-	for (unsigned i = 0; i < sent && c->link.ctx; i++) {
-		int err = 0;
-		redisReply *r = aqr_read(&c->link, &err);
-
-		if (!r) {
-			rc = err; /* -ECONNRESET: the rest may or may not be */
-			break;
-		}
-		err = submit_settle(c, r, ids[i]);
-		freeReplyObject(r);
-		if (err) {
-			rc = err;
-			break;
-		}
-		if (mine[i])
-			futs[i] = mine[i];
-		mine[i] = NULL;
-		accepted++;
-	}
-	/* Futures of jobs not accepted: out of the table (whoever removes
-	 * one from it owns the table's reference). */
-	for (unsigned i = accepted; i < sent; i++)
-		if (mine[i] && aqr_table_take(&c->table, ids[i]) == mine[i])
-			aq_future_release(mine[i]);
+	rc = submit_send(c, jobs, n, opts, futs != NULL, ids, mine, futs);
 	pthread_mutex_unlock(&c->submit_mu);
+	for (unsigned i = 0; i < n; i++)
+		if (mine[i]) /* not accepted: the caller's reference */
+			aq_future_release(mine[i]);
+	free(ids);
+	free(mine);
+	return rc;
 out:
 	for (unsigned i = 0; i < n; i++)
-		if (mine[i]) { /* never handed out: the caller's reference */
-			if (i >= sent)
-				aq_future_release(mine[i]); /* and the table's */
+		if (mine[i]) { /* never sent: both references */
+			aq_future_release(mine[i]);
 			aq_future_release(mine[i]);
 		}
 	free(ids);
 	free(mine);
-	if (accepted)
-		return (int)accepted;
-	return rc ? rc : -EIO;
+	return rc;
 }
 
 AQ_API int aq_redis_submit(aq_redis_client *c, const char *type,

@@ -24,21 +24,41 @@ static const char prelude[] =
 	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"end\n"
 	/* Tell every submitter the outcome, keep it if asked, forget the
-	 * job. */
-	"local function resolve(id, st, code, val, msg)\n"
+	 * job. With a batch accumulator (FINISH), the replies to one stream
+	 * become one entry and the deletes one DEL, sent at its end; and a
+	 * job that is gone is left alone (false). */
+	"local function resolve(id, st, code, val, msg, acc)\n"
 	"  local jk, wk = P .. 'j:' .. id, P .. 'w:' .. id\n"
-	"  local h = redis.call('HMGET', jk, 'rt', 'ttl')\n"
+	"  local h = redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
 	"  local to = {}\n"
+	"  if acc and not h[4] then return false end\n"
 	"  if h[1] and h[1] ~= '' then to[#to + 1] = {h[1], id} end\n"
-	/* A waiter is "<reply stream>|<the id it knows the job by>". */
-	"  for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
-	"    local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
-	"    if t then to[#to + 1] = {t, i} end\n"
+	/* A waiter is "<reply stream>|<the id it knows the job by>"; w says
+	 * there are some. */
+	"  if h[3] then\n"
+	"    for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
+	"      local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
+	"      if t then to[#to + 1] = {t, i} end\n"
+	"    end\n"
 	"  end\n"
 	"  for _, t in ipairs(to) do\n"
-	"    redis.call('XADD', t[1], '*', 'i', t[2], 's', st, 'c', code,"
+	"    if acc then\n"
+	"      local f = acc.rep[t[1]]\n"
+	"      if not f then\n"
+	"        f = {}\n"
+	"        acc.rep[t[1]] = f\n"
+	"        acc.streams[#acc.streams + 1] = t[1]\n"
+	"      end\n"
+	"      local k = #f\n"
+	"      f[k + 1], f[k + 2], f[k + 3], f[k + 4], f[k + 5] = 'i', t[2],"
+	" 's', st, 'c'\n"
+	"      f[k + 6], f[k + 7], f[k + 8], f[k + 9], f[k + 10] = code, 'v',"
+	" val, 'm', msg\n"
+	"    else\n"
+	"      redis.call('XADD', t[1], '*', 'i', t[2], 's', st, 'c', code,"
 	" 'v', val, 'm', msg)\n"
-	"    redis.call('PEXPIRE', t[1], 86400000)\n"
+	"      redis.call('PEXPIRE', t[1], 86400000)\n"
+	"    end\n"
 	"  end\n"
 	"  local ttl = tonumber(h[2] or '0') or 0\n"
 	"  if ttl > 0 then\n"
@@ -46,7 +66,13 @@ static const char prelude[] =
 	"    redis.call('HSET', rk, 's', st, 'c', code, 'v', val, 'm', msg)\n"
 	"    redis.call('PEXPIRE', rk, ttl)\n"
 	"  end\n"
-	"  redis.call('DEL', jk, wk)\n"
+	"  if acc then\n"
+	"    acc.del[#acc.del + 1], acc.del[#acc.del + 2] = jk, wk\n"
+	"    acc.gone[id] = true\n"
+	"  else\n"
+	"    redis.call('DEL', jk, wk)\n"
+	"  end\n"
+	"  return true\n"
 	"end\n"
 	/* Into the dead-letter stream, with the reason; id may be nil (a
 	 * malformed entry), fields are what the entry carried. */
@@ -129,44 +155,72 @@ static const char prelude[] =
 	"end\n";
 
 /*
- * SUBMIT: ARGV[7..20] = id, type, payload, stream, max attempts, back-off
- * base, factor, cap, relative deadline, delay, run-at, reply stream, ttl,
- * idempotency key. {0} queued; {1, id} a duplicate of a job still
- * running (we wait on it too); {2, id, s, c, v, m} a duplicate of one
- * that finished, with its outcome.
+ * SUBMIT: a batch of jobs with the same options. ARGV[7..17] = stream,
+ * max attempts, back-off base, factor, cap, relative deadline, delay,
+ * run-at, reply stream, ttl, idempotency key; then (id, type, payload)
+ * per job. One reply per job, in order: 0 queued; {1, id} a duplicate
+ * of a job still running (we wait on it too, and mark it w); {2, id, s,
+ * c, v, m} a duplicate of one that finished, with its outcome. A job's
+ * hash holds t, p, pr, a and t0, and of the other fields only those away
+ * from their defaults. Its first write is its first job's, so a Redis
+ * out of memory refuses the whole batch.
  */
 static const char submit_body[] =
-	"local id, key, ttl = ARGV[7], ARGV[20], tonumber(ARGV[19])\n"
-	"if key ~= '' then\n"
-	"  local kk = P .. 'k:' .. key\n"
-	"  local ex = redis.call('GET', kk)\n"
-	"  if ex then\n"
-	"    local r = redis.call('HMGET', P .. 'r:' .. ex, 's', 'c', 'v', 'm')\n"
-	"    if r[1] then return {2, ex, r[1], r[2], r[3], r[4]} end\n"
-	"    if ARGV[18] ~= '' then\n"
-	"      redis.call('SADD', P .. 'w:' .. ex, ARGV[18] .. '|' .. id)\n"
-	"    end\n"
-	"    return {1, ex}\n"
-	"  end\n"
-	"  redis.call('SET', kk, id, 'PX', ttl)\n"
-	"end\n"
+	"local pr, key, rt = ARGV[7], ARGV[17], ARGV[15]\n"
+	"local ttl = tonumber(ARGV[16])\n"
 	"local now = now_ms()\n"
-	"local due, delay, at = now, tonumber(ARGV[16]), tonumber(ARGV[17])\n"
+	"local due, delay, at = now, tonumber(ARGV[13]), tonumber(ARGV[14])\n"
 	"if delay > 0 then due = now + delay end\n"
 	"if at > due then due = at end\n"
-	"local dlr = tonumber(ARGV[15])\n"
+	"local dlr = tonumber(ARGV[12])\n"
 	"local dl = 0\n"
 	"if dlr > 0 then dl = due + dlr end\n"
-	"redis.call('HSET', P .. 'j:' .. id, 't', ARGV[8], 'p', ARGV[9],"
-	" 'pr', ARGV[10], 'a', 1, 'ma', ARGV[11], 'bb', ARGV[12], 'bf',"
-	" ARGV[13], 'bm', ARGV[14], 'dlr', dlr, 'dl', dl, 'rt', ARGV[18],"
-	" 'ttl', ttl, 'n', 0, 't0', now)\n"
-	"if due > now then\n"
-	"  redis.call('ZADD', P .. 'd', due, id)\n"
-	"else\n"
-	"  redis.call('XADD', P .. 's' .. ARGV[10], '*', 'j', id)\n"
+	"local sk, out = P .. 's' .. pr, {}\n"
+	"local opt = {'pr', pr, 'a', 1, 't0', now}\n"
+	"local function put(f, v, default)\n"
+	"  if v ~= default then opt[#opt + 1], opt[#opt + 2] = f, v end\n"
 	"end\n"
-	"return {0}\n";
+	"put('ma', ARGV[8], '1') put('bb', ARGV[9], '0')"
+	" put('bf', ARGV[10], '1')\n"
+	"put('bm', ARGV[11], '0') put('dlr', dlr, 0) put('dl', dl, 0)\n"
+	"put('rt', rt, '') put('ttl', ttl, 0)\n"
+	/* The idempotency key: the id of the job it names, or nil after
+	 * claiming it for id. */
+	"local function known(id)\n"
+	"  if key == '' then return nil end\n"
+	"  local kk = P .. 'k:' .. key\n"
+	"  local ex = redis.call('GET', kk)\n"
+	"  if not ex then redis.call('SET', kk, id, 'PX', ttl) end\n"
+	"  return ex\n"
+	"end\n"
+	"for i = 18, #ARGV - 2, 3 do\n"
+	"  local id = ARGV[i]\n"
+	"  local ex = known(id)\n"
+	"  if ex then\n"
+	"    local r = redis.call('HMGET', P .. 'r:' .. ex, 's', 'c', 'v', 'm')\n"
+	"    if r[1] then\n"
+	"      out[#out + 1] = {2, ex, r[1], r[2], r[3], r[4]}\n"
+	"    else\n"
+	"      if rt ~= '' then\n"
+	"        redis.call('SADD', P .. 'w:' .. ex, rt .. '|' .. id)\n"
+	"        if redis.call('EXISTS', P .. 'j:' .. ex) == 1 then\n"
+	"          redis.call('HSET', P .. 'j:' .. ex, 'w', 1)\n"
+	"        end\n"
+	"      end\n"
+	"      out[#out + 1] = {1, ex}\n"
+	"    end\n"
+	"  else\n"
+	"    redis.call('HSET', P .. 'j:' .. id, 't', ARGV[i + 1], 'p',"
+	" ARGV[i + 2], unpack(opt))\n"
+	"    if due > now then\n"
+	"      redis.call('ZADD', P .. 'd', due, id)\n"
+	"    else\n"
+	"      redis.call('XADD', sk, '*', 'j', id)\n"
+	"    end\n"
+	"    out[#out + 1] = 0\n"
+	"  end\n"
+	"end\n"
+	"return out\n";
 
 /* FETCH: ARGV[7] = most entries; the streams in priority order. */
 static const char fetch_body[] =
@@ -259,52 +313,134 @@ static const char heartbeat_body[] =
 	"return out\n";
 
 /*
- * FINISH: ARGV[7..14] = stream, entry id, job id, outcome (s succeeded,
- * f failed, d dead letter, h hand back), code, value, message, reason.
- * -1 fenced (the entry is no longer ours), 0 done, 1 to be retried,
- * 2 handed back, 3 dead-lettered. A job asked to cancel (cx) is not
- * retried, and is resolved cancelled instead of handed back.
+ * FINISH: a batch of outcomes, ARGV[7..] = 8 per outcome: stream, entry
+ * id, job id, outcome (s succeeded, f failed, d dead letter, h hand back),
+ * code, value, message, reason. One reply per outcome, in order: -1
+ * fenced (the entry is no longer ours, or the job is gone), 0 done, 1 to
+ * be retried, 2 handed back, 3 dead-lettered. Each outcome is judged as
+ * if it were alone; the lease check is one XPENDING per stream over the
+ * batch's range, and the acknowledgements, the replies (one entry per
+ * reply stream) and the deletes are gathered and sent at the end.
+ * Acknowledged entries are trimmed from the stream up to the oldest one
+ * still pending or undelivered, instead of deleted one by one.
  */
 static const char finish_body[] =
-	"local sk, eid, id, o = P .. 's' .. ARGV[7], ARGV[8], ARGV[9],"
-	" ARGV[10]\n"
-	"local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
-	"if #pe == 0 or pe[1][2] ~= C then return -1 end\n"
-	"ack(sk, eid)\n"
-	"local jk = P .. 'j:' .. id\n"
-	"if redis.call('EXISTS', jk) == 0 then return -1 end\n"
-	"local cx = redis.call('HEXISTS', jk, 'cx') == 1\n"
-	"if o == 'h' then\n"
-	"  if cx then resolve(id, 'c', '0', '', 'cancelled') return 0 end\n"
-	"  redis.call('HINCRBY', jk, 'n', -1)\n"
-	"  redis.call('XADD', sk, '*', 'j', id)\n"
-	"  return 2\n"
+	"local acc = {rep = {}, streams = {}, del = {}, gone = {}}\n"
+	"local acks, mine, more = {[0] = {}, {}, {}}, {[0] = {}, {}, {}}, {}\n"
+	"local seen, out, nowc = {}, {}, nil\n"
+	"local function sid(e)\n"
+	"  local ms, sq = string.match(e, '^(%d+)-(%d+)$')\n"
+	"  return tonumber(ms), tonumber(sq)\n"
 	"end\n"
-	"if o == 's' then resolve(id, 's', '0', ARGV[12], '') return 0 end\n"
-	"if o == 'd' then dead(id, ARGV[14], ARGV[11], ARGV[13]) return 3 end\n"
-	"local h = redis.call('HMGET', jk, 'a', 'ma', 'bb', 'bf', 'bm', 'dlr')\n"
-	"local a, ma = tonumber(h[1]), tonumber(h[2])\n"
-	"if a < ma and not cx then\n"
-	"  local f = tonumber(h[4])\n"
-	"  if f <= 0 then f = 1 end\n"
-	"  local d = math.floor(tonumber(h[3]) * f ^ (a - 1))\n"
-	"  local cap = tonumber(h[5])\n"
-	"  if cap > 0 and d > cap then d = cap end\n"
-	"  local now = now_ms()\n"
-	"  local dl, dlr = 0, tonumber(h[6])\n"
-	"  if dlr > 0 then dl = now + d + dlr end\n"
-	"  redis.call('HSET', jk, 'a', a + 1, 'n', 0, 'fa', now, 'due', now + d,"
-	" 'dl', dl)\n"
-	"  redis.call('ZADD', P .. 'd', now + d, id)\n"
-	"  return 1\n"
+	"local function before(x, y)\n"
+	"  local a, b = sid(x)\n"
+	"  local c, d = sid(y)\n"
+	"  return a < c or (a == c and b < d)\n"
 	"end\n"
-	"if ma > 1 and not cx then\n"
-	"  dead(id, 'failed', ARGV[11], 'failed ' .. a .. ' times, last: ' ..\n"
-	"       ARGV[13])\n"
-	"  return 3\n"
+	/* Which of the batch's entries are still pending on us. A reply cut
+	 * at its count leaves the rest to one XPENDING each. */
+	"local lo, hi = {}, {}\n"
+	"for i = 7, #ARGV - 7, 8 do\n"
+	"  local s, e = tonumber(ARGV[i]), ARGV[i + 1]\n"
+	"  if not lo[s] or before(e, lo[s]) then lo[s] = e end\n"
+	"  if not hi[s] or before(hi[s], e) then hi[s] = e end\n"
 	"end\n"
-	"resolve(id, 'f', ARGV[11], ARGV[12], ARGV[13])\n"
-	"return 0\n";
+	"for s = 0, 2 do\n"
+	"  if lo[s] then\n"
+	"    local r = redis.call('XPENDING', P .. 's' .. s, G, lo[s], hi[s],"
+	" 10000, C)\n"
+	"    for _, p in ipairs(r) do mine[s][p[1]] = true end\n"
+	"    more[s] = #r >= 10000\n"
+	"  end\n"
+	"end\n"
+	"local function ours(s, sk, eid)\n"
+	"  if mine[s][eid] then return true end\n"
+	"  if not more[s] then return false end\n"
+	"  local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
+	"  return #pe == 1 and pe[1][2] == C\n"
+	"end\n"
+	"local function finish(s, eid, id, o, code, val, msg, reason)\n"
+	"  local sk = P .. 's' .. s\n"
+	/* The same entry twice (taken back by our own reclaim): once. */
+	"  if seen[sk .. ' ' .. eid] or not ours(s, sk, eid) then return -1 end\n"
+	"  seen[sk .. ' ' .. eid] = true\n"
+	"  local ak = acks[s]\n"
+	"  ak[#ak + 1] = eid\n"
+	"  local jk = P .. 'j:' .. id\n"
+	"  if acc.gone[id] then return -1 end\n"
+	"  if o == 's' then\n"
+	"    return resolve(id, 's', '0', val, '', acc) and 0 or -1\n"
+	"  end\n"
+	"  if redis.call('EXISTS', jk) == 0 then return -1 end\n"
+	/* Asked to cancel while it ran (cx): not retried, and resolved
+	 * cancelled instead of handed back. */
+	"  local cx = redis.call('HEXISTS', jk, 'cx') == 1\n"
+	"  if o == 'h' then\n"
+	"    if cx then\n"
+	"      return resolve(id, 'c', '0', '', 'cancelled', acc) and 0 or -1\n"
+	"    end\n"
+	"    redis.call('HINCRBY', jk, 'n', -1)\n"
+	"    redis.call('XADD', sk, '*', 'j', id)\n"
+	"    return 2\n"
+	"  end\n"
+	"  if o == 'd' then dead(id, reason, code, msg) return 3 end\n"
+	"  local h = redis.call('HMGET', jk, 'a', 'ma', 'bb', 'bf', 'bm', 'dlr')\n"
+	"  local a, ma = tonumber(h[1]), tonumber(h[2]) or 1\n"
+	"  if a < ma and not cx then\n"
+	"    local f = tonumber(h[4]) or 1\n"
+	"    if f <= 0 then f = 1 end\n"
+	"    local d = math.floor((tonumber(h[3]) or 0) * f ^ (a - 1))\n"
+	"    local cap = tonumber(h[5]) or 0\n"
+	"    if cap > 0 and d > cap then d = cap end\n"
+	"    if not nowc then nowc = now_ms() end\n"
+	"    local now = nowc\n"
+	"    local dl, dlr = 0, tonumber(h[6]) or 0\n"
+	"    if dlr > 0 then dl = now + d + dlr end\n"
+	"    redis.call('HSET', jk, 'a', a + 1, 'n', 0, 'fa', now, 'due',"
+	" now + d, 'dl', dl)\n"
+	"    redis.call('ZADD', P .. 'd', now + d, id)\n"
+	"    return 1\n"
+	"  end\n"
+	"  if ma > 1 and not cx then\n"
+	"    dead(id, 'failed', code, 'failed ' .. a .. ' times, last: ' .. msg)\n"
+	"    return 3\n"
+	"  end\n"
+	"  resolve(id, 'f', code, val, msg, acc)\n"
+	"  return 0\n"
+	"end\n"
+	"for i = 7, #ARGV - 7, 8 do\n"
+	"  out[#out + 1] = finish(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2],"
+	" ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])\n"
+	"end\n"
+	/* Keep from the oldest entry pending on anyone, or, with none, from
+	 * the first not yet delivered. */
+	"for s = 0, 2 do\n"
+	"  if #acks[s] > 0 then\n"
+	"    local sk = P .. 's' .. s\n"
+	"    redis.call('XACK', sk, G, unpack(acks[s]))\n"
+	"    local pe, keep = redis.call('XPENDING', sk, G), nil\n"
+	"    if pe[1] > 0 then\n"
+	"      keep = pe[2]\n"
+	"    else\n"
+	"      for _, g in ipairs(redis.call('XINFO', 'GROUPS', sk)) do\n"
+	"        for k = 1, #g - 1, 2 do\n"
+	"          if g[k] == 'name' and g[k + 1] ~= G then break end\n"
+	"          if g[k] == 'last-delivered-id' then\n"
+	"            local ms, sq = sid(g[k + 1])\n"
+	"            keep = ms .. '-' .. (sq + 1)\n"
+	"          end\n"
+	"        end\n"
+	"      end\n"
+	"    end\n"
+	"    if keep then redis.call('XTRIM', sk, 'MINID', keep) end\n"
+	"  end\n"
+	"end\n"
+	"for _, t in ipairs(acc.streams) do\n"
+	"  redis.call('XADD', t, '*', unpack(acc.rep[t]))\n"
+	"  redis.call('PEXPIRE', t, 86400000)\n"
+	"end\n"
+	"if #acc.del > 0 then redis.call('DEL', unpack(acc.del)) end\n"
+	"return out\n";
 
 /* PROMOTE: ARGV[7] = most jobs. Due jobs of the delayed set go to their
  * stream; returns {moved, ms until the next is due or -1}. */

@@ -50,11 +50,14 @@ void aqr_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 void aqr_done_push(aq_redis_worker *w, struct aqr_done *d)
 {
 	d->next = NULL;
-	if (w->done_tail)
+	if (w->done_tail) {
 		w->done_tail->next = d;
-	else
+	} else {
 		w->done_head = d;
+		w->done_since = aqr_now_ms();
+	}
 	w->done_tail = d;
+	w->ndone++;
 	pthread_cond_signal(&w->cv_ctl);
 }
 

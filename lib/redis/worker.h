@@ -68,6 +68,8 @@ struct aq_redis_worker {
 	unsigned local_running;  /* pool jobs that have not reported */
 	struct aqr_slot *running;
 	struct aqr_done *done_head, *done_tail;
+	unsigned ndone;          /* outcomes queued in done_head */
+	int64_t done_since;      /* when the oldest of them was queued (ms) */
 	bool ctl_busy;           /* the control thread holds taken outcomes */
 	bool stopped;
 

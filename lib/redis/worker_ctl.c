@@ -19,9 +19,11 @@
 
 #include "worker.h"
 
-#define PROMOTE_MAX 256      /* delayed jobs moved per PROMOTE */
-#define PROMOTE_IDLE_MS 100  /* look at the delayed set this often */
-#define FINISH_BATCH 256     /* outcomes per pipelined round trip */
+#define PROMOTE_MAX 256     /* delayed jobs moved per PROMOTE */
+#define PROMOTE_IDLE_MS 100 /* look at the delayed set this often */
+#define FINISH_BATCH 128    /* outcomes per FINISH script */
+#define FINISH_PIPELINE 4   /* FINISH scripts per round trip */
+#define FINISH_LINGER_MS 2  /* longest an outcome waits for company */
 
 static void done_free(struct aqr_done *d)
 {
@@ -30,57 +32,86 @@ static void done_free(struct aqr_done *d)
 	free(d);
 }
 
-/* Send up to FINISH_BATCH outcomes; those not answered go back in front
- * of the queue. */
-static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
+/* Append one FINISH for the outcomes of list, up to FINISH_BATCH; they
+ * go to sent[], and what follows them is returned. */
+static struct aqr_done *finish_append(aq_redis_worker *w, struct aqr_done *list,
+				      struct aqr_done **sent, unsigned *n,
+				      int *rc)
 {
-	struct aqr_done *sent[FINISH_BATCH];
-	unsigned n = 0, answered = 0;
+	char codes[FINISH_BATCH][16];
+	unsigned k = 0;
 
-	while (list && n < FINISH_BATCH) {
+	aqr_args_script(w->cargs, &w->clink, AQR_FINISH, w->consumer,
+			w->dead_max, w->max_deliveries);
+	for (; list && k < FINISH_BATCH; list = list->next, k++) {
 		struct aqr_done *d = list;
-		char code[16];
 
-		list = d->next;
-		snprintf(code, sizeof(code), "%d", d->code);
-		aqr_args_script(w->cargs, &w->clink, AQR_FINISH, w->consumer,
-				w->dead_max, w->max_deliveries);
+		snprintf(codes[k], sizeof(codes[k]), "%d", d->code);
 		aqr_args_small(w->cargs, d->sidx);
 		aqr_args_str(w->cargs, d->eid);
 		aqr_args_str(w->cargs, d->id);
 		aqr_args_bin(w->cargs, &d->outcome, 1);
-		aqr_args_str(w->cargs, code);
+		aqr_args_str(w->cargs, codes[k]);
 		aqr_args_bin(w->cargs, d->val, d->vlen);
 		aqr_args_str(w->cargs, d->msg ? d->msg : "");
 		aqr_args_str(w->cargs, d->reason ? d->reason : "");
-		if (aqr_append(&w->clink, w->cargs) != 0) {
-			d->next = list;
-			list = d;
-			break;
-		}
-		sent[n++] = d;
+		sent[*n + k] = d;
 	}
-	for (; answered < n; answered++) {
+	*rc = aqr_append(&w->clink, w->cargs);
+	if (*rc == 0)
+		*n += k;
+	return *rc == 0 ? list : sent[*n];
+}
+
+/* Count one FINISH reply element: -1 fenced, 0 done, 1 retried, 2 handed
+ * back, 3 dead-lettered. */
+static void finish_count(aq_redis_worker *w, long long v)
+{
+	if (v == -1)
+		atomic_fetch_add(&w->fenced, 1);
+	else if (v == 1)
+		atomic_fetch_add(&w->retried, 1);
+	else if (v == 2)
+		atomic_fetch_add(&w->handed_back, 1);
+	else if (v == 3)
+		atomic_fetch_add(&w->dead_lettered, 1);
+	else
+		atomic_fetch_add(&w->completed, 1);
+}
+
+/*
+ * Report the outcomes of list: FINISH scripts of up to FINISH_BATCH
+ * outcomes each, pipelined (FINISH_PIPELINE at most). An outcome is
+ * dropped only once its script answered; the others go back in front of
+ * the queue, to be sent again (after a reconnect).
+ */
+static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
+{
+	struct aqr_done *sent[FINISH_BATCH * FINISH_PIPELINE];
+	unsigned n = 0, answered = 0, calls = 0, back = 0;
+	int rc = 0;
+
+	while (list && calls < FINISH_PIPELINE && rc == 0) {
+		list = finish_append(w, list, sent, &n, &rc);
+		calls += rc == 0;
+	}
+	for (unsigned call = 0; call < calls; call++) {
+		unsigned k = n - answered < FINISH_BATCH ? n - answered
+							 : FINISH_BATCH;
 		int err;
 		redisReply *r = aqr_read(&w->clink, &err);
-		long long v;
 
 		if (!r)
 			break;
-		v = r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != k) {
+			/* A script error: keep them, try again later. */
+			freeReplyObject(r);
+			break;
+		}
+		for (unsigned i = 0; i < k; i++)
+			finish_count(w, aqr_int(r->element[i]));
 		freeReplyObject(r);
-		if (v == -100)
-			break; /* a script error: keep it, try again later */
-		if (v == -1)
-			atomic_fetch_add(&w->fenced, 1);
-		else if (v == 1)
-			atomic_fetch_add(&w->retried, 1);
-		else if (v == 2)
-			atomic_fetch_add(&w->handed_back, 1);
-		else if (v == 3)
-			atomic_fetch_add(&w->dead_lettered, 1);
-		else
-			atomic_fetch_add(&w->completed, 1);
+		answered += k;
 	}
 	/* Unanswered ones, and what was not sent, back in front. */
 	for (unsigned i = n; i-- > answered;) {
@@ -91,12 +122,14 @@ static void ctl_finish(aq_redis_worker *w, struct aqr_done *list)
 	if (list) {
 		struct aqr_done *tail = list;
 
-		while (tail->next)
+		for (back = 1; tail->next; back++)
 			tail = tail->next;
 		tail->next = w->done_head;
 		if (!w->done_head)
 			w->done_tail = tail;
 		w->done_head = list;
+		w->ndone += back;
+		w->done_since = 0; /* due at once */
 	}
 	w->in_flight -= answered;
 	w->ctl_busy = false;
@@ -257,6 +290,21 @@ static void ctl_reclaim(aq_redis_worker *w)
 		aqr_unreserve(w, free_slots);
 }
 
+/*
+ * When the queued outcomes are to be sent (lock held): at once when a
+ * batch is full, when no job of ours is still running (nothing more is
+ * coming soon: a lone job is never held back) or when stopping; else when
+ * the oldest has waited FINISH_LINGER_MS, so that jobs finishing close
+ * together share one FINISH.
+ */
+static int64_t finish_due(const aq_redis_worker *w)
+{
+	if (w->ndone >= FINISH_BATCH || w->local_running == 0 ||
+	    atomic_load(&w->stop_fetch))
+		return 0;
+	return w->done_since + FINISH_LINGER_MS;
+}
+
 static void *ctl_main(void *arg)
 {
 	aq_redis_worker *w = arg;
@@ -271,17 +319,23 @@ static void *ctl_main(void *arg)
 
 		pthread_mutex_lock(&w->mu);
 		for (;;) {
+			int64_t flush;
+
 			now = aqr_now_ms();
 			until = next_hb < next_promote ? next_hb : next_promote;
 			if (until > next_reclaim)
 				until = next_reclaim;
-			if (w->done_head || atomic_load(&w->stop_ctl) ||
-			    now >= until)
+			flush = finish_due(w);
+			if (atomic_load(&w->stop_ctl) || now >= until ||
+			    (w->done_head && now >= flush))
 				break;
+			if (w->done_head && flush < until)
+				until = flush;
 			aqr_cond_wait_ms(&w->cv_ctl, &w->mu, until - now);
 		}
 		list = w->done_head;
 		w->done_head = w->done_tail = NULL;
+		w->ndone = 0;
 		w->ctl_busy = list != NULL;
 		stopping = atomic_load(&w->stop_ctl);
 		pthread_mutex_unlock(&w->mu);

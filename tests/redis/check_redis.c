@@ -18,6 +18,7 @@
 #include "asyncq_redis.h"
 #include "helpers.h"
 #include "fixture.h"
+#include "redis/redis.h"
 #include "server.h"
 
 struct rs srv;
@@ -944,6 +945,203 @@ START_TEST(test_fire_and_forget)
 }
 END_TEST
 
+/* ---- batches ---------------------------------------------------------------- */
+
+#define rs_cmd_free(s, ...)                                                   \
+	do {                                                                 \
+		redisReply *r_ = rs_cmd(s, __VA_ARGS__);                     \
+		ck_assert_ptr_nonnull(r_);                                   \
+		ck_assert_msg(r_->type != REDIS_REPLY_ERROR, "%s", r_->str); \
+		freeReplyObject(r_);                                         \
+	} while (0)
+
+/* The FINISH script run by hand as consumer, for n (entry, job) pairs
+ * of stream s1, all succeeded with the value "v<i>"; its reply. */
+static redisReply *finish_as(const char *consumer, unsigned n,
+			     char eids[][48], char ids[][48])
+{
+	const char *argv[16 + 8 * 8];
+	size_t lens[16 + 8 * 8];
+	char vals[8][8];
+	size_t size = aqr_script_text(AQR_FINISH, NULL, 0);
+	char *text = malloc(size);
+	redisContext *ctx = redisConnect("127.0.0.1", srv.port);
+	redisReply *r;
+	int k = 0;
+
+	ck_assert_ptr_nonnull(text);
+	ck_assert(ctx && !ctx->err);
+	ck_assert_uint_le(n, 8);
+	aqr_script_text(AQR_FINISH, text, size);
+	argv[k++] = "EVAL";
+	argv[k++] = text;
+	argv[k++] = "0";
+	argv[k++] = "aq:{" QUEUE "}:";
+	argv[k++] = "aq";
+	argv[k++] = consumer;
+	argv[k++] = "100";
+	argv[k++] = "3";
+	argv[k++] = "1048576";
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(vals[i], sizeof(vals[i]), "v%u", i);
+		argv[k++] = "1";
+		argv[k++] = eids[i];
+		argv[k++] = ids[i];
+		argv[k++] = "s";
+		argv[k++] = "0";
+		argv[k++] = vals[i];
+		argv[k++] = "";
+		argv[k++] = "";
+	}
+	for (int i = 0; i < k; i++)
+		lens[i] = strlen(argv[i]);
+	r = redisCommandArgv(ctx, k, argv, lens);
+	ck_assert_ptr_nonnull(r);
+	redisFree(ctx);
+	free(text);
+	return r;
+}
+
+/* Deliver the next n entries of stream s1 to consumer; their entry and
+ * job ids. */
+static void deliver(const char *consumer, unsigned n, char eids[][48],
+		    char ids[][48])
+{
+	redisReply *r = rs_cmd(&srv, "XREADGROUP GROUP aq %s COUNT %u STREAMS "
+				     "aq:{" QUEUE "}:s1 >",
+			       consumer, n);
+	const redisReply *es;
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	es = r->element[0]->element[1];
+	ck_assert_uint_eq(es->elements, n);
+	for (unsigned i = 0; i < n; i++) {
+		snprintf(eids[i], 48, "%s", es->element[i]->element[0]->str);
+		snprintf(ids[i], 48, "%s",
+			 es->element[i]->element[1]->element[1]->str);
+	}
+	freeReplyObject(r);
+}
+
+/* One FINISH for four outcomes, one of whose leases went to another
+ * consumer and one reported twice: the lost one and the repeat are
+ * fenced off (-1), the others acknowledged and resolved; then the new
+ * holder finishes its own. Nothing left behind. */
+START_TEST(test_batch_finish_fences_lost_lease)
+{
+	aq_redis_client *c = client();
+	aq_future *futs[3];
+	struct aq_redis_job jobs[3] = { { "log", "b0", 2 },
+					{ "log", "b1", 2 },
+					{ "log", "b2", 2 } };
+	char eids[4][48], ids[4][48], first[256];
+	struct aq_redis_result *res;
+	redisReply *r;
+
+	for (int s = 0; s < 3; s++) /* as a worker would */
+		rs_cmd_free(&srv, "XGROUP CREATE aq:{" QUEUE "}:s%d aq 0 MKSTREAM",
+			    s);
+	ck_assert_int_eq(aq_redis_submit_batch(c, jobs, 3, NULL, futs), 3);
+	deliver("A", 3, eids, ids);
+	/* Another worker reclaims the second entry. */
+	rs_cmd_free(&srv, "XCLAIM aq:{" QUEUE "}:s1 aq B 0 %s", eids[1]);
+	memcpy(eids[3], eids[0], 48); /* the first, reported again */
+	memcpy(ids[3], ids[0], 48);
+	r = finish_as("A", 4, eids, ids);
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_uint_eq(r->elements, 4);
+	ck_assert_int_eq(r->element[0]->integer, 0);
+	ck_assert_int_eq(r->element[1]->integer, -1);
+	ck_assert_int_eq(r->element[2]->integer, 0);
+	ck_assert_int_eq(r->element[3]->integer, -1);
+	freeReplyObject(r);
+	ck_assert_str_eq(result_text(futs[0]), "v0");
+	ck_assert_str_eq(result_text(futs[2]), "v2");
+	/* The fenced job is still B's, pending, unresolved; the stream is
+	 * trimmed up to it (the third entry, acknowledged, goes with it). */
+	ck_assert_int_eq(aq_future_state(futs[1]), AQ_STATE_PENDING);
+	ck_assert_int_eq(rs_int(&srv, "XLEN aq:{" QUEUE "}:s1"), 2);
+	ck_assert_int_eq(rs_int(&srv, "EXISTS aq:{" QUEUE "}:j:%s", ids[1]),
+			 1);
+	r = rs_cmd(&srv, "XPENDING aq:{" QUEUE "}:s1 aq - + 10");
+	ck_assert_uint_eq(r->elements, 1);
+	ck_assert_str_eq(r->element[0]->element[0]->str, eids[1]);
+	ck_assert_str_eq(r->element[0]->element[1]->str, "B");
+	freeReplyObject(r);
+	/* B reports it: its own lease, so it counts; the value is B's. */
+	r = finish_as("B", 1, eids + 1, ids + 1);
+	ck_assert_int_eq(r->element[0]->integer, 0);
+	freeReplyObject(r);
+	ck_assert_int_eq(aq_future_get(futs[1], (void **)&res, bound_ns()), 0);
+	ck_assert_str_eq(res->data, "v0");
+	for (int i = 0; i < 3; i++)
+		aq_future_release(futs[i]);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+	ck_assert_msg(leftover_keys(first, sizeof(first)) == 0,
+		      "leftover key %s", first);
+}
+END_TEST
+
+/* A batch larger than one script: every job queued in order, every future
+ * resolved; with one idempotency key across the batch, one run and every
+ * future with its outcome. Refused by a Redis out of memory: -ENOSPC,
+ * no future, nothing queued; accepted again once there is room. */
+START_TEST(test_batch_submit_chunks_and_errors)
+{
+	enum { N = 600 };
+	struct aq_redis_job_opts keyed = { .idempotency_key = "batch-key" };
+	static struct aq_redis_job jobs[N];
+	static char text[N][16];
+	static aq_future *futs[N];
+	aq_redis_client *c = client();
+	char first[256];
+	pid_t w;
+
+	for (unsigned i = 0; i < N; i++) {
+		jobs[i].type = "add";
+		jobs[i].len = (size_t)snprintf(text[i], 16, "%u 1", i);
+		jobs[i].payload = text[i];
+	}
+	/* Out of memory: the whole call refused, no future handed out. */
+	rs_cmd_free(&srv, "CONFIG SET maxmemory 1");
+	for (unsigned i = 0; i < N; i++)
+		futs[i] = (aq_future *)jobs;
+	ck_assert_int_eq(aq_redis_submit_batch(c, jobs, N, NULL, futs),
+			 -ENOSPC);
+	for (unsigned i = 0; i < N; i++)
+		ck_assert_ptr_null(futs[i]);
+	ck_assert_int_eq(aq_redis_submit(c, "add", "1 1", 3, NULL, futs),
+			 -ENOSPC);
+	rs_cmd_free(&srv, "CONFIG SET maxmemory 0");
+	ck_assert_msg(leftover_keys(first, sizeof(first)) == 0,
+		      "leftover key %s", first);
+
+	ck_assert_int_eq(aq_redis_submit_batch(c, jobs, N, NULL, futs), N);
+	w = worker(NULL);
+	for (unsigned i = 0; i < N; i++) {
+		ck_assert_uint_eq(strtoul(result_text(futs[i]), NULL, 10),
+				  i + 1);
+		aq_future_release(futs[i]);
+	}
+	/* One key for all: the first runs, the other 599 wait on it. */
+	for (unsigned i = 0; i < N; i++)
+		jobs[i].type = "log";
+	ck_assert_int_eq(aq_redis_submit_batch(c, jobs, N, &keyed, futs), N);
+	for (unsigned i = 0; i < N; i++) {
+		ck_assert_str_eq(result_text(futs[i]), "0 1");
+		aq_future_release(futs[i]);
+	}
+	ck_assert_int_eq(rs_log_count(logpath, "run", "0 1"), 1);
+	ck_assert_int_eq(rs_log_count(logpath, "run", "1 1"), 0);
+	ck_assert_int_eq(rs_log_count(logpath, "run", "599 1"), 0);
+	worker_term(w);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+}
+END_TEST
+
 bool wanted(const char *name)
 {
 	const char *only = getenv("AQR_TEST");
@@ -975,6 +1173,8 @@ static Suite *redis_suite(void)
 	ADD(tc, test_sigterm_drain);
 	ADD(tc, test_idempotency_key);
 	ADD(tc, test_fire_and_forget);
+	ADD(tc, test_batch_finish_fences_lost_lease);
+	ADD(tc, test_batch_submit_chunks_and_errors);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("big");
 	tcase_add_checked_fixture(tc, setup, teardown);

@@ -4,7 +4,10 @@
 # redis-server (loopback, AOF off, the same for all), 2 worker processes
 # each, no-op add jobs. End-to-end jobs/s with results (medians of
 # BENCH_RUNS interleaved rounds), round trip p50/p99 at half that load,
-# libasyncq-redis without results, and redis-benchmark XADD as the ceiling.
+# libasyncq-redis without results, and redis-benchmark XADD as the ceiling
+# (measured between the rounds, interleaved like the rest). The rounds go
+# to $B/raw.txt, the table to stdout, the picture to redis.svg (plot.sh:
+# docs/bench/ for a full run, every system and at least 3 rounds).
 # Peers that are missing are installed as root (apt-get python3-celery,
 # npm bullmq@5 under build/), else skipped with a message.
 set -u
@@ -38,6 +41,7 @@ redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
 	--dir "$DIR" >"$DIR/log" 2>&1 &
 RPID=$!
 trap 'kill $RPID 2>/dev/null; kill $(jobs -p) 2>/dev/null; rm -rf "$DIR"' EXIT
+trap 'exit 130' INT TERM # through the EXIT trap: nothing left running
 for i in $(seq 100); do redis-cli -p "$PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
 
 WPIDS=
@@ -68,11 +72,20 @@ run() { # system mode n [rate]
 	esac
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+get() { grep "^$1 $2 " "$B/raw.txt" | awk -v f="$3" '{print $f}' | median; }
 
 SYSTEMS="aq"
 have_celery && SYSTEMS="$SYSTEMS celery"
 have_bull && SYSTEMS="$SYSTEMS bull"
-: >"$B/raw.txt"
+{
+	echo "when $(date -u +%Y-%m-%d), $(nproc) cores, load average" \
+		"$(cut -d' ' -f1 /proc/loadavg) at the start;"
+} >"$B/raw.txt"
+xadd() {
+	redis-benchmark -p "$PORT" -n 300000 -P 32 -q XADD aqbench '*' f v |
+		sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | cut -d. -f1
+	redis-cli -p "$PORT" del aqbench >/dev/null
+}
 for r in $(seq "$RUNS"); do
 	for s in $SYSTEMS; do
 		case $s in aq) n=$N_AQ ;; celery) n=$N_CELERY ;; bull) n=$N_BULL ;; esac
@@ -87,11 +100,19 @@ for r in $(seq "$RUNS"); do
 		stop_workers
 		echo "  round $r $s: $tput jobs/s, p50/p99 $lat us"
 	done
+	echo "xadd ceiling $(xadd)" >>"$B/raw.txt"
 done
-XADD=$(redis-benchmark -p "$PORT" -n 500000 -P 32 -q XADD aqbench '*' f v |
-	sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | cut -d. -f1)
+[ "$RUNS" -ge 3 ] && [ "$SYSTEMS" = "aq celery bull" ] &&
+	echo "full yes" >>"$B/raw.txt"
+XADD=$(get xadd ceiling 3)
 
-get() { grep "^$1 $2 " "$B/raw.txt" | awk -v f="$3" '{print $f}' | median; }
+# The median over rounds of aq's jobs/s over x's in the same round.
+ratio() { # system
+	awk -v s="$1" '$2 == "results" && $1 == "aq" { a[++na] = $3 }
+		$2 == "results" && $1 == s { b[++nb] = $3 }
+		END { for (i = 1; i <= nb; i++) print a[i] / b[i] }' \
+		"$B/raw.txt" | median | awk '{ printf "%.1f", $1 }'
+}
 AQ=$(get aq results 3)
 printf '\n%-18s %12s %10s %10s %8s\n' system "jobs/s" "p50 us" "p99 us" "aq/x"
 for s in $SYSTEMS; do
@@ -99,9 +120,14 @@ for s in $SYSTEMS; do
 	name=$s; [ $s = aq ] && name=libasyncq-redis; [ $s = bull ] && name=bullmq
 	[ $s = celery ] && name="celery 5"
 	printf '%-18s %12s %10s %10s %8s\n' "$name" "$t" "$(get $s latency 3)" \
-		"$(get $s latency 4)" "$(awk -v a="$AQ" -v b="$t" 'BEGIN{printf "%.1f", a/b}')"
+		"$(get $s latency 4)" "$(ratio $s)"
 done
+echo "(jobs/s and latencies: medians of $RUNS rounds; aq/x: the median of" \
+	"the same-round ratios)"
 NR=$(get aq noresult 3)
-printf '%-18s %12s\n' "aq, no results" "$NR"
-printf '%-18s %12s   (aq with results at %s%% of it)\n' "XADD ceiling" "$XADD" \
-	"$(awk -v a="$AQ" -v b="$XADD" 'BEGIN{printf "%.1f", 100*a/b}')"
+pct() { awk -v a="$1" -v b="$XADD" 'BEGIN{printf "%.1f", 100*a/b}'; }
+printf '%-18s %12s   (%s%% of the XADD ceiling)\n' "aq, no results" "$NR" \
+	"$(pct "$NR")"
+printf '%-18s %12s   (aq with results at %s%% of it)\n' "XADD ceiling" \
+	"$XADD" "$(pct "$AQ")"
+sh $HERE/plot.sh "$B/raw.txt"
