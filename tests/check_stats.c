@@ -270,7 +270,7 @@ END_TEST
 struct release_in_read {
 	aq_pool *pool;
 	struct vclock *vc;
-	atomic_int armed; /* 1 until the hook has run: nested reads pass */
+	atomic_int armed;  /* 1 until the hook has run: nested reads pass */
 	atomic_int pushed; /* the release was seen on the ring, in the hook */
 };
 
