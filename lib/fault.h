@@ -23,7 +23,9 @@ enum aq__fault_site {
  * otherwise a matter of nanoseconds (aq__pause()).
  */
 enum aq__pause_site {
-	AQ__PAUSE_CANCEL_READ, /* aq_future_cancel() has read the state */
+	AQ__PAUSE_CANCEL_READ,  /* aq_future_cancel() has read the state */
+	AQ__PAUSE_STATS_SUMMED, /* aq__stats_read() has summed the counters,
+				   not yet read the ring */
 	AQ__PAUSE_SITES
 };
 

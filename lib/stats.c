@@ -21,12 +21,20 @@
  * instead (forked), and is then never on the ring. So submitted = ring
  * pushes - requeued - released + off_ring + forked, exact when the pool
  * is quiet and a consistent estimate while it runs.
+ *
+ * The reader's order keeps the estimate from exceeding the jobs accepted:
+ * outcomes first, then the ring's tail, then the four counters above
+ * again. Their writers count before they push, so a push the tail shows
+ * is also in the counters read after it. Read only before the tail, a
+ * re-push made in between (a delayed job the timer released, a yield)
+ * counted as one more submission.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "clock.h"
 #include "deque.h"
+#include "fault.h"
 #include "park.h"
 #include "pool.h"
 #include "stats.h"
@@ -223,6 +231,24 @@ AQ_API int aq_pool_stats_window(const struct aq_pool_stats *since,
 	return 0;
 }
 
+/* What submissions add to the ring's pushes: off_ring + forked -
+ * requeued - released, over every block (modulo 2^64; see the top). */
+static uint64_t stats_push_offset(struct aq_pool *pool)
+{
+	uint64_t off = 0;
+
+#define OFFSET(blk)                                                            \
+	(LOAD((blk)->off_ring) + LOAD((blk)->forked) - LOAD((blk)->requeued) - \
+	 LOAD((blk)->released))
+	pthread_mutex_lock(&pool->lock);
+	for (unsigned i = 0; i < pool->nslots; i++)
+		off += OFFSET(pool->wstats[i]);
+	pthread_mutex_unlock(&pool->lock);
+	off += OFFSET(pool->shared_stats);
+#undef OFFSET
+	return off;
+}
+
 /* Everything of a snapshot but its time and window (see stats.h). */
 void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 		    struct aq__hists *hists)
@@ -241,6 +267,8 @@ void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 	st->workers = pool->live;
 	pthread_mutex_unlock(&pool->lock);
 	stats_sum(&sum, pool->shared_stats);
+	/* Tests hold the reader here to push between the two reads. */
+	aq__pause(AQ__PAUSE_STATS_SUMMED);
 
 	/* Head before tail (seq_cst): a consumer only claims a cell a
 	 * producer already pushed, so the tail read after the head is never
@@ -254,8 +282,11 @@ void aq__stats_read(struct aq_pool *pool, struct aq_pool_stats *st,
 	st->delayed = pool->timer.len;
 	pthread_mutex_unlock(&pool->timer.lock);
 
-	st->submitted = pushes - LOAD(sum.requeued) - LOAD(sum.released) +
-			LOAD(sum.off_ring) + LOAD(sum.forked);
+	/* The offset is read after the tail: our seq_cst load of it
+	 * acquires each pusher's CAS, which it made after counting, so every
+	 * re-push in `pushes` is in the offset. A re-push counted but not
+	 * yet made reads one low, never one high. */
+	st->submitted = pushes + stats_push_offset(pool);
 	st->started = LOAD(sum.started) + LOAD(sum.ran_ok);
 	st->succeeded = LOAD(sum.succeeded) + LOAD(sum.ran_ok);
 	st->failed = LOAD(sum.failed);
