@@ -20,9 +20,13 @@
  * condition and the word slept on, and `waiters` as the count: a
  * completion with nobody waiting costs no system call.
  *
- * Records come from a per-pool cache (a free list under an aq__lock). The
- * cache counts the records it has handed out, so a pool can be destroyed
- * while callers still hold futures: the last record to come back frees it.
+ * Records come from a per-pool cache (a free list under an aq__lock), and
+ * on a worker first from the worker's own short list of that cache's
+ * records (aq__cache_bind()), so that a fork-join tree's allocations and
+ * frees, which happen on one worker, do not fight over the lock. The
+ * cache counts the records it has handed out (those on a worker's own
+ * list too), so a pool can be destroyed while callers still hold futures:
+ * the last record to come back frees it.
  * A promise (promise.c) is the one record with neither cache nor pool: it
  * is malloc'ed, freed by its last reference, and counted by no pool.
  */
@@ -112,10 +116,73 @@ void aq__cache_close(struct aq__cache *cache)
 		cache_free(cache);
 }
 
+/* Records a bound thread keeps to itself, at most: enough for the
+ * depth of a fork-join tree and the jobs in flight around it. */
+#define LOCAL_RECORDS_MAX 64
+
+/*
+ * The cache this thread is bound to, and its own free records of it
+ * (counted by the cache as handed out). A thread keeps a record it frees
+ * only while it has allocated more than it kept (local_lent): a worker
+ * that only runs what outside threads submit keeps none, so they find
+ * them back in the shared list and the cache allocates no more records
+ * than are live at once, plus those that a worker's own submits left on
+ * its list.
+ */
+static _Thread_local struct aq__cache *local_cache;
+static _Thread_local struct aq_future *local_free;
+static _Thread_local unsigned local_count;
+static _Thread_local unsigned long local_lent;
+
+void aq__cache_bind(struct aq__cache *cache)
+{
+	local_cache = cache;
+}
+
+void aq__cache_unbind(void)
+{
+	struct aq__cache *cache = local_cache;
+	bool free_cache;
+
+	local_cache = NULL;
+	if (!cache)
+		return;
+	aq__lock(&cache->lock);
+	cache->outstanding -= local_count;
+	while (local_free) {
+		struct aq_future *fut = local_free;
+
+		local_free = fut->next_free;
+		if (cache->closed) {
+			free(fut);
+		} else {
+			fut->next_free = cache->free_list;
+			cache->free_list = fut;
+		}
+	}
+	local_count = 0;
+	local_lent = 0;
+	free_cache = cache->closed && cache->outstanding == 0;
+	aq__unlock(&cache->lock);
+	if (free_cache)
+		cache_free(cache);
+}
+
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs)
 {
 	struct aq_future *fut;
 
+	if (cache == local_cache) {
+		local_lent++;
+		if (local_free) {
+			/* Our own: already counted as handed out. */
+			fut = local_free;
+			local_free = fut->next_free;
+			local_count--;
+			aq__future_init(fut, cache, refs);
+			return fut;
+		}
+	}
 	aq__lock(&cache->lock);
 	fut = cache->free_list;
 	if (fut)
@@ -191,6 +258,16 @@ static void future_recycle(struct aq_future *fut)
 		if (fut->result_destroy && fut->result)
 			fut->result_destroy(fut->result);
 		free(fut);
+		return;
+	}
+	if (cache == local_cache && local_lent &&
+	    local_count < LOCAL_RECORDS_MAX) {
+		/* Kept by this worker, still counted as handed out: the cache
+		 * is not closed while a worker of its pool is bound to it. */
+		local_lent--;
+		fut->next_free = local_free;
+		local_free = fut;
+		local_count++;
 		return;
 	}
 	aq__lock(&cache->lock);

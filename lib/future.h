@@ -146,6 +146,17 @@ void aq__cache_unclaim(struct aq__cache *cache);
  * when it holds claims nested deeper than it can record.) */
 bool aq__cache_claimed_here(const struct aq__cache *cache);
 
+/*
+ * A worker thread binds its pool's cache: records of that cache which the
+ * thread frees then stay on a short list of its own, and its allocations
+ * take from that list first, with no lock (a fork-join job allocates and
+ * frees on one thread). Records on the list still count as handed out,
+ * so the thread unbinds, giving them back, before the pool closes the
+ * cache (workers are joined first). One cache per thread at a time.
+ */
+void aq__cache_bind(struct aq__cache *cache);
+void aq__cache_unbind(void);
+
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 struct aq_future *aq__future_alloc(struct aq__cache *cache, uint32_t refs);
 /* Initialise a fresh record: PENDING, refs references, no job, no pool;

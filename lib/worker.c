@@ -518,6 +518,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 
 	aq__worker_pool = pool;
 	aq__worker_deque = aq__steal_deque_get(pool, index);
+	aq__cache_bind(pool->cache);
 	for (;;) {
 		struct aq__ring_item item;
 		int spins, parked;
@@ -592,6 +593,8 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			just_woken = true;
 		}
 	}
+	/* Before the pool can close the cache: workers are joined first. */
+	aq__cache_unbind();
 	aq__worker_deque = NULL;
 	aq__worker_pool = NULL;
 }
