@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "fault.h"
 #include "park.h"
 
 /* Spins of a contended aq__lock() before it sleeps. */
@@ -128,11 +129,16 @@ int aq__park_fence_heavy(void)
 		atomic_thread_fence(memory_order_seq_cst);
 		return 0;
 	}
+	if (aq__fault(AQ__FAULT_FENCE)) {
+		/* A test: as if neither try below had worked. */
+		atomic_thread_fence(memory_order_seq_cst);
+		return -ENOSYS;
+	}
 	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
 	    0)
 		return 0;
-	/* A forked child is not registered: its registration was its
-	 * parent's. Register and try once more. */
+	/* Not registered (a forked child, on a kernel that does not pass
+	 * the registration on): register and try once more. */
 	if (asym_register() > 0 &&
 	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
 		    0)
