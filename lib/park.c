@@ -113,6 +113,12 @@ bool aq__park_asym_ready(void)
 {
 	/* Relaxed: a cache of the kernel's answer, which every thread of the
 	 * process gets the same (registering again is harmless). */
+	return atomic_load_explicit(&asym_state, memory_order_relaxed) > 0;
+}
+
+bool aq__park_asym_register(void)
+{
+	/* Relaxed, as above. */
 	int state = atomic_load_explicit(&asym_state, memory_order_relaxed);
 
 	if (state == 0) {
@@ -263,6 +269,11 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 #ifndef HAVE_ASYM
 /* No membarrier here: both sides of a handshake use full fences. */
 bool aq__park_asym_ready(void)
+{
+	return false;
+}
+
+bool aq__park_asym_register(void)
 {
 	return false;
 }

@@ -125,11 +125,19 @@ struct aq__deque *aq__steal_deque_get(struct aq_pool *pool, unsigned index)
  * from now on. The flag's seq_cst store comes before our later pushes'
  * reads of idle (seq_cst), so a parker that read it still clear (seq_cst,
  * after raising idle) raised idle before any of them reads it: those
- * pushers see it and wake it, as with a full fence.
+ * pushers see it and wake it, as with a full fence. Registering the
+ * process takes milliseconds, so a pusher does not: it asks the next
+ * worker to go idle to do it (aq__steal_idle_chores()).
  */
 static __attribute__((noinline)) void steal_fence_first(struct aq_pool *pool)
 {
-	if (aq__park_asym_ready()) {
+	if (!aq__park_asym_ready()) {
+		/* Relaxed: a request; until it is served, full fences. */
+		if (!atomic_load_explicit(&pool->asym_wanted,
+					  memory_order_relaxed))
+			atomic_store_explicit(&pool->asym_wanted, true,
+					      memory_order_relaxed);
+	} else {
 		/* seq_cst load, when another worker set it: its store then
 		 * comes before our later reads of idle, as our own would. */
 		if (!atomic_load(&pool->deques_light))
@@ -137,6 +145,17 @@ static __attribute__((noinline)) void steal_fence_first(struct aq_pool *pool)
 		steal_light = true;
 	}
 	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void aq__steal_idle_chores(struct aq_pool *pool)
+{
+	/* Relaxed: see steal_fence_first(). */
+	if (AQ__UNLIKELY(atomic_load_explicit(&pool->asym_wanted,
+					      memory_order_relaxed))) {
+		atomic_store_explicit(&pool->asym_wanted, false,
+				      memory_order_relaxed);
+		aq__park_asym_register();
+	}
 }
 
 bool aq__steal_park_fence(struct aq_pool *pool)

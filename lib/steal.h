@@ -23,6 +23,11 @@ struct aq__deque *aq__steal_deque_get(struct aq_pool *pool, unsigned index);
  */
 int aq__steal_push_local(struct aq_pool *pool, struct aq__ring_item item);
 
+/* A worker about to park, before it counts itself idle: slow chores
+ * the pushers left to an idle worker (registering the asymmetric fence,
+ * once per process). */
+void aq__steal_idle_chores(struct aq_pool *pool);
+
 /*
  * A worker about to park, after it raised idle and before it re-checks:
  * the parker's half of the pushes' fence (aq__steal_push_local()). false

@@ -425,6 +425,7 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	 * that still reads 1 here read it before our clear, so its push came
 	 * before our ring check below and we will see its job.
 	 */
+	aq__steal_idle_chores(pool);
 	atomic_store(&pool->waking, 0);
 	aq__ec_enter(&pool->idle);
 	/* With a scheduler, a job a cap held back may have become runnable:
