@@ -13,9 +13,11 @@
  * has taken it yet: it is claimed and run right here, so a fork-join tree
  * unwinds depth-first on one stack. Otherwise any queued job will do, to
  * a bounded nesting depth (the stack must stay bounded). When there is
- * nothing to run it naps on the future's word, briefly, so a job queued
- * meanwhile is picked up within 1 ms. The timeout is looked at before
- * each job it starts, so a wait returns at most one job's length late.
+ * nothing to run it naps on the future's word, briefly, counted as an
+ * idle worker so that a job queued meanwhile wakes it (else it is picked
+ * up within 1 ms, where the nap cannot sleep on two words). The timeout
+ * is looked at before each job it starts, so a wait returns at most one
+ * job's length late.
  *
  * Why nested waits cannot deadlock, on any number of workers and whatever
  * the policy, as long as a job waits only for jobs submitted after it
