@@ -53,10 +53,10 @@ void aq__park_wake(_Atomic uint32_t *word, int n);
  * aq__park_asym_register(): ask the kernel and register the process, the
  * first time (slow: milliseconds; call it where a thread is idle anyway);
  * then aq__park_asym_ready()'s answer. aq__park_fence_heavy(): the rare
- * side's half; a full fence when the system has no membarrier. 0, or -ENOSYS when it could not run the
- * barrier although aq__park_asym_ready() said yes (the process forked
- * and could not register again): then the rare side must not rely on the
- * handshake (sleep only briefly).
+ * side's half; a full fence when the system has no membarrier. 0, or
+ * -ENOSYS when it could not run the barrier although aq__park_asym_ready()
+ * said yes (the process forked and could not register again): then the
+ * rare side must not rely on the handshake (sleep only briefly).
  */
 bool aq__park_asym_ready(void);
 bool aq__park_asym_register(void);
