@@ -15,6 +15,7 @@ enum aq__fault_site {
 	AQ__FAULT_ALLOC,  /* aq__malloc(), aq__calloc(), ring cells */
 	AQ__FAULT_THREAD, /* pthread_create() of a worker or timer thread */
 	AQ__FAULT_FD,     /* the eventfd (or pipe) of a channel */
+	AQ__FAULT_FENCE,  /* membarrier(2) in aq__park_fence_heavy() */
 	AQ__FAULT_SITES
 };
 

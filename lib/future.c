@@ -20,9 +20,13 @@
  * condition and the word slept on, and `waiters` as the count: a
  * completion with nobody waiting costs no system call.
  *
- * Records come from a per-pool cache (a free list under an aq__lock). The
- * cache counts the records it has handed out, so a pool can be destroyed
- * while callers still hold futures: the last record to come back frees it.
+ * Records come from a per-pool cache (a free list under an aq__lock), and
+ * on a worker first from the worker's own short list of that cache's
+ * records (aq__cache_bind()), so that a fork-join tree's allocations and
+ * frees, which happen on one worker, do not fight over the lock. The
+ * cache counts the records it has handed out (those on a worker's own
+ * list too), so a pool can be destroyed while callers still hold futures:
+ * the last record to come back frees it.
  * A promise (promise.c) is the one record with neither cache nor pool: it
  * is malloc'ed, freed by its last reference, and counted by no pool.
  */
@@ -112,6 +116,53 @@ void aq__cache_close(struct aq__cache *cache)
 		cache_free(cache);
 }
 
+/* Records a bound thread keeps to itself, at most: enough for the
+ * depth of a fork-join tree and the jobs in flight around it. */
+#define LOCAL_RECORDS_MAX 64
+
+/*
+ * A thread keeps a record it frees only while it has allocated more than
+ * it kept (lent): a worker that only runs what outside threads submit
+ * keeps none, so they find them back in the shared list and the cache
+ * allocates no more records than are live at once, plus those that a
+ * worker's own submits left on its list.
+ */
+_Thread_local struct aq__local_records aq__local;
+
+void aq__cache_bind(struct aq__cache *cache)
+{
+	aq__local.cache = cache;
+}
+
+void aq__cache_unbind(void)
+{
+	struct aq__cache *cache = aq__local.cache;
+	bool free_cache;
+
+	aq__local.cache = NULL;
+	if (!cache)
+		return;
+	aq__lock(&cache->lock);
+	cache->outstanding -= aq__local.count;
+	while (aq__local.free) {
+		struct aq_future *fut = aq__local.free;
+
+		aq__local.free = fut->next_free;
+		if (cache->closed) {
+			free(fut);
+		} else {
+			fut->next_free = cache->free_list;
+			cache->free_list = fut;
+		}
+	}
+	aq__local.count = 0;
+	aq__local.lent = 0;
+	free_cache = cache->closed && cache->outstanding == 0;
+	aq__unlock(&cache->lock);
+	if (free_cache)
+		cache_free(cache);
+}
+
 struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs)
 {
 	struct aq_future *fut = aq__malloc(sizeof(*fut));
@@ -133,6 +184,16 @@ cache_put(struct aq__cache *cache, struct aq_future *fut)
 {
 	bool free_cache = false;
 
+	if (cache == aq__local.cache && aq__local.lent &&
+	    aq__local.count < LOCAL_RECORDS_MAX) {
+		/* Kept by this worker, still counted as handed out: the cache
+		 * is not closed while a worker of its pool is bound to it. */
+		aq__local.lent--;
+		fut->next_free = aq__local.free;
+		aq__local.free = fut;
+		aq__local.count++;
+		return;
+	}
 	aq__lock(&cache->lock);
 	cache->outstanding--;
 	if (AQ__UNLIKELY(cache->closed)) {

@@ -88,13 +88,13 @@ struct aq_future {
 	bool timer_user; /* delayed or retry-capable: the pool counts it
 			    until it is final (see pool.c, shutdown) */
 	_Atomic bool cancel_requested; /* aq_future_cancel() while running */
-	bool sched_queued;    /* under sched_lock: the policy holds an entry
-				 for it, so another push is a duplicate */
+	bool sched_queued; /* under sched_lock: the policy holds an entry
+			      for it, so another push is a duplicate */
 	/* Times the job has been called (AQ_YIELD). Atomic (relaxed): a
 	 * waiter may run the job in place while the policy still holds an
 	 * entry for it and reads it (scheduler.c). */
 	_Atomic unsigned runs;
-	int64_t deadline_ns;           /* pool clock; 0 = none */
+	int64_t deadline_ns; /* pool clock; 0 = none */
 	int64_t first_attempt_ns, last_attempt_ns;
 	char *message; /* aq_current_fail_msg(); freed on recycle */
 	/* A promise's only (set by aq_future_create()): run on its result
@@ -114,8 +114,8 @@ struct aq_future {
 
 	/* Written before they are read, by whoever uses them. */
 	_Atomic unsigned deps_left; /* deps.c, when ndeps is set */
-	int64_t due_ns;     /* pool clock: when the timer releases it */
-	int64_t submit_ns;  /* real time, with timing on: for W (stats) */
+	int64_t due_ns;             /* pool clock: when the timer releases it */
+	int64_t submit_ns; /* real time, with timing on: for W (stats) */
 
 	/* What a scheduler reads (aq_sched_job_*; see scheduler.c). Only
 	 * pools with a pluggable scheduler fill them (submit.c). */
@@ -123,8 +123,8 @@ struct aq_future {
 	unsigned weight;
 	uint64_t group;
 	uint64_t hint;
-	int64_t enqueue_ns; /* submit time, CLOCK_MONOTONIC */
-	uint64_t seq;       /* arrival order in the scheduler, from 1 */
+	int64_t enqueue_ns;   /* submit time, CLOCK_MONOTONIC */
+	uint64_t seq;         /* arrival order in the scheduler, from 1 */
 	void *sched_slots[2]; /* the scheduler's own */
 };
 
@@ -165,6 +165,26 @@ bool aq__cache_claimed_here(const struct aq__cache *cache);
 	 sizeof(((struct aq_future *)0)->then_head) -                          \
 	 offsetof(struct aq_future, state))
 
+/*
+ * A worker thread binds its pool's cache: records of that cache which the
+ * thread frees then stay on a short list of its own, and its allocations
+ * take from that list first, with no lock (a fork-join job allocates and
+ * frees on one thread). Records on the list still count as handed out,
+ * so the thread unbinds, giving them back, before the pool closes the
+ * cache (workers are joined first). One cache per thread at a time.
+ */
+void aq__cache_bind(struct aq__cache *cache);
+void aq__cache_unbind(void);
+
+/* The bound cache and this thread's own free records of it (future.c). */
+struct aq__local_records {
+	struct aq__cache *cache;
+	struct aq_future *free;
+	unsigned count;     /* records on free */
+	unsigned long lent; /* allocated here and not yet kept back */
+};
+extern _Thread_local struct aq__local_records aq__local;
+
 /* Initialise a fresh record: PENDING, refs references, no job, no pool;
  * cache NULL makes it a promise, freed by its last reference. */
 static inline void aq__future_init(struct aq_future *fut,
@@ -194,8 +214,7 @@ static inline void aq__future_init(struct aq_future *fut,
 
 /* aq__future_alloc() found the cache empty: a new record (counted as
  * handed out already), or NULL (-ENOMEM). */
-struct aq_future *aq__future_alloc_new(struct aq__cache *cache,
-				       uint32_t refs);
+struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
@@ -203,6 +222,16 @@ static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
 {
 	struct aq_future *fut;
 
+	if (cache == aq__local.cache) {
+		aq__local.lent++;
+		fut = aq__local.free;
+		if (fut) { /* our own: already counted as handed out */
+			aq__local.free = fut->next_free;
+			aq__local.count--;
+			aq__future_init(fut, cache, refs);
+			return fut;
+		}
+	}
 	aq__lock(&cache->lock);
 	fut = cache->free_list;
 	if (fut)

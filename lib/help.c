@@ -13,9 +13,11 @@
  * has taken it yet: it is claimed and run right here, so a fork-join tree
  * unwinds depth-first on one stack. Otherwise any queued job will do, to
  * a bounded nesting depth (the stack must stay bounded). When there is
- * nothing to run it naps on the future's word, briefly, so a job queued
- * meanwhile is picked up within 1 ms. The timeout is looked at before
- * each job it starts, so a wait returns at most one job's length late.
+ * nothing to run it naps on the future's word, briefly, counted as an
+ * idle worker so that a job queued meanwhile wakes it (else it is picked
+ * up within 1 ms, where the nap cannot sleep on two words). The timeout
+ * is looked at before each job it starts, so a wait returns at most one
+ * job's length late.
  *
  * Why nested waits cannot deadlock, on any number of workers and whatever
  * the policy, as long as a job waits only for jobs submitted after it
@@ -42,6 +44,7 @@
 #include "help.h"
 #include "park.h"
 #include "pool.h"
+#include "steal.h"
 #include "worker.h"
 
 /* Longest nap of a helping waiter between looks at the queue. */
@@ -70,6 +73,39 @@ static bool help_run_awaited(struct aq_pool *pool, aq_future *const *futs,
 		}
 	}
 	return false;
+}
+
+/*
+ * A nap of a waiter that may take other jobs, until the wait is done, a
+ * job shows up for it, or until: it sleeps on both the future's word and
+ * the pool's wake_seq (futex_waitv), counted in the future's waiters and
+ * in the pool's idle workers, so that a push, which wakes an idle worker,
+ * may wake it too, as worker_park() does for a parking worker (whose
+ * handshake, `waking` and fences included, this one follows). false, and
+ * no nap, where the system cannot sleep on two words.
+ */
+static bool help_nap_for_work(struct aq_pool *pool, bool (*done)(void *ctx),
+			      void *ctx, _Atomic uint32_t *nap_word,
+			      _Atomic uint32_t *nap_waiters, int64_t until)
+{
+	_Atomic uint32_t *words[2] = { nap_word, &pool->wake_seq };
+	uint32_t keys[2];
+	int rc = 0;
+
+	keys[1] = aq__ec_key(&pool->wake_seq);
+	keys[0] = aq__ec_prepare(nap_word, nap_waiters);
+	atomic_store(&pool->waking, 0); /* seq_cst, as in worker_park() */
+	aq__ec_enter(&pool->idle);
+	/* If the heavy fence failed, the nap is short anyway (until). */
+	(void)aq__steal_park_fence(pool);
+	if (!done(ctx) && !aq__steal_visible(pool))
+		rc = aq__park_wait_any(words, keys, 2, until);
+	aq__ec_leave(&pool->idle);
+	aq__ec_leave(nap_waiters);
+	/* Relaxed, as in worker_park(). */
+	if (atomic_load_explicit(&pool->waking, memory_order_relaxed))
+		atomic_store_explicit(&pool->waking, 0, memory_order_relaxed);
+	return rc != -ENOSYS;
 }
 
 int aq__help_wait(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
@@ -106,11 +142,16 @@ int aq__help_wait(struct aq_pool *pool, bool (*done)(void *ctx), void *ctx,
 		until = aq__deadline(nap);
 		if (deadline >= 0 && deadline < until)
 			until = deadline;
-		/* The eventcount (park.h) on the future's word: a nap. */
-		seen = aq__ec_prepare(nap_word, nap_waiters);
-		if (!done(ctx))
-			aq__ec_commit(nap_word, seen, until);
-		aq__ec_leave(nap_waiters);
+		if (help_depth > HELP_DEPTH_MAX ||
+		    !help_nap_for_work(pool, done, ctx, nap_word, nap_waiters,
+				       until)) {
+			/* The eventcount (park.h) on the future's word: a
+			 * nap. */
+			seen = aq__ec_prepare(nap_word, nap_waiters);
+			if (!done(ctx))
+				aq__ec_commit(nap_word, seen, until);
+			aq__ec_leave(nap_waiters);
+		}
 		nap = nap * 2 > HELP_NAP_MAX_NS ? HELP_NAP_MAX_NS : nap * 2;
 	}
 	help_depth--;

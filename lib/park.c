@@ -6,7 +6,8 @@
  * saw" contract. Every blocking wait in the library goes through here,
  * through the eventcount of park.h (worker parking, full-ring waits,
  * future waits) or the one-word mutex below, so they share one tested
- * path and one statement of their memory orders.
+ * path and one statement of their memory orders. Also here: the heavy
+ * half of the asymmetric fence (park.h), membarrier(2) on Linux.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 
 #include "compat.h"
+#include "fault.h"
 #include "park.h"
 
 /* Spins of a contended aq__lock() before it sleeps. */
@@ -87,6 +89,70 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 	syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, n, NULL, NULL,
 		0);
 }
+
+#ifdef SYS_membarrier
+#include <linux/membarrier.h>
+#define HAVE_ASYM 1
+
+/* The kernel's answer: 0 not asked yet, 1 registered, -1 unavailable
+ * (no membarrier, no expedited command, or a seccomp filter said no). */
+static _Atomic int asym_state;
+
+static int asym_register(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) ||
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED,
+		    0, 0) != 0)
+		return -1;
+	return 1;
+}
+
+bool aq__park_asym_ready(void)
+{
+	/* Relaxed: a cache of the kernel's answer, which every thread of the
+	 * process gets the same (registering again is harmless). */
+	return atomic_load_explicit(&asym_state, memory_order_relaxed) > 0;
+}
+
+bool aq__park_asym_register(void)
+{
+	/* Relaxed, as above. */
+	int state = atomic_load_explicit(&asym_state, memory_order_relaxed);
+
+	if (state == 0) {
+		state = asym_register();
+		atomic_store_explicit(&asym_state, state, memory_order_relaxed);
+	}
+	return state > 0;
+}
+
+int aq__park_fence_heavy(void)
+{
+	/* Relaxed, as above. */
+	if (atomic_load_explicit(&asym_state, memory_order_relaxed) <= 0) {
+		atomic_thread_fence(memory_order_seq_cst);
+		return 0;
+	}
+	if (aq__fault(AQ__FAULT_FENCE)) {
+		/* A test: as if neither try below had worked. */
+		atomic_thread_fence(memory_order_seq_cst);
+		return -ENOSYS;
+	}
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
+	    0)
+		return 0;
+	/* Not registered (a forked child, on a kernel that does not pass
+	 * the registration on): register and try once more. */
+	if (asym_register() > 0 &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) ==
+		    0)
+		return 0;
+	atomic_thread_fence(memory_order_seq_cst);
+	return -ENOSYS;
+}
+#endif
 
 #ifdef SYS_futex_waitv
 #define HAVE_PARK_ANY 1
@@ -197,6 +263,25 @@ void aq__park_wake(_Atomic uint32_t *word, int n)
 	pthread_mutex_lock(&b->lock);
 	pthread_cond_broadcast(&b->cond);
 	pthread_mutex_unlock(&b->lock);
+}
+#endif
+
+#ifndef HAVE_ASYM
+/* No membarrier here: both sides of a handshake use full fences. */
+bool aq__park_asym_ready(void)
+{
+	return false;
+}
+
+bool aq__park_asym_register(void)
+{
+	return false;
+}
+
+int aq__park_fence_heavy(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	return 0;
 }
 #endif
 

@@ -8,6 +8,7 @@
 #define AQ__PARK_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "clock.h"
@@ -36,6 +37,30 @@ int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
 
 /* Wake up to n threads sleeping on word (INT32_MAX for all). */
 void aq__park_wake(_Atomic uint32_t *word, int n);
+
+/*
+ * An asymmetric fence, for a Dekker handshake with a frequent side and a
+ * rare one (a deque push and a worker going to sleep): when the system
+ * has it (Linux membarrier(2), private expedited), the frequent side
+ * needs only a compiler barrier between its store and its load, because
+ * the rare side's aq__park_fence_heavy() makes every running thread of
+ * the process pass a full barrier: either the store before that point is
+ * visible to the rare side's loads after it, or the load after it sees
+ * the rare side's store before it.
+ *
+ * aq__park_asym_ready(): may the frequent side use the compiler barrier?
+ * Cheap: it only reads the kept answer (false until registered).
+ * aq__park_asym_register(): ask the kernel and register the process, the
+ * first time (slow: milliseconds; call it where a thread is idle anyway);
+ * then aq__park_asym_ready()'s answer. aq__park_fence_heavy(): the rare
+ * side's half; a full fence when the system has no membarrier. 0, or
+ * -ENOSYS when it could not run the barrier although aq__park_asym_ready()
+ * said yes (the process forked and could not register again): then the
+ * rare side must not rely on the handshake (sleep only briefly).
+ */
+bool aq__park_asym_ready(void);
+bool aq__park_asym_register(void);
+int aq__park_fence_heavy(void);
 
 /*
  * The eventcount: the one wait/wake protocol of the library. A waiter

@@ -53,6 +53,13 @@ struct aq_pool {
 	/* Indexes below this may have a deque: where thieves look. Only
 	 * grows. */
 	_Atomic unsigned deque_span;
+	/* Set (seq_cst) before a worker's first push with only a compiler
+	 * barrier (steal.c): from then on a parking worker runs the heavy
+	 * fence (worker_park()). */
+	_Atomic bool deques_light;
+	/* A push found the asymmetric fence not yet registered: the next
+	 * worker to go idle registers it (steal.c), off the pushers' path. */
+	_Atomic bool asym_wanted;
 
 	/*
 	 * Parking: written only when a worker parks or is woken, read by

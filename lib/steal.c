@@ -10,15 +10,23 @@
 
 #include "current.h"
 #include "deque.h"
+#include "park.h"
 #include "pool.h"
 #include "stats.h"
 #include "steal.h"
+
+/* Idle polls of the ring before parking: ~ a few microseconds, which hides
+ * the futex round trip when jobs arrive in quick succession. */
+#define STEAL_SPIN_ITERATIONS 256
 
 /* Steal attempts per look: a failed steal lost a race for an item, so
  * another round may find one; bounded so that a look is short. */
 #define WORKER_STEAL_ROUNDS 2
 
 static _Thread_local unsigned steal_from; /* where the next look starts */
+/* This worker's pushes use the light half of the asymmetric fence (a
+ * worker thread serves one pool for life). */
+static _Thread_local bool steal_light;
 
 /* Does any worker's deque hold an item? seq_cst loads: the re-check of
  * the parking eventcount. */
@@ -72,6 +80,19 @@ bool aq__steal_visible(struct aq_pool *pool)
 	return aq__ring_nonempty(&pool->ring) || steal_deques_nonempty(pool);
 }
 
+int aq__steal_spin(struct aq_pool *pool)
+{
+	/* The ring at every look, the deques at every eighth (a scan of
+	 * them all): a nested job is rarely in a hurry. */
+	for (int spins = 0; spins < STEAL_SPIN_ITERATIONS; spins++) {
+		aq__cpu_relax();
+		if (aq__ring_nonempty(&pool->ring) ||
+		    ((spins & 7) == 7 && steal_deques_nonempty(pool)))
+			return spins;
+	}
+	return -1;
+}
+
 struct aq__deque *aq__steal_deque_get(struct aq_pool *pool, unsigned index)
 {
 	/* Relaxed: only workers of this index store it, one at a time
@@ -98,6 +119,51 @@ struct aq__deque *aq__steal_deque_get(struct aq_pool *pool, unsigned index)
 	return d;
 }
 
+/*
+ * A push before this worker uses the light fence: a seq_cst fence; and if
+ * the system has the asymmetric fence, tell parkers to run its heavy half
+ * from now on. The flag's seq_cst store comes before our later pushes'
+ * reads of idle (seq_cst), so a parker that read it still clear (seq_cst,
+ * after raising idle) raised idle before any of them reads it: those
+ * pushers see it and wake it, as with a full fence. Registering the
+ * process takes milliseconds, so a pusher does not: it asks the next
+ * worker to go idle to do it (aq__steal_idle_chores()).
+ */
+static __attribute__((noinline)) void steal_fence_first(struct aq_pool *pool)
+{
+	if (!aq__park_asym_ready()) {
+		/* Relaxed: a request; until it is served, full fences. */
+		if (!atomic_load_explicit(&pool->asym_wanted,
+					  memory_order_relaxed))
+			atomic_store_explicit(&pool->asym_wanted, true,
+					      memory_order_relaxed);
+	} else {
+		/* seq_cst load, when another worker set it: its store then
+		 * comes before our later reads of idle, as our own would. */
+		if (!atomic_load(&pool->deques_light))
+			atomic_store(&pool->deques_light, true);
+		steal_light = true;
+	}
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void aq__steal_idle_chores(struct aq_pool *pool)
+{
+	/* Relaxed: see steal_fence_first(). */
+	if (AQ__UNLIKELY(atomic_load_explicit(&pool->asym_wanted,
+					      memory_order_relaxed))) {
+		atomic_store_explicit(&pool->asym_wanted, false,
+				      memory_order_relaxed);
+		aq__park_asym_register();
+	}
+}
+
+bool aq__steal_park_fence(struct aq_pool *pool)
+{
+	/* seq_cst: see steal_fence_first(). */
+	return !atomic_load(&pool->deques_light) || aq__park_fence_heavy() == 0;
+}
+
 int aq__steal_push_local(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Counted first, in this worker's own block (see AQ__STAT_SHARED()). */
@@ -106,11 +172,19 @@ int aq__steal_push_local(struct aq_pool *pool, struct aq__ring_item item)
 		aq__stat_add(&aq__tls_stats->forked, UINT64_MAX, false);
 		return -EAGAIN;
 	}
-	/* seq_cst fence: the push (a store of bottom) is the condition change
-	 * of the parking eventcount, and must be ordered before our read of
-	 * idle in aq__pool_wake_one(), against a parker's raise of idle and
-	 * its seq_cst re-check of the deques (worker_park()). */
-	atomic_thread_fence(memory_order_seq_cst);
+	/*
+	 * The push (a store of bottom) is the condition change of the
+	 * parking eventcount, and must be ordered before our read of idle in
+	 * aq__pool_wake_one(), against a parker's raise of idle and its
+	 * seq_cst re-check of the deques (worker_park()). A fork-join job
+	 * pushes at every fork and a worker parks rarely, so the parker pays:
+	 * with the asymmetric fence of park.h, a compiler barrier here and
+	 * the heavy fence there. Else a seq_cst fence here.
+	 */
+	if (AQ__LIKELY(steal_light))
+		atomic_signal_fence(memory_order_seq_cst);
+	else
+		steal_fence_first(pool);
 	aq__pool_wake_one(pool);
 	return 0;
 }

@@ -104,6 +104,32 @@ static bool submit_needs_record(const struct aq_pool *pool,
  * value of due_ns can stand for "now"; INT64_MIN, never later than the
  * clock, is what a job that is not delayed gets.
  */
+/* Job ids a worker takes from its pool at a time: one shared increment
+ * per block, not per job, since workers that submit jobs in a stream
+ * (fork-join) would otherwise pass its line between them at every job. */
+#define SUBMIT_ID_BLOCK 64
+
+/* A worker's block of ids (a worker thread serves one pool for life):
+ * the last one used and the last one it holds. */
+static _Thread_local uint64_t worker_id_last, worker_id_end;
+
+/* A new job id of pool: unique in the pool, from 1. */
+static uint64_t submit_new_id(struct aq_pool *pool)
+{
+	if (pool != aq__worker_pool)
+		/* Relaxed: ids need only be unique. */
+		return atomic_fetch_add_explicit(&pool->next_id, 1,
+						 memory_order_relaxed) +
+		       1;
+	if (AQ__UNLIKELY(worker_id_last == worker_id_end)) {
+		/* Relaxed, as above. */
+		worker_id_last = atomic_fetch_add_explicit(
+			&pool->next_id, SUBMIT_ID_BLOCK, memory_order_relaxed);
+		worker_id_end = worker_id_last + SUBMIT_ID_BLOCK;
+	}
+	return ++worker_id_last;
+}
+
 static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 			     const struct aq_job_opts *opts)
 {
@@ -111,10 +137,7 @@ static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 
 	rec->due_ns = INT64_MIN;
 	rec->pool = pool;
-	/* Relaxed: ids need only be unique. */
-	rec->id = atomic_fetch_add_explicit(&pool->next_id, 1,
-					    memory_order_relaxed) +
-		  1;
+	rec->id = submit_new_id(pool);
 	rec->retry = opts && opts->retry ? opts->retry
 		     : pool->has_retry   ? &pool->retry_default
 					 : NULL;

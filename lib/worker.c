@@ -34,10 +34,11 @@
  * A worker takes work from its own deque first (newest first), then from
  * the ring, then steals (oldest first) from the other workers' deques, and
  * only then spins and parks. A deque push is a condition change of the
- * parking eventcount like a ring claim: the pusher runs a seq_cst fence
- * after publishing, then reads idle (aq__steal_push_local()), and a
- * parking worker re-checks every deque (seq_cst) after raising idle; so a
- * job in a deque, too, always has an awake worker that will find it. A
+ * parking eventcount like a ring claim: the pusher orders its publishing
+ * before its read of idle (aq__steal_push_local()), and a parking worker
+ * re-checks every deque (seq_cst) after raising idle; so a job in a
+ * deque, too, always has an awake worker that will find it (steal.c says
+ * how the pusher's fence is mostly paid by the parker). A
  * worker's own deque is empty whenever it is idle, retires or exits (it
  * takes from it first, and nobody else pushes on it), so shutdown and
  * retirement strand nothing there either.
@@ -59,9 +60,8 @@
 #include "trace.h"
 #include "worker.h"
 
-/* Idle polls of the ring before parking: ~ a few microseconds, which hides
- * the futex round trip when jobs arrive in quick succession. */
-#define WORKER_SPIN_ITERATIONS 256
+/* A parked worker's sleep when aq__steal_park_fence() failed. */
+#define WORKER_NAP_NS 1000000
 
 /* Looks at an item claimed but not yet published before a worker yields
  * its core to the producer (see aq__worker_loop()): about a microsecond. */
@@ -268,12 +268,16 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 	 * that still reads 1 here read it before our clear, so its push came
 	 * before our ring check below and we will see its job.
 	 */
+	aq__steal_idle_chores(pool);
 	atomic_store(&pool->waking, 0);
 	aq__ec_enter(&pool->idle);
 	/* With a scheduler, a job a cap held back may have become runnable:
 	 * try the policy itself (its lock orders us with aq__sched_done()). */
 	if (pool->sched)
 		found = worker_take(pool, item);
+	/* The parker's half of the deque pushes' fence (steal.c). */
+	else if (!aq__steal_park_fence(pool))
+		deadline = aq__deadline(WORKER_NAP_NS);
 	/* The condition re-check: the ring's and the deques' loads are
 	 * seq_cst; a closed ring means shutdown: go back and see whether it
 	 * is drained. */
@@ -361,6 +365,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 
 	aq__worker_pool = pool;
 	aq__worker_deque = aq__steal_deque_get(pool, index);
+	aq__cache_bind(pool->cache);
 	for (;;) {
 		struct aq__ring_item item;
 		int spins, parked;
@@ -397,15 +402,8 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			    atomic_load_explicit(&pool->max_workers,
 						 memory_order_relaxed)))
 			break;
-		/* The ring at every look, the deques at every eighth (a
-		 * scan of them all): a nested job is rarely in a hurry. */
-		for (spins = 0; spins < WORKER_SPIN_ITERATIONS; spins++) {
-			aq__cpu_relax();
-			if (aq__ring_nonempty(&pool->ring) ||
-			    ((spins & 7) == 7 && aq__steal_visible(pool)))
-				break;
-		}
-		if (spins < WORKER_SPIN_ITERATIONS) {
+		spins = aq__steal_spin(pool);
+		if (spins >= 0) {
 			/*
 			 * An item is there at once but could not be taken: a
 			 * producer has claimed its slot and not yet written
@@ -435,6 +433,7 @@ void aq__worker_loop(struct aq_pool *pool, unsigned index)
 			just_woken = true;
 		}
 	}
+	aq__cache_unbind(); /* before the pool closes it */
 	aq__worker_deque = NULL;
 	aq__worker_pool = NULL;
 }

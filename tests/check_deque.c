@@ -11,7 +11,9 @@
 #include <check.h>
 
 #include "deque.h"
+#include "fault.h"
 #include "helpers.h"
+#include "park.h"
 #include "suites.h"
 
 /* Never called: its address tags items. */
@@ -480,6 +482,71 @@ START_TEST(test_shutdown_with_deques)
 }
 END_TEST
 
+/* ---- a push on a deque wakes a parked worker ---------------------------- */
+
+#define WAKE_ROUNDS 300
+
+static atomic_int wake_child_ran;
+
+static int wake_child(void *arg, void **out)
+{
+	(void)arg;
+	(void)out;
+	atomic_store(&wake_child_ran, 1);
+	return 0;
+}
+
+static int wake_parent(void *arg, void **out)
+{
+	(void)out;
+	ck_assert_int_eq(aq_submit(arg, wake_child, NULL, NULL, NULL), 0);
+	/* Not a helping wait: this worker stays here, so only the other one
+	 * can take the child from our deque, and it may be parked (or going
+	 * to sleep right now): the push must wake it. Bounded: 10 s. */
+	return th_poll_int(&wake_child_ran, 1) ? 0 : 1;
+}
+
+/*
+ * The parking handshake of a deque push (the asymmetric fence where the
+ * system has it, else a seq_cst fence in the pusher): rounds in which
+ * the other worker is parked (after a pause) or on its way to park (at
+ * once) never lose the wake, so every parent sees its child run.
+ */
+START_TEST(test_push_wakes_parked_worker)
+{
+	aq_pool *pool = th_pool(2, 0, 0, 0);
+	struct aq_pool_stats st;
+
+	/* _i == 1: a parker's heavy fence (membarrier(2)) fails once: it
+	 * must then sleep only briefly and look again. */
+	if (_i)
+		aq__fault_arm(AQ__FAULT_FENCE, 1);
+	for (int i = 0; i < WAKE_ROUNDS; i++) {
+		aq_future *fut;
+
+		atomic_store(&wake_child_ran, 0);
+		if (i % 8 == 0)
+			th_sleep_ms(5); /* both workers park, most likely */
+		ck_assert_int_eq(aq_submit(pool, wake_parent, pool, NULL, &fut),
+				 0);
+		ck_assert_msg(aq_future_get(fut, NULL, -1) == 0,
+			      "round %d: the child never ran", i);
+		aq_future_release(fut);
+	}
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(aq_pool_stats(pool, &st), 0);
+	ck_assert_uint_eq(st.succeeded, 2 * WAKE_ROUNDS);
+	aq_pool_destroy(pool);
+	if (_i) {
+		/* Where the system has the asymmetric fence, parkers ran it,
+		 * and the failure was injected. */
+		ck_assert(!aq__park_asym_ready() ||
+			  aq__fault_calls(AQ__FAULT_FENCE) > 0);
+		aq__fault_arm(AQ__FAULT_FENCE, 0);
+	}
+}
+END_TEST
+
 /* ---- counts: stats and hooks, once per job; a spill past the deque ---- */
 
 static atomic_long hook_before, hook_after;
@@ -591,6 +658,7 @@ Suite *deque_suite(void)
 	tcase_add_loop_test(fj, test_shutdown_with_deques, 0, 2);
 	tcase_add_loop_test(fj, test_counts_exact, 0, 3);
 	tcase_add_test(fj, test_spill_to_ring_then_in_place);
+	tcase_add_loop_test(fj, test_push_wakes_parked_worker, 0, 2);
 	suite_add_tcase(s, fj);
 	return s;
 }
