@@ -24,8 +24,7 @@
 #define FINISH_BATCH 128    /* outcomes per FINISH script */
 #define FINISH_PIPELINE 4   /* FINISH scripts per round trip */
 #define FINISH_LINGER_MS 2  /* longest an outcome waits for company */
-#define ISOLATE_POLL_MS 50  /* an isolated worker asks this often whether
-			       suspects still wait */
+#define ISOLATE_POLL_MS 100 /* an isolated worker asks again this often */
 #define PROMPT_MAX 1024     /* prompt reclaims between two ticks */
 
 static void done_free(struct aqr_done *d)
@@ -321,9 +320,11 @@ static int64_t finish_due(const aq_redis_worker *w)
  * still holds jobs asks every ISOLATE_POLL_MS instead: isolation is meant
  * to last only while suspects wait, and once other workers have taken
  * the last of them this worker's RECLAIM says so (isolate ends) and it
- * fetches again, instead of draining for up to a tick, or for as long as
- * its longest job runs, for nothing. The poll is one short script, and
- * only while suspects wait.
+ * fetches again, instead of draining for nothing until its next tick
+ * (up to a quarter of the visibility timeout). The poll is one script
+ * (XPENDING over the three streams, and a look at each waiting suspect),
+ * at the pace PROMOTE already runs, and only while this worker is
+ * isolated.
  */
 static int64_t reclaim_next(aq_redis_worker *w, int64_t now)
 {
@@ -333,8 +334,8 @@ static int64_t reclaim_next(aq_redis_worker *w, int64_t now)
 	pthread_mutex_lock(&w->mu);
 	isolated = w->isolate && !w->solo;
 	pthread_mutex_unlock(&w->mu);
-	return now + (isolated && tick > ISOLATE_POLL_MS ? ISOLATE_POLL_MS
-							 : tick);
+	return now +
+	       (isolated && tick > ISOLATE_POLL_MS ? ISOLATE_POLL_MS : tick);
 }
 
 static void *ctl_main(void *arg)

@@ -392,10 +392,10 @@ START_TEST(test_crash_recovery_is_prompt)
 	}
 	ck_assert_msg(settled >= 0, "not all settled within %lld ms",
 		      (long long)(2 * bound_ms));
-	fprintf(stderr, "redis-sem: %d suspects and %d jobs settled %lld ms "
-			"after the kill (visibility %ld ms, bound %lld ms)\n",
-		N, M, (long long)(settled - killed), vis,
-		(long long)bound_ms);
+	fprintf(stderr,
+		"redis-sem: %d suspects and %d jobs settled %lld ms "
+		"after the kill (visibility %ld ms, bound %lld ms)\n",
+		N, M, (long long)(settled - killed), vis, (long long)bound_ms);
 	ck_assert_msg(settled - killed < bound_ms,
 		      "recovery took %lld ms, bound %lld ms",
 		      (long long)(settled - killed), (long long)bound_ms);
