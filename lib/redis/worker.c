@@ -177,6 +177,8 @@ static void slot_done(aq_future *fut, void *user)
 			w->in_flight--; /* no memory: the lease runs out and
 					   another worker takes it */
 		d = NULL;
+		if (aqr_reclaim_due(w))
+			pthread_cond_signal(&w->cv_ctl);
 	}
 	w->local_running--;
 	pthread_cond_broadcast(&w->cv_free);
@@ -427,11 +429,32 @@ static void fetch_wait(aq_redis_worker *w)
 }
 
 /* A suspect that ran alone (worker_ctl.c) is settled once nothing is in
- * flight or reserved; then the worker takes jobs again (lock held). */
+ * flight or reserved; then the worker takes jobs again, and its control
+ * thread reclaims at once, since more suspects may wait (lock held). */
 static void solo_settle(aq_redis_worker *w)
 {
-	if (w->solo && w->in_flight == 0 && w->reserved == 0)
+	if (w->solo && w->in_flight == 0 && w->reserved == 0) {
 		w->solo = false;
+		w->reclaim_now = true;
+		pthread_cond_signal(&w->cv_ctl);
+	}
+}
+
+/*
+ * Should the control thread reclaim now rather than at its next tick
+ * (lock held)? Yes when a suspect just settled (reclaim_now), and when
+ * the worker is isolated and holds nothing: it may take the next suspect
+ * itself. Either way the worker is empty when it asks, so the RECLAIM
+ * takes a suspect (and the worker is busy again) or finds none waiting
+ * (and isolate ends): each prompt reclaim is paid for by a settled job.
+ */
+bool aqr_reclaim_due(aq_redis_worker *w)
+{
+	solo_settle(w);
+	if (atomic_load(&w->stop_fetch))
+		return false;
+	return w->reclaim_now ||
+	       (w->isolate && w->in_flight == 0 && w->reserved == 0);
 }
 
 /* May the fetch thread take jobs now (lock held)? Not while a suspect
@@ -478,6 +501,8 @@ void aqr_unreserve(aq_redis_worker *w, unsigned n)
 {
 	pthread_mutex_lock(&w->mu);
 	w->reserved -= n;
+	if (aqr_reclaim_due(w)) /* a fetch that found nothing, isolated */
+		pthread_cond_signal(&w->cv_ctl);
 	pthread_cond_broadcast(&w->cv_free);
 	pthread_mutex_unlock(&w->mu);
 }

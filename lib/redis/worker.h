@@ -65,6 +65,8 @@ struct aq_redis_worker {
 				    nothing until in_flight is 0 */
 	bool isolate;            /* suspects wait for a worker that holds
 				    nothing: fetch nothing, drain */
+	bool reclaim_now;        /* a solo run just ended: reclaim without
+				    waiting for the next tick */
 	unsigned local_running;  /* pool jobs that have not reported */
 	struct aqr_slot *running;
 	struct aqr_done *done_head, *done_tail;
@@ -90,6 +92,7 @@ void aqr_start_all(aq_redis_worker *w, const redisReply *jobs);
 int aqr_ensure_groups(struct aqr_link *link, struct aqr_args *a);
 int aqr_fetch_start(aq_redis_worker *w);
 unsigned aqr_reserve(aq_redis_worker *w, bool fetch, bool *empty);
+bool aqr_reclaim_due(aq_redis_worker *w);
 void aqr_unreserve(aq_redis_worker *w, unsigned n);
 int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		    struct aq_redis_stats *st);

@@ -24,6 +24,8 @@
 #define FINISH_BATCH 128    /* outcomes per FINISH script */
 #define FINISH_PIPELINE 4   /* FINISH scripts per round trip */
 #define FINISH_LINGER_MS 2  /* longest an outcome waits for company */
+#define ISOLATE_POLL_MS 100 /* an isolated worker asks again this often */
+#define PROMPT_MAX 1024     /* prompt reclaims between two ticks */
 
 static void done_free(struct aqr_done *d)
 {
@@ -245,22 +247,27 @@ static int64_t ctl_promote(aq_redis_worker *w)
  * and run again only alone (the RECLAIM script): when this worker holds
  * nothing it may take one, and then fetches nothing else until it is
  * settled (solo); when it holds jobs and suspects wait, it stops fetching
- * until it is empty (isolate), so that some worker takes them.
+ * until it is empty (isolate), so that some worker takes them. The
+ * control loop calls it again at once when the solo run settles or the
+ * isolated worker empties (aqr_reclaim_due), so a crashed worker's jobs
+ * come back one a round trip, not one a tick. 0 when Redis answered (or
+ * a suspect still runs here); -1 when not, and the next try waits.
  */
-static void ctl_reclaim(aq_redis_worker *w)
+static int ctl_reclaim(aq_redis_worker *w)
 {
 	bool empty;
 	unsigned free_slots = aqr_reserve(w, false, &empty);
 	const redisReply *jobs = NULL;
 	redisReply *r;
-	int err;
+	int err, rc = -1;
 
 	pthread_mutex_lock(&w->mu);
+	w->reclaim_now = false;
 	if (w->solo) { /* its suspect still runs */
 		pthread_mutex_unlock(&w->mu);
 		if (free_slots)
 			aqr_unreserve(w, free_slots);
-		return;
+		return 0;
 	}
 	pthread_mutex_unlock(&w->mu);
 	aqr_args_script(w->cargs, &w->clink, AQR_RECLAIM, w->consumer,
@@ -283,11 +290,13 @@ static void ctl_reclaim(aq_redis_worker *w)
 		pthread_mutex_unlock(&w->mu);
 		atomic_fetch_add(&w->reclaimed, jobs->elements);
 		aqr_start_all(w, jobs);
+		rc = 0;
 	}
 	if (r)
 		freeReplyObject(r);
 	if (free_slots)
 		aqr_unreserve(w, free_slots);
+	return rc;
 }
 
 /*
@@ -305,12 +314,41 @@ static int64_t finish_due(const aq_redis_worker *w)
 	return w->done_since + FINISH_LINGER_MS;
 }
 
+/*
+ * When to reclaim next, after a reclaim. Normally once a tick (a quarter
+ * of the visibility timeout, at least 50 ms). An isolated worker that
+ * still holds jobs asks every ISOLATE_POLL_MS instead: isolation is meant
+ * to last only while suspects wait, and once other workers have taken
+ * the last of them this worker's RECLAIM says so (isolate ends) and it
+ * fetches again, instead of draining for nothing until its next tick
+ * (up to a quarter of the visibility timeout). The poll is one script
+ * (XPENDING over the three streams, and a look at each waiting suspect),
+ * at the pace PROMOTE already runs, and only while this worker is
+ * isolated.
+ */
+static int64_t reclaim_next(aq_redis_worker *w, int64_t now)
+{
+	int64_t tick = w->visibility_ms / 4 > 50 ? w->visibility_ms / 4 : 50;
+	bool isolated;
+
+	pthread_mutex_lock(&w->mu);
+	isolated = w->isolate && !w->solo;
+	pthread_mutex_unlock(&w->mu);
+	return now +
+	       (isolated && tick > ISOLATE_POLL_MS ? ISOLATE_POLL_MS : tick);
+}
+
 static void *ctl_main(void *arg)
 {
 	aq_redis_worker *w = arg;
 	int64_t now = aqr_now_ms();
 	int64_t next_hb = now + w->heartbeat_ms, next_promote = now;
 	int64_t next_reclaim = now;
+	/* A prompt reclaim (aqr_reclaim_due) goes ahead of the tick; none
+	 * after one Redis did not answer, nor past PROMPT_MAX, until the next
+	 * tick: a fault never turns the prompt path into a busy loop. */
+	bool prompt = false, held = false;
+	unsigned prompts = 0;
 
 	for (;;) {
 		struct aqr_done *list;
@@ -326,8 +364,9 @@ static void *ctl_main(void *arg)
 			if (until > next_reclaim)
 				until = next_reclaim;
 			flush = finish_due(w);
+			prompt = !held && aqr_reclaim_due(w);
 			if (atomic_load(&w->stop_ctl) || now >= until ||
-			    (w->done_head && now >= flush))
+			    prompt || (w->done_head && now >= flush))
 				break;
 			if (w->done_head && flush < until)
 				until = flush;
@@ -369,10 +408,12 @@ static void *ctl_main(void *arg)
 						      : wait);
 		}
 		if (now >= next_reclaim) {
-			ctl_reclaim(w);
-			next_reclaim = now + (w->visibility_ms / 4 > 50
-						      ? w->visibility_ms / 4
-						      : 50);
+			held = ctl_reclaim(w) != 0;
+			prompts = 0;
+			next_reclaim = reclaim_next(w, now);
+		} else if (prompt) {
+			held = ctl_reclaim(w) != 0 || ++prompts >= PROMPT_MAX;
+			next_reclaim = reclaim_next(w, now);
 		}
 	}
 	return NULL;

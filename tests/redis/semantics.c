@@ -3,7 +3,8 @@
  * semantics.c - libasyncq-redis's finer promises against a real
  * redis-server: a cancel reaches Redis, a worker never holds more jobs
  * than its slots, a crash is blamed on the job that was alone on the
- * crashed worker, and heartbeats keep every lease however many are held.
+ * crashed worker, the jobs of a killed worker come back promptly, and
+ * heartbeats keep every lease however many are held.
  */
 #include <errno.h>
 #include <signal.h>
@@ -314,6 +315,118 @@ START_TEST(test_crash_blames_the_job_alone)
 }
 END_TEST
 
+/* ---- prompt recovery after a crash --------------------------------------- */
+
+/* Regression: a survivor reclaimed one suspect per tick (visibility / 4)
+ * and fetched nothing while suspects waited, so the 12 jobs of a killed
+ * worker came back one a tick, 12 ticks of a stalled queue. Now each
+ * settled suspect is followed at once by the next reclaim. The times are
+ * scaled with CK_TIMEOUT_MULTIPLIER: at any scale the old code needs at
+ * least vis - tick + 11 ticks after the kill, past the bound. */
+START_TEST(test_crash_recovery_is_prompt)
+{
+	enum { N = 12, M = 20 };
+	const double scale = th_time_scale();
+	const long vis = (long)(4000 * scale);
+	const int64_t bound_ms = vis + (int64_t)(9000 * scale);
+	char visopt[32], gate[320], text[N][400], ltext[M][16], bpid[24];
+	const char *aopts[] = { "conc=12", visopt, NULL };
+	const char *bopts[] = { "conc=4", visopt, NULL };
+	aq_redis_client *c = client();
+	aq_future *futs[N], *normal[M];
+	int calls[N] = { 0 };
+	int64_t killed, settled = -1, deadline;
+	pid_t a, b;
+
+	snprintf(visopt, sizeof(visopt), "vis=%ld", vis);
+	snprintf(gate, sizeof(gate), "%s/gate", srv.dir);
+	a = worker(aopts);
+	for (int i = 0; i < N; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "s%d", i);
+		snprintf(text[i], sizeof(text[i]), "%s %s", gate, id);
+		ck_assert_int_eq(aq_redis_submit(c, "gate", text[i],
+						 strlen(text[i]), NULL,
+						 &futs[i]),
+				 0);
+		ck_assert_int_eq(
+			aq_future_then(futs[i], count_call, &calls[i], NULL),
+			0);
+	}
+	for (int i = 0; i < N; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "s%d", i);
+		ck_assert(log_wait("start", id, 1)); /* all 12 held by a */
+	}
+	b = worker(bopts); /* the survivor, empty */
+	ck_assert(log_wait("ready", "-", 2));
+	snprintf(bpid, sizeof(bpid), "%ld", (long)b);
+	kill(a, SIGKILL);
+	killed = th_now_ns() / 1000000;
+	ck_assert_int_eq(rs_wait(a), -SIGKILL);
+	fclose(fopen(gate, "w")); /* reclaimed, they end at once */
+	/* Normal work submitted while the suspects wait completes too. */
+	ck_assert(log_wait("start", "s0", 2));
+	for (int i = 0; i < M; i++) {
+		snprintf(ltext[i], sizeof(ltext[i]), "n%d", i);
+		ck_assert_int_eq(aq_redis_submit(c, "log", ltext[i],
+						 strlen(ltext[i]), NULL,
+						 &normal[i]),
+				 0);
+	}
+	/* Bounded: twice the bound, polled every 10 ms. */
+	deadline = killed + 2 * bound_ms;
+	while (settled < 0 && th_now_ns() / 1000000 < deadline) {
+		int done = 0;
+
+		for (int i = 0; i < N; i++)
+			done += aq_future_state(futs[i]) != AQ_STATE_PENDING;
+		for (int i = 0; i < M; i++)
+			done += aq_future_state(normal[i]) != AQ_STATE_PENDING;
+		if (done == N + M)
+			settled = th_now_ns() / 1000000;
+		else
+			th_sleep_ms(10);
+	}
+	ck_assert_msg(settled >= 0, "not all settled within %lld ms",
+		      (long long)(2 * bound_ms));
+	fprintf(stderr,
+		"redis-sem: %d suspects and %d jobs settled %lld ms "
+		"after the kill (visibility %ld ms, bound %lld ms)\n",
+		N, M, (long long)(settled - killed), vis, (long long)bound_ms);
+	ck_assert_msg(settled - killed < bound_ms,
+		      "recovery took %lld ms, bound %lld ms",
+		      (long long)(settled - killed), (long long)bound_ms);
+	for (int i = 0; i < N; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "s%d", i);
+		/* Ran on the survivor, once there: a's start and b's. */
+		ck_assert_str_eq(result_text(futs[i]), bpid);
+		ck_assert_int_eq(rs_log_count(logpath, "start", id), 2);
+		ck_assert_int_eq(__atomic_load_n(&calls[i], __ATOMIC_SEQ_CST),
+				 1);
+		aq_future_release(futs[i]);
+	}
+	for (int i = 0; i < M; i++) {
+		ck_assert_str_eq(result_text(normal[i]), ltext[i]);
+		ck_assert_int_eq(rs_log_count(logpath, "run", ltext[i]), 1);
+		aq_future_release(normal[i]);
+	}
+	worker_term(b);
+	aq_redis_client_destroy(c);
+	assert_no_pending();
+	{
+		char first[256];
+
+		ck_assert_msg(leftover_keys(first, sizeof(first)) == 0,
+			      "leftover key %s", first);
+	}
+}
+END_TEST
+
 Suite *redis_sem_suite(void)
 {
 	Suite *s = suite_create("redis-sem");
@@ -326,6 +439,7 @@ Suite *redis_sem_suite(void)
 	ADD(tc, test_one_slot_holds_one_job);
 	ADD(tc, test_crash_blames_the_job_alone);
 	ADD(tc, test_heartbeat_covers_every_lease);
+	ADD(tc, test_crash_recovery_is_prompt);
 	suite_add_tcase(s, tc);
 	return s;
 }
