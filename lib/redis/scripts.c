@@ -29,19 +29,23 @@ static const char prelude[] =
 	"  if not clock then clock = now_ms() end\n"
 	"  return clock\n"
 	"end\n"
+	/* NONE: an empty table never written to; SK: the ready streams. */
+	"local NONE, SK = {}, {[0] = P .. 's0', P .. 's1', P .. 's2'}\n"
 	/* Tell every submitter the outcome, keep it if asked, forget the
 	 * job. With a batch accumulator (FINISH), the replies to one stream
 	 * become one entry and the deletes one DEL, sent at its end; and a
 	 * job that is gone is left alone (false). */
 	"local function resolve(id, st, code, val, msg, acc)\n"
-	"  local jk, wk = P .. 'j:' .. id, P .. 'w:' .. id\n"
+	"  local jk, wk = P .. 'j:' .. id, nil\n"
 	"  local h = redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
-	"  local to = {}\n"
+	"  local to = NONE\n"
 	"  if acc and not h[4] then return false end\n"
-	"  if h[1] and h[1] ~= '' then to[#to + 1] = {h[1], id} end\n"
+	"  if h[1] and h[1] ~= '' then to = {{h[1], id}} end\n"
 	/* A waiter is "<reply stream>|<the id it knows the job by>"; w says
-	 * there are some. */
+	 * there are some (and only then is there a set to delete). */
 	"  if h[3] then\n"
+	"    if to == NONE then to = {} end\n"
+	"    wk = P .. 'w:' .. id\n"
 	"    for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
 	"      local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
 	"      if t then to[#to + 1] = {t, i} end\n"
@@ -73,10 +77,12 @@ static const char prelude[] =
 	"    redis.call('PEXPIRE', rk, ttl)\n"
 	"  end\n"
 	"  if acc then\n"
-	"    acc.del[#acc.del + 1], acc.del[#acc.del + 2] = jk, wk\n"
+	"    local d = acc.del\n"
+	"    d[#d + 1] = jk\n"
+	"    if wk then d[#d + 1] = wk end\n"
 	"    acc.gone[id] = true\n"
 	"  else\n"
-	"    redis.call('DEL', jk, wk)\n"
+	"    redis.call('DEL', jk, wk or jk)\n"
 	"  end\n"
 	"  return true\n"
 	"end\n"
@@ -115,7 +121,7 @@ static const char prelude[] =
 	 * deadline was checked then); if it ran alone there (so), that
 	 * counts a crash against it (k). */
 	"local function load(s, eid, id, fields, reclaimed)\n"
-	"  local sk, jk = P .. 's' .. s, P .. 'j:' .. (id or '')\n"
+	"  local sk, jk = SK[s], P .. 'j:' .. (id or '')\n"
 	"  local h = {}\n"
 	"  if id then\n"
 	"    h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k', 'cx')\n"
@@ -242,7 +248,7 @@ static const char fetch_body[] =
 	"for s = 0, 2 do\n"
 	"  if left <= 0 then break end\n"
 	"  local r = redis.call('XREADGROUP', 'GROUP', G, C, 'COUNT', left,"
-	" 'STREAMS', P .. 's' .. s, '>')\n"
+	" 'STREAMS', SK[s], '>')\n"
 	"  if r then\n"
 	"    for _, e in ipairs(r[1][2]) do\n"
 	"      left = left - 1\n"
@@ -329,27 +335,29 @@ static const char heartbeat_body[] =
 static const char finish_body[] =
 	"local acc = {rep = {}, streams = {}, del = {}, gone = {}}\n"
 	"local acks, mine, more = {[0] = {}, {}, {}}, {[0] = {}, {}, {}}, {}\n"
-	"local seen, out = {}, {}\n"
+	"local seen, out = {[0] = {}, {}, {}}, {}\n"
 	"local function sid(e)\n"
 	"  local ms, sq = string.match(e, '^(%d+)-(%d+)$')\n"
 	"  return tonumber(ms), tonumber(sq)\n"
 	"end\n"
-	"local function before(x, y)\n"
-	"  local a, b = sid(x)\n"
-	"  local c, d = sid(y)\n"
-	"  return a < c or (a == c and b < d)\n"
-	"end\n"
 	/* Which of the batch's entries are still pending on us. A reply cut
-	 * at its count leaves the rest to one XPENDING each. */
+	 * at its count leaves the rest to one XPENDING each. Each id is
+	 * parsed once; lo and hi keep it parsed (ms, seq) beside the text. */
 	"local lo, hi = {}, {}\n"
 	"for i = 7, #ARGV - 7, 8 do\n"
 	"  local s, e = tonumber(ARGV[i]), ARGV[i + 1]\n"
-	"  if not lo[s] or before(e, lo[s]) then lo[s] = e end\n"
-	"  if not hi[s] or before(hi[s], e) then hi[s] = e end\n"
+	"  local ms, sq = sid(e)\n"
+	"  local l, h = lo[s], hi[s]\n"
+	"  if not l or ms < l[1] or (ms == l[1] and sq < l[2]) then\n"
+	"    lo[s] = {ms, sq, e}\n"
+	"  end\n"
+	"  if not h or ms > h[1] or (ms == h[1] and sq > h[2]) then\n"
+	"    hi[s] = {ms, sq, e}\n"
+	"  end\n"
 	"end\n"
 	"for s = 0, 2 do\n"
 	"  if lo[s] then\n"
-	"    local r = redis.call('XPENDING', P .. 's' .. s, G, lo[s], hi[s],"
+	"    local r = redis.call('XPENDING', SK[s], G, lo[s][3], hi[s][3],"
 	" 10000, C)\n"
 	"    for _, p in ipairs(r) do mine[s][p[1]] = true end\n"
 	"    more[s] = #r >= 10000\n"
@@ -362,17 +370,17 @@ static const char finish_body[] =
 	"  return #pe == 1 and pe[1][2] == C\n"
 	"end\n"
 	"local function finish(s, eid, id, o, code, val, msg, reason)\n"
-	"  local sk = P .. 's' .. s\n"
+	"  local sk = SK[s]\n"
 	/* The same entry twice (taken back by our own reclaim): once. */
-	"  if seen[sk .. ' ' .. eid] or not ours(s, sk, eid) then return -1 end\n"
-	"  seen[sk .. ' ' .. eid] = true\n"
+	"  if seen[s][eid] or not ours(s, sk, eid) then return -1 end\n"
+	"  seen[s][eid] = true\n"
 	"  local ak = acks[s]\n"
 	"  ak[#ak + 1] = eid\n"
-	"  local jk = P .. 'j:' .. id\n"
 	"  if acc.gone[id] then return -1 end\n"
 	"  if o == 's' then\n"
 	"    return resolve(id, 's', '0', val, '', acc) and 0 or -1\n"
 	"  end\n"
+	"  local jk = P .. 'j:' .. id\n"
 	"  if redis.call('EXISTS', jk) == 0 then return -1 end\n"
 	/* Asked to cancel while it ran (cx): not retried, and resolved
 	 * cancelled instead of handed back. */
