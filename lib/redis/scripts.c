@@ -34,10 +34,12 @@ static const char prelude[] =
 	/* Tell every submitter the outcome, keep it if asked, forget the
 	 * job. With a batch accumulator (FINISH), the replies to one stream
 	 * become one entry and the deletes one DEL, sent at its end; and a
-	 * job that is gone is left alone (false). */
-	"local function resolve(id, st, code, val, msg, acc)\n"
+	 * job that is gone is left alone (false). known: {rt, ttl, nil,
+	 * true} when the caller knows them and that the job lives with no
+	 * waiters. */
+	"local function resolve(id, st, code, val, msg, acc, known)\n"
 	"  local jk, wk = P .. 'j:' .. id, nil\n"
-	"  local h = redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
+	"  local h = known or redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
 	"  local to = NONE\n"
 	"  if acc and not h[4] then return false end\n"
 	"  if h[1] and h[1] ~= '' then to = {{h[1], id}} end\n"
@@ -124,7 +126,8 @@ static const char prelude[] =
 	"  local sk, jk = SK[s], P .. 'j:' .. (id or '')\n"
 	"  local h = {}\n"
 	"  if id then\n"
-	"    h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k', 'cx')\n"
+	"    h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k', 'cx',"
+	" 'rt', 'ttl')\n"
 	"  end\n"
 	"  if not h[1] and not h[7] then\n"
 	"    ack(sk, eid)\n"
@@ -166,7 +169,7 @@ static const char prelude[] =
 	"         ' bytes')\n"
 	"    return nil\n"
 	"  end\n"
-	"  return {s, eid, id, h[1], h[2], h[3]}\n"
+	"  return {s, eid, id, h[1], h[2], h[3], h[8] or '', h[9] or '0'}\n"
 	"end\n";
 
 /*
@@ -265,7 +268,7 @@ static const char fetch_body[] =
  * visibility timeout lost its worker (a crash or a stall) and is a
  * suspect: it runs again only alone, on a worker that holds nothing and
  * takes nothing else until it is done (it is marked so, and returned
- * with a 7th element, 1), so that a crash then is its own. A worker that
+ * with a 9th element, 1), so that a crash then is its own. A worker that
  * holds jobs takes what is not run (malformed, cancelled) and counts the
  * suspects it left. Returns {suspects left, jobs}.
  */
@@ -294,7 +297,7 @@ static const char reclaim_body[] =
 	"      local j = load(s, eid, id, fields, true)\n"
 	"      if j then\n"
 	"        redis.call('HSET', P .. 'j:' .. id, 'so', 1)\n"
-	"        j[7] = 1\n"
+	"        j[9] = 1\n"
 	"        out[1] = j\n"
 	"      end\n"
 	"    end\n"
@@ -321,15 +324,19 @@ static const char heartbeat_body[] =
 	"return out\n";
 
 /*
- * FINISH: a batch of outcomes, ARGV[7..] = 8 per outcome: stream, entry
+ * FINISH: a batch of outcomes, ARGV[7..] = 10 per outcome: stream, entry
  * id, job id, outcome (s succeeded, f failed, d dead letter, h hand back),
- * code, value, message, reason. One reply per outcome, in order: -1
+ * code, value, message, reason, and the job's reply stream and ttl as
+ * the fetch returned them. One reply per outcome, in order: -1
  * fenced (the entry is no longer ours, or the job is gone), 0 done, 1 to
  * be retried, 2 handed back, 3 dead-lettered. Each outcome is judged as
  * if it were alone; the lease check is one XPENDING per stream over the
  * batch's range, and the acknowledgements, the replies (one entry per
- * reply stream) and the deletes are gathered and sent at the end.
- * Acknowledged entries are trimmed from the stream up to the oldest one
+ * reply stream) and the deletes are gathered and sent at the end. A
+ * success reads nothing of its job when no job of the batch has waiters
+ * (one EXISTS over their sets): an entry still pending on us names a job
+ * that lives, and its reply stream and ttl never change. Acknowledged
+ * entries are trimmed from the stream up to the oldest one
  * still pending or undelivered, instead of deleted one by one.
  */
 static const char finish_body[] =
@@ -344,7 +351,7 @@ static const char finish_body[] =
 	 * at its count leaves the rest to one XPENDING each. Each id is
 	 * parsed once; lo and hi keep it parsed (ms, seq) beside the text. */
 	"local lo, hi = {}, {}\n"
-	"for i = 7, #ARGV - 7, 8 do\n"
+	"for i = 7, #ARGV - 9, 10 do\n"
 	"  local s, e = tonumber(ARGV[i]), ARGV[i + 1]\n"
 	"  local ms, sq = sid(e)\n"
 	"  local l, h = lo[s], hi[s]\n"
@@ -369,7 +376,14 @@ static const char finish_body[] =
 	"  local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
 	"  return #pe == 1 and pe[1][2] == C\n"
 	"end\n"
-	"local function finish(s, eid, id, o, code, val, msg, reason)\n"
+	"local wks = {}\n"
+	"for i = 7, #ARGV - 9, 10 do\n"
+	"  if ARGV[i + 3] == 's' then\n"
+	"    wks[#wks + 1] = P .. 'w:' .. ARGV[i + 2]\n"
+	"  end\n"
+	"end\n"
+	"local waited = #wks > 0 and redis.call('EXISTS', unpack(wks)) > 0\n"
+	"local function finish(s, eid, id, o, code, val, msg, reason, rt, ttl)\n"
 	"  local sk = SK[s]\n"
 	/* The same entry twice (taken back by our own reclaim): once. */
 	"  if seen[s][eid] or not ours(s, sk, eid) then return -1 end\n"
@@ -378,7 +392,8 @@ static const char finish_body[] =
 	"  ak[#ak + 1] = eid\n"
 	"  if acc.gone[id] then return -1 end\n"
 	"  if o == 's' then\n"
-	"    return resolve(id, 's', '0', val, '', acc) and 0 or -1\n"
+	"    local known = not waited and {rt, ttl, nil, true} or nil\n"
+	"    return resolve(id, 's', '0', val, '', acc, known) and 0 or -1\n"
 	"  end\n"
 	"  local jk = P .. 'j:' .. id\n"
 	"  if redis.call('EXISTS', jk) == 0 then return -1 end\n"
@@ -416,9 +431,10 @@ static const char finish_body[] =
 	"  resolve(id, 'f', code, val, msg, acc)\n"
 	"  return 0\n"
 	"end\n"
-	"for i = 7, #ARGV - 7, 8 do\n"
+	"for i = 7, #ARGV - 9, 10 do\n"
 	"  out[#out + 1] = finish(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2],"
-	" ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])\n"
+	" ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],"
+	" ARGV[i + 8], ARGV[i + 9])\n"
 	"end\n"
 	/* Keep from the oldest entry pending on anyone, or, with none, from
 	 * the first not yet delivered. */

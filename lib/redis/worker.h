@@ -18,6 +18,9 @@ struct aqr_slot {
 	int sidx;                 /* its stream (priority level) */
 	char eid[48];             /* its stream entry id: the lease */
 	char id[96];              /* the job id */
+	char rt[AQR_PREFIX_MAX + 32]; /* the submitter's reply stream, or
+					 "" (fixed at submit) */
+	long long ttl;            /* how long to keep its outcome (ms) */
 	char *payload;
 	size_t plen;
 	struct aq_redis_result blob; /* the payload, for types without
@@ -35,6 +38,8 @@ struct aqr_done {
 	int sidx;
 	char eid[48];
 	char id[96];
+	char rt[AQR_PREFIX_MAX + 32]; /* as its slot's */
+	long long ttl;
 	char outcome;        /* s, f, d, h: see the FINISH script */
 	int code;
 	char *val;           /* encoded result, malloc'ed */
