@@ -521,10 +521,10 @@ static const char cancel_body[] =
 	"return 2\n";
 
 static const char *const bodies[AQR_SCRIPTS] = {
-	[AQR_SUBMIT] = submit_body,	  [AQR_FETCH] = fetch_body,
-	[AQR_RECLAIM] = reclaim_body,
-	[AQR_HEARTBEAT] = heartbeat_body, [AQR_FINISH] = finish_body,
-	[AQR_PROMOTE] = promote_body,	  [AQR_CANCEL] = cancel_body,
+	[AQR_SUBMIT] = submit_body,   [AQR_FETCH] = fetch_body,
+	[AQR_RECLAIM] = reclaim_body, [AQR_HEARTBEAT] = heartbeat_body,
+	[AQR_FINISH] = finish_body,   [AQR_PROMOTE] = promote_body,
+	[AQR_CANCEL] = cancel_body,
 };
 
 size_t aqr_script_text(enum aqr_script which, char *buf, size_t size)

@@ -1112,7 +1112,8 @@ START_TEST(test_batch_finish_waiters_and_cancel_by_entry)
 	redisReply *r;
 
 	for (int s = 0; s < 3; s++) /* as a worker would */
-		rs_cmd_free(&srv, "XGROUP CREATE aq:{" QUEUE "}:s%d aq 0 MKSTREAM",
+		rs_cmd_free(&srv,
+			    "XGROUP CREATE aq:{" QUEUE "}:s%d aq 0 MKSTREAM",
 			    s);
 	ck_assert_int_eq(aq_redis_submit(c, "log", "a", 1, NULL, &a), 0);
 	ck_assert_int_eq(aq_redis_submit(c, "log", "b", 1, &keyed, &b), 0);
