@@ -36,7 +36,6 @@ void aqr_cfg_free(struct aqr_cfg *cfg);
 enum aqr_script {
 	AQR_SUBMIT,
 	AQR_FETCH,
-	AQR_LOAD,
 	AQR_RECLAIM,
 	AQR_HEARTBEAT,
 	AQR_FINISH,

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scripts.c - the Lua scripts that change a queue's state in Redis, each
- * one atomic step: submit, fetch, load, reclaim, heartbeat, finish,
- * promote, cancel. The key layout and the fields are described in
+ * one atomic step: submit, fetch, reclaim, heartbeat, finish, promote,
+ * cancel. The key layout and the fields are described in
  * man/man7/libasyncq-redis.7; every script takes the same first six
  * arguments (key prefix, group, consumer, dead-letter length, deliveries
  * allowed, largest payload) so that one prelude serves them all.
@@ -23,19 +23,31 @@ static const char prelude[] =
 	"  local t = redis.call('TIME')\n"
 	"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 	"end\n"
+	/* The clock read once per script call, and only if needed. */
+	"local clock\n"
+	"local function now_once()\n"
+	"  if not clock then clock = now_ms() end\n"
+	"  return clock\n"
+	"end\n"
+	/* NONE: an empty table never written to; SK: the ready streams. */
+	"local NONE, SK = {}, {[0] = P .. 's0', P .. 's1', P .. 's2'}\n"
 	/* Tell every submitter the outcome, keep it if asked, forget the
 	 * job. With a batch accumulator (FINISH), the replies to one stream
 	 * become one entry and the deletes one DEL, sent at its end; and a
-	 * job that is gone is left alone (false). */
-	"local function resolve(id, st, code, val, msg, acc)\n"
-	"  local jk, wk = P .. 'j:' .. id, P .. 'w:' .. id\n"
-	"  local h = redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
-	"  local to = {}\n"
+	 * job that is gone is left alone (false). known: {rt, ttl, nil,
+	 * true} when the caller knows them and that the job lives with no
+	 * waiters. */
+	"local function resolve(id, st, code, val, msg, acc, known)\n"
+	"  local jk, wk = P .. 'j:' .. id, nil\n"
+	"  local h = known or redis.call('HMGET', jk, 'rt', 'ttl', 'w', 'pr')\n"
+	"  local to = NONE\n"
 	"  if acc and not h[4] then return false end\n"
-	"  if h[1] and h[1] ~= '' then to[#to + 1] = {h[1], id} end\n"
+	"  if h[1] and h[1] ~= '' then to = {{h[1], id}} end\n"
 	/* A waiter is "<reply stream>|<the id it knows the job by>"; w says
-	 * there are some. */
+	 * there are some (and only then is there a set to delete). */
 	"  if h[3] then\n"
+	"    if to == NONE then to = {} end\n"
+	"    wk = P .. 'w:' .. id\n"
 	"    for _, w in ipairs(redis.call('SMEMBERS', wk)) do\n"
 	"      local t, i = string.match(w, '^(.*)|([^|]*)$')\n"
 	"      if t then to[#to + 1] = {t, i} end\n"
@@ -67,10 +79,12 @@ static const char prelude[] =
 	"    redis.call('PEXPIRE', rk, ttl)\n"
 	"  end\n"
 	"  if acc then\n"
-	"    acc.del[#acc.del + 1], acc.del[#acc.del + 2] = jk, wk\n"
+	"    local d = acc.del\n"
+	"    d[#d + 1] = jk\n"
+	"    if wk then d[#d + 1] = wk end\n"
 	"    acc.gone[id] = true\n"
 	"  else\n"
-	"    redis.call('DEL', jk, wk)\n"
+	"    redis.call('DEL', jk, wk or jk)\n"
 	"  end\n"
 	"  return true\n"
 	"end\n"
@@ -102,29 +116,33 @@ static const char prelude[] =
 	"  return nil\n"
 	"end\n"
 	/* A delivered entry: its job to run, or nil when it was settled
-	 * here (malformed, crashing, expired, too large, cancelled).
-	 * reclaimed: taken from a worker that went quiet; if it ran alone
-	 * there (so), that counts a crash against it (k). */
-	"local function load(s, eid, id, fields, now, reclaimed)\n"
-	"  local sk = P .. 's' .. s\n"
-	"  if not id or redis.call('EXISTS', P .. 'j:' .. id) == 0 then\n"
+	 * here (malformed, crashing, expired, too large, cancelled). One
+	 * HMGET tells all, and a first delivery writes nothing: a live job
+	 * always has t, a cancelled one's tombstone only cx. reclaimed:
+	 * taken from a worker that went quiet (not a first delivery, so its
+	 * deadline was checked then); if it ran alone there (so), that
+	 * counts a crash against it (k). */
+	"local function load(s, eid, id, fields, reclaimed)\n"
+	"  local sk, jk = SK[s], P .. 'j:' .. (id or '')\n"
+	"  local h = {}\n"
+	"  if id then\n"
+	"    h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k', 'cx',"
+	" 'rt', 'ttl')\n"
+	"  end\n"
+	"  if not h[1] and not h[7] then\n"
 	"    ack(sk, eid)\n"
 	"    dead(nil, 'malformed', '0', 'entry ' .. eid .. ' of ' .. sk ..\n"
 	"         ' names no job', fields)\n"
 	"    return nil\n"
 	"  end\n"
-	"  local jk = P .. 'j:' .. id\n"
 	/* Cancelled: cx 2, settled by CANCEL, only its entry was left;
 	 * cx 1, asked while a worker held it: not run again. */
-	"  local cx = redis.call('HGET', jk, 'cx')\n"
-	"  if cx then\n"
+	"  if h[7] then\n"
 	"    ack(sk, eid)\n"
-	"    if cx == '2' then redis.call('DEL', jk)\n"
+	"    if h[7] == '2' then redis.call('DEL', jk)\n"
 	"    else resolve(id, 'c', '0', '', 'cancelled') end\n"
 	"    return nil\n"
 	"  end\n"
-	"  local n = redis.call('HINCRBY', jk, 'n', 1)\n"
-	"  local h = redis.call('HMGET', jk, 't', 'p', 'a', 'dl', 'so', 'k')\n"
 	"  local k = tonumber(h[6]) or 0\n"
 	"  if h[5] then\n"
 	"    redis.call('HDEL', jk, 'so')\n"
@@ -140,7 +158,7 @@ static const char prelude[] =
 	"    return nil\n"
 	"  end\n"
 	"  local dl = tonumber(h[4]) or 0\n"
-	"  if n == 1 and dl > 0 and now > dl then\n"
+	"  if not reclaimed and dl > 0 and now_once() > dl then\n"
 	"    ack(sk, eid)\n"
 	"    resolve(id, 'x', '0', '', 'deadline passed')\n"
 	"    return nil\n"
@@ -151,7 +169,7 @@ static const char prelude[] =
 	"         ' bytes')\n"
 	"    return nil\n"
 	"  end\n"
-	"  return {s, eid, id, h[1], h[2], h[3]}\n"
+	"  return {s, eid, id, h[1], h[2], h[3], h[8] or '', h[9] or '0'}\n"
 	"end\n";
 
 /*
@@ -161,9 +179,9 @@ static const char prelude[] =
  * per job. One reply per job, in order: 0 queued; {1, id} a duplicate
  * of a job still running (we wait on it too, and mark it w); {2, id, s,
  * c, v, m} a duplicate of one that finished, with its outcome. A job's
- * hash holds t, p, pr, a and t0, and of the other fields only those away
- * from their defaults. Its first write is its first job's, so a Redis
- * out of memory refuses the whole batch.
+ * hash holds t, p, pr, a, t0 and e (its entry, when queued), and of the
+ * other fields only those away from their defaults. Its first write is
+ * its first job's, so a Redis out of memory refuses the whole batch.
  */
 static const char submit_body[] =
 	"local pr, key, rt = ARGV[7], ARGV[17], ARGV[15]\n"
@@ -210,44 +228,37 @@ static const char submit_body[] =
 	"      out[#out + 1] = {1, ex}\n"
 	"    end\n"
 	"  else\n"
-	"    redis.call('HSET', P .. 'j:' .. id, 't', ARGV[i + 1], 'p',"
-	" ARGV[i + 2], unpack(opt))\n"
+	"    local jk = P .. 'j:' .. id\n"
 	"    if due > now then\n"
+	"      redis.call('HSET', jk, 't', ARGV[i + 1], 'p', ARGV[i + 2],"
+	" unpack(opt))\n"
 	"      redis.call('ZADD', P .. 'd', due, id)\n"
 	"    else\n"
-	"      redis.call('XADD', sk, '*', 'j', id)\n"
+	"      local e = redis.call('XADD', sk, '*', 'j', id)\n"
+	"      redis.call('HSET', jk, 't', ARGV[i + 1], 'p', ARGV[i + 2], 'e',"
+	" e, unpack(opt))\n"
 	"    end\n"
 	"    out[#out + 1] = 0\n"
 	"  end\n"
 	"end\n"
 	"return out\n";
 
-/* FETCH: ARGV[7] = most entries; the streams in priority order. */
+/* FETCH: ARGV[7] = most entries; the streams in priority order. Entries
+ * are read and loaded in one step, so an entry delivered (pending in the
+ * group) is one a worker holds. */
 static const char fetch_body[] =
-	"local left, out, now = tonumber(ARGV[7]), {}, now_ms()\n"
+	"local left, out = tonumber(ARGV[7]), {}\n"
 	"for s = 0, 2 do\n"
 	"  if left <= 0 then break end\n"
 	"  local r = redis.call('XREADGROUP', 'GROUP', G, C, 'COUNT', left,"
-	" 'STREAMS', P .. 's' .. s, '>')\n"
+	" 'STREAMS', SK[s], '>')\n"
 	"  if r then\n"
 	"    for _, e in ipairs(r[1][2]) do\n"
 	"      left = left - 1\n"
-	"      local j = load(s, e[1], jid(e[2]), e[2], now)\n"
+	"      local j = load(s, e[1], jid(e[2]), e[2])\n"
 	"      if j then out[#out + 1] = j end\n"
 	"    end\n"
 	"  end\n"
-	"end\n"
-	"return out\n";
-
-/* LOAD: ARGV[7..] = (stream, entry id, job id or '') triples the caller
- * was delivered by a blocking XREADGROUP. */
-static const char load_body[] =
-	"local out, now = {}, now_ms()\n"
-	"for i = 7, #ARGV - 2, 3 do\n"
-	"  local id = ARGV[i + 2]\n"
-	"  if id == '' then id = nil end\n"
-	"  local j = load(tonumber(ARGV[i]), ARGV[i + 1], id, nil, now)\n"
-	"  if j then out[#out + 1] = j end\n"
 	"end\n"
 	"return out\n";
 
@@ -257,13 +268,13 @@ static const char load_body[] =
  * visibility timeout lost its worker (a crash or a stall) and is a
  * suspect: it runs again only alone, on a worker that holds nothing and
  * takes nothing else until it is done (it is marked so, and returned
- * with a 7th element, 1), so that a crash then is its own. A worker that
+ * with a 9th element, 1), so that a crash then is its own. A worker that
  * holds jobs takes what is not run (malformed, cancelled) and counts the
  * suspects it left. Returns {suspects left, jobs}.
  */
 static const char reclaim_body[] =
 	"local left, empty = tonumber(ARGV[8]), ARGV[9] == '1'\n"
-	"local out, waiting, now = {}, 0, now_ms()\n"
+	"local out, waiting = {}, 0\n"
 	"for s = 0, 2 do\n"
 	"  local sk = P .. 's' .. s\n"
 	"  local idle = redis.call('XPENDING', sk, G, 'IDLE', ARGV[7], '-',"
@@ -283,10 +294,10 @@ static const char reclaim_body[] =
 	"    elseif left > 0 and #redis.call('XCLAIM', sk, G, C, ARGV[7], eid,"
 	" 'JUSTID') == 1 then\n"
 	"      left = left - 1\n"
-	"      local j = load(s, eid, id, fields, now, true)\n"
+	"      local j = load(s, eid, id, fields, true)\n"
 	"      if j then\n"
 	"        redis.call('HSET', P .. 'j:' .. id, 'so', 1)\n"
-	"        j[7] = 1\n"
+	"        j[9] = 1\n"
 	"        out[1] = j\n"
 	"      end\n"
 	"    end\n"
@@ -313,41 +324,47 @@ static const char heartbeat_body[] =
 	"return out\n";
 
 /*
- * FINISH: a batch of outcomes, ARGV[7..] = 8 per outcome: stream, entry
+ * FINISH: a batch of outcomes, ARGV[7..] = 10 per outcome: stream, entry
  * id, job id, outcome (s succeeded, f failed, d dead letter, h hand back),
- * code, value, message, reason. One reply per outcome, in order: -1
+ * code, value, message, reason, and the job's reply stream and ttl as
+ * the fetch returned them. One reply per outcome, in order: -1
  * fenced (the entry is no longer ours, or the job is gone), 0 done, 1 to
  * be retried, 2 handed back, 3 dead-lettered. Each outcome is judged as
  * if it were alone; the lease check is one XPENDING per stream over the
  * batch's range, and the acknowledgements, the replies (one entry per
- * reply stream) and the deletes are gathered and sent at the end.
- * Acknowledged entries are trimmed from the stream up to the oldest one
+ * reply stream) and the deletes are gathered and sent at the end. A
+ * success reads nothing of its job when no job of the batch has waiters
+ * (one EXISTS over their sets): an entry still pending on us names a job
+ * that lives, and its reply stream and ttl never change. Acknowledged
+ * entries are trimmed from the stream up to the oldest one
  * still pending or undelivered, instead of deleted one by one.
  */
 static const char finish_body[] =
 	"local acc = {rep = {}, streams = {}, del = {}, gone = {}}\n"
 	"local acks, mine, more = {[0] = {}, {}, {}}, {[0] = {}, {}, {}}, {}\n"
-	"local seen, out, nowc = {}, {}, nil\n"
+	"local seen, out = {[0] = {}, {}, {}}, {}\n"
 	"local function sid(e)\n"
 	"  local ms, sq = string.match(e, '^(%d+)-(%d+)$')\n"
 	"  return tonumber(ms), tonumber(sq)\n"
 	"end\n"
-	"local function before(x, y)\n"
-	"  local a, b = sid(x)\n"
-	"  local c, d = sid(y)\n"
-	"  return a < c or (a == c and b < d)\n"
-	"end\n"
 	/* Which of the batch's entries are still pending on us. A reply cut
-	 * at its count leaves the rest to one XPENDING each. */
+	 * at its count leaves the rest to one XPENDING each. Each id is
+	 * parsed once; lo and hi keep it parsed (ms, seq) beside the text. */
 	"local lo, hi = {}, {}\n"
-	"for i = 7, #ARGV - 7, 8 do\n"
+	"for i = 7, #ARGV - 9, 10 do\n"
 	"  local s, e = tonumber(ARGV[i]), ARGV[i + 1]\n"
-	"  if not lo[s] or before(e, lo[s]) then lo[s] = e end\n"
-	"  if not hi[s] or before(hi[s], e) then hi[s] = e end\n"
+	"  local ms, sq = sid(e)\n"
+	"  local l, h = lo[s], hi[s]\n"
+	"  if not l or ms < l[1] or (ms == l[1] and sq < l[2]) then\n"
+	"    lo[s] = {ms, sq, e}\n"
+	"  end\n"
+	"  if not h or ms > h[1] or (ms == h[1] and sq > h[2]) then\n"
+	"    hi[s] = {ms, sq, e}\n"
+	"  end\n"
 	"end\n"
 	"for s = 0, 2 do\n"
 	"  if lo[s] then\n"
-	"    local r = redis.call('XPENDING', P .. 's' .. s, G, lo[s], hi[s],"
+	"    local r = redis.call('XPENDING', SK[s], G, lo[s][3], hi[s][3],"
 	" 10000, C)\n"
 	"    for _, p in ipairs(r) do mine[s][p[1]] = true end\n"
 	"    more[s] = #r >= 10000\n"
@@ -359,18 +376,26 @@ static const char finish_body[] =
 	"  local pe = redis.call('XPENDING', sk, G, eid, eid, 1)\n"
 	"  return #pe == 1 and pe[1][2] == C\n"
 	"end\n"
-	"local function finish(s, eid, id, o, code, val, msg, reason)\n"
-	"  local sk = P .. 's' .. s\n"
+	"local wks = {}\n"
+	"for i = 7, #ARGV - 9, 10 do\n"
+	"  if ARGV[i + 3] == 's' then\n"
+	"    wks[#wks + 1] = P .. 'w:' .. ARGV[i + 2]\n"
+	"  end\n"
+	"end\n"
+	"local waited = #wks > 0 and redis.call('EXISTS', unpack(wks)) > 0\n"
+	"local function finish(s, eid, id, o, code, val, msg, reason, rt, ttl)\n"
+	"  local sk = SK[s]\n"
 	/* The same entry twice (taken back by our own reclaim): once. */
-	"  if seen[sk .. ' ' .. eid] or not ours(s, sk, eid) then return -1 end\n"
-	"  seen[sk .. ' ' .. eid] = true\n"
+	"  if seen[s][eid] or not ours(s, sk, eid) then return -1 end\n"
+	"  seen[s][eid] = true\n"
 	"  local ak = acks[s]\n"
 	"  ak[#ak + 1] = eid\n"
-	"  local jk = P .. 'j:' .. id\n"
 	"  if acc.gone[id] then return -1 end\n"
 	"  if o == 's' then\n"
-	"    return resolve(id, 's', '0', val, '', acc) and 0 or -1\n"
+	"    local known = not waited and {rt, ttl, nil, true} or nil\n"
+	"    return resolve(id, 's', '0', val, '', acc, known) and 0 or -1\n"
 	"  end\n"
+	"  local jk = P .. 'j:' .. id\n"
 	"  if redis.call('EXISTS', jk) == 0 then return -1 end\n"
 	/* Asked to cancel while it ran (cx): not retried, and resolved
 	 * cancelled instead of handed back. */
@@ -379,8 +404,7 @@ static const char finish_body[] =
 	"    if cx then\n"
 	"      return resolve(id, 'c', '0', '', 'cancelled', acc) and 0 or -1\n"
 	"    end\n"
-	"    redis.call('HINCRBY', jk, 'n', -1)\n"
-	"    redis.call('XADD', sk, '*', 'j', id)\n"
+	"    redis.call('HSET', jk, 'e', redis.call('XADD', sk, '*', 'j', id))\n"
 	"    return 2\n"
 	"  end\n"
 	"  if o == 'd' then dead(id, reason, code, msg) return 3 end\n"
@@ -392,12 +416,11 @@ static const char finish_body[] =
 	"    local d = math.floor((tonumber(h[3]) or 0) * f ^ (a - 1))\n"
 	"    local cap = tonumber(h[5]) or 0\n"
 	"    if cap > 0 and d > cap then d = cap end\n"
-	"    if not nowc then nowc = now_ms() end\n"
-	"    local now = nowc\n"
+	"    local now = now_once()\n"
 	"    local dl, dlr = 0, tonumber(h[6]) or 0\n"
 	"    if dlr > 0 then dl = now + d + dlr end\n"
-	"    redis.call('HSET', jk, 'a', a + 1, 'n', 0, 'fa', now, 'due',"
-	" now + d, 'dl', dl)\n"
+	"    redis.call('HSET', jk, 'a', a + 1, 'fa', now, 'due', now + d,"
+	" 'dl', dl)\n"
 	"    redis.call('ZADD', P .. 'd', now + d, id)\n"
 	"    return 1\n"
 	"  end\n"
@@ -408,9 +431,10 @@ static const char finish_body[] =
 	"  resolve(id, 'f', code, val, msg, acc)\n"
 	"  return 0\n"
 	"end\n"
-	"for i = 7, #ARGV - 7, 8 do\n"
+	"for i = 7, #ARGV - 9, 10 do\n"
 	"  out[#out + 1] = finish(tonumber(ARGV[i]), ARGV[i + 1], ARGV[i + 2],"
-	" ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])\n"
+	" ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7],"
+	" ARGV[i + 8], ARGV[i + 9])\n"
 	"end\n"
 	/* Keep from the oldest entry pending on anyone, or, with none, from
 	 * the first not yet delivered. */
@@ -452,8 +476,8 @@ static const char promote_body[] =
 	"  redis.call('ZREM', P .. 'd', id)\n"
 	"  local pr = redis.call('HGET', P .. 'j:' .. id, 'pr')\n"
 	"  if pr then\n"
-	"    redis.call('XADD', P .. 's' .. pr, '*', 'j', id)\n"
-	"    redis.call('HSET', P .. 'j:' .. id, 'ra', now)\n"
+	"    local e = redis.call('XADD', P .. 's' .. pr, '*', 'j', id)\n"
+	"    redis.call('HSET', P .. 'j:' .. id, 'ra', now, 'e', e)\n"
 	"  end\n"
 	"end\n"
 	"local nx = redis.call('ZRANGE', P .. 'd', 0, 0, 'WITHSCORES')\n"
@@ -474,16 +498,21 @@ static const char promote_body[] =
 static const char cancel_body[] =
 	"local id = ARGV[7]\n"
 	"local jk = P .. 'j:' .. id\n"
-	"local h = redis.call('HMGET', jk, 'n', 'cx', 'pr')\n"
+	"local h = redis.call('HMGET', jk, 'e', 'cx', 'pr')\n"
 	"if not h[3] then return 0 end\n"
 	"if h[2] then return 2 end\n"
 	"if redis.call('ZREM', P .. 'd', id) == 1 then\n"
 	"  resolve(id, 'c', '0', '', 'cancelled')\n"
 	"  return 1\n"
 	"end\n"
-	/* n counts the deliveries that were loaded: 0 = no worker has it
-	 * (its entry is queued, or read by a fetch not yet loaded). */
-	"if (tonumber(h[1]) or 0) == 0 then\n"
+	/* A worker holds it while its entry e is pending in the group (a
+	 * fetch loads what it reads at once); else the entry is queued.
+	 * No group yet (no worker ever came): nothing is pending. */
+	"local pe = {}\n"
+	"if h[1] then\n"
+	"  pe = redis.pcall('XPENDING', P .. 's' .. h[3], G, h[1], h[1], 1)\n"
+	"end\n"
+	"if pe.err or #pe == 0 then\n"
 	"  resolve(id, 'c', '0', '', 'cancelled')\n"
 	"  redis.call('HSET', jk, 'cx', '2')\n"
 	"  return 1\n"
@@ -492,10 +521,10 @@ static const char cancel_body[] =
 	"return 2\n";
 
 static const char *const bodies[AQR_SCRIPTS] = {
-	[AQR_SUBMIT] = submit_body,	  [AQR_FETCH] = fetch_body,
-	[AQR_LOAD] = load_body,		  [AQR_RECLAIM] = reclaim_body,
-	[AQR_HEARTBEAT] = heartbeat_body, [AQR_FINISH] = finish_body,
-	[AQR_PROMOTE] = promote_body,	  [AQR_CANCEL] = cancel_body,
+	[AQR_SUBMIT] = submit_body,   [AQR_FETCH] = fetch_body,
+	[AQR_RECLAIM] = reclaim_body, [AQR_HEARTBEAT] = heartbeat_body,
+	[AQR_FINISH] = finish_body,   [AQR_PROMOTE] = promote_body,
+	[AQR_CANCEL] = cancel_body,
 };
 
 size_t aqr_script_text(enum aqr_script which, char *buf, size_t size)

@@ -71,6 +71,8 @@ static struct aqr_done *done_make(const struct aqr_slot *s, char outcome,
 	d->sidx = s->sidx;
 	memcpy(d->eid, s->eid, sizeof(d->eid));
 	memcpy(d->id, s->id, sizeof(d->id));
+	memcpy(d->rt, s->rt, sizeof(d->rt));
+	d->ttl = s->ttl;
 	d->outcome = outcome;
 	d->code = code;
 	d->reason = reason;
@@ -201,7 +203,8 @@ static const struct aq_redis_type *type_find(aq_redis_worker *w,
 }
 
 /* Start one delivered job, {stream, entry id, job id, type, payload,
- * attempt} as the scripts return it. Counted in flight from here. */
+ * attempt, reply stream, ttl} as the scripts return it. Counted in flight
+ * from here. */
 void aqr_start(aq_redis_worker *w, const redisReply *j)
 {
 	static const struct aq_retry_policy no_retry; /* retries are Redis's */
@@ -210,7 +213,7 @@ void aqr_start(aq_redis_worker *w, const redisReply *j)
 	struct aqr_done *d = NULL;
 	aq_future *fut;
 
-	if (j->type != REDIS_REPLY_ARRAY || j->elements < 6)
+	if (j->type != REDIS_REPLY_ARRAY || j->elements < 8)
 		return;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -219,6 +222,9 @@ void aqr_start(aq_redis_worker *w, const redisReply *j)
 	s->sidx = (int)aqr_int(j->element[0]);
 	snprintf(s->eid, sizeof(s->eid), "%s", j->element[1]->str);
 	snprintf(s->id, sizeof(s->id), "%s", j->element[2]->str);
+	snprintf(s->rt, sizeof(s->rt), "%s",
+		 j->element[6]->str ? j->element[6]->str : "");
+	s->ttl = aqr_int(j->element[7]);
 	s->type = type_find(w, j->element[3]->str);
 	s->plen = j->element[4]->len;
 	s->payload = malloc(s->plen + 1);

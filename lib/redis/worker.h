@@ -15,18 +15,21 @@
 struct aqr_slot {
 	aq_redis_worker *w;
 	const struct aq_redis_type *type;
-	int sidx;                 /* its stream (priority level) */
-	char eid[48];             /* its stream entry id: the lease */
-	char id[96];              /* the job id */
+	int sidx;     /* its stream (priority level) */
+	char eid[48]; /* its stream entry id: the lease */
+	char id[96];  /* the job id */
+	/* The submitter's reply stream, or "" (fixed at submit). */
+	char rt[AQR_PREFIX_MAX + 32];
+	long long ttl; /* how long to keep its outcome (ms) */
 	char *payload;
 	size_t plen;
-	struct aq_redis_result blob; /* the payload, for types without
-					decode */
-	aq_future *fut;           /* its pool job's (a reference), once
-				     submitted (under mu) */
-	bool undecodable;         /* set by the pool job */
-	bool handed;              /* handed back by a stop: its outcome is
-				     no longer ours to report (under mu) */
+	struct aq_redis_result blob;  /* the payload, for types without
+					 decode */
+	aq_future *fut;               /* its pool job's (a reference), once
+					 submitted (under mu) */
+	bool undecodable;             /* set by the pool job */
+	bool handed;                  /* handed back by a stop: its outcome is
+					 no longer ours to report (under mu) */
 	struct aqr_slot *prev, *next; /* the running list (under mu) */
 };
 
@@ -35,12 +38,14 @@ struct aqr_done {
 	int sidx;
 	char eid[48];
 	char id[96];
-	char outcome;        /* s, f, d, h: see the FINISH script */
+	char rt[AQR_PREFIX_MAX + 32]; /* reply stream and ttl: its slot's */
+	long long ttl;
+	char outcome; /* s, f, d, h: see the FINISH script */
 	int code;
-	char *val;           /* encoded result, malloc'ed */
+	char *val; /* encoded result, malloc'ed */
 	size_t vlen;
-	char *msg;           /* malloc'ed, or NULL */
-	const char *reason;  /* dead-letter reason (static) */
+	char *msg;          /* malloc'ed, or NULL */
+	const char *reason; /* dead-letter reason (static) */
 	struct aqr_done *next;
 };
 
@@ -56,23 +61,23 @@ struct aq_redis_worker {
 	unsigned max_deliveries, dead_max;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cv_free;  /* a slot freed, or the done queue emptied */
-	pthread_cond_t cv_ctl;   /* an outcome to report, or a stop */
-	unsigned in_flight;      /* delivered and not yet settled in Redis */
-	unsigned reserved;       /* slots a fetch or reclaim in progress
-				    may fill (aqr_reserve) */
-	bool solo;               /* a reclaimed suspect runs alone: fetch
-				    nothing until in_flight is 0 */
-	bool isolate;            /* suspects wait for a worker that holds
-				    nothing: fetch nothing, drain */
-	bool reclaim_now;        /* a solo run just ended: reclaim without
-				    waiting for the next tick */
-	unsigned local_running;  /* pool jobs that have not reported */
+	pthread_cond_t cv_free; /* a slot freed, or the done queue emptied */
+	pthread_cond_t cv_ctl;  /* an outcome to report, or a stop */
+	unsigned in_flight;     /* delivered and not yet settled in Redis */
+	unsigned reserved;      /* slots a fetch or reclaim in progress
+				   may fill (aqr_reserve) */
+	bool solo;              /* a reclaimed suspect runs alone: fetch
+				   nothing until in_flight is 0 */
+	bool isolate;           /* suspects wait for a worker that holds
+				   nothing: fetch nothing, drain */
+	bool reclaim_now;       /* a solo run just ended: reclaim without
+				   waiting for the next tick */
+	unsigned local_running; /* pool jobs that have not reported */
 	struct aqr_slot *running;
 	struct aqr_done *done_head, *done_tail;
-	unsigned ndone;          /* outcomes queued in done_head */
-	int64_t done_since;      /* when the oldest of them was queued (ms) */
-	bool ctl_busy;           /* the control thread holds taken outcomes */
+	unsigned ndone;     /* outcomes queued in done_head */
+	int64_t done_since; /* when the oldest of them was queued (ms) */
+	bool ctl_busy;      /* the control thread holds taken outcomes */
 	bool stopped;
 
 	_Atomic bool stop_fetch, stop_ctl;

@@ -40,7 +40,7 @@ static struct aqr_done *finish_append(aq_redis_worker *w, struct aqr_done *list,
 				      struct aqr_done **sent, unsigned *n,
 				      int *rc)
 {
-	char codes[FINISH_BATCH][16];
+	char codes[FINISH_BATCH][16], ttls[FINISH_BATCH][24];
 	unsigned k = 0;
 
 	aqr_args_script(w->cargs, &w->clink, AQR_FINISH, w->consumer,
@@ -57,6 +57,9 @@ static struct aqr_done *finish_append(aq_redis_worker *w, struct aqr_done *list,
 		aqr_args_bin(w->cargs, d->val, d->vlen);
 		aqr_args_str(w->cargs, d->msg ? d->msg : "");
 		aqr_args_str(w->cargs, d->reason ? d->reason : "");
+		snprintf(ttls[k], sizeof(ttls[k]), "%lld", d->ttl);
+		aqr_args_str(w->cargs, d->rt);
+		aqr_args_str(w->cargs, ttls[k]);
 		sent[*n + k] = d;
 	}
 	*rc = aqr_append(&w->clink, w->cargs);
@@ -283,7 +286,7 @@ static int ctl_reclaim(aq_redis_worker *w)
 		/* Set before the job counts in flight and the slots are given
 		 * back: the fetch thread must not slip in beside it. */
 		for (size_t i = 0; i < jobs->elements; i++)
-			if (jobs->element[i]->elements >= 7)
+			if (jobs->element[i]->elements >= 9)
 				w->solo = true;
 		w->isolate = aqr_int(r->element[0]) > 0;
 		pthread_cond_broadcast(&w->cv_free);
@@ -590,6 +593,8 @@ AQ_API int aq_redis_worker_stop(aq_redis_worker *w, int64_t drain_ms)
 		d->sidx = s->sidx;
 		memcpy(d->eid, s->eid, sizeof(d->eid));
 		memcpy(d->id, s->id, sizeof(d->id));
+		memcpy(d->rt, s->rt, sizeof(d->rt));
+		d->ttl = s->ttl;
 		d->outcome = 'h';
 		aqr_done_push(w, d);
 		handed++;

@@ -956,13 +956,15 @@ END_TEST
 	} while (0)
 
 /* The FINISH script run by hand as consumer, for n (entry, job) pairs
- * of stream s1, all succeeded with the value "v<i>"; its reply. */
-static redisReply *finish_as(const char *consumer, unsigned n,
-			     char eids[][48], char ids[][48])
+ * of stream s1, all with outcome o (s: succeeded with the value "v<i>"),
+ * each with its job's reply stream as a fetch would have returned it;
+ * its reply. */
+static redisReply *finish_outcome(const char *consumer, const char *o,
+				  unsigned n, char eids[][48], char ids[][48])
 {
-	const char *argv[16 + 8 * 8];
-	size_t lens[16 + 8 * 8];
-	char vals[8][8];
+	const char *argv[16 + 8 * 10];
+	size_t lens[16 + 8 * 10];
+	char vals[8][8], rts[8][AQR_PREFIX_MAX + 32];
 	size_t size = aqr_script_text(AQR_FINISH, NULL, 0);
 	char *text = malloc(size);
 	redisContext *ctx = redisConnect("127.0.0.1", srv.port);
@@ -987,11 +989,17 @@ static redisReply *finish_as(const char *consumer, unsigned n,
 		argv[k++] = "1";
 		argv[k++] = eids[i];
 		argv[k++] = ids[i];
-		argv[k++] = "s";
+		argv[k++] = o;
 		argv[k++] = "0";
 		argv[k++] = vals[i];
 		argv[k++] = "";
 		argv[k++] = "";
+		r = rs_cmd(&srv, "HGET aq:{" QUEUE "}:j:%s rt", ids[i]);
+		ck_assert_ptr_nonnull(r);
+		snprintf(rts[i], sizeof(rts[i]), "%s", r->str ? r->str : "");
+		freeReplyObject(r);
+		argv[k++] = rts[i];
+		argv[k++] = "0";
 	}
 	for (int i = 0; i < k; i++)
 		lens[i] = strlen(argv[i]);
@@ -1000,6 +1008,12 @@ static redisReply *finish_as(const char *consumer, unsigned n,
 	redisFree(ctx);
 	free(text);
 	return r;
+}
+
+static redisReply *finish_as(const char *consumer, unsigned n,
+			     char eids[][48], char ids[][48])
+{
+	return finish_outcome(consumer, "s", n, eids, ids);
 }
 
 /* Deliver the next n entries of stream s1 to consumer; their entry and
@@ -1079,6 +1093,86 @@ START_TEST(test_batch_finish_fences_lost_lease)
 		aq_future_release(futs[i]);
 	aq_redis_client_destroy(c);
 	assert_no_pending();
+	ck_assert_msg(leftover_keys(first, sizeof(first)) == 0,
+		      "leftover key %s", first);
+}
+END_TEST
+
+/* A FINISH whose batch holds a job that others wait on (an idempotent
+ * duplicate submitted while it ran) tells them too, and the job beside it
+ * is resolved as well. A cancel tells a held job (its entry pending in the
+ * group) from a queued one, also after a hand back queued it anew. */
+START_TEST(test_batch_finish_waiters_and_cancel_by_entry)
+{
+	struct aq_redis_job_opts keyed = { .idempotency_key = "held-key" };
+	aq_redis_client *c = client(), *c2 = client();
+	aq_future *a, *b, *dup, *x, *y, *z, *after;
+	char eids[2][48], ids[2][48], bid[48], first[256];
+	struct aq_redis_result *res;
+	redisReply *r;
+
+	for (int s = 0; s < 3; s++) /* as a worker would */
+		rs_cmd_free(&srv,
+			    "XGROUP CREATE aq:{" QUEUE "}:s%d aq 0 MKSTREAM",
+			    s);
+	ck_assert_int_eq(aq_redis_submit(c, "log", "a", 1, NULL, &a), 0);
+	ck_assert_int_eq(aq_redis_submit(c, "log", "b", 1, &keyed, &b), 0);
+	deliver("A", 2, eids, ids);
+	ck_assert_int_eq(aq_redis_submit(c2, "log", "b2", 2, &keyed, &dup), 0);
+	ck_assert_int_eq(aq_future_state(dup), AQ_STATE_PENDING);
+	r = finish_as("A", 2, eids, ids);
+	ck_assert_int_eq(r->element[0]->integer, 0);
+	ck_assert_int_eq(r->element[1]->integer, 0);
+	freeReplyObject(r);
+	ck_assert_str_eq(result_text(a), "v0");
+	ck_assert_str_eq(result_text(b), "v1");
+	ck_assert_int_eq(aq_future_get(dup, (void **)&res, bound_ns()), 0);
+	ck_assert_str_eq(res->data, "v1");
+	memcpy(bid, ids[1], sizeof(bid));
+
+	/* x and y held by A, z queued. */
+	ck_assert_int_eq(aq_redis_submit(c, "log", "x", 1, NULL, &x), 0);
+	ck_assert_int_eq(aq_redis_submit(c, "log", "y", 1, NULL, &y), 0);
+	ck_assert_int_eq(aq_redis_submit(c, "log", "z", 1, NULL, &z), 0);
+	deliver("A", 2, eids, ids);
+	ck_assert_int_eq(aq_redis_cancel(c, x), -EBUSY);
+	ck_assert_int_eq(aq_redis_cancel(c, z), 0);
+	ck_assert_int_eq(aq_future_get(z, NULL, 0), -ECANCELED);
+	/* y handed back: queued again under a new entry, cancelled now. */
+	r = finish_outcome("A", "h", 1, eids + 1, ids + 1);
+	ck_assert_int_eq(r->element[0]->integer, 2);
+	freeReplyObject(r);
+	ck_assert_int_eq(aq_redis_cancel(c, y), 0);
+	ck_assert_int_eq(aq_future_get(y, NULL, 0), -ECANCELED);
+	/* x ran to its end regardless: it keeps its outcome. */
+	r = finish_as("A", 1, eids, ids);
+	ck_assert_int_eq(r->element[0]->integer, 0);
+	freeReplyObject(r);
+	ck_assert_str_eq(result_text(x), "v0");
+	/* A worker takes the two cancelled entries, then runs "after". */
+	{
+		pid_t w = worker(NULL);
+
+		ck_assert_int_eq(
+			aq_redis_submit(c, "log", "after", 5, NULL, &after), 0);
+		ck_assert_str_eq(result_text(after), "after");
+		ck_assert_int_eq(rs_log_count(logpath, "run", "y"), 0);
+		ck_assert_int_eq(rs_log_count(logpath, "run", "z"), 0);
+		worker_term(w);
+	}
+	aq_future_release(a);
+	aq_future_release(b);
+	aq_future_release(dup);
+	aq_future_release(x);
+	aq_future_release(y);
+	aq_future_release(z);
+	aq_future_release(after);
+	aq_redis_client_destroy(c);
+	aq_redis_client_destroy(c2);
+	assert_no_pending();
+	/* The idempotency key and b's kept outcome live out their TTL. */
+	rs_cmd_free(&srv, "DEL aq:{" QUEUE "}:k:held-key");
+	rs_cmd_free(&srv, "DEL aq:{" QUEUE "}:r:%s", bid);
 	ck_assert_msg(leftover_keys(first, sizeof(first)) == 0,
 		      "leftover key %s", first);
 }
@@ -1174,6 +1268,7 @@ static Suite *redis_suite(void)
 	ADD(tc, test_idempotency_key);
 	ADD(tc, test_fire_and_forget);
 	ADD(tc, test_batch_finish_fences_lost_lease);
+	ADD(tc, test_batch_finish_waiters_and_cancel_by_entry);
 	ADD(tc, test_batch_submit_chunks_and_errors);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("big");
