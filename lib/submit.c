@@ -97,13 +97,6 @@ static bool submit_needs_record(const struct aq_pool *pool,
 		 opts->deadline_ns || opts->retry || opts->after_count));
 }
 
-/*
- * Failure handling and time: the retry policy, the deadline, and when the
- * job may start (rec->due_ns). True if it is delayed (run_at_ns or a
- * delay): the pool clock may read anything, below zero included, so no
- * value of due_ns can stand for "now"; INT64_MIN, never later than the
- * clock, is what a job that is not delayed gets.
- */
 /* Job ids a worker takes from its pool at a time: one shared increment
  * per block, not per job, since workers that submit jobs in a stream
  * (fork-join) would otherwise pass its line between them at every job. */
@@ -114,7 +107,7 @@ static bool submit_needs_record(const struct aq_pool *pool,
 static _Thread_local uint64_t worker_id_last, worker_id_end;
 
 /* A new job id of pool: unique in the pool, from 1. */
-static uint64_t submit_new_id(struct aq_pool *pool)
+static inline uint64_t submit_new_id(struct aq_pool *pool)
 {
 	if (pool != aq__worker_pool)
 		/* Relaxed: ids need only be unique. */
@@ -130,6 +123,13 @@ static uint64_t submit_new_id(struct aq_pool *pool)
 	return ++worker_id_last;
 }
 
+/*
+ * Failure handling and time: the retry policy, the deadline, and when the
+ * job may start (rec->due_ns). True if it is delayed (run_at_ns or a
+ * delay): the pool clock may read anything, below zero included, so no
+ * value of due_ns can stand for "now"; INT64_MIN, never later than the
+ * clock, is what a job that is not delayed gets.
+ */
 static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
 			     const struct aq_job_opts *opts)
 {
@@ -243,9 +243,8 @@ submit_queue_full(struct aq_pool *pool, struct aq__ring_item item,
  */
 static inline __attribute__((always_inline)) int
 submit_queue(struct aq_pool *pool, struct aq__ring_item item,
-			       struct aq_future *rec,
-			       const struct aq_job_opts *opts, bool fut,
-			       bool here)
+	     struct aq_future *rec, const struct aq_job_opts *opts, bool fut,
+	     bool here)
 {
 	int rc;
 
@@ -381,8 +380,7 @@ static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
  * errno with *fut untouched and nothing counted. here: see submit_job().
  */
 static inline __attribute__((always_inline)) int
-submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut,
-	     bool here)
+submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut, bool here)
 {
 	/* One reference for the pool, one for the caller's future. */
 	struct aq_future *rec = aq__future_alloc(pool->cache, 2);
@@ -394,10 +392,7 @@ submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut,
 	rec->fn = fn;
 	rec->arg = arg;
 	rec->pool = pool;
-	/* Relaxed: ids need only be unique. */
-	id = atomic_fetch_add_explicit(&pool->next_id, 1,
-				       memory_order_relaxed) +
-	     1;
+	id = submit_new_id(pool);
 	rec->id = id;
 	rc = submit_queue(pool, (struct aq__ring_item){ NULL, rec }, rec, NULL,
 			  true, here);

@@ -26,9 +26,8 @@
 #define POLL_NAP_NS 1000000
 
 /* aq_future_get() of a future that was not resolved at the first look. */
-static __attribute__((noinline)) int future_get_wait(aq_future *fut,
-						     void **result,
-						     int64_t timeout_ns)
+static __attribute__((noinline)) int
+future_get_wait(aq_future *fut, void **result, int64_t timeout_ns)
 {
 	int64_t deadline;
 	uint32_t state;
