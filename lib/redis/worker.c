@@ -4,7 +4,7 @@
  * thread, which takes no more jobs than there are free slots and hands
  * them to the local aq_pool, and the life of one job on it (decode, run,
  * encode, report). The control thread that reports outcomes, keeps leases
- * and reclaims lives in worker_ctl.c.
+ * and reclaims lives in worker_ctl.c, its reclaim side in reclaim.c.
  *
  * A slot is counted in flight from the moment Redis delivers its entry to
  * this consumer until the FINISH (or hand-back) script for it has been

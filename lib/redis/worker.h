@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * worker.h - a worker's state, shared by its fetch side (worker.c) and its
- * control side (worker_ctl.c).
+ * control side (worker_ctl.c, reclaim.c).
  */
 #ifndef AQR_WORKER_H
 #define AQR_WORKER_H

@@ -2,9 +2,9 @@
 /*
  * worker_ctl.c - a worker's control thread and lifecycle: it reports
  * outcomes (FINISH, pipelined), keeps the leases of running jobs
- * (HEARTBEAT), moves due delayed jobs to their streams (PROMOTE), takes
- * over jobs whose worker went quiet (RECLAIM); and create, graceful stop,
- * destroy and statistics.
+ * (HEARTBEAT), moves due delayed jobs to their streams (PROMOTE), has
+ * reclaim.c take over jobs whose worker went quiet (RECLAIM); and create,
+ * graceful stop, destroy and statistics.
  *
  * An outcome is dropped from the queue only once Redis answered its
  * FINISH: on a broken connection the outcomes are kept and sent again
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "reclaim.h"
 #include "worker.h"
 
 #define PROMOTE_MAX 256     /* delayed jobs moved per PROMOTE */
@@ -24,7 +25,6 @@
 #define FINISH_BATCH 128    /* outcomes per FINISH script */
 #define FINISH_PIPELINE 4   /* FINISH scripts per round trip */
 #define FINISH_LINGER_MS 2  /* longest an outcome waits for company */
-#define ISOLATE_POLL_MS 100 /* an isolated worker asks again this often */
 #define PROMPT_MAX 1024     /* prompt reclaims between two ticks */
 
 static void done_free(struct aqr_done *d)
@@ -246,63 +246,6 @@ static int64_t ctl_promote(aq_redis_worker *w)
 }
 
 /*
- * Take over jobs idle past the visibility timeout. They lost their worker
- * and run again only alone (the RECLAIM script): when this worker holds
- * nothing it may take one, and then fetches nothing else until it is
- * settled (solo); when it holds jobs and suspects wait, it stops fetching
- * until it is empty (isolate), so that some worker takes them. The
- * control loop calls it again at once when the solo run settles or the
- * isolated worker empties (aqr_reclaim_due), so a crashed worker's jobs
- * come back one a round trip, not one a tick. 0 when Redis answered (or
- * a suspect still runs here); -1 when not, and the next try waits.
- */
-static int ctl_reclaim(aq_redis_worker *w)
-{
-	bool empty;
-	unsigned free_slots = aqr_reserve(w, false, &empty);
-	const redisReply *jobs = NULL;
-	redisReply *r;
-	int err, rc = -1;
-
-	pthread_mutex_lock(&w->mu);
-	w->reclaim_now = false;
-	if (w->solo) { /* its suspect still runs */
-		pthread_mutex_unlock(&w->mu);
-		if (free_slots)
-			aqr_unreserve(w, free_slots);
-		return 0;
-	}
-	pthread_mutex_unlock(&w->mu);
-	aqr_args_script(w->cargs, &w->clink, AQR_RECLAIM, w->consumer,
-			w->dead_max, w->max_deliveries);
-	aqr_args_int(w->cargs, w->visibility_ms);
-	aqr_args_int(w->cargs, free_slots);
-	aqr_args_int(w->cargs, empty);
-	r = aqr_call(&w->clink, w->cargs, &err);
-	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-	    r->element[1]->type == REDIS_REPLY_ARRAY) {
-		jobs = r->element[1];
-		pthread_mutex_lock(&w->mu);
-		/* Set before the job counts in flight and the slots are given
-		 * back: the fetch thread must not slip in beside it. */
-		for (size_t i = 0; i < jobs->elements; i++)
-			if (jobs->element[i]->elements >= 9)
-				w->solo = true;
-		w->isolate = aqr_int(r->element[0]) > 0;
-		pthread_cond_broadcast(&w->cv_free);
-		pthread_mutex_unlock(&w->mu);
-		atomic_fetch_add(&w->reclaimed, jobs->elements);
-		aqr_start_all(w, jobs);
-		rc = 0;
-	}
-	if (r)
-		freeReplyObject(r);
-	if (free_slots)
-		aqr_unreserve(w, free_slots);
-	return rc;
-}
-
-/*
  * When the queued outcomes are to be sent (lock held): at once when a
  * batch is full, when no job of ours is still running (nothing more is
  * coming soon: a lone job is never held back) or when stopping; else when
@@ -315,30 +258,6 @@ static int64_t finish_due(const aq_redis_worker *w)
 	    atomic_load(&w->stop_fetch))
 		return 0;
 	return w->done_since + FINISH_LINGER_MS;
-}
-
-/*
- * When to reclaim next, after a reclaim. Normally once a tick (a quarter
- * of the visibility timeout, at least 50 ms). An isolated worker that
- * still holds jobs asks every ISOLATE_POLL_MS instead: isolation is meant
- * to last only while suspects wait, and once other workers have taken
- * the last of them this worker's RECLAIM says so (isolate ends) and it
- * fetches again, instead of draining for nothing until its next tick
- * (up to a quarter of the visibility timeout). The poll is one script
- * (XPENDING over the three streams, and a look at each waiting suspect),
- * at the pace PROMOTE already runs, and only while this worker is
- * isolated.
- */
-static int64_t reclaim_next(aq_redis_worker *w, int64_t now)
-{
-	int64_t tick = w->visibility_ms / 4 > 50 ? w->visibility_ms / 4 : 50;
-	bool isolated;
-
-	pthread_mutex_lock(&w->mu);
-	isolated = w->isolate && !w->solo;
-	pthread_mutex_unlock(&w->mu);
-	return now +
-	       (isolated && tick > ISOLATE_POLL_MS ? ISOLATE_POLL_MS : tick);
 }
 
 static void *ctl_main(void *arg)
@@ -411,12 +330,12 @@ static void *ctl_main(void *arg)
 						      : wait);
 		}
 		if (now >= next_reclaim) {
-			held = ctl_reclaim(w) != 0;
+			held = aqr_reclaim(w) != 0;
 			prompts = 0;
-			next_reclaim = reclaim_next(w, now);
+			next_reclaim = aqr_reclaim_next(w, now);
 		} else if (prompt) {
-			held = ctl_reclaim(w) != 0 || ++prompts >= PROMPT_MAX;
-			next_reclaim = reclaim_next(w, now);
+			held = aqr_reclaim(w) != 0 || ++prompts >= PROMPT_MAX;
+			next_reclaim = aqr_reclaim_next(w, now);
 		}
 	}
 	return NULL;
