@@ -107,9 +107,9 @@ static bool opts_valid(const struct aq_redis_job_opts *o)
 {
 	return o->priority >= AQ_REDIS_PRIO_HIGH &&
 	       o->priority <= AQ_REDIS_PRIO_LOW && o->delay_ms >= 0 &&
-	       o->run_at_ms >= 0 && o->deadline_ms >= 0 &&
-	       o->backoff_ms >= 0 && o->backoff_factor >= 0 &&
-	       o->backoff_max_ms >= 0 && o->result_ttl_ms >= 0 &&
+	       o->run_at_ms >= 0 && o->deadline_ms >= 0 && o->backoff_ms >= 0 &&
+	       o->backoff_factor >= 0 && o->backoff_max_ms >= 0 &&
+	       o->result_ttl_ms >= 0 &&
 	       (!o->idempotency_key ||
 		(*o->idempotency_key && strlen(o->idempotency_key) < 512));
 }
@@ -263,7 +263,7 @@ AQ_API int aq_redis_submit_batch(aq_redis_client *c,
 				 aq_future **futs)
 {
 	static const struct aq_redis_job_opts defaults;
-	char (*ids)[40];
+	char(*ids)[40];
 	aq_future **mine;
 	int rc = 0;
 
@@ -420,15 +420,16 @@ int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 		r = aqr_call(link, a, &err);
 		if (!r)
 			return err;
-		for (size_t g = 0; r->type == REDIS_REPLY_ARRAY &&
-				   g < r->elements; g++) {
+		for (size_t g = 0;
+		     r->type == REDIS_REPLY_ARRAY && g < r->elements; g++) {
 			const redisReply *f = r->element[g];
 
 			for (size_t i = 0; i + 1 < f->elements; i += 2) {
 				const char *name = f->element[i]->str;
 
 				if (strcmp(name, "pending") == 0)
-					st->pending += aqr_int(f->element[i + 1]);
+					st->pending +=
+						aqr_int(f->element[i + 1]);
 				else if (strcmp(name, "lag") == 0)
 					st->lag += aqr_int(f->element[i + 1]);
 			}
@@ -440,8 +441,7 @@ int aqr_queue_stats(struct aqr_link *link, struct aqr_args *a,
 	return queue_count(link, a, "XLEN", "dead", &st->dead);
 }
 
-AQ_API int aq_redis_client_stats(aq_redis_client *c,
-				 struct aq_redis_stats *st)
+AQ_API int aq_redis_client_stats(aq_redis_client *c, struct aq_redis_stats *st)
 {
 	int rc;
 

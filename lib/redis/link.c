@@ -155,15 +155,16 @@ int aqr_link_connect(struct aqr_link *link)
 	if (cfg->unix_path)
 		link->ctx = redisConnectUnixWithTimeout(cfg->unix_path, tv);
 	else
-		link->ctx = redisConnectWithTimeout(cfg->host, (int)cfg->port,
-						    tv);
+		link->ctx =
+			redisConnectWithTimeout(cfg->host, (int)cfg->port, tv);
 	if (!link->ctx || link->ctx->err) {
 		rc = ctx_errno(link->ctx);
 		aqr_link_close(link);
 		return rc;
 	}
 	if (redisSetTimeout(link->ctx, tv) != REDIS_OK ||
-	    (rc = link_auth(link)) != 0 || (rc = link_load_scripts(link)) != 0) {
+	    (rc = link_auth(link)) != 0 ||
+	    (rc = link_load_scripts(link)) != 0) {
 		rc = rc ? rc : -ENOTCONN;
 		aqr_link_close(link);
 		return rc;
@@ -192,7 +193,8 @@ int aqr_link_retry(struct aqr_link *link, const _Atomic bool *stop)
 	return aqr_link_connect(link);
 }
 
-/* ---- commands -------------------------------------------------------------- */
+/* ---- commands --------------------------------------------------------------
+ */
 
 void aqr_args_reset(struct aqr_args *a)
 {
@@ -287,8 +289,7 @@ redisReply *aqr_read(struct aqr_link *link, int *err)
 	return reply;
 }
 
-redisReply *aqr_call(struct aqr_link *link, struct aqr_args *a,
-		     int *err)
+redisReply *aqr_call(struct aqr_link *link, struct aqr_args *a, int *err)
 {
 	int rc = aqr_append(link, a);
 

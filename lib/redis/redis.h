@@ -54,7 +54,7 @@ size_t aqr_script_text(enum aqr_script which, char *buf, size_t size);
  */
 struct aqr_link {
 	const struct aqr_cfg *cfg;
-	redisContext *ctx;  /* NULL while disconnected */
+	redisContext *ctx; /* NULL while disconnected */
 	char sha[AQR_SCRIPTS][41];
 	uint64_t connects;  /* successful connects so far */
 	int64_t backoff_ms; /* the next wait before reconnecting */
@@ -93,8 +93,7 @@ void aqr_args_script(struct aqr_args *a, const struct aqr_link *link,
 
 /* Send a command and read its reply; NULL (and the link closed) on an I/O
  * error, with *err set to a negative errno. */
-redisReply *aqr_call(struct aqr_link *link, struct aqr_args *a,
-		     int *err);
+redisReply *aqr_call(struct aqr_link *link, struct aqr_args *a, int *err);
 /* Pipelining: append, then read the replies in order. */
 int aqr_append(struct aqr_link *link, struct aqr_args *a);
 redisReply *aqr_read(struct aqr_link *link, int *err);

@@ -102,8 +102,7 @@ aq_future *aqr_table_take(struct aqr_table *t, const char *id)
 	aq_future *fut = NULL;
 
 	pthread_mutex_lock(&t->mu);
-	for (p = &t->buckets[hash(id) & (t->nbuckets - 1)]; *p;
-	     p = &(*p)->next)
+	for (p = &t->buckets[hash(id) & (t->nbuckets - 1)]; *p; p = &(*p)->next)
 		if (strcmp((*p)->id, id) == 0) {
 			e = *p;
 			*p = e->next;

@@ -341,7 +341,8 @@ static void *ctl_main(void *arg)
 	return NULL;
 }
 
-/* ---- lifecycle ------------------------------------------------------------- */
+/* ---- lifecycle -------------------------------------------------------------
+ */
 
 static void worker_free(aq_redis_worker *w)
 {
@@ -383,8 +384,8 @@ static int worker_config(aq_redis_worker *w,
 	}
 	w->concurrency = cfg->concurrency ? cfg->concurrency : 4;
 	w->visibility_ms = cfg->visibility_ms ? cfg->visibility_ms : 30000;
-	w->heartbeat_ms = cfg->heartbeat_ms ? cfg->heartbeat_ms
-					    : w->visibility_ms / 4;
+	w->heartbeat_ms =
+		cfg->heartbeat_ms ? cfg->heartbeat_ms : w->visibility_ms / 4;
 	if (w->heartbeat_ms < 1)
 		w->heartbeat_ms = 1;
 	w->max_deliveries = cfg->max_deliveries ? cfg->max_deliveries : 3;
@@ -423,8 +424,8 @@ AQ_API int aq_redis_worker_create(aq_redis_worker **worker,
 
 	if (!worker || !cfg || (!cfg->types && cfg->ntypes) ||
 	    cfg->visibility_ms < 0 || cfg->heartbeat_ms < 0 ||
-	    (cfg->consumer && (!*cfg->consumer ||
-			       strlen(cfg->consumer) >= 160)))
+	    (cfg->consumer &&
+	     (!*cfg->consumer || strlen(cfg->consumer) >= 160)))
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -456,8 +457,7 @@ AQ_API int aq_redis_worker_create(aq_redis_worker **worker,
 		rc = aqr_ensure_groups(&w->flink, w->fargs);
 	if (!rc)
 		rc = aqr_link_connect(&w->clink);
-	if (!rc &&
-	    pthread_create(&w->ctl_thread, NULL, ctl_main, w) != 0)
+	if (!rc && pthread_create(&w->ctl_thread, NULL, ctl_main, w) != 0)
 		rc = -EAGAIN;
 	if (!rc && (rc = aqr_fetch_start(w)) != 0) {
 		atomic_store(&w->stop_ctl, true);
@@ -496,8 +496,7 @@ AQ_API int aq_redis_worker_stop(aq_redis_worker *w, int64_t drain_ms)
 	deadline = aqr_now_ms() + drain_ms;
 	pthread_mutex_lock(&w->mu);
 	while (w->in_flight > 0 && aqr_now_ms() < deadline)
-		aqr_cond_wait_ms(&w->cv_free, &w->mu,
-				 deadline - aqr_now_ms());
+		aqr_cond_wait_ms(&w->cv_free, &w->mu, deadline - aqr_now_ms());
 	/* Hand back what still runs: another worker takes it at once. */
 	while ((s = w->running) != NULL) {
 		struct aqr_done *d = calloc(1, sizeof(*d));
@@ -563,8 +562,7 @@ AQ_API void aq_redis_worker_destroy(aq_redis_worker *w)
 	worker_free(w);
 }
 
-AQ_API int aq_redis_worker_stats(aq_redis_worker *w,
-				 struct aq_redis_stats *st)
+AQ_API int aq_redis_worker_stats(aq_redis_worker *w, struct aq_redis_stats *st)
 {
 	struct aqr_link link;
 	struct aqr_args *a;
