@@ -112,10 +112,8 @@ static void stats_sum(struct aq__stats *sum, const struct aq__stats *blk)
 	ADD(expired);
 	ADD(skipped);
 	ADD(retried);
-	ADD(requeued);
-	ADD(released);
-	ADD(off_ring);
-	ADD(forked);
+	/* requeued, released, off_ring and forked: read apart, after the
+	 * ring's tail (stats_push_offset()). */
 	ADD(rejected);
 	ADD(busy_ns);
 	ADD(sojourn_ns);
