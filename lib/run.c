@@ -6,9 +6,9 @@
  * retry, failure or expiry. The worker loop (worker.c) takes the items;
  * this file runs the ones that carry records.
  *
- * The common record (no scheduler, no timing, a new attempt, no deadline)
- * that succeeds takes a straight path through aq__run_record(): claim,
- * stamp, call, resolve, put. Everything else goes through
+ * The common record (no scheduler, no timing, a new attempt, no deadline,
+ * no retry policy) that succeeds takes a straight path through
+ * aq__run_record(): claim, call, resolve, put. Everything else goes through
  * worker_record_loop() and worker_record_settle(), which handle every
  * case.
  */
@@ -142,6 +142,20 @@ static inline void record_attempt(struct aq_future *rec, int64_t now)
 }
 
 /*
+ * The only attempt of a record without a retry policy, whose first call
+ * returned something other than success: stamp it now, when it returned.
+ * Its start is not stamped: nothing but aq_future_error() reads the times
+ * of such a job, and a clock read is a fifth of a plain job's cost
+ * (aq_future_error(3) documents it). Out of line: the straight path in
+ * aq__run_record() stays small.
+ */
+static __attribute__((noinline)) void record_stamp_late(struct aq_pool *pool,
+							 struct aq_future *rec)
+{
+	rec->first_attempt_ns = rec->last_attempt_ns = aq__pool_now(pool);
+}
+
+/*
  * One call of a claimed record's job, in its context. plain: a pool with
  * neither a scheduler nor timing, where nobody reads the record's call
  * count (aq_sched_job_runs()) or this thread's nesting depth (timing).
@@ -203,8 +217,9 @@ worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
 
 /*
  * A job record, from the ring or from the scheduler: claim it, run it,
- * settle it. The common record (a new attempt, no deadline, no policy to
- * tell, no timing) that succeeds takes the straight path below; anything
+ * settle it. The common record (a new attempt, no deadline, no retry
+ * policy, no scheduler to tell, no timing) that succeeds takes the
+ * straight path below; anything
  * else, or any other outcome, goes to worker_record_loop() and
  * worker_record_settle(), which handle every case.
  */
@@ -224,17 +239,20 @@ void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 	/* Ours now (the claim's acquire): its fields are safe to read. A
 	 * popped record has a scheduler. */
 	if (AQ__UNLIKELY(pool->sched || pool->timing || rec->yielded ||
-			 rec->deadline_ns)) {
+			 rec->deadline_ns || rec->retry)) {
 		worker_record_loop(pool, rec, popped);
 		return;
 	}
-	record_attempt(rec, aq__pool_now(pool));
+	/* Its only attempt (no retry policy): counted, not stamped. */
+	rec->attempt = 1;
+	aq__stat_add(&aq__tls_stats->started, 1, false);
 	rc = record_call(pool, rec, &result, true);
 	if (AQ__LIKELY(rc == 0)) {
 		aq__job_succeed(pool, rec, result);
 		aq__future_put(rec);
 		return;
 	}
+	record_stamp_late(pool, rec);
 	if (rc != AQ_YIELD) {
 		worker_record_settle(pool, rec, false, rc, result, false);
 		return;

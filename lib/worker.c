@@ -81,13 +81,13 @@ static bool pool_drained(struct aq_pool *pool)
 
 /*
  * One call of a fire-and-forget job: no record, so its whole context is
- * the running gauge, set to AQ__RUNNING_INLINE (which is also how aq_current_*
- * know they are in one), and the call count for aq_current_yield_due().
- * The current record and current_id are already NULL and 0: every call
- * leaves them so (aq__current_leave(), aq__current_save()). The depth is
- * left alone: only timing
- * reads it, and a pool with timing on has no fire-and-forget items (every
- * job gets a record, pool->record_always). *ignored is never read.
+ * the running gauge, set to AQ__RUNNING_INLINE (which is also how
+ * aq_current_* know they are in one), and the call count for
+ * aq_current_yield_due(). The current record is already NULL: every call
+ * leaves it so (aq__current_leave(), aq__current_save()). The depth is
+ * left alone: only timing reads it, and a pool with timing on has no
+ * fire-and-forget items (every job gets a record, pool->record_always).
+ * *ignored is never read.
  */
 static inline int inline_call(struct aq__ring_item item)
 {
@@ -100,7 +100,8 @@ static inline int inline_call(struct aq__ring_item item)
 	atomic_store_explicit(&st->running, AQ__RUNNING_INLINE,
 			      memory_order_relaxed);
 	rc = item.fn(item.arg, &ignored);
-	atomic_store_explicit(&st->running, 0, memory_order_relaxed);
+	atomic_store_explicit(&st->running, AQ__RUNNING_NONE,
+			      memory_order_relaxed);
 	return rc;
 }
 
