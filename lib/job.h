@@ -30,8 +30,8 @@ void aq__job_finish(struct aq_future *rec, uint32_t final_state, int code,
  * succeeded, finished on one of pool's own workers (whose block counts
  * it).
  */
-static inline void aq__job_succeed(struct aq_pool *pool, struct aq_future *rec,
-				   void *result)
+static inline __attribute__((always_inline)) void
+aq__job_succeed(struct aq_pool *pool, struct aq_future *rec, void *result)
 {
 	bool timer_user = rec->timer_user;
 

@@ -355,7 +355,8 @@ AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max)
 		if (running == AQ__RUNNING_NONE)
 			continue;
 		if (count < max) /* a fire-and-forget job has no id: 0 */
-			ids[count] = running == AQ__RUNNING_INLINE ? 0 : running;
+			ids[count] =
+				running == AQ__RUNNING_INLINE ? 0 : running;
 		count++;
 	}
 	pthread_mutex_unlock(&pool->lock);

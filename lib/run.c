@@ -7,10 +7,10 @@
  * this file runs the ones that carry records.
  *
  * The common record (no scheduler, no timing, a new attempt, no deadline,
- * no retry policy) that succeeds takes a straight path through
- * aq__run_record(): claim, call, resolve, put. Everything else goes through
- * worker_record_loop() and worker_record_settle(), which handle every
- * case.
+ * no retry policy) that succeeds takes a straight path, inline in the
+ * worker's loop (aq__run_record_fifo(), run.h): claim, call, resolve, put.
+ * Everything else goes through aq__run_claimed() and
+ * worker_record_settle(), which handle every case.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -146,41 +146,34 @@ static inline void record_attempt(struct aq_future *rec, int64_t now)
  * returned something other than success: stamp it now, when it returned.
  * Its start is not stamped: nothing but aq_future_error() reads the times
  * of such a job, and a clock read is a fifth of a plain job's cost
- * (aq_future_error(3) documents it). Out of line: the straight path in
- * aq__run_record() stays small.
+ * (aq_future_error(3) documents it).
  */
-static __attribute__((noinline)) void record_stamp_late(struct aq_pool *pool,
-							 struct aq_future *rec)
+static void record_stamp_late(struct aq_pool *pool, struct aq_future *rec)
 {
 	rec->first_attempt_ns = rec->last_attempt_ns = aq__pool_now(pool);
 }
 
-/*
- * One call of a claimed record's job, in its context. plain: a pool with
- * neither a scheduler nor timing, where nobody reads the record's call
- * count (aq_sched_job_runs()) or this thread's nesting depth (timing).
- */
-static inline __attribute__((always_inline)) int
-record_call(struct aq_pool *pool, struct aq_future *rec, void **result,
-	    bool plain)
+/* One call of a claimed record's job, in its context, on the general
+ * path (aq__run_record_fifo() has the straight one): the call count for a
+ * scheduler, the nesting depth and the timed call for timing. */
+static int record_call(struct aq_pool *pool, struct aq_future *rec,
+		       void **result)
 {
 	int rc;
 
-	aq__current_enter(rec, !plain);
+	aq__current_enter(rec, true);
 	/* Relaxed: only this worker writes it now (future.h). */
-	if (!plain)
-		atomic_store_explicit(
-			&rec->runs,
-			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
-				1,
-			memory_order_relaxed);
+	atomic_store_explicit(
+		&rec->runs,
+		atomic_load_explicit(&rec->runs, memory_order_relaxed) + 1,
+		memory_order_relaxed);
 	*result = NULL;
 	AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
-	if (!plain && pool->timing)
+	if (pool->timing)
 		rc = worker_call_timed(pool, rec, result);
 	else
 		rc = rec->fn(rec->arg, result);
-	aq__current_leave(!plain);
+	aq__current_leave(true);
 	rec->yielded = rc == AQ_YIELD;
 	return rc;
 }
@@ -189,8 +182,7 @@ record_call(struct aq_pool *pool, struct aq_future *rec, void **result,
  * A claimed record in any case: check its deadline, call it (again, while
  * it yields and cannot be queued), and settle the outcome.
  */
-static __attribute__((noinline)) void
-worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
+void aq__run_claimed(struct aq_pool *pool, struct aq_future *rec, bool popped)
 {
 	bool expired = false; /* its deadline passed before it started */
 	void *result = NULL;
@@ -206,7 +198,7 @@ worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
 			}
 			record_attempt(rec, now);
 		}
-		rc = record_call(pool, rec, &result, false);
+		rc = record_call(pool, rec, &result);
 		if (rc != AQ_YIELD)
 			break;
 		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
@@ -215,43 +207,10 @@ worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
 	worker_record_settle(pool, rec, expired, rc, result, popped);
 }
 
-/*
- * A job record, from the ring or from the scheduler: claim it, run it,
- * settle it. The common record (a new attempt, no deadline, no retry
- * policy, no scheduler to tell, no timing) that succeeds takes the
- * straight path below; anything
- * else, or any other outcome, goes to worker_record_loop() and
- * worker_record_settle(), which handle every case.
- */
-void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
-		    bool popped)
+void aq__run_plain_rest(struct aq_pool *pool, struct aq_future *rec, int rc,
+			void *result)
 {
-	void *result;
-	int rc;
-
-	if (!aq__job_claim(rec, cancel)) {
-		/* Cancelled before it ran; the scheduler still hears of it. */
-		if (popped)
-			aq__sched_done(pool, rec, false, true);
-		aq__future_put(rec);
-		return;
-	}
-	/* Ours now (the claim's acquire): its fields are safe to read. A
-	 * popped record has a scheduler. */
-	if (AQ__UNLIKELY(pool->sched || pool->timing || rec->yielded ||
-			 rec->deadline_ns || rec->retry)) {
-		worker_record_loop(pool, rec, popped);
-		return;
-	}
-	/* Its only attempt (no retry policy): counted, not stamped. */
-	rec->attempt = 1;
-	aq__stat_add(&aq__tls_stats->started, 1, false);
-	rc = record_call(pool, rec, &result, true);
-	if (AQ__LIKELY(rc == 0)) {
-		aq__job_succeed(pool, rec, result);
-		aq__future_put(rec);
-		return;
-	}
+	rec->yielded = rc == AQ_YIELD;
 	record_stamp_late(pool, rec);
 	if (rc != AQ_YIELD) {
 		worker_record_settle(pool, rec, false, rc, result, false);
@@ -259,5 +218,23 @@ void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 	}
 	/* Yielded: queued again, or run again (the loop resumes it). */
 	if (requeue_record(pool, rec, false) == RUN_AGAIN)
-		worker_record_loop(pool, rec, false);
+		aq__run_claimed(pool, rec, false);
+}
+
+void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
+		    bool popped)
+{
+	if (AQ__LIKELY(!cancel && !pool->sched)) {
+		aq__run_record_fifo(pool, rec, false);
+		return;
+	}
+	if (!aq__job_claim(rec, cancel)) {
+		/* Cancelled before it ran; the scheduler still hears of it. */
+		if (popped)
+			aq__sched_done(pool, rec, false, true);
+		aq__future_put(rec);
+		return;
+	}
+	/* Ours now (the claim's acquire): its fields are safe to read. */
+	aq__run_claimed(pool, rec, popped);
 }

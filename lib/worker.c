@@ -156,12 +156,16 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
  * of instructions.
  */
 static inline __attribute__((always_inline)) void
-worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel)
+worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel,
+	      bool sched)
 {
 	int rc;
 
 	if (AQ__UNLIKELY(!item.fn)) {
-		aq__run_record(pool, item.arg, cancel, pool->sched != NULL);
+		if (sched)
+			aq__run_record(pool, item.arg, cancel, true);
+		else
+			aq__run_record_fifo(pool, item.arg, cancel);
 		return;
 	}
 	if (AQ__UNLIKELY(cancel)) {
@@ -186,7 +190,8 @@ worker_run(struct aq_pool *pool, struct aq__ring_item item)
 	 * before the flag is seen simply run, as they would have anyway. */
 	worker_run_as(
 		pool, item,
-		atomic_load_explicit(&pool->cancelling, memory_order_relaxed));
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
+		pool->sched != NULL);
 }
 
 /* pop_attn was not 0 after a pop: wake blocked producers, consider
@@ -218,7 +223,8 @@ static void worker_burst(struct aq_pool *pool)
 		uint32_t attn = atomic_load(&pool->pop_attn);
 
 		worker_run_as(pool, item,
-			      AQ__UNLIKELY(attn) && worker_attend(pool, attn));
+			      AQ__UNLIKELY(attn) && worker_attend(pool, attn),
+			      false);
 	}
 }
 
