@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -49,20 +50,33 @@ struct aq__cache *aq__cache_create(void)
 	if (!cache)
 		return NULL;
 	aq__lock_init(&cache->lock);
+	atomic_init(&cache->closed, false);
 	atomic_init(&cache->claims, 0);
 	return cache;
 }
 
-static void cache_free(struct aq__cache *cache)
+/* Free a list of records linked by next_free. */
+static void records_free(struct aq_future *fut)
 {
-	struct aq_future *fut = cache->free_list;
-
 	while (fut) {
 		struct aq_future *next = fut->next_free;
 
 		free(fut);
 		fut = next;
 	}
+}
+
+static void cache_free(struct aq__cache *cache)
+{
+	struct aq_future *batch = cache->batches;
+
+	while (batch) {
+		struct aq_future *next = batch->next_batch;
+
+		records_free(batch);
+		batch = next;
+	}
+	records_free(cache->loose);
 	free(cache);
 }
 
@@ -104,66 +118,232 @@ bool aq__cache_claimed_here(const struct aq__cache *cache)
 	return claims_depth > CLAIMS_RECORDED;
 }
 
+/* ---- the depot: the cache's free records, under its lock ---------------- */
+
+/* One record into the depot: onto the partial batch, which becomes a full
+ * one when it reaches AQ__CACHE_BATCH. */
+static void depot_put_one(struct aq__cache *cache, struct aq_future *fut)
+{
+	fut->next_free = cache->loose;
+	cache->loose = fut;
+	if (++cache->loose_count == AQ__CACHE_BATCH) {
+		fut->next_batch = cache->batches;
+		cache->batches = fut;
+		cache->loose = NULL;
+		cache->loose_count = 0;
+	}
+}
+
+/* A list of free records for a thread's own list, and their number in *n:
+ * a full batch if there is one, else the partial one (0: none). */
+static struct aq_future *depot_take(struct aq__cache *cache, unsigned *n)
+{
+	struct aq_future *list = cache->batches;
+
+	if (list) {
+		cache->batches = list->next_batch;
+		*n = AQ__CACHE_BATCH;
+		return list;
+	}
+	list = cache->loose;
+	*n = cache->loose_count;
+	cache->loose = NULL;
+	cache->loose_count = 0;
+	return list;
+}
+
+/* One free record, or NULL: from the partial batch, which a full batch
+ * refills when it is empty. */
+static struct aq_future *depot_take_one(struct aq__cache *cache)
+{
+	struct aq_future *fut;
+
+	if (!cache->loose && cache->batches) {
+		cache->loose = cache->batches;
+		cache->batches = cache->loose->next_batch;
+		cache->loose_count = AQ__CACHE_BATCH;
+	}
+	fut = cache->loose;
+	if (fut) {
+		cache->loose = fut->next_free;
+		cache->loose_count--;
+	}
+	return fut;
+}
+
+/*
+ * n records (a list linked by next_free) come back to the cache: into the
+ * depot, or freed once the pool has closed the cache. True when they were
+ * the closed cache's last: the caller frees it after the unlock.
+ */
+static bool cache_take_back(struct aq__cache *cache, struct aq_future *list,
+			    unsigned n)
+{
+	cache->outstanding -= n;
+	/* Relaxed: the lock orders it (close writes it under the lock). */
+	if (AQ__UNLIKELY(atomic_load_explicit(&cache->closed,
+					      memory_order_relaxed))) {
+		records_free(list);
+		return cache->outstanding == 0;
+	}
+	if (n == AQ__CACHE_BATCH) { /* a thread's half list: a batch whole */
+		list->next_batch = cache->batches;
+		cache->batches = list;
+		return false;
+	}
+	while (list) {
+		struct aq_future *next = list->next_free;
+
+		depot_put_one(cache, list);
+		list = next;
+	}
+	return false;
+}
+
+/* ---- a thread's own list ------------------------------------------------- */
+
+/*
+ * A thread bound lazily to a cache whose pool is still open moves to
+ * another cache only after this many allocations in a row from others:
+ * one that alternates between pools keeps its list (moving it back and
+ * forth would cost a batch each way per job), one that moved to another
+ * pool follows it.
+ */
+#define REBIND_AFTER 64
+
+/*
+ * A thread keeps a record it frees only while it has allocated more than
+ * it kept (lent): a worker that only runs what outside threads submit
+ * keeps none, so they find them back in the depot and the cache
+ * allocates no more records than are live at once, plus those on the
+ * threads' own lists.
+ */
+_Thread_local struct aq__local_records aq__local;
+
+/*
+ * Lazy bindings and thread exit: the first one on a thread sets a
+ * pthread key whose destructor gives the records back when the thread
+ * exits. The key is created once per process and never changes; it holds
+ * no state of any pool.
+ */
+enum bind_state {
+	BIND_UNKEYED, /* may bind; the key is not set on this thread yet */
+	BIND_KEYED,   /* the key is set: the thread's exit unbinds */
+	BIND_NEVER,   /* exiting, or no key to be had: lock path only */
+};
+static _Thread_local unsigned char bind_state;
+static pthread_once_t bind_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t bind_key;
+static bool bind_key_ok; /* written once under bind_key_once */
+
+/* Give every record this thread keeps back to its cache, and unbind. */
+static void local_unbind(void)
+{
+	struct aq__cache *cache = aq__local.cache;
+	struct aq_future *list = aq__local.free, *spare = aq__local.spare;
+	unsigned n = aq__local.count;
+	bool last;
+
+	aq__local = (struct aq__local_records){ 0 };
+	if (n == 0 && !spare)
+		return; /* the cache may be gone: do not follow it */
+	/* Our records count as handed out, so the cache is still there. */
+	aq__lock(&cache->lock);
+	last = spare && cache_take_back(cache, spare, AQ__CACHE_BATCH);
+	if (n) /* the last, if the spare was not */
+		last = cache_take_back(cache, list, n);
+	aq__unlock(&cache->lock);
+	if (last)
+		cache_free(cache);
+}
+
+static void bind_thread_exit(void *unused)
+{
+	(void)unused;
+	bind_state = BIND_NEVER; /* a later destructor's alloc: no rebind */
+	local_unbind();
+}
+
+static void bind_key_create(void)
+{
+	bind_key_ok = pthread_key_create(&bind_key, bind_thread_exit) == 0;
+}
+
+/* The library is unloaded (dlclose()) or the process exits: threads that
+ * exit later must not call into code that may be gone. */
+__attribute__((destructor)) static void bind_key_delete(void)
+{
+	if (bind_key_ok)
+		pthread_key_delete(bind_key);
+}
+
+void aq__cache_bind(struct aq__cache *cache)
+{
+	if (aq__local.cache != cache)
+		local_unbind();
+	aq__local.cache = cache;
+	aq__local.pinned = true;
+}
+
+void aq__cache_unbind(void)
+{
+	local_unbind();
+}
+
+/*
+ * Bind this thread to cache if it may: true when it is bound to it now,
+ * with an empty list. A worker's binding stays; so does a lazy one whose
+ * cache is open and which holds records, until REBIND_AFTER misses.
+ */
+static bool local_bind(struct aq__cache *cache)
+{
+	if (aq__local.cache == cache)
+		return true;
+	if (aq__local.pinned || bind_state == BIND_NEVER)
+		return false;
+	if (aq__local.count || aq__local.spare) {
+		/* Relaxed: a hint (see struct aq__cache); our records keep
+		 * the cache alive while we look. */
+		if (!atomic_load_explicit(&aq__local.cache->closed,
+					  memory_order_relaxed) &&
+		    ++aq__local.misses < REBIND_AFTER)
+			return false;
+		local_unbind();
+	}
+	if (bind_state == BIND_UNKEYED) {
+		pthread_once(&bind_key_once, bind_key_create);
+		if (!bind_key_ok ||
+		    pthread_setspecific(bind_key, &aq__local) != 0) {
+			bind_state = BIND_NEVER;
+			return false;
+		}
+		bind_state = BIND_KEYED;
+	}
+	aq__local = (struct aq__local_records){ .cache = cache };
+	return true;
+}
+
 void aq__cache_close(struct aq__cache *cache)
 {
 	bool last;
 
+	/* The destroying thread gives its own records back at once. */
+	if (aq__local.cache == cache)
+		local_unbind();
 	aq__lock(&cache->lock);
-	cache->closed = true;
+	/* Relaxed: the lock orders it for those who read it under the lock;
+	 * the others take it as a hint (see struct aq__cache). */
+	atomic_store_explicit(&cache->closed, true, memory_order_relaxed);
 	last = cache->outstanding == 0;
 	aq__unlock(&cache->lock);
 	if (last)
 		cache_free(cache);
 }
 
-/* Records a bound thread keeps to itself, at most: enough for the
- * depth of a fork-join tree and the jobs in flight around it. */
-#define LOCAL_RECORDS_MAX 64
+/* ---- allocation and return ----------------------------------------------- */
 
-/*
- * A thread keeps a record it frees only while it has allocated more than
- * it kept (lent): a worker that only runs what outside threads submit
- * keeps none, so they find them back in the shared list and the cache
- * allocates no more records than are live at once, plus those that a
- * worker's own submits left on its list.
- */
-_Thread_local struct aq__local_records aq__local;
-
-void aq__cache_bind(struct aq__cache *cache)
-{
-	aq__local.cache = cache;
-}
-
-void aq__cache_unbind(void)
-{
-	struct aq__cache *cache = aq__local.cache;
-	bool free_cache;
-
-	aq__local.cache = NULL;
-	if (!cache)
-		return;
-	aq__lock(&cache->lock);
-	cache->outstanding -= aq__local.count;
-	while (aq__local.free) {
-		struct aq_future *fut = aq__local.free;
-
-		aq__local.free = fut->next_free;
-		if (cache->closed) {
-			free(fut);
-		} else {
-			fut->next_free = cache->free_list;
-			cache->free_list = fut;
-		}
-	}
-	aq__local.count = 0;
-	aq__local.lent = 0;
-	free_cache = cache->closed && cache->outstanding == 0;
-	aq__unlock(&cache->lock);
-	if (free_cache)
-		cache_free(cache);
-}
-
-struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs)
+/* A new record, counted as handed out already by the caller, or NULL. */
+static struct aq_future *record_new(struct aq__cache *cache, uint32_t refs)
 {
 	struct aq_future *fut = aq__malloc(sizeof(*fut));
 
@@ -177,35 +357,124 @@ struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs)
 	return fut;
 }
 
-/* Put a record of a cache back on its free list, or free it (and the cache
- * after the last) once the pool has closed the cache. */
+struct aq_future *aq__future_alloc_slow(struct aq__cache *cache, uint32_t refs)
+{
+	struct aq_future *fut;
+	unsigned n;
+
+	if (!local_bind(cache)) {
+		/* Another cache is bound here: one record, under the lock. */
+		aq__lock(&cache->lock);
+		fut = depot_take_one(cache);
+		cache->outstanding++;
+		aq__unlock(&cache->lock);
+		if (!fut)
+			return record_new(cache, refs);
+		aq__future_init(fut, cache, refs);
+		return fut;
+	}
+	/* Bound to cache, our list empty: the spare batch, else a batch (or
+	 * what there is) from the depot, else a new record. */
+	fut = aq__local.spare;
+	n = AQ__CACHE_BATCH;
+	if (fut) {
+		aq__local.spare = NULL;
+	} else {
+		aq__lock(&cache->lock);
+		fut = depot_take(cache, &n);
+		cache->outstanding += n ? n : 1;
+		aq__unlock(&cache->lock);
+		if (!fut) {
+			fut = record_new(cache, refs);
+			if (fut)
+				aq__local.lent++;
+			return fut;
+		}
+	}
+	aq__local.free = fut->next_free;
+	aq__local.count = n - 1;
+	aq__local.lent++;
+	aq__local.misses = 0;
+	aq__future_init(fut, cache, refs);
+	return fut;
+}
+
+/* A record comes back and cache_put() could not keep it on our list. */
+static __attribute__((noinline)) void cache_put_slow(struct aq__cache *cache,
+						     struct aq_future *fut)
+{
+	bool last;
+
+	if (cache == aq__local.cache) {
+		/* Relaxed: a hint (see struct aq__cache); fut keeps the cache
+		 * alive. */
+		if (atomic_load_explicit(&cache->closed, memory_order_relaxed)) {
+			/* A release after the pool's destroy: the records we
+			 * keep of it go too, and the binding. */
+			local_unbind();
+		} else if (aq__local.lent &&
+			   aq__local.count == AQ__CACHE_BATCH) {
+			/* Our list is a full batch: it becomes the spare, and
+			 * the spare before it, if any, goes to the depot. */
+			struct aq_future *old = aq__local.spare;
+
+			aq__local.spare = aq__local.free;
+			aq__local.lent--;
+			fut->next_free = NULL;
+			aq__local.free = fut;
+			aq__local.count = 1;
+			if (old) {
+				aq__lock(&cache->lock);
+				last = cache_take_back(cache, old,
+						       AQ__CACHE_BATCH);
+				aq__unlock(&cache->lock);
+				if (last) /* cannot be: we keep some */
+					cache_free(cache);
+			}
+			return;
+		}
+	}
+	fut->next_free = NULL;
+	aq__lock(&cache->lock);
+	last = cache_take_back(cache, fut, 1);
+	aq__unlock(&cache->lock);
+	if (last)
+		cache_free(cache);
+}
+
+/*
+ * Can this thread keep a record of cache on its own list now? Only when
+ * its list is bound to cache (lent is 0 when unbound, so cache is not
+ * NULL), it has lent records, its list has room, and the pool is open.
+ * Relaxed load of closed: a hint (see struct aq__cache); the record
+ * keeps the cache alive. A stale "open" only keeps the record on our
+ * list until the binding ends.
+ */
+static inline bool local_may_keep(const struct aq__cache *cache)
+{
+	return cache == aq__local.cache && aq__local.lent &&
+	       aq__local.count < AQ__CACHE_BATCH &&
+	       !atomic_load_explicit(&cache->closed, memory_order_relaxed);
+}
+
+static inline void local_keep(struct aq_future *fut)
+{
+	aq__local.lent--;
+	fut->next_free = aq__local.free;
+	aq__local.free = fut;
+	aq__local.count++;
+}
+
+/* Put a record of a cache back: on our own list when we may keep it, else
+ * into the cache's depot, or freed (and the cache after its last record)
+ * once the pool has closed the cache. */
 static inline __attribute__((always_inline)) void
 cache_put(struct aq__cache *cache, struct aq_future *fut)
 {
-	bool free_cache = false;
-
-	if (cache == aq__local.cache && aq__local.lent &&
-	    aq__local.count < LOCAL_RECORDS_MAX) {
-		/* Kept by this worker, still counted as handed out: the cache
-		 * is not closed while a worker of its pool is bound to it. */
-		aq__local.lent--;
-		fut->next_free = aq__local.free;
-		aq__local.free = fut;
-		aq__local.count++;
-		return;
-	}
-	aq__lock(&cache->lock);
-	cache->outstanding--;
-	if (AQ__UNLIKELY(cache->closed)) {
-		free(fut);
-		free_cache = cache->outstanding == 0;
-	} else {
-		fut->next_free = cache->free_list;
-		cache->free_list = fut;
-	}
-	aq__unlock(&cache->lock);
-	if (free_cache)
-		cache_free(cache);
+	if (AQ__LIKELY(local_may_keep(cache)))
+		local_keep(fut);
+	else
+		cache_put_slow(cache, fut);
 }
 
 /* Give a record whose last reference is gone back to its cache. */
@@ -268,11 +537,18 @@ static __attribute__((noinline)) void future_put_chain(struct aq_future *fut)
 
 void aq__future_put_last(struct aq_future *fut)
 {
-	/* The common record: a pool's, with no dependencies or message. */
-	if (AQ__LIKELY(fut->cache && !fut->deps && !fut->message))
-		cache_put(fut->cache, fut);
-	else
+	/* The common record: a pool's, with no dependencies or message,
+	 * which we keep (local_may_keep() is false for a promise's NULL). */
+	if (AQ__LIKELY(!fut->deps && !fut->message)) {
+		if (AQ__LIKELY(local_may_keep(fut->cache)))
+			local_keep(fut);
+		else if (fut->cache)
+			cache_put_slow(fut->cache, fut);
+		else
+			future_recycle(fut); /* a promise */
+	} else {
 		future_put_chain(fut);
+	}
 }
 
 /*
