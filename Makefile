@@ -96,7 +96,7 @@ TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
 # their own, not suites.
 TEST_SRCS := \
 	tests/check_main.c tests/helpers.c tests/check_badinput.c \
-	tests/check_channel.c tests/check_deps.c tests/check_deque.c \
+	tests/check_cache.c tests/check_channel.c tests/check_deps.c tests/check_deque.c \
 	tests/check_error.c \
 	tests/check_fault.c tests/check_future.c tests/check_metrics.c \
 	tests/check_pool.c tests/check_queue.c tests/check_retry.c \

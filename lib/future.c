@@ -20,13 +20,48 @@
  * condition and the word slept on, and `waiters` as the count: a
  * completion with nobody waiting costs no system call.
  *
- * Records come from a per-pool cache (a free list under an aq__lock), and
- * on a worker first from the worker's own short list of that cache's
- * records (aq__cache_bind()), so that a fork-join tree's allocations and
- * frees, which happen on one worker, do not fight over the lock. The
- * cache counts the records it has handed out (those on a worker's own
- * list too), so a pool can be destroyed while callers still hold futures:
- * the last record to come back frees it.
+ * Records come from a per-pool cache, recycled as Bonwick and Adams'
+ * magazines and depot ("Magazines and Vmem", USENIX 2001), cut down to one
+ * cache per thread. The cache's depot (under an aq__lock) holds full
+ * batches of AQ__CACHE_BATCH (32) free records and one partial batch. A
+ * thread binds one cache at a time and keeps records of it on its own
+ * list (at most a batch) and a spare full batch: it allocates from them
+ * and frees onto them with no lock and no atomic read-modify-write, and
+ * meets the lock once per batch: an empty list takes the spare, else a
+ * batch from the depot (or its partial one), else a new record; a full
+ * list becomes the spare and the old spare goes to the depot, whole. A
+ * record freed on a thread bound to another cache, or on one that has
+ * not allocated more than it kept ("lent": a worker running an outside
+ * thread's jobs, a thread that only releases), goes to the depot alone,
+ * under the lock, so such threads do not hoard.
+ *
+ * Bound: a thread keeps at most AQ__CACHE_LOCAL_MAX (64) records, all of
+ * one cache. A cache thus makes no more records than were live at once
+ * plus those on the threads' lists.
+ *
+ * Binding. A worker binds its pool's cache for its life (aq__cache_bind())
+ * and never moves; it allocates from other caches under their lock. Any
+ * other thread binds lazily to the cache it first allocates from, and
+ * moves to another cache it allocates from when its list is empty, when
+ * its cache is closed, or after AQ__CACHE_REBIND_AFTER (64) allocations
+ * in a row from others: one alternating between two pools keeps its list
+ * (moving it each time would cost a batch each way per job) and takes the
+ * other's lock, one that moved on to another pool follows it.
+ *
+ * Lifetime. The cache counts the records it has handed out, those on the
+ * threads' lists too, so a pool can be destroyed while callers still hold
+ * futures or records sit on some thread's list: the last record to come
+ * back frees the cache. A thread gives its records back when it moves to
+ * another cache, when it frees a record of its cache after the pool
+ * closed it, when it destroys the pool itself (aq__cache_close()), and
+ * when it exits (a pthread key's destructor). Until then a destroyed
+ * pool's cache and the records on one thread's list stay allocated: the
+ * weak spot of the scheme, bounded per thread by one cache and the list.
+ * A bound thread follows its cache pointer only while it holds records of
+ * it (which keep it alive); with none the pointer may dangle and is only
+ * compared. The closed flag is read without the lock as a hint; every
+ * decision that frees is taken under the lock.
+ *
  * A promise (promise.c) is the one record with neither cache nor pool: it
  * is malloc'ed, freed by its last reference, and counted by no pool.
  */
@@ -43,6 +78,28 @@
 #include "future.h"
 #include "park.h"
 
+#ifdef AQ_TESTING
+/* Process-global on purpose, and only in test builds, as fault.c's
+ * counters. Relaxed: counts read after the threads that change them are
+ * joined; no ordering, so a thread sanitizer still sees only the
+ * library's own synchronisation. */
+static _Atomic long live_caches, live_records;
+#define COUNT_LIVE(counter, delta)                                             \
+	atomic_fetch_add_explicit(&(counter), (delta), memory_order_relaxed)
+
+long aq__cache_live_caches(void)
+{
+	return atomic_load_explicit(&live_caches, memory_order_relaxed);
+}
+
+long aq__cache_live_records(void)
+{
+	return atomic_load_explicit(&live_records, memory_order_relaxed);
+}
+#else
+#define COUNT_LIVE(counter, delta) ((void)0)
+#endif
+
 struct aq__cache *aq__cache_create(void)
 {
 	struct aq__cache *cache = aq__calloc(1, sizeof(*cache));
@@ -52,6 +109,7 @@ struct aq__cache *aq__cache_create(void)
 	aq__lock_init(&cache->lock);
 	atomic_init(&cache->closed, false);
 	atomic_init(&cache->claims, 0);
+	COUNT_LIVE(live_caches, 1);
 	return cache;
 }
 
@@ -62,22 +120,28 @@ static void records_free(struct aq_future *fut)
 		struct aq_future *next = fut->next_free;
 
 		free(fut);
+		COUNT_LIVE(live_records, -1);
 		fut = next;
 	}
 }
 
+/* Free a depot's records: its full batches and its partial one. */
+static void depot_free(struct aq_future *batches, struct aq_future *loose)
+{
+	while (batches) {
+		struct aq_future *next = batches->next_batch;
+
+		records_free(batches);
+		batches = next;
+	}
+	records_free(loose);
+}
+
 static void cache_free(struct aq__cache *cache)
 {
-	struct aq_future *batch = cache->batches;
-
-	while (batch) {
-		struct aq_future *next = batch->next_batch;
-
-		records_free(batch);
-		batch = next;
-	}
-	records_free(cache->loose);
+	depot_free(cache->batches, cache->loose);
 	free(cache);
+	COUNT_LIVE(live_caches, -1);
 }
 
 /*
@@ -203,15 +267,6 @@ static bool cache_take_back(struct aq__cache *cache, struct aq_future *list,
 /* ---- a thread's own list ------------------------------------------------- */
 
 /*
- * A thread bound lazily to a cache whose pool is still open moves to
- * another cache only after this many allocations in a row from others:
- * one that alternates between pools keeps its list (moving it back and
- * forth would cost a batch each way per job), one that moved to another
- * pool follows it.
- */
-#define REBIND_AFTER 64
-
-/*
  * A thread keeps a record it frees only while it has allocated more than
  * it kept (lent): a worker that only runs what outside threads submit
  * keeps none, so they find them back in the depot and the cache
@@ -293,7 +348,7 @@ void aq__cache_unbind(void)
 /*
  * Bind this thread to cache if it may: true when it is bound to it now,
  * with an empty list. A worker's binding stays; so does a lazy one whose
- * cache is open and which holds records, until REBIND_AFTER misses.
+ * cache is open and which holds records, until AQ__CACHE_REBIND_AFTER misses.
  */
 static bool local_bind(struct aq__cache *cache)
 {
@@ -306,7 +361,7 @@ static bool local_bind(struct aq__cache *cache)
 		 * the cache alive while we look. */
 		if (!atomic_load_explicit(&aq__local.cache->closed,
 					  memory_order_relaxed) &&
-		    ++aq__local.misses < REBIND_AFTER)
+		    ++aq__local.misses < AQ__CACHE_REBIND_AFTER)
 			return false;
 		local_unbind();
 	}
@@ -325,6 +380,7 @@ static bool local_bind(struct aq__cache *cache)
 
 void aq__cache_close(struct aq__cache *cache)
 {
+	struct aq_future *batches, *loose;
 	bool last;
 
 	/* The destroying thread gives its own records back at once. */
@@ -335,7 +391,14 @@ void aq__cache_close(struct aq__cache *cache)
 	 * the others take it as a hint (see struct aq__cache). */
 	atomic_store_explicit(&cache->closed, true, memory_order_relaxed);
 	last = cache->outstanding == 0;
+	/* No record is taken from a closed cache: free the depot now, not
+	 * when the last future comes back. */
+	batches = cache->batches;
+	loose = cache->loose;
+	cache->batches = cache->loose = NULL;
+	cache->loose_count = 0;
 	aq__unlock(&cache->lock);
+	depot_free(batches, loose);
 	if (last)
 		cache_free(cache);
 }
@@ -353,6 +416,7 @@ static struct aq_future *record_new(struct aq__cache *cache, uint32_t refs)
 		aq__unlock(&cache->lock);
 		return NULL;
 	}
+	COUNT_LIVE(live_records, 1);
 	aq__future_init(fut, cache, refs);
 	return fut;
 }

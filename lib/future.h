@@ -162,6 +162,9 @@ struct aq__cache {
  * list and a spare batch; enough for the depth of a fork-join tree and
  * the jobs in flight around it. */
 #define AQ__CACHE_LOCAL_MAX (2 * AQ__CACHE_BATCH)
+/* A thread bound lazily to a cache whose pool is open moves to another
+ * cache after this many allocations in a row from others (future.c). */
+#define AQ__CACHE_REBIND_AFTER 64u
 
 struct aq__cache *aq__cache_create(void);
 /* The pool is done with the cache; it is freed once every record is back. */
@@ -201,6 +204,13 @@ bool aq__cache_claimed_here(const struct aq__cache *cache);
  */
 void aq__cache_bind(struct aq__cache *cache);
 void aq__cache_unbind(void);
+
+#ifdef AQ_TESTING
+/* Caches not yet freed, and records of caches not yet freed, in the whole
+ * process (test builds only: tests/check_cache.c). */
+long aq__cache_live_caches(void);
+long aq__cache_live_records(void);
+#endif
 
 /* The bound cache and this thread's own free records of it (future.c). */
 struct aq__local_records {
