@@ -84,7 +84,7 @@ endif
 LIB_SRCS := \
 	lib/channel.c lib/current.c lib/deps.c lib/deque.c lib/error.c \
 	lib/fault.c \
-	lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
+	lib/cache.c lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
 	lib/promise.c lib/queue.c lib/retry.c lib/ring.c lib/run.c lib/sched_fair.c \
 	lib/sched_fifo.c lib/sched_prio.c lib/scheduler.c lib/stats.c lib/steal.c \
 	lib/submit.c lib/threads.c lib/timer.c lib/wait.c lib/worker.c

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * future.h - job records, which are also the futures callers hold, and the
- * per-pool cache that recycles them (see future.c). The bottom of the
- * record layers: nothing here calls into a pool, a worker or the timer.
+ * future.h - job records, which are also the futures callers hold
+ * (future.c), and the per-pool cache that recycles them (cache.c). The
+ * bottom of the record layers: nothing here calls into a pool, a worker or
+ * the timer.
  */
 #ifndef AQ__FUTURE_H
 #define AQ__FUTURE_H
@@ -75,7 +76,7 @@ struct aq_future {
 	union {
 		void *result; /* the job's result; valid once final */
 		/* While the record is free and heads a full batch in its
-		 * cache's depot: the next batch (future.c). */
+		 * cache's depot: the next batch (cache.c). */
 		struct aq_future *next_batch;
 	};
 	aq_job_fn fn;
@@ -140,7 +141,7 @@ struct aq_future {
  * record to come back frees it. Free records wait in a depot of full
  * batches (AQ__CACHE_BATCH records each, taken or given whole by the
  * threads' own lists) and one partial batch of records given back one by
- * one (see future.c).
+ * one (see cache.c).
  */
 struct aq__cache {
 	struct aq__lock lock;
@@ -158,12 +159,12 @@ struct aq__cache {
 
 /* Records a thread moves between its own list and a cache at once. */
 #define AQ__CACHE_BATCH 32u
-/* Records a thread keeps of its bound cache, at most (future.c): its
+/* Records a thread keeps of its bound cache, at most (cache.c): its
  * list and a spare batch; enough for the depth of a fork-join tree and
  * the jobs in flight around it. */
 #define AQ__CACHE_LOCAL_MAX (2 * AQ__CACHE_BATCH)
 /* A thread bound lazily to a cache whose pool is open moves to another
- * cache after this many allocations in a row from others (future.c). */
+ * cache after this many allocations in a row from others (cache.c). */
 #define AQ__CACHE_REBIND_AFTER 64u
 
 struct aq__cache *aq__cache_create(void);
@@ -200,7 +201,7 @@ bool aq__cache_claimed_here(const struct aq__cache *cache);
  * whole life (aq__cache_bind()) and unbinds, giving them back, before the
  * pool closes the cache (workers are joined first); any other thread
  * binds lazily, to the cache it first allocates from, and gives its
- * records back as future.c describes (at the latest when it exits).
+ * records back as cache.c describes (at the latest when it exits).
  */
 void aq__cache_bind(struct aq__cache *cache);
 void aq__cache_unbind(void);
@@ -212,7 +213,7 @@ long aq__cache_live_caches(void);
 long aq__cache_live_records(void);
 #endif
 
-/* The bound cache and this thread's own free records of it (future.c). */
+/* The bound cache and this thread's own free records of it (cache.c). */
 struct aq__local_records {
 	struct aq__cache *cache; /* bound, or NULL; once count is 0 it may
 				    dangle (the cache freed): it is then
@@ -255,7 +256,7 @@ static inline void aq__future_init(struct aq_future *fut,
 }
 
 /* aq__future_alloc() found no record on this thread's own list of cache:
- * refill it, bind cache, or take the cache's lock (future.c). */
+ * refill it, bind cache, or take the cache's lock (cache.c). */
 struct aq_future *aq__future_alloc_slow(struct aq__cache *cache,
 					uint32_t refs);
 
@@ -276,7 +277,7 @@ static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
 	}
 	return aq__future_alloc_slow(cache, refs);
 }
-/* The last reference to fut is gone: return it to its cache (future.c). */
+/* The last reference to fut is gone: return it to its cache (cache.c). */
 void aq__future_put_last(struct aq_future *fut);
 
 /* Drop one reference; the last one returns the record to its cache. */

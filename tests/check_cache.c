@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The record cache (lib/future.c): threads' own lists, batches, lifetime. */
+/* The record cache (lib/cache.c): threads' own lists, batches, lifetime. */
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>

@@ -156,7 +156,7 @@ START_TEST(overload_is_bounded_and_loses_nothing)
 	/* Memory bounded: the cache allocates a record only when none is
 	 * free, so it never holds more than were live at once (one in each
 	 * slot of the ring, one in each producer's hands, one running) plus
-	 * those free on the producers' own lists (future.c). (Not "none
+	 * those free on the producers' own lists (cache.c). (Not "none
 	 * after a warm-up": on a busy machine the peak came late.) */
 	ck_assert_int_le(allocs, CAPACITY + PRODUCERS + 1 +
 					 PRODUCERS * AQ__CACHE_LOCAL_MAX);
