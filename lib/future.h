@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * future.h - job records, which are also the futures callers hold, and the
- * per-pool cache that recycles them (see future.c). The bottom of the
- * record layers: nothing here calls into a pool, a worker or the timer.
+ * future.h - job records, which are also the futures callers hold
+ * (future.c), and the per-pool cache that recycles them (cache.c). The
+ * bottom of the record layers: nothing here calls into a pool, a worker or
+ * the timer.
  */
 #ifndef AQ__FUTURE_H
 #define AQ__FUTURE_H
@@ -17,6 +18,7 @@
 
 #include "asyncq.h"
 #include "channel.h"
+#include "compat.h"
 #include "park.h"
 
 /*
@@ -71,7 +73,12 @@ struct aq_future {
 	_Atomic uint32_t waiters; /* threads parked, or about to park, on
 				     state: the completer wakes only if > 0 */
 	int code;                 /* failure code; valid once final */
-	void *result;             /* the job's result; valid once final */
+	union {
+		void *result; /* the job's result; valid once final */
+		/* While the record is free and heads a full batch in its
+		 * cache's depot: the next batch (cache.c). */
+		struct aq_future *next_batch;
+	};
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
@@ -131,15 +138,34 @@ struct aq_future {
 /*
  * Recycles records so the steady state does not malloc. It outlives its
  * pool while callers still hold futures: the pool closes it, and the last
- * record to come back frees it.
+ * record to come back frees it. Free records wait in a depot of full
+ * batches (AQ__CACHE_BATCH records each, taken or given whole by the
+ * threads' own lists) and one partial batch of records given back one by
+ * one (see cache.c).
  */
 struct aq__cache {
 	struct aq__lock lock;
-	struct aq_future *free_list; /* records ready for reuse */
-	size_t outstanding;          /* records handed out, not yet back */
-	bool closed;                 /* the pool is gone: free, don't keep */
-	_Atomic uint32_t claims;     /* outside claims (aq__cache_claim()) */
+	struct aq_future *batches; /* full batches, linked by next_batch */
+	struct aq_future *loose;   /* a partial batch, by next_free */
+	unsigned loose_count;      /* records on loose, < AQ__CACHE_BATCH */
+	size_t outstanding; /* records handed out, not yet back (those on
+			       a thread's own list too) */
+	/* The pool is gone: free records, don't keep them. Written under
+	 * the lock; read without it as a hint by a thread that holds one of
+	 * the cache's records (which keeps the cache alive). */
+	_Atomic bool closed;
+	_Atomic uint32_t claims; /* outside claims (aq__cache_claim()) */
 };
+
+/* Records a thread moves between its own list and a cache at once. */
+#define AQ__CACHE_BATCH 32u
+/* Records a thread keeps of its bound cache, at most (cache.c): its
+ * list and a spare batch; enough for the depth of a fork-join tree and
+ * the jobs in flight around it. */
+#define AQ__CACHE_LOCAL_MAX (2 * AQ__CACHE_BATCH)
+/* A thread bound lazily to a cache whose pool is open moves to another
+ * cache after this many allocations in a row from others (cache.c). */
+#define AQ__CACHE_REBIND_AFTER 64u
 
 struct aq__cache *aq__cache_create(void);
 /* The pool is done with the cache; it is freed once every record is back. */
@@ -166,22 +192,39 @@ bool aq__cache_claimed_here(const struct aq__cache *cache);
 	 offsetof(struct aq_future, state))
 
 /*
- * A worker thread binds its pool's cache: records of that cache which the
+ * A thread binds one cache at a time: records of that cache which the
  * thread frees then stay on a short list of its own, and its allocations
- * take from that list first, with no lock (a fork-join job allocates and
- * frees on one thread). Records on the list still count as handed out,
- * so the thread unbinds, giving them back, before the pool closes the
- * cache (workers are joined first). One cache per thread at a time.
+ * take from that list first, with no lock and no atomic read-modify-write
+ * (a fork-join job allocates and frees on one worker; an outside thread
+ * submits a batch of jobs and releases their futures). Records on the
+ * list still count as handed out. A worker binds its pool's cache for its
+ * whole life (aq__cache_bind()) and unbinds, giving them back, before the
+ * pool closes the cache (workers are joined first); any other thread
+ * binds lazily, to the cache it first allocates from, and gives its
+ * records back as cache.c describes (at the latest when it exits).
  */
 void aq__cache_bind(struct aq__cache *cache);
 void aq__cache_unbind(void);
 
-/* The bound cache and this thread's own free records of it (future.c). */
+#ifdef AQ_TESTING
+/* Caches not yet freed, and records of caches not yet freed, in the whole
+ * process (test builds only: tests/check_cache.c). */
+long aq__cache_live_caches(void);
+long aq__cache_live_records(void);
+#endif
+
+/* The bound cache and this thread's own free records of it (cache.c). */
 struct aq__local_records {
-	struct aq__cache *cache;
-	struct aq_future *free;
-	unsigned count;     /* records on free */
+	struct aq__cache *cache; /* bound, or NULL; once count is 0 it may
+				    dangle (the cache freed): it is then
+				    compared, never followed */
+	struct aq_future *free;  /* records of cache, by next_free */
+	unsigned count;          /* records on free, <= AQ__CACHE_BATCH */
+	struct aq_future *spare; /* NULL, or a full batch of cache */
+	unsigned misses;    /* allocations from other caches since the last
+			       one from ours (lazy bindings only) */
 	unsigned long lent; /* allocated here and not yet kept back */
+	bool pinned;        /* a worker's binding: never moved */
 };
 extern _Thread_local struct aq__local_records aq__local;
 
@@ -212,38 +255,29 @@ static inline void aq__future_init(struct aq_future *fut,
 	fut->timer_index = SIZE_MAX;
 }
 
-/* aq__future_alloc() found the cache empty: a new record (counted as
- * handed out already), or NULL (-ENOMEM). */
-struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs);
+/* aq__future_alloc() found no record on this thread's own list of cache:
+ * refill it, bind cache, or take the cache's lock (cache.c). */
+struct aq_future *aq__future_alloc_slow(struct aq__cache *cache,
+					uint32_t refs);
 
 /* A record in state PENDING with refs references, or NULL (-ENOMEM). */
 static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
 						 uint32_t refs)
 {
-	struct aq_future *fut;
+	struct aq_future *fut = aq__local.free;
 
-	if (cache == aq__local.cache) {
+	/* Our own list holds only records of the bound cache. */
+	if (AQ__LIKELY(fut && cache == aq__local.cache)) {
+		aq__local.free = fut->next_free;
+		aq__local.count--;
 		aq__local.lent++;
-		fut = aq__local.free;
-		if (fut) { /* our own: already counted as handed out */
-			aq__local.free = fut->next_free;
-			aq__local.count--;
-			aq__future_init(fut, cache, refs);
-			return fut;
-		}
+		aq__local.misses = 0;
+		aq__future_init(fut, cache, refs);
+		return fut;
 	}
-	aq__lock(&cache->lock);
-	fut = cache->free_list;
-	if (fut)
-		cache->free_list = fut->next_free;
-	cache->outstanding++;
-	aq__unlock(&cache->lock);
-	if (!fut)
-		return aq__future_alloc_new(cache, refs);
-	aq__future_init(fut, cache, refs);
-	return fut;
+	return aq__future_alloc_slow(cache, refs);
 }
-/* The last reference to fut is gone: return it to its cache (future.c). */
+/* The last reference to fut is gone: return it to its cache (cache.c). */
 void aq__future_put_last(struct aq_future *fut);
 
 /* Drop one reference; the last one returns the record to its cache. */

@@ -9,7 +9,7 @@
 # lib/:
 #   0 primitives   compat clock deque fault park ring stats.h trace.h
 #   1 channel      channel
-#   2 records      future promise
+#   2 records      future cache promise
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
 #   5 services     queue retry deps scheduler sched_* steal
@@ -30,7 +30,7 @@ rank_lib() {
 		stats.h | \
 		trace.h) echo 0 ;;
 	channel.[ch]) echo 1 ;;
-	future.[ch] | promise.[ch]) echo 2 ;;
+	future.[ch] | cache.c | promise.[ch]) echo 2 ;;
 	timer.[ch]) echo 3 ;;
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
 	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c | \
