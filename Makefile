@@ -82,12 +82,12 @@ endif
 
 # The sources, listed: a stray file in lib/ does not end up in the library.
 LIB_SRCS := \
-	lib/channel.c lib/current.c lib/deps.c lib/deque.c lib/error.c \
-	lib/fault.c \
-	lib/cache.c lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
-	lib/promise.c lib/queue.c lib/retry.c lib/ring.c lib/run.c lib/sched_fair.c \
-	lib/sched_fifo.c lib/sched_prio.c lib/scheduler.c lib/stats.c lib/steal.c \
-	lib/submit.c lib/threads.c lib/timer.c lib/wait.c lib/worker.c
+	lib/cache.c lib/channel.c lib/current.c lib/deps.c lib/deque.c \
+	lib/error.c lib/fault.c lib/future.c lib/help.c lib/job.c lib/metrics.c \
+	lib/opts.c lib/park.c lib/pool.c lib/promise.c lib/queue.c lib/retry.c \
+	lib/ring.c lib/run.c lib/sched_fair.c lib/sched_fifo.c lib/sched_prio.c \
+	lib/scheduler.c lib/stats.c lib/steal.c lib/submit.c lib/threads.c \
+	lib/timer.c lib/wait.c lib/worker.c
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)

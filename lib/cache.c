@@ -1,23 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cache.c - the per-pool cache of job records (declared in future.h, with
- * the inline allocation fast path): where records come from and where
- * they go back when their last reference is gone, each thread's own short
- * list of them, and the cache's lifetime, which can outlast its pool's.
+ * cache.c - the per-pool cache of job records (cache.h, which has the
+ * inline allocation fast path): where records come from and where they go
+ * back when their last reference is gone, each thread's own short list of
+ * them, and the cache's lifetime, which can outlast its pool's.
  *
  * The scheme is Bonwick and Adams' magazines and depot ("Magazines and
- * Vmem", USENIX 2001), cut down to one cache per thread. The cache's depot (under an aq__lock) holds full
- * batches of AQ__CACHE_BATCH (32) free records and one partial batch. A
- * thread binds one cache at a time and keeps records of it on its own
- * list (at most a batch) and a spare full batch: it allocates from them
- * and frees onto them with no lock and no atomic read-modify-write, and
- * meets the lock once per batch: an empty list takes the spare, else a
- * batch from the depot (or its partial one), else a new record; a full
- * list becomes the spare and the old spare goes to the depot, whole. A
- * record freed on a thread bound to another cache, or on one that has
- * not allocated more than it kept ("lent": a worker running an outside
- * thread's jobs, a thread that only releases), goes to the depot alone,
- * under the lock, so such threads do not hoard.
+ * Vmem", USENIX 2001), cut down to one cache per thread. The cache's
+ * depot (under an aq__lock) holds full batches of AQ__CACHE_BATCH (32)
+ * free records and one partial batch. A thread binds one cache at a time
+ * and keeps records of it on its own list (at most a batch) and a spare
+ * full batch: it allocates from them and frees onto them with no lock and
+ * no atomic read-modify-write, and meets the lock once per batch: an
+ * empty list takes the spare, else a batch from the depot (or its partial
+ * one), else a new record; a full list becomes the spare and the old
+ * spare goes to the depot, whole. A record freed on a thread bound to
+ * another cache, or on one that has not allocated more than it kept
+ * ("lent": a worker running an outside thread's jobs, a thread that only
+ * releases), goes to the depot alone, under the lock, so such threads do
+ * not hoard.
  *
  * Bound: a thread keeps at most AQ__CACHE_LOCAL_MAX (64) records, all of
  * one cache. A cache thus makes no more records than were live at once
@@ -54,6 +55,7 @@
 
 #include "compat.h"
 #include "fault.h"
+#include "cache.h"
 #include "future.h"
 #include "park.h"
 
@@ -451,7 +453,8 @@ static __attribute__((noinline)) void cache_put_slow(struct aq__cache *cache,
 	if (cache == aq__local.cache) {
 		/* Relaxed: a hint (see struct aq__cache); fut keeps the cache
 		 * alive. */
-		if (atomic_load_explicit(&cache->closed, memory_order_relaxed)) {
+		if (atomic_load_explicit(&cache->closed,
+					 memory_order_relaxed)) {
 			/* A release after the pool's destroy: the records we
 			 * keep of it go too, and the binding. */
 			local_unbind();

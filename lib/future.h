@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * future.h - job records, which are also the futures callers hold
- * (future.c), and the per-pool cache that recycles them (cache.c). The
- * bottom of the record layers: nothing here calls into a pool, a worker or
- * the timer.
+ * future.h - job records, which are also the futures callers hold (see
+ * future.c); the cache that recycles them is cache.h's. The bottom of the
+ * record layers: nothing here calls into a pool, a worker or the timer.
  */
 #ifndef AQ__FUTURE_H
 #define AQ__FUTURE_H
@@ -20,6 +19,8 @@
 #include "channel.h"
 #include "compat.h"
 #include "park.h"
+
+struct aq__cache; /* cache.h */
 
 /*
  * A transient state, never shown to callers: the canceller (or a cancelling
@@ -135,98 +136,11 @@ struct aq_future {
 	void *sched_slots[2]; /* the scheduler's own */
 };
 
-/*
- * Recycles records so the steady state does not malloc. It outlives its
- * pool while callers still hold futures: the pool closes it, and the last
- * record to come back frees it. Free records wait in a depot of full
- * batches (AQ__CACHE_BATCH records each, taken or given whole by the
- * threads' own lists) and one partial batch of records given back one by
- * one (see cache.c).
- */
-struct aq__cache {
-	struct aq__lock lock;
-	struct aq_future *batches; /* full batches, linked by next_batch */
-	struct aq_future *loose;   /* a partial batch, by next_free */
-	unsigned loose_count;      /* records on loose, < AQ__CACHE_BATCH */
-	size_t outstanding; /* records handed out, not yet back (those on
-			       a thread's own list too) */
-	/* The pool is gone: free records, don't keep them. Written under
-	 * the lock; read without it as a hint by a thread that holds one of
-	 * the cache's records (which keeps the cache alive). */
-	_Atomic bool closed;
-	_Atomic uint32_t claims; /* outside claims (aq__cache_claim()) */
-};
-
-/* Records a thread moves between its own list and a cache at once. */
-#define AQ__CACHE_BATCH 32u
-/* Records a thread keeps of its bound cache, at most (cache.c): its
- * list and a spare batch; enough for the depth of a fork-join tree and
- * the jobs in flight around it. */
-#define AQ__CACHE_LOCAL_MAX (2 * AQ__CACHE_BATCH)
-/* A thread bound lazily to a cache whose pool is open moves to another
- * cache after this many allocations in a row from others (cache.c). */
-#define AQ__CACHE_REBIND_AFTER 64u
-
-struct aq__cache *aq__cache_create(void);
-/* The pool is done with the cache; it is freed once every record is back. */
-void aq__cache_close(struct aq__cache *cache);
-
-/*
- * A thread that is not one of the pool's own (a canceller, the resolver of
- * a dependency) starts or ends work on one of the pool's records: shutdown
- * does not finish while any such claim is held (see pool.c). The count
- * lives here rather than in the pool because a caller holding only a
- * future may take it: its reference keeps the cache, not the pool, alive.
- * Claims nest, and each thread records the caches it holds them on.
- */
-void aq__cache_claim(struct aq__cache *cache);
-void aq__cache_unclaim(struct aq__cache *cache);
-/* Does the calling thread hold a claim on cache? (Also true, to be safe,
- * when it holds claims nested deeper than it can record.) */
-bool aq__cache_claimed_here(const struct aq__cache *cache);
-
 /* The zeroed block of a record: from state to then_head. */
 #define AQ__FUTURE_ZEROED                                                      \
 	(offsetof(struct aq_future, then_head) +                               \
 	 sizeof(((struct aq_future *)0)->then_head) -                          \
 	 offsetof(struct aq_future, state))
-
-/*
- * A thread binds one cache at a time: records of that cache which the
- * thread frees then stay on a short list of its own, and its allocations
- * take from that list first, with no lock and no atomic read-modify-write
- * (a fork-join job allocates and frees on one worker; an outside thread
- * submits a batch of jobs and releases their futures). Records on the
- * list still count as handed out. A worker binds its pool's cache for its
- * whole life (aq__cache_bind()) and unbinds, giving them back, before the
- * pool closes the cache (workers are joined first); any other thread
- * binds lazily, to the cache it first allocates from, and gives its
- * records back as cache.c describes (at the latest when it exits).
- */
-void aq__cache_bind(struct aq__cache *cache);
-void aq__cache_unbind(void);
-
-#ifdef AQ_TESTING
-/* Caches not yet freed, and records of caches not yet freed, in the whole
- * process (test builds only: tests/check_cache.c). */
-long aq__cache_live_caches(void);
-long aq__cache_live_records(void);
-#endif
-
-/* The bound cache and this thread's own free records of it (cache.c). */
-struct aq__local_records {
-	struct aq__cache *cache; /* bound, or NULL; once count is 0 it may
-				    dangle (the cache freed): it is then
-				    compared, never followed */
-	struct aq_future *free;  /* records of cache, by next_free */
-	unsigned count;          /* records on free, <= AQ__CACHE_BATCH */
-	struct aq_future *spare; /* NULL, or a full batch of cache */
-	unsigned misses;    /* allocations from other caches since the last
-			       one from ours (lazy bindings only) */
-	unsigned long lent; /* allocated here and not yet kept back */
-	bool pinned;        /* a worker's binding: never moved */
-};
-extern _Thread_local struct aq__local_records aq__local;
 
 /* Initialise a fresh record: PENDING, refs references, no job, no pool;
  * cache NULL makes it a promise, freed by its last reference. */
@@ -255,28 +169,6 @@ static inline void aq__future_init(struct aq_future *fut,
 	fut->timer_index = SIZE_MAX;
 }
 
-/* aq__future_alloc() found no record on this thread's own list of cache:
- * refill it, bind cache, or take the cache's lock (cache.c). */
-struct aq_future *aq__future_alloc_slow(struct aq__cache *cache,
-					uint32_t refs);
-
-/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
-static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
-						 uint32_t refs)
-{
-	struct aq_future *fut = aq__local.free;
-
-	/* Our own list holds only records of the bound cache. */
-	if (AQ__LIKELY(fut && cache == aq__local.cache)) {
-		aq__local.free = fut->next_free;
-		aq__local.count--;
-		aq__local.lent++;
-		aq__local.misses = 0;
-		aq__future_init(fut, cache, refs);
-		return fut;
-	}
-	return aq__future_alloc_slow(cache, refs);
-}
 /* The last reference to fut is gone: return it to its cache (cache.c). */
 void aq__future_put_last(struct aq_future *fut);
 
@@ -361,19 +253,23 @@ static inline void aq__future_resolve(struct aq_future *fut,
 		aq__future_deliver(list);
 }
 
-/* The outcome of a resolved future, in aq_future_get()'s terms. */
+/* The outcome of a resolved future (state is final), in aq_future_get()'s
+ * terms. The job's own outcomes first: one comparison covers both. */
 static inline int aq__future_outcome(const struct aq_future *fut,
 				     uint32_t state, void **result)
 {
+	static_assert(AQ_STATE_FAILED == AQ_STATE_SUCCEEDED + 1,
+		      "the job's own outcomes are the two lowest final states");
+	if (AQ__LIKELY(state <= AQ_STATE_FAILED)) {
+		if (result)
+			*result = fut->result;
+		return fut->code; /* 0 for SUCCEEDED */
+	}
 	if (state == AQ_STATE_CANCELLED)
 		return -ECANCELED;
 	if (state == AQ_STATE_EXPIRED)
 		return -ETIME;
-	if (state == AQ_STATE_SKIPPED)
-		return -EPIPE;
-	if (result)
-		*result = fut->result;
-	return fut->code;
+	return -EPIPE; /* AQ_STATE_SKIPPED */
 }
 
 /*

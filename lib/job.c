@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 
+#include "cache.h"
 #include "current.h"
 #include "fault.h"
 #include "future.h"

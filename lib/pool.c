@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "clock.h"
 #include "current.h"
 #include "fault.h"

@@ -47,6 +47,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "cache.h"
 #include "clock.h"
 #include "current.h"
 #include "future.h"

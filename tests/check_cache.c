@@ -8,6 +8,7 @@
 
 #include "asyncq.h"
 #include "fault.h"
+#include "cache.h"
 #include "future.h"
 #include "helpers.h"
 #include "suites.h"

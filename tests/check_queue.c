@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "fault.h"
+#include "cache.h"
 #include "future.h"
 #include "helpers.h"
 #include "suites.h"

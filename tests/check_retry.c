@@ -1437,10 +1437,15 @@ START_TEST(test_error_times_without_policy)
 	aq_pool *pool = vpool(1, &vc, NULL);
 	struct aq_retry_policy once = { .max_attempts = 1 };
 	struct aq_job_opts with_policy = { .retry = &once };
-	struct stamp_job plain = { &vc, { T0 + 5 * SEC }, { 9 } };
-	struct stamp_job policed = { &vc, { T0 + 7 * SEC }, { 8 } };
-	struct stamp_job yielder = { &vc, { T0 + 8 * SEC, T0 + 9 * SEC },
-				     { AQ_YIELD, 6 } };
+	struct stamp_job plain = { .vc = &vc,
+				   .clock_at = { T0 + 5 * SEC },
+				   .rets = { 9 } };
+	struct stamp_job policed = { .vc = &vc,
+				     .clock_at = { T0 + 7 * SEC },
+				     .rets = { 8 } };
+	struct stamp_job yielder = { .vc = &vc,
+				     .clock_at = { T0 + 8 * SEC, T0 + 9 * SEC },
+				     .rets = { AQ_YIELD, 6 } };
 	struct aq_error err;
 	aq_future *fut;
 
