@@ -15,9 +15,12 @@
 #include "stats.h"
 #include "steal.h"
 
-/* Idle polls of the ring before parking: ~ a few microseconds, which hides
- * the futex round trip when jobs arrive in quick succession. */
-#define STEAL_SPIN_ITERATIONS 256
+/* The waiting policy of an idle worker before it parks (park.h): awake a
+ * few microseconds, which hides the futex round trip when jobs arrive in
+ * quick succession, the later part yielding the core to whichever thread
+ * may be about to submit. */
+#define IDLE_SPINS 64
+#define IDLE_YIELDS 16
 
 /* Steal attempts per look: a failed steal lost a race for an item, so
  * another round may find one; bounded so that a look is short. */
@@ -82,13 +85,19 @@ bool aq__steal_visible(struct aq_pool *pool)
 
 int aq__steal_spin(struct aq_pool *pool)
 {
-	/* The ring at every look, the deques at every eighth (a scan of
-	 * them all): a nested job is rarely in a hurry. */
-	for (int spins = 0; spins < STEAL_SPIN_ITERATIONS; spins++) {
-		aq__cpu_relax();
+	struct aq__backoff wait =
+		AQ__BACKOFF_INIT(IDLE_SPINS, IDLE_YIELDS, AQ__PAUSE_IDLE_YIELD);
+	int looks = 0;
+
+	/* The ring at every look; the deques (a scan of them all) at every
+	 * eighth look of the spin, a nested job is rarely in a hurry, and
+	 * after every yield, which costs more than the scan. */
+	while (aq__backoff(&wait)) {
 		if (aq__ring_nonempty(&pool->ring) ||
-		    ((spins & 7) == 7 && steal_deques_nonempty(pool)))
-			return spins;
+		    (((looks & 7) == 7 || looks >= IDLE_SPINS) &&
+		     steal_deques_nonempty(pool)))
+			return looks;
+		looks++;
 	}
 	return -1;
 }
