@@ -29,7 +29,6 @@ enum aq__pause_site {
 				   not yet read the ring */
 	AQ__PAUSE_GET_YIELD,    /* aq_future_get() yields before it sleeps */
 	AQ__PAUSE_IDLE_YIELD,   /* an idle worker yields before it parks */
-	AQ__PAUSE_LOCK_YIELD,   /* a contended aq__lock() yields */
 	AQ__PAUSE_SITES
 };
 

@@ -74,6 +74,14 @@ static inline bool aq__backoff_yielding(const struct aq__backoff *b)
 
 #define AQ__BACKOFF_INIT(spins, yields, site) { 0, (spins), (yields), (site) }
 
+/*
+ * The numbers of a thread waiting on a future and of an idle worker: awake
+ * a few microseconds in all (the spin 0.5 to 3 us depending on the CPU, the
+ * yields about as long when nothing else wants the core), then asleep.
+ */
+#define AQ__BACKOFF_SPINS 64
+#define AQ__BACKOFF_YIELDS 16
+
 /* The yield of aq__backoff() (park.c). */
 void aq__park_yield(enum aq__pause_site site);
 

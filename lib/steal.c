@@ -15,13 +15,6 @@
 #include "stats.h"
 #include "steal.h"
 
-/* The waiting policy of an idle worker before it parks (park.h): awake a
- * few microseconds, which hides the futex round trip when jobs arrive in
- * quick succession, the later part yielding the core to whichever thread
- * may be about to submit. */
-#define IDLE_SPINS 64
-#define IDLE_YIELDS 16
-
 /* Steal attempts per look: a failed steal lost a race for an item, so
  * another round may find one; bounded so that a look is short. */
 #define WORKER_STEAL_ROUNDS 2
@@ -85,8 +78,11 @@ bool aq__steal_visible(struct aq_pool *pool)
 
 int aq__steal_spin(struct aq_pool *pool)
 {
-	struct aq__backoff wait =
-		AQ__BACKOFF_INIT(IDLE_SPINS, IDLE_YIELDS, AQ__PAUSE_IDLE_YIELD);
+	/* Awake a few microseconds, which hides the futex round trip when
+	 * jobs arrive in quick succession, lending the core to whichever
+	 * thread may be about to submit, before we park (park.h). */
+	struct aq__backoff wait = AQ__BACKOFF_INIT(
+		AQ__BACKOFF_SPINS, AQ__BACKOFF_YIELDS, AQ__PAUSE_IDLE_YIELD);
 	int looks = 0;
 
 	/* The ring at every look; the deques (a scan of them all) at every
@@ -94,7 +90,7 @@ int aq__steal_spin(struct aq_pool *pool)
 	 * after every yield, which costs more than the scan. */
 	while (aq__backoff(&wait)) {
 		if (aq__ring_nonempty(&pool->ring) ||
-		    (((looks & 7) == 7 || looks >= IDLE_SPINS) &&
+		    (((looks & 7) == 7 || looks >= AQ__BACKOFF_SPINS) &&
 		     steal_deques_nonempty(pool)))
 			return looks;
 		looks++;

@@ -18,13 +18,6 @@
 #include "help.h"
 #include "promise.h"
 
-/* The waiting policy of a thread on a future before it sleeps (park.h):
- * the spins catch a short job's completion without a system call, the
- * yields wait a little longer while lending the core to whichever thread
- * runs the job; together a few microseconds of a core at most. */
-#define GET_SPINS 64
-#define GET_YIELDS 16
-
 /* Longest sleep of a waiter that polls (no vectored wait, no memory). */
 #define POLL_NAP_NS 1000000
 
@@ -53,8 +46,11 @@ future_get_wait(aq_future *fut, void **result, int64_t timeout_ns)
 	    (aq__worker_pool == fut->pool || aq__is_promise(fut))) {
 		rc = aq__help_future(aq__worker_pool, fut, deadline);
 	} else {
-		struct aq__backoff wait = AQ__BACKOFF_INIT(
-			GET_SPINS, GET_YIELDS, AQ__PAUSE_GET_YIELD);
+		/* Awake a few microseconds, lending the core to whichever
+		 * thread runs the job, before we sleep (park.h). */
+		struct aq__backoff wait =
+			AQ__BACKOFF_INIT(AQ__BACKOFF_SPINS, AQ__BACKOFF_YIELDS,
+					 AQ__PAUSE_GET_YIELD);
 
 		while (aq__backoff(&wait)) {
 			/* Acquire, as in aq_future_get(). */
