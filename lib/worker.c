@@ -288,9 +288,15 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 		deadline = aq__deadline(WORKER_NAP_NS);
 	/* The condition re-check: the ring's and the deques' loads are
 	 * seq_cst; a closed ring means shutdown: go back and see whether it
-	 * is drained. */
+	 * is drained. So does one worker too many: a resize that lowered
+	 * max_workers after our look at it and signalled before our key is
+	 * seen here (relaxed loads: the key's acquire pairs with the
+	 * signal's release, which follows the store of max_workers). */
 	if (!found && !aq__steal_visible(pool) &&
-	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED)) {
+	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED) &&
+	    atomic_load_explicit(&pool->nlive, memory_order_relaxed) <=
+		    atomic_load_explicit(&pool->max_workers,
+					 memory_order_relaxed)) {
 		AQ__TRACE(park, pool);
 		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
 		AQ__TRACE(wake, pool, rc);
