@@ -42,6 +42,11 @@ static inline bool aq__state_final(uint32_t state)
 	return state >= AQ_STATE_SUCCEEDED;
 }
 
+/* Bits of a record's detour byte. */
+#define AQ__REC_YIELDED 1u /* its last call returned AQ_YIELD: the next
+			      call resumes the same attempt */
+#define AQ__REC_TIMED 2u   /* it has a deadline or a retry policy */
+
 /* One aq_future_then() registration; it holds a reference to fut. */
 struct aq__then {
 	struct aq__chan_node node; /* first; node.next links the future's
@@ -91,8 +96,9 @@ struct aq_future {
 	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
 	unsigned attempt;                    /* attempts started */
-	bool yielded;    /* its last call returned AQ_YIELD: the next
-			    call resumes the same attempt */
+	/* Why the record leaves the straight run path (run.h): bits
+	 * AQ__REC_*, 0 for none, so that path tests one byte. */
+	uint8_t detour;
 	bool timer_user; /* delayed or retry-capable: the pool counts it
 			    until it is final (see pool.c, shutdown) */
 	_Atomic bool cancel_requested; /* aq_future_cancel() while running */

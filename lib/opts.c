@@ -89,6 +89,8 @@ bool aq__opts_fill_time(struct aq_pool *pool, struct aq_future *rec,
 		     : pool->has_retry   ? &pool->retry_default
 					 : NULL;
 	rec->deadline_ns = opts ? opts->deadline_ns : 0;
+	if (rec->retry || rec->deadline_ns)
+		rec->detour |= AQ__REC_TIMED;
 	if (opts && opts->run_at_ns) {
 		rec->due_ns = opts->run_at_ns;
 		delayed = true;

@@ -60,9 +60,9 @@ void aq__park_wake(_Atomic uint32_t *word, int n);
  *           sleep on the eventcount
  */
 struct aq__backoff {
-	unsigned waits;  /* calls that waited so far */
-	unsigned spins;  /* calls that spin: the first ones */
-	unsigned yields; /* calls that yield: the next ones */
+	unsigned waits;           /* calls that waited so far */
+	unsigned spins;           /* calls that spin: the first ones */
+	unsigned yields;          /* calls that yield: the next ones */
 	enum aq__pause_site site; /* where a test may hold a yield */
 };
 
@@ -72,7 +72,10 @@ static inline bool aq__backoff_yielding(const struct aq__backoff *b)
 	return b->waits >= b->spins;
 }
 
-#define AQ__BACKOFF_INIT(spins, yields, site) { 0, (spins), (yields), (site) }
+#define AQ__BACKOFF_INIT(spins, yields, site)                                  \
+	{                                                                      \
+		0, (spins), (yields), (site)                                   \
+	}
 
 /*
  * The numbers of a thread waiting on a future and of an idle worker: awake

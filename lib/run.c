@@ -174,7 +174,7 @@ static int record_call(struct aq_pool *pool, struct aq_future *rec,
 	else
 		rc = rec->fn(rec->arg, result);
 	aq__current_leave(true);
-	rec->yielded = rc == AQ_YIELD;
+	aq__run_set_yielded(rec, rc == AQ_YIELD);
 	return rc;
 }
 
@@ -191,7 +191,7 @@ void aq__run_claimed(struct aq_pool *pool, struct aq_future *rec, bool popped)
 
 	for (;;) {
 		now = aq__pool_now(pool);
-		if (!rec->yielded) {
+		if (!(rec->detour & AQ__REC_YIELDED)) {
 			if (rec->deadline_ns && now >= rec->deadline_ns) {
 				expired = true;
 				break;
@@ -210,7 +210,7 @@ void aq__run_claimed(struct aq_pool *pool, struct aq_future *rec, bool popped)
 void aq__run_plain_rest(struct aq_pool *pool, struct aq_future *rec, int rc,
 			void *result)
 {
-	rec->yielded = rc == AQ_YIELD;
+	aq__run_set_yielded(rec, rc == AQ_YIELD);
 	record_stamp_late(pool, rec);
 	if (rc != AQ_YIELD) {
 		worker_record_settle(pool, rec, false, rc, result, false);

@@ -34,6 +34,13 @@ void aq__run_claimed(struct aq_pool *pool, struct aq_future *rec, bool popped);
 void aq__run_plain_rest(struct aq_pool *pool, struct aq_future *rec, int rc,
 			void *result);
 
+/* Note whether the record's last call yielded (its detour byte). */
+static inline void aq__run_set_yielded(struct aq_future *rec, bool yielded)
+{
+	rec->detour = (uint8_t)((rec->detour & ~AQ__REC_YIELDED) |
+				(yielded ? AQ__REC_YIELDED : 0));
+}
+
 /*
  * aq__run_record() for a pool without a scheduler, inline where a worker
  * runs records one after another (its loop, its helping waits), whose
@@ -57,8 +64,7 @@ aq__run_record_fifo(struct aq_pool *pool, struct aq_future *rec, bool cancel)
 		return;
 	}
 	/* Ours now (the claim's acquire): its fields are safe to read. */
-	if (AQ__UNLIKELY(pool->timing || rec->yielded || rec->deadline_ns ||
-			 rec->retry)) {
+	if (AQ__UNLIKELY(pool->timing || rec->detour)) {
 		aq__run_claimed(pool, rec, false);
 		return;
 	}
