@@ -24,6 +24,10 @@ extern _Thread_local struct aq__deque *aq__worker_deque;
 
 /* Per worker thread. */
 struct aq__current {
+	/* This worker's statistics block (stats.h), or NULL on a thread
+	 * that is no pool's worker. Here, beside the running job, so that
+	 * a call's bookkeeping finds both through one thread pointer. */
+	struct aq__stats *stats;
 	/* The record whose job this thread is running, if any. A
 	 * fire-and-forget job without one shows as the running gauge's
 	 * AQ__RUNNING_INLINE instead (aq__current_inline()). */
@@ -49,8 +53,8 @@ static inline struct aq_future *aq__current_job(void)
 static inline bool aq__current_inline(void)
 {
 	/* Relaxed: this worker's own gauge. */
-	return aq__tls_stats &&
-	       atomic_load_explicit(&aq__tls_stats->running,
+	return aq__current.stats &&
+	       atomic_load_explicit(&aq__current.stats->running,
 				    memory_order_relaxed) == AQ__RUNNING_INLINE;
 }
 
@@ -63,7 +67,7 @@ static inline void aq__current_enter(struct aq_future *rec, bool depth)
 	if (depth)
 		aq__current.depth++;
 	/* Relaxed: a gauge for readers, written by this worker only. */
-	atomic_store_explicit(&aq__tls_stats->running, rec->id,
+	atomic_store_explicit(&aq__current.stats->running, rec->id,
 			      memory_order_relaxed);
 }
 
@@ -74,7 +78,7 @@ static inline void aq__current_leave(bool depth)
 	if (depth)
 		aq__current.depth--;
 	/* Relaxed, as in aq__current_enter(). */
-	atomic_store_explicit(&aq__tls_stats->running, AQ__RUNNING_NONE,
+	atomic_store_explicit(&aq__current.stats->running, AQ__RUNNING_NONE,
 			      memory_order_relaxed);
 }
 
@@ -99,7 +103,7 @@ static inline struct aq__current_saved aq__current_save(void)
 	/* Relaxed: the gauge is written by this worker only. */
 	struct aq__current_saved saved = {
 		.rec = aq__current.rec,
-		.running = atomic_load_explicit(&aq__tls_stats->running,
+		.running = atomic_load_explicit(&aq__current.stats->running,
 						memory_order_relaxed),
 		.slice_call = aq__current.slice_call,
 		.slice_start = aq__current.slice_start,
@@ -115,7 +119,7 @@ static inline void aq__current_restore(const struct aq__current_saved *saved)
 	aq__current.slice_call = saved->slice_call;
 	aq__current.slice_start = saved->slice_start;
 	/* Relaxed, as in aq__current_save(). */
-	atomic_store_explicit(&aq__tls_stats->running, saved->running,
+	atomic_store_explicit(&aq__current.stats->running, saved->running,
 			      memory_order_relaxed);
 }
 

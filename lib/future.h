@@ -42,10 +42,11 @@ static inline bool aq__state_final(uint32_t state)
 	return state >= AQ_STATE_SUCCEEDED;
 }
 
-/* Bits of a record's detour byte. */
-#define AQ__REC_YIELDED 1u /* its last call returned AQ_YIELD: the next
-			      call resumes the same attempt */
-#define AQ__REC_TIMED 2u   /* it has a deadline or a retry policy */
+/* Bits of a record's detour byte. YIELDED: its last call returned
+ * AQ_YIELD, and the next call resumes the same attempt. TIMED: it has a
+ * deadline or a retry policy. */
+#define AQ__REC_YIELDED 1u
+#define AQ__REC_TIMED 2u
 
 /* One aq_future_then() registration; it holds a reference to fut. */
 struct aq__then {

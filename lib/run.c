@@ -30,9 +30,9 @@ bool aq__run_requeue(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Counted first (see AQ__STAT_SHARED()); this worker's own block,
 	 * so taking it back is a plain store too. */
-	aq__stat_add(&aq__tls_stats->requeued, 1, false);
+	aq__stat_add(&aq__current.stats->requeued, 1, false);
 	if (aq__ring_push(&pool->ring, item) != 0) {
-		aq__stat_add(&aq__tls_stats->requeued, UINT64_MAX, false);
+		aq__stat_add(&aq__current.stats->requeued, UINT64_MAX, false);
 		return false; /* full or closed: the caller runs it again */
 	}
 	aq__pool_wake_one(pool);
@@ -58,7 +58,7 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 		pool->after_job(&ev, pool->hook_user);
 	/* Busy time counts the outermost call only: a nested call's time is
 	 * already inside the call that waited for it. */
-	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
+	aq__stats_time(aq__current.stats, ev.wait_ns, ev.run_ns,
 		       aq__current.depth == 1);
 	if (rc == AQ_YIELD) {
 		/* Its next wait starts now. (A policy sets it when the job
@@ -67,9 +67,9 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 		if (!pool->sched)
 			rec->enqueue_ns = end;
 	} else {
-		aq__stat_add(&aq__tls_stats->sojourn_ns,
+		aq__stat_add(&aq__current.stats->sojourn_ns,
 			     (uint64_t)(end - rec->submit_ns), false);
-		aq__stat_add(&aq__tls_stats->timed_done, 1, false);
+		aq__stat_add(&aq__current.stats->timed_done, 1, false);
 	}
 	return rc;
 }
@@ -136,7 +136,7 @@ static inline void record_attempt(struct aq_future *rec, int64_t now)
 {
 	if (rec->attempt++ == 0) {
 		rec->first_attempt_ns = now;
-		aq__stat_add(&aq__tls_stats->started, 1, false);
+		aq__stat_add(&aq__current.stats->started, 1, false);
 	}
 	rec->last_attempt_ns = now;
 }

@@ -69,7 +69,7 @@ aq__run_record_fifo(struct aq_pool *pool, struct aq_future *rec, bool cancel)
 		return;
 	}
 	rec->attempt = 1;
-	aq__stat_add(&aq__tls_stats->started, 1, false);
+	aq__stat_add(&aq__current.stats->started, 1, false);
 	aq__current_enter(rec, false);
 	AQ__TRACE(start, pool, rec->id, rec->fn, 1u);
 	rc = rec->fn(rec->arg, &result);

@@ -47,9 +47,6 @@ struct aq__stats {
 #define AQ__RUNNING_NONE 0
 #define AQ__RUNNING_INLINE UINT64_MAX
 
-/* This thread's block if it is a worker of some pool, else NULL. */
-extern _Thread_local struct aq__stats *aq__tls_stats;
-
 /* Add n to a counter of blk: a plain update for the owning worker, an
  * atomic one for the shared block. */
 static inline void aq__stat_add(_Atomic uint64_t *counter, uint64_t n,

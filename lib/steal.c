@@ -172,9 +172,9 @@ bool aq__steal_park_fence(struct aq_pool *pool)
 int aq__steal_push_local(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Counted first, in this worker's own block (see AQ__STAT_SHARED()). */
-	aq__stat_add(&aq__tls_stats->forked, 1, false);
+	aq__stat_add(&aq__current.stats->forked, 1, false);
 	if (aq__deque_push(aq__worker_deque, item) != 0) {
-		aq__stat_add(&aq__tls_stats->forked, UINT64_MAX, false);
+		aq__stat_add(&aq__current.stats->forked, UINT64_MAX, false);
 		return -EAGAIN;
 	}
 	/*

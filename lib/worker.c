@@ -92,7 +92,7 @@ static bool pool_drained(struct aq_pool *pool)
  */
 static inline int inline_call(struct aq__ring_item item)
 {
-	struct aq__stats *st = aq__tls_stats;
+	struct aq__stats *st = aq__current.stats;
 	void *ignored;
 	int rc;
 
@@ -118,9 +118,9 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 	 * first one, so it counts as started when it ends, not before. */
 	for (;;) {
 		if (rc != AQ_YIELD) {
-			aq__stat_add(&aq__tls_stats->started, 1, false);
-			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
-					     : &aq__tls_stats->failed,
+			aq__stat_add(&aq__current.stats->started, 1, false);
+			aq__stat_add(rc == 0 ? &aq__current.stats->succeeded
+					     : &aq__current.stats->failed,
 				     1, false);
 			AQ__TRACE(finish, pool, (uint64_t)0,
 				  rc == 0 ? AQ_STATE_SUCCEEDED
@@ -137,8 +137,8 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 		 * worker_run(). */
 		if (atomic_load_explicit(&pool->cancelling,
 					 memory_order_relaxed)) {
-			aq__stat_add(&aq__tls_stats->started, 1, false);
-			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+			aq__stat_add(&aq__current.stats->started, 1, false);
+			aq__stat_add(&aq__current.stats->cancelled, 1, false);
 			AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED,
 				  0);
 			return;
@@ -170,14 +170,14 @@ worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel,
 		return;
 	}
 	if (AQ__UNLIKELY(cancel)) {
-		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+		aq__stat_add(&aq__current.stats->cancelled, 1, false);
 		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED, 0);
 		return;
 	}
 	AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
 	rc = inline_call(item);
 	if (AQ__LIKELY(rc == 0)) {
-		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
+		aq__stat_add(&aq__current.stats->ran_ok, 1, false);
 		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_SUCCEEDED, 0);
 	} else {
 		worker_inline_rest(pool, item, rc);
@@ -332,7 +332,7 @@ void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
 
 	/* Accepted without a ring push: counted as off the ring, first (see
 	 * AQ__STAT_SHARED()), in this worker's own block. */
-	aq__stat_add(&aq__tls_stats->off_ring, 1, false);
+	aq__stat_add(&aq__current.stats->off_ring, 1, false);
 	/* Not popped: a policy never held it, so it hears no done().
 	 * Relaxed, as in worker_run(). */
 	aq__run_record(
