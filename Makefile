@@ -82,12 +82,12 @@ endif
 
 # The sources, listed: a stray file in lib/ does not end up in the library.
 LIB_SRCS := \
-	lib/channel.c lib/current.c lib/deps.c lib/deque.c lib/error.c \
-	lib/fault.c \
-	lib/future.c lib/help.c lib/job.c lib/metrics.c lib/park.c lib/pool.c \
-	lib/promise.c lib/queue.c lib/retry.c lib/ring.c lib/run.c lib/sched_fair.c \
-	lib/sched_fifo.c lib/sched_prio.c lib/scheduler.c lib/stats.c lib/steal.c \
-	lib/submit.c lib/threads.c lib/timer.c lib/wait.c lib/worker.c
+	lib/cache.c lib/channel.c lib/current.c lib/deps.c lib/deque.c \
+	lib/error.c lib/fault.c lib/future.c lib/help.c lib/job.c lib/metrics.c \
+	lib/opts.c lib/park.c lib/pool.c lib/promise.c lib/queue.c lib/retry.c \
+	lib/ring.c lib/run.c lib/sched_fair.c lib/sched_fifo.c lib/sched_prio.c \
+	lib/scheduler.c lib/stats.c lib/steal.c lib/submit.c lib/threads.c \
+	lib/timer.c lib/wait.c lib/worker.c
 REL_OBJS := $(LIB_SRCS:lib/%.c=build/rel/%.o)
 TVAR := test$(if $(SANITIZE),-$(SANITIZE))
 TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
@@ -96,7 +96,7 @@ TEST_OBJS := $(LIB_SRCS:lib/%.c=build/$(TVAR)/lib/%.o)
 # their own, not suites.
 TEST_SRCS := \
 	tests/check_main.c tests/helpers.c tests/check_badinput.c \
-	tests/check_channel.c tests/check_deps.c tests/check_deque.c \
+	tests/check_cache.c tests/check_channel.c tests/check_deps.c tests/check_deque.c \
 	tests/check_error.c \
 	tests/check_fault.c tests/check_future.c tests/check_metrics.c \
 	tests/check_pool.c tests/check_queue.c tests/check_retry.c \

@@ -258,7 +258,9 @@ struct aq_error {
 	int code;                 /* the last attempt's failure code */
 	const char *message;      /* set by aq_current_fail_msg(), or NULL;
 				     valid while the future is held */
-	int64_t first_attempt_ns; /* pool clock: start of attempt 1 */
+	int64_t first_attempt_ns; /* pool clock: start of attempt 1 (see
+				     aq_future_error(3) for a job
+				     without a retry policy) */
 	int64_t last_attempt_ns;  /* pool clock: start of the last one */
 };
 

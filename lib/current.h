@@ -24,6 +24,10 @@ extern _Thread_local struct aq__deque *aq__worker_deque;
 
 /* Per worker thread. */
 struct aq__current {
+	/* This worker's statistics block (stats.h), or NULL on a thread
+	 * that is no pool's worker. Here, beside the running job, so that
+	 * a call's bookkeeping finds both through one thread pointer. */
+	struct aq__stats *stats;
 	/* The record whose job this thread is running, if any. A
 	 * fire-and-forget job without one shows as the running gauge's
 	 * AQ__RUNNING_INLINE instead (aq__current_inline()). */
@@ -49,8 +53,8 @@ static inline struct aq_future *aq__current_job(void)
 static inline bool aq__current_inline(void)
 {
 	/* Relaxed: this worker's own gauge. */
-	return aq__tls_stats &&
-	       atomic_load_explicit(&aq__tls_stats->running,
+	return aq__current.stats &&
+	       atomic_load_explicit(&aq__current.stats->running,
 				    memory_order_relaxed) == AQ__RUNNING_INLINE;
 }
 
@@ -62,10 +66,8 @@ static inline void aq__current_enter(struct aq_future *rec, bool depth)
 	aq__current.calls++;
 	if (depth)
 		aq__current.depth++;
-	/* Relaxed: gauges for readers, written by this worker only. */
-	atomic_store_explicit(&aq__tls_stats->current_id, rec->id,
-			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, AQ__RUNNING_RECORD,
+	/* Relaxed: a gauge for readers, written by this worker only. */
+	atomic_store_explicit(&aq__current.stats->running, rec->id,
 			      memory_order_relaxed);
 }
 
@@ -75,11 +77,9 @@ static inline void aq__current_leave(bool depth)
 	aq__current.rec = NULL;
 	if (depth)
 		aq__current.depth--;
-	/* Relaxed, as in aq__current_enter(). current_id goes back to 0 so
-	 * that a fire-and-forget call need not store it. */
-	atomic_store_explicit(&aq__tls_stats->current_id, 0,
+	/* Relaxed, as in aq__current_enter(). */
+	atomic_store_explicit(&aq__current.stats->running, AQ__RUNNING_NONE,
 			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, 0, memory_order_relaxed);
 }
 
 /*
@@ -90,30 +90,26 @@ static inline void aq__current_leave(bool depth)
  */
 struct aq__current_saved {
 	struct aq_future *rec;
-	uint64_t id, slice_call;
-	uint32_t running;
+	uint64_t running, slice_call;
 	int64_t slice_start;
 };
 
 /* Save the context and clear it for a nested call ("no job", as a call
- * from the worker loop starts). Inline: a fork-join wait does it for
- * every child it runs itself. */
+ * from the worker loop starts). The running gauge keeps the waiting job
+ * until a nested call replaces it: the worker is still busy with it.
+ * Inline: a fork-join wait does it for every child it runs itself. */
 static inline struct aq__current_saved aq__current_save(void)
 {
-	/* Relaxed: the gauges are written by this worker only. */
+	/* Relaxed: the gauge is written by this worker only. */
 	struct aq__current_saved saved = {
 		.rec = aq__current.rec,
-		.id = atomic_load_explicit(&aq__tls_stats->current_id,
-					   memory_order_relaxed),
-		.running = atomic_load_explicit(&aq__tls_stats->running,
+		.running = atomic_load_explicit(&aq__current.stats->running,
 						memory_order_relaxed),
 		.slice_call = aq__current.slice_call,
 		.slice_start = aq__current.slice_start,
 	};
 
 	aq__current.rec = NULL;
-	atomic_store_explicit(&aq__tls_stats->current_id, 0,
-			      memory_order_relaxed);
 	return saved;
 }
 
@@ -123,9 +119,7 @@ static inline void aq__current_restore(const struct aq__current_saved *saved)
 	aq__current.slice_call = saved->slice_call;
 	aq__current.slice_start = saved->slice_start;
 	/* Relaxed, as in aq__current_save(). */
-	atomic_store_explicit(&aq__tls_stats->current_id, saved->id,
-			      memory_order_relaxed);
-	atomic_store_explicit(&aq__tls_stats->running, saved->running,
+	atomic_store_explicit(&aq__current.stats->running, saved->running,
 			      memory_order_relaxed);
 }
 

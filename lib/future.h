@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * future.h - job records, which are also the futures callers hold, and the
- * per-pool cache that recycles them (see future.c). The bottom of the
+ * future.h - job records, which are also the futures callers hold (see
+ * future.c); the cache that recycles them is cache.h's. The bottom of the
  * record layers: nothing here calls into a pool, a worker or the timer.
  */
 #ifndef AQ__FUTURE_H
@@ -17,7 +17,10 @@
 
 #include "asyncq.h"
 #include "channel.h"
+#include "compat.h"
 #include "park.h"
+
+struct aq__cache; /* cache.h */
 
 /*
  * A transient state, never shown to callers: the canceller (or a cancelling
@@ -38,6 +41,12 @@ static inline bool aq__state_final(uint32_t state)
 {
 	return state >= AQ_STATE_SUCCEEDED;
 }
+
+/* Bits of a record's detour byte. YIELDED: its last call returned
+ * AQ_YIELD, and the next call resumes the same attempt. TIMED: it has a
+ * deadline or a retry policy. */
+#define AQ__REC_YIELDED 1u
+#define AQ__REC_TIMED 2u
 
 /* One aq_future_then() registration; it holds a reference to fut. */
 struct aq__then {
@@ -71,7 +80,12 @@ struct aq_future {
 	_Atomic uint32_t waiters; /* threads parked, or about to park, on
 				     state: the completer wakes only if > 0 */
 	int code;                 /* failure code; valid once final */
-	void *result;             /* the job's result; valid once final */
+	union {
+		void *result; /* the job's result; valid once final */
+		/* While the record is free and heads a full batch in its
+		 * cache's depot: the next batch (cache.c). */
+		struct aq_future *next_batch;
+	};
 	aq_job_fn fn;
 	void *arg;
 	void (*arg_destroy)(void *arg);
@@ -83,8 +97,9 @@ struct aq_future {
 	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
 	unsigned attempt;                    /* attempts started */
-	bool yielded;    /* its last call returned AQ_YIELD: the next
-			    call resumes the same attempt */
+	/* Why the record leaves the straight run path (run.h): bits
+	 * AQ__REC_*, 0 for none, so that path tests one byte. */
+	uint8_t detour;
 	bool timer_user; /* delayed or retry-capable: the pool counts it
 			    until it is final (see pool.c, shutdown) */
 	_Atomic bool cancel_requested; /* aq_future_cancel() while running */
@@ -128,62 +143,11 @@ struct aq_future {
 	void *sched_slots[2]; /* the scheduler's own */
 };
 
-/*
- * Recycles records so the steady state does not malloc. It outlives its
- * pool while callers still hold futures: the pool closes it, and the last
- * record to come back frees it.
- */
-struct aq__cache {
-	struct aq__lock lock;
-	struct aq_future *free_list; /* records ready for reuse */
-	size_t outstanding;          /* records handed out, not yet back */
-	bool closed;                 /* the pool is gone: free, don't keep */
-	_Atomic uint32_t claims;     /* outside claims (aq__cache_claim()) */
-};
-
-struct aq__cache *aq__cache_create(void);
-/* The pool is done with the cache; it is freed once every record is back. */
-void aq__cache_close(struct aq__cache *cache);
-
-/*
- * A thread that is not one of the pool's own (a canceller, the resolver of
- * a dependency) starts or ends work on one of the pool's records: shutdown
- * does not finish while any such claim is held (see pool.c). The count
- * lives here rather than in the pool because a caller holding only a
- * future may take it: its reference keeps the cache, not the pool, alive.
- * Claims nest, and each thread records the caches it holds them on.
- */
-void aq__cache_claim(struct aq__cache *cache);
-void aq__cache_unclaim(struct aq__cache *cache);
-/* Does the calling thread hold a claim on cache? (Also true, to be safe,
- * when it holds claims nested deeper than it can record.) */
-bool aq__cache_claimed_here(const struct aq__cache *cache);
-
 /* The zeroed block of a record: from state to then_head. */
 #define AQ__FUTURE_ZEROED                                                      \
 	(offsetof(struct aq_future, then_head) +                               \
 	 sizeof(((struct aq_future *)0)->then_head) -                          \
 	 offsetof(struct aq_future, state))
-
-/*
- * A worker thread binds its pool's cache: records of that cache which the
- * thread frees then stay on a short list of its own, and its allocations
- * take from that list first, with no lock (a fork-join job allocates and
- * frees on one thread). Records on the list still count as handed out,
- * so the thread unbinds, giving them back, before the pool closes the
- * cache (workers are joined first). One cache per thread at a time.
- */
-void aq__cache_bind(struct aq__cache *cache);
-void aq__cache_unbind(void);
-
-/* The bound cache and this thread's own free records of it (future.c). */
-struct aq__local_records {
-	struct aq__cache *cache;
-	struct aq_future *free;
-	unsigned count;     /* records on free */
-	unsigned long lent; /* allocated here and not yet kept back */
-};
-extern _Thread_local struct aq__local_records aq__local;
 
 /* Initialise a fresh record: PENDING, refs references, no job, no pool;
  * cache NULL makes it a promise, freed by its last reference. */
@@ -212,38 +176,7 @@ static inline void aq__future_init(struct aq_future *fut,
 	fut->timer_index = SIZE_MAX;
 }
 
-/* aq__future_alloc() found the cache empty: a new record (counted as
- * handed out already), or NULL (-ENOMEM). */
-struct aq_future *aq__future_alloc_new(struct aq__cache *cache, uint32_t refs);
-
-/* A record in state PENDING with refs references, or NULL (-ENOMEM). */
-static inline struct aq_future *aq__future_alloc(struct aq__cache *cache,
-						 uint32_t refs)
-{
-	struct aq_future *fut;
-
-	if (cache == aq__local.cache) {
-		aq__local.lent++;
-		fut = aq__local.free;
-		if (fut) { /* our own: already counted as handed out */
-			aq__local.free = fut->next_free;
-			aq__local.count--;
-			aq__future_init(fut, cache, refs);
-			return fut;
-		}
-	}
-	aq__lock(&cache->lock);
-	fut = cache->free_list;
-	if (fut)
-		cache->free_list = fut->next_free;
-	cache->outstanding++;
-	aq__unlock(&cache->lock);
-	if (!fut)
-		return aq__future_alloc_new(cache, refs);
-	aq__future_init(fut, cache, refs);
-	return fut;
-}
-/* The last reference to fut is gone: return it to its cache (future.c). */
+/* The last reference to fut is gone: return it to its cache (cache.c). */
 void aq__future_put_last(struct aq_future *fut);
 
 /* Drop one reference; the last one returns the record to its cache. */
@@ -327,19 +260,23 @@ static inline void aq__future_resolve(struct aq_future *fut,
 		aq__future_deliver(list);
 }
 
-/* The outcome of a resolved future, in aq_future_get()'s terms. */
+/* The outcome of a resolved future (state is final), in aq_future_get()'s
+ * terms. The job's own outcomes first: one comparison covers both. */
 static inline int aq__future_outcome(const struct aq_future *fut,
 				     uint32_t state, void **result)
 {
+	static_assert(AQ_STATE_FAILED == AQ_STATE_SUCCEEDED + 1,
+		      "the job's own outcomes are the two lowest final states");
+	if (AQ__LIKELY(state <= AQ_STATE_FAILED)) {
+		if (result)
+			*result = fut->result;
+		return fut->code; /* 0 for SUCCEEDED */
+	}
 	if (state == AQ_STATE_CANCELLED)
 		return -ECANCELED;
 	if (state == AQ_STATE_EXPIRED)
 		return -ETIME;
-	if (state == AQ_STATE_SKIPPED)
-		return -EPIPE;
-	if (result)
-		*result = fut->result;
-	return fut->code;
+	return -EPIPE; /* AQ_STATE_SKIPPED */
 }
 
 /*

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 
+#include "cache.h"
 #include "current.h"
 #include "fault.h"
 #include "future.h"
@@ -26,8 +27,8 @@
  * worker's own block on one of the pool's workers, else the shared one. */
 static inline void stats_outcome(struct aq_pool *pool, uint32_t final_state)
 {
-	bool shared = !(aq__worker_pool == pool && aq__tls_stats);
-	struct aq__stats *blk = shared ? pool->shared_stats : aq__tls_stats;
+	bool shared = !(aq__worker_pool == pool && aq__current.stats);
+	struct aq__stats *blk = shared ? pool->shared_stats : aq__current.stats;
 	_Atomic uint64_t *counter;
 
 	switch (final_state) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "compat.h"
+#include "current.h"
 #include "future.h"
 #include "pool.h"
 #include "stats.h"
@@ -30,13 +31,13 @@ void aq__job_finish(struct aq_future *rec, uint32_t final_state, int code,
  * succeeded, finished on one of pool's own workers (whose block counts
  * it).
  */
-static inline void aq__job_succeed(struct aq_pool *pool, struct aq_future *rec,
-				   void *result)
+static inline __attribute__((always_inline)) void
+aq__job_succeed(struct aq_pool *pool, struct aq_future *rec, void *result)
 {
 	bool timer_user = rec->timer_user;
 
 	aq__future_settle(rec, 0, result);
-	aq__stat_add(&aq__tls_stats->succeeded, 1, false);
+	aq__stat_add(&aq__current.stats->succeeded, 1, false);
 	/* Before the resolve: after it the record may be recycled. */
 	AQ__TRACE(finish, pool, rec->id, (int)AQ_STATE_SUCCEEDED, 0);
 	aq__future_resolve(rec, AQ_STATE_SUCCEEDED);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 #include "clock.h"
+#include "compat.h"
+#include "fault.h"
 
 /*
  * Sleep while *word == expected, until woken or until deadline_ns on
@@ -37,6 +39,69 @@ int aq__park_wait_any(_Atomic uint32_t *const *words, const uint32_t *expected,
 
 /* Wake up to n threads sleeping on word (INT32_MAX for all). */
 void aq__park_wake(_Atomic uint32_t *word, int n);
+
+/*
+ * The waiting policy before a sleep, for a waiter whose condition may come
+ * true soon (a thread on a future, an idle worker before it parks). Each
+ * call waits a little before the caller looks again: the first `spins`
+ * calls pause once, which catches what is nanoseconds away without a
+ * system call; the next `yields` calls each sched_yield(), which keeps the
+ * waiter awake a little longer but lends its core to any runnable thread,
+ * such as the one it waits for when threads outnumber cores (then a spin
+ * would only delay it); then the call returns false and the caller
+ * sleeps. The spin is short because a pause costs from 10 to 140 cycles
+ * depending on the CPU; a yield's cost does not depend on it. A yield may
+ * take as long as another thread's time slice: a waiter with a deadline
+ * looks at the clock between yields.
+ *
+ *   struct aq__backoff b = AQ__BACKOFF_INIT(spins, yields, site);
+ *   while (!condition)
+ *       if (!aq__backoff(&b))
+ *           sleep on the eventcount
+ */
+struct aq__backoff {
+	unsigned waits;           /* calls that waited so far */
+	unsigned spins;           /* calls that spin: the first ones */
+	unsigned yields;          /* calls that yield: the next ones */
+	enum aq__pause_site site; /* where a test may hold a yield */
+};
+
+/* Has b begun to yield (the next wait is a yield or a sleep)? */
+static inline bool aq__backoff_yielding(const struct aq__backoff *b)
+{
+	return b->waits >= b->spins;
+}
+
+#define AQ__BACKOFF_INIT(spins, yields, site)                                  \
+	{                                                                      \
+		0, (spins), (yields), (site)                                   \
+	}
+
+/*
+ * The numbers of a thread waiting on a future and of an idle worker: awake
+ * a few microseconds in all (the spin 0.5 to 3 us depending on the CPU, the
+ * yields about as long when nothing else wants the core), then asleep.
+ */
+#define AQ__BACKOFF_SPINS 64
+#define AQ__BACKOFF_YIELDS 16
+
+/* The yield of aq__backoff() (park.c). */
+void aq__park_yield(enum aq__pause_site site);
+
+/* Wait once, as above; false, without waiting, when the caller should
+ * sleep. */
+static inline bool aq__backoff(struct aq__backoff *b)
+{
+	if (b->waits < b->spins) {
+		aq__cpu_relax();
+	} else if (b->waits < b->spins + b->yields) {
+		aq__park_yield(b->site);
+	} else {
+		return false;
+	}
+	b->waits++;
+	return true;
+}
 
 /*
  * An asymmetric fence, for a Dekker handshake with a frequent side and a

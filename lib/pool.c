@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cache.h"
 #include "clock.h"
 #include "current.h"
 #include "fault.h"
@@ -349,11 +350,14 @@ AQ_API int aq_pool_running_jobs(aq_pool *pool, uint64_t *ids, unsigned max)
 		struct aq__stats *blk = pool->wstats[i];
 
 		/* Relaxed: a snapshot; a job may end as we look. */
-		if (!atomic_load_explicit(&blk->running, memory_order_relaxed))
+		uint64_t running = atomic_load_explicit(&blk->running,
+							memory_order_relaxed);
+
+		if (running == AQ__RUNNING_NONE)
 			continue;
-		if (count < max)
-			ids[count] = atomic_load_explicit(&blk->current_id,
-							  memory_order_relaxed);
+		if (count < max) /* a fire-and-forget job has no id: 0 */
+			ids[count] =
+				running == AQ__RUNNING_INLINE ? 0 : running;
 		count++;
 	}
 	pthread_mutex_unlock(&pool->lock);

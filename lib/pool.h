@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "asyncq.h"
+#include "cache.h"
 #include "clock.h"
 #include "compat.h"
 #include "deque.h"

@@ -132,7 +132,7 @@ bool aq__retry_schedule(struct aq_pool *pool, struct aq_future *rec, int code)
 		return true;
 
 	rec->code = code; /* the error record shows the latest failure */
-	aq__stat_add(&aq__tls_stats->retried, 1, false); /* on a worker */
+	aq__stat_add(&aq__current.stats->retried, 1, false); /* on a worker */
 	rec->due_ns = aq__time_add(aq__pool_now(pool), delay);
 	AQ__TRACE(retry, pool, rec->id, rec->attempt, code, delay);
 	/* Release: the timer thread's CAS (acq_rel) sees our writes. */

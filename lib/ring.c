@@ -145,16 +145,6 @@ void aq__ring_close(struct aq__ring *r)
 				 memory_order_seq_cst);
 }
 
-bool aq__ring_nonempty(struct aq__ring *r)
-{
-	/* seq_cst loads: the read halves of the handshakes named in push
-	 * and pop. */
-	uint64_t tail = atomic_load(&r->tail) & ~AQ__RING_CLOSED;
-	uint64_t head = atomic_load(&r->head);
-
-	return tail != head;
-}
-
 bool aq__ring_has_space(struct aq__ring *r)
 {
 	uint64_t tail = atomic_load(&r->tail);

@@ -163,8 +163,17 @@ void aq__ring_close(struct aq__ring *r);
  * True when some producer has claimed a slot no consumer has taken yet
  * (published or about to be). Sequentially consistent, so that it pairs
  * with the claim in aq__ring_push(): see the parking protocol in worker.c.
+ * Inline: an idle worker asks it at every look of its spin.
  */
-bool aq__ring_nonempty(struct aq__ring *r);
+static inline bool aq__ring_nonempty(struct aq__ring *r)
+{
+	/* seq_cst loads: the read halves of the handshakes named in push
+	 * and pop. */
+	uint64_t tail = atomic_load(&r->tail) & ~AQ__RING_CLOSED;
+	uint64_t head = atomic_load(&r->head);
+
+	return tail != head;
+}
 
 /*
  * True when a push could claim a slot (or would fail as closed); the read

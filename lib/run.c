@@ -6,11 +6,11 @@
  * retry, failure or expiry. The worker loop (worker.c) takes the items;
  * this file runs the ones that carry records.
  *
- * The common record (no scheduler, no timing, a new attempt, no deadline)
- * that succeeds takes a straight path through aq__run_record(): claim,
- * stamp, call, resolve, put. Everything else goes through
- * worker_record_loop() and worker_record_settle(), which handle every
- * case.
+ * The common record (no scheduler, no timing, a new attempt, no deadline,
+ * no retry policy) that succeeds takes a straight path, inline in the
+ * worker's loop (aq__run_record_fifo(), run.h): claim, call, resolve, put.
+ * Everything else goes through aq__run_claimed() and
+ * worker_record_settle(), which handle every case.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -30,9 +30,9 @@ bool aq__run_requeue(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Counted first (see AQ__STAT_SHARED()); this worker's own block,
 	 * so taking it back is a plain store too. */
-	aq__stat_add(&aq__tls_stats->requeued, 1, false);
+	aq__stat_add(&aq__current.stats->requeued, 1, false);
 	if (aq__ring_push(&pool->ring, item) != 0) {
-		aq__stat_add(&aq__tls_stats->requeued, UINT64_MAX, false);
+		aq__stat_add(&aq__current.stats->requeued, UINT64_MAX, false);
 		return false; /* full or closed: the caller runs it again */
 	}
 	aq__pool_wake_one(pool);
@@ -58,7 +58,7 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 		pool->after_job(&ev, pool->hook_user);
 	/* Busy time counts the outermost call only: a nested call's time is
 	 * already inside the call that waited for it. */
-	aq__stats_time(aq__tls_stats, ev.wait_ns, ev.run_ns,
+	aq__stats_time(aq__current.stats, ev.wait_ns, ev.run_ns,
 		       aq__current.depth == 1);
 	if (rc == AQ_YIELD) {
 		/* Its next wait starts now. (A policy sets it when the job
@@ -67,9 +67,9 @@ static int worker_call_timed(struct aq_pool *pool, struct aq_future *rec,
 		if (!pool->sched)
 			rec->enqueue_ns = end;
 	} else {
-		aq__stat_add(&aq__tls_stats->sojourn_ns,
+		aq__stat_add(&aq__current.stats->sojourn_ns,
 			     (uint64_t)(end - rec->submit_ns), false);
-		aq__stat_add(&aq__tls_stats->timed_done, 1, false);
+		aq__stat_add(&aq__current.stats->timed_done, 1, false);
 	}
 	return rc;
 }
@@ -136,38 +136,45 @@ static inline void record_attempt(struct aq_future *rec, int64_t now)
 {
 	if (rec->attempt++ == 0) {
 		rec->first_attempt_ns = now;
-		aq__stat_add(&aq__tls_stats->started, 1, false);
+		aq__stat_add(&aq__current.stats->started, 1, false);
 	}
 	rec->last_attempt_ns = now;
 }
 
 /*
- * One call of a claimed record's job, in its context. plain: a pool with
- * neither a scheduler nor timing, where nobody reads the record's call
- * count (aq_sched_job_runs()) or this thread's nesting depth (timing).
+ * The only attempt of a record without a retry policy, whose first call
+ * returned something other than success: stamp it now, when it returned.
+ * Its start is not stamped: nothing but aq_future_error() reads the times
+ * of such a job, and a clock read is a fifth of a plain job's cost
+ * (aq_future_error(3) documents it).
  */
-static inline __attribute__((always_inline)) int
-record_call(struct aq_pool *pool, struct aq_future *rec, void **result,
-	    bool plain)
+static void record_stamp_late(struct aq_pool *pool, struct aq_future *rec)
+{
+	rec->first_attempt_ns = rec->last_attempt_ns = aq__pool_now(pool);
+}
+
+/* One call of a claimed record's job, in its context, on the general
+ * path (aq__run_record_fifo() has the straight one): the call count for a
+ * scheduler, the nesting depth and the timed call for timing. */
+static int record_call(struct aq_pool *pool, struct aq_future *rec,
+		       void **result)
 {
 	int rc;
 
-	aq__current_enter(rec, !plain);
+	aq__current_enter(rec, true);
 	/* Relaxed: only this worker writes it now (future.h). */
-	if (!plain)
-		atomic_store_explicit(
-			&rec->runs,
-			atomic_load_explicit(&rec->runs, memory_order_relaxed) +
-				1,
-			memory_order_relaxed);
+	atomic_store_explicit(
+		&rec->runs,
+		atomic_load_explicit(&rec->runs, memory_order_relaxed) + 1,
+		memory_order_relaxed);
 	*result = NULL;
 	AQ__TRACE(start, pool, rec->id, rec->fn, rec->attempt);
-	if (!plain && pool->timing)
+	if (pool->timing)
 		rc = worker_call_timed(pool, rec, result);
 	else
 		rc = rec->fn(rec->arg, result);
-	aq__current_leave(!plain);
-	rec->yielded = rc == AQ_YIELD;
+	aq__current_leave(true);
+	aq__run_set_yielded(rec, rc == AQ_YIELD);
 	return rc;
 }
 
@@ -175,8 +182,7 @@ record_call(struct aq_pool *pool, struct aq_future *rec, void **result,
  * A claimed record in any case: check its deadline, call it (again, while
  * it yields and cannot be queued), and settle the outcome.
  */
-static __attribute__((noinline)) void
-worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
+void aq__run_claimed(struct aq_pool *pool, struct aq_future *rec, bool popped)
 {
 	bool expired = false; /* its deadline passed before it started */
 	void *result = NULL;
@@ -185,14 +191,14 @@ worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
 
 	for (;;) {
 		now = aq__pool_now(pool);
-		if (!rec->yielded) {
+		if (!(rec->detour & AQ__REC_YIELDED)) {
 			if (rec->deadline_ns && now >= rec->deadline_ns) {
 				expired = true;
 				break;
 			}
 			record_attempt(rec, now);
 		}
-		rc = record_call(pool, rec, &result, false);
+		rc = record_call(pool, rec, &result);
 		if (rc != AQ_YIELD)
 			break;
 		if (requeue_record(pool, rec, popped) != RUN_AGAIN)
@@ -201,19 +207,27 @@ worker_record_loop(struct aq_pool *pool, struct aq_future *rec, bool popped)
 	worker_record_settle(pool, rec, expired, rc, result, popped);
 }
 
-/*
- * A job record, from the ring or from the scheduler: claim it, run it,
- * settle it. The common record (a new attempt, no deadline, no policy to
- * tell, no timing) that succeeds takes the straight path below; anything
- * else, or any other outcome, goes to worker_record_loop() and
- * worker_record_settle(), which handle every case.
- */
+void aq__run_plain_rest(struct aq_pool *pool, struct aq_future *rec, int rc,
+			void *result)
+{
+	aq__run_set_yielded(rec, rc == AQ_YIELD);
+	record_stamp_late(pool, rec);
+	if (rc != AQ_YIELD) {
+		worker_record_settle(pool, rec, false, rc, result, false);
+		return;
+	}
+	/* Yielded: queued again, or run again (the loop resumes it). */
+	if (requeue_record(pool, rec, false) == RUN_AGAIN)
+		aq__run_claimed(pool, rec, false);
+}
+
 void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 		    bool popped)
 {
-	void *result;
-	int rc;
-
+	if (AQ__LIKELY(!cancel && !pool->sched)) {
+		aq__run_record_fifo(pool, rec, false);
+		return;
+	}
 	if (!aq__job_claim(rec, cancel)) {
 		/* Cancelled before it ran; the scheduler still hears of it. */
 		if (popped)
@@ -221,25 +235,6 @@ void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 		aq__future_put(rec);
 		return;
 	}
-	/* Ours now (the claim's acquire): its fields are safe to read. A
-	 * popped record has a scheduler. */
-	if (AQ__UNLIKELY(pool->sched || pool->timing || rec->yielded ||
-			 rec->deadline_ns)) {
-		worker_record_loop(pool, rec, popped);
-		return;
-	}
-	record_attempt(rec, aq__pool_now(pool));
-	rc = record_call(pool, rec, &result, true);
-	if (AQ__LIKELY(rc == 0)) {
-		aq__job_succeed(pool, rec, result);
-		aq__future_put(rec);
-		return;
-	}
-	if (rc != AQ_YIELD) {
-		worker_record_settle(pool, rec, false, rc, result, false);
-		return;
-	}
-	/* Yielded: queued again, or run again (the loop resumes it). */
-	if (requeue_record(pool, rec, false) == RUN_AGAIN)
-		worker_record_loop(pool, rec, false);
+	/* Ours now (the claim's acquire): its fields are safe to read. */
+	aq__run_claimed(pool, rec, popped);
 }

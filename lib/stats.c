@@ -33,13 +33,12 @@
 #include <string.h>
 
 #include "clock.h"
+#include "current.h"
 #include "deque.h"
 #include "fault.h"
 #include "park.h"
 #include "pool.h"
 #include "stats.h"
-
-_Thread_local struct aq__stats *aq__tls_stats;
 
 static unsigned hist_bucket(uint64_t ns)
 {

@@ -31,8 +31,10 @@ struct aq__stats {
 	_Atomic uint64_t off_ring; /* accepted into timer or dependencies */
 	_Atomic uint64_t forked;   /* pushed on a worker's deque by a job */
 	_Atomic uint64_t rejected;
-	_Atomic uint32_t running;    /* a worker's: AQ__RUNNING_* */
-	_Atomic uint64_t current_id; /* a worker's: that job's id (0: none) */
+	/* A worker's running gauge: AQ__RUNNING_NONE, the id of the record
+	 * whose job it runs (ids start at 1), or AQ__RUNNING_INLINE. One word,
+	 * so that a call sets and clears it with one store each. */
+	_Atomic uint64_t running;
 	/* Timing (AQ_POOL_TIMING or job hooks). */
 	_Atomic uint64_t busy_ns, sojourn_ns, timed_done;
 	_Atomic uint64_t wait_sum, run_sum, wait_max, run_max;
@@ -40,14 +42,10 @@ struct aq__stats {
 	_Atomic uint64_t run_hist[AQ__HIST_BUCKETS];
 };
 
-/* A worker's running gauge: in no job, in a job with a record, or in a
- * fire-and-forget job's call. */
+/* The running gauge in no job and in a fire-and-forget job's call (no
+ * job id reaches UINT64_MAX). */
 #define AQ__RUNNING_NONE 0
-#define AQ__RUNNING_RECORD 1
-#define AQ__RUNNING_INLINE 2
-
-/* This thread's block if it is a worker of some pool, else NULL. */
-extern _Thread_local struct aq__stats *aq__tls_stats;
+#define AQ__RUNNING_INLINE UINT64_MAX
 
 /* Add n to a counter of blk: a plain update for the owning worker, an
  * atomic one for the shared block. */

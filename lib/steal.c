@@ -15,10 +15,6 @@
 #include "stats.h"
 #include "steal.h"
 
-/* Idle polls of the ring before parking: ~ a few microseconds, which hides
- * the futex round trip when jobs arrive in quick succession. */
-#define STEAL_SPIN_ITERATIONS 256
-
 /* Steal attempts per look: a failed steal lost a race for an item, so
  * another round may find one; bounded so that a look is short. */
 #define WORKER_STEAL_ROUNDS 2
@@ -82,13 +78,22 @@ bool aq__steal_visible(struct aq_pool *pool)
 
 int aq__steal_spin(struct aq_pool *pool)
 {
-	/* The ring at every look, the deques at every eighth (a scan of
-	 * them all): a nested job is rarely in a hurry. */
-	for (int spins = 0; spins < STEAL_SPIN_ITERATIONS; spins++) {
-		aq__cpu_relax();
+	/* Awake a few microseconds, which hides the futex round trip when
+	 * jobs arrive in quick succession, lending the core to whichever
+	 * thread may be about to submit, before we park (park.h). */
+	struct aq__backoff wait = AQ__BACKOFF_INIT(
+		AQ__BACKOFF_SPINS, AQ__BACKOFF_YIELDS, AQ__PAUSE_IDLE_YIELD);
+	int looks = 0;
+
+	/* The ring at every look; the deques (a scan of them all) at every
+	 * eighth look of the spin, a nested job is rarely in a hurry, and
+	 * after every yield, which costs more than the scan. */
+	while (aq__backoff(&wait)) {
 		if (aq__ring_nonempty(&pool->ring) ||
-		    ((spins & 7) == 7 && steal_deques_nonempty(pool)))
-			return spins;
+		    (((looks & 7) == 7 || looks >= AQ__BACKOFF_SPINS) &&
+		     steal_deques_nonempty(pool)))
+			return looks;
+		looks++;
 	}
 	return -1;
 }
@@ -167,9 +172,9 @@ bool aq__steal_park_fence(struct aq_pool *pool)
 int aq__steal_push_local(struct aq_pool *pool, struct aq__ring_item item)
 {
 	/* Counted first, in this worker's own block (see AQ__STAT_SHARED()). */
-	aq__stat_add(&aq__tls_stats->forked, 1, false);
+	aq__stat_add(&aq__current.stats->forked, 1, false);
 	if (aq__deque_push(aq__worker_deque, item) != 0) {
-		aq__stat_add(&aq__tls_stats->forked, UINT64_MAX, false);
+		aq__stat_add(&aq__current.stats->forked, UINT64_MAX, false);
 		return -EAGAIN;
 	}
 	/*

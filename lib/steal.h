@@ -41,8 +41,9 @@ bool aq__steal_one(struct aq_pool *pool, struct aq__ring_item *item);
 
 /*
  * An idle worker's look before it parks: poll the ring, and now and then
- * the deques, for a few microseconds. The number of polls made before
- * something showed (0: at once), or -1 when nothing did.
+ * the deques, for a few microseconds, spinning, then yielding the core
+ * (aq__backoff(), park.h). The number of polls made before something
+ * showed (0: at once), or -1 when nothing did.
  */
 int aq__steal_spin(struct aq_pool *pool);
 

@@ -22,11 +22,13 @@
 #include <errno.h>
 #include <limits.h>
 
+#include "cache.h"
 #include "clock.h"
 #include "current.h"
 #include "deps.h"
 #include "fault.h"
 #include "future.h"
+#include "opts.h"
 #include "pool.h"
 #include "queue.h"
 #include "retry.h"
@@ -35,67 +37,6 @@
 #include "timer.h"
 #include "trace.h"
 #include "worker.h"
-
-#define JOB_FLAGS (AQ_JOB_BLOCK | AQ_JOB_NOBLOCK)
-
-/* How long this submit may wait for space: 0 = not at all, -1 = forever,
- * otherwise nanoseconds. */
-static int64_t submit_wait_budget(const struct aq_pool *pool,
-				  const struct aq_job_opts *opts)
-{
-	unsigned flags = opts ? opts->flags : 0;
-	int64_t timeout;
-
-	if (flags & AQ_JOB_NOBLOCK)
-		return 0;
-	if (flags & AQ_JOB_BLOCK)
-		timeout = opts->timeout_ns;
-	else if (pool->flags & AQ_POOL_BLOCK)
-		timeout = pool->block_timeout_ns;
-	else
-		return 0;
-	return timeout > 0 ? timeout : -1;
-}
-
-/* What the pool's scheduler may read of the job (aq_sched_job_*()). */
-static void submit_fill_sched(struct aq_future *rec,
-			      const struct aq_job_opts *opts)
-{
-	rec->priority = opts ? opts->priority : 0;
-	rec->group = opts ? opts->group : 0;
-	rec->weight = opts && opts->weight ? opts->weight : 1;
-	rec->hint = opts ? opts->hint : 0;
-	rec->enqueue_ns = aq__now_ns();
-	rec->seq = 0; /* numbered when it reaches the scheduler */
-	rec->sched_slots[0] = rec->sched_slots[1] = NULL;
-}
-
-static bool submit_opts_valid(const struct aq_job_opts *opts)
-{
-	if ((opts->flags & ~JOB_FLAGS) ||
-	    (opts->flags & JOB_FLAGS) == JOB_FLAGS ||
-	    opts->priority < AQ_PRIORITY_MIN ||
-	    opts->priority > AQ_PRIORITY_MAX || opts->weight > AQ_WEIGHT_MAX ||
-	    opts->delay_ns < 0 || opts->run_at_ns < 0 || opts->deadline_ns < 0)
-		return false;
-	if (opts->after_count > AQ_AFTER_MAX ||
-	    (opts->after_count && !opts->after))
-		return false;
-	for (unsigned i = 0; i < opts->after_count; i++)
-		if (!opts->after[i])
-			return false;
-	return !opts->retry || aq__retry_policy_valid(opts->retry);
-}
-
-/* Does this job need a record rather than the bare {fn, arg}? */
-static bool submit_needs_record(const struct aq_pool *pool,
-				const struct aq_job_opts *opts, bool fut)
-{
-	return fut || pool->record_always ||
-	       (opts &&
-		(opts->arg_destroy || opts->delay_ns > 0 || opts->run_at_ns ||
-		 opts->deadline_ns || opts->retry || opts->after_count));
-}
 
 /* Job ids a worker takes from its pool at a time: one shared increment
  * per block, not per job, since workers that submit jobs in a stream
@@ -106,14 +47,20 @@ static bool submit_needs_record(const struct aq_pool *pool,
  * the last one used and the last one it holds. */
 static _Thread_local uint64_t worker_id_last, worker_id_end;
 
+/* A job id for a thread that is not one of the pool's workers. */
+static inline uint64_t submit_new_id_outside(struct aq_pool *pool)
+{
+	/* Relaxed: ids need only be unique. */
+	return atomic_fetch_add_explicit(&pool->next_id, 1,
+					 memory_order_relaxed) +
+	       1;
+}
+
 /* A new job id of pool: unique in the pool, from 1. */
 static inline uint64_t submit_new_id(struct aq_pool *pool)
 {
 	if (pool != aq__worker_pool)
-		/* Relaxed: ids need only be unique. */
-		return atomic_fetch_add_explicit(&pool->next_id, 1,
-						 memory_order_relaxed) +
-		       1;
+		return submit_new_id_outside(pool);
 	if (AQ__UNLIKELY(worker_id_last == worker_id_end)) {
 		/* Relaxed, as above. */
 		worker_id_last = atomic_fetch_add_explicit(
@@ -121,59 +68,6 @@ static inline uint64_t submit_new_id(struct aq_pool *pool)
 		worker_id_end = worker_id_last + SUBMIT_ID_BLOCK;
 	}
 	return ++worker_id_last;
-}
-
-/*
- * Failure handling and time: the retry policy, the deadline, and when the
- * job may start (rec->due_ns). True if it is delayed (run_at_ns or a
- * delay): the pool clock may read anything, below zero included, so no
- * value of due_ns can stand for "now"; INT64_MIN, never later than the
- * clock, is what a job that is not delayed gets.
- */
-static bool submit_fill_time(struct aq_pool *pool, struct aq_future *rec,
-			     const struct aq_job_opts *opts)
-{
-	bool delayed = false;
-
-	rec->due_ns = INT64_MIN;
-	rec->pool = pool;
-	rec->id = submit_new_id(pool);
-	rec->retry = opts && opts->retry ? opts->retry
-		     : pool->has_retry   ? &pool->retry_default
-					 : NULL;
-	rec->deadline_ns = opts ? opts->deadline_ns : 0;
-	if (opts && opts->run_at_ns) {
-		rec->due_ns = opts->run_at_ns;
-		delayed = true;
-	}
-	if (opts && opts->delay_ns > 0) {
-		int64_t after =
-			aq__time_add(aq__pool_now(pool), opts->delay_ns);
-
-		if (after > rec->due_ns)
-			rec->due_ns = after;
-		delayed = true;
-	}
-	/* Jobs that wait outside the ring (delayed, retrying, or after
-	 * others) keep shutdown from closing it under them. */
-	rec->timer_user = delayed || (opts && opts->after_count) ||
-			  (rec->retry && rec->retry->max_attempts > 1);
-	return delayed;
-}
-
-/* Count a timer user in, unless shutdown has begun (pool.c waits for the
- * count to reach zero before it closes the ring). */
-static int submit_timer_user(struct aq_pool *pool)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&pool->lock);
-	if (atomic_load_explicit(&pool->accepting, memory_order_relaxed))
-		pool->timer_users++;
-	else
-		rc = -ESHUTDOWN;
-	pthread_mutex_unlock(&pool->lock);
-	return rc;
 }
 
 /* Undo a record that was never published. */
@@ -221,7 +115,7 @@ submit_queue_full(struct aq_pool *pool, struct aq__ring_item item,
 		return rc;
 	}
 	if (rc == -EAGAIN) {
-		int64_t budget = submit_wait_budget(pool, opts);
+		int64_t budget = aq__opts_wait_budget(pool, opts);
 
 		if (budget != 0)
 			rc = aq__queue_wait_push(pool, item,
@@ -274,14 +168,14 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 	uint64_t id = 0; /* rec->id, read before rec is published */
 	int rc;
 
-	if (AQ__UNLIKELY(!fn) || (opts && !submit_opts_valid(opts)))
+	if (AQ__UNLIKELY(!fn) || (opts && !aq__opts_valid(opts)))
 		return -EINVAL;
 	/* Relaxed: a fast refusal; the ring's closed bit is the real gate. */
 	if (AQ__UNLIKELY(!atomic_load_explicit(&pool->accepting,
 					       memory_order_relaxed)))
 		return -ESHUTDOWN;
 
-	if (submit_needs_record(pool, opts, fut != NULL)) {
+	if (aq__opts_need_record(pool, opts, fut != NULL)) {
 		/* One reference for the pool, one for the caller's future. */
 		rec = aq__future_alloc(pool->cache, fut ? 2 : 1);
 		if (!rec)
@@ -290,11 +184,13 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		rec->arg = arg;
 		rec->arg_destroy = opts ? opts->arg_destroy : NULL;
 		if (pool->sched)
-			submit_fill_sched(rec, opts);
+			aq__opts_fill_sched(rec, opts);
 		if (pool->timing)
 			rec->submit_ns = rec->enqueue_ns = aq__now_ns();
-		delayed = submit_fill_time(pool, rec, opts);
-		if (rec->timer_user && (rc = submit_timer_user(pool)) != 0) {
+		rec->pool = pool;
+		rec->id = submit_new_id(pool);
+		delayed = aq__opts_fill_time(pool, rec, opts);
+		if (rec->timer_user && (rc = aq__opts_timer_user(pool)) != 0) {
 			rec->timer_user = false;
 			submit_discard(pool, rec);
 			return rc;
@@ -409,9 +305,10 @@ submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut, bool here)
 	return 0;
 }
 
-/* aq_submit() of a job with a future and no options (submit_plain()). */
-static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
-						   void *arg, aq_future **fut)
+/* submit_future() for the rest: a worker of the pool (its deque), an
+ * empty list of records, a full or closed ring. */
+static __attribute__((noinline)) int
+submit_future_any(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut)
 {
 	int rc = submit_plain(pool, fn, arg, fut, true);
 
@@ -420,6 +317,57 @@ static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
 		AQ__STAT_SHARED(pool, rejected); /* as submit_slow() counts */
 	}
 	return rc;
+}
+
+/* submit_future() found the ring full or closed: the record, ours alone
+ * (not published), goes back, and the general path takes the job. */
+static __attribute__((noinline)) int
+submit_future_again(aq_pool *pool, struct aq_future *rec, aq_future **fut)
+{
+	aq_job_fn fn = rec->fn;
+	void *arg = rec->arg;
+
+	submit_discard(pool, rec);
+	return submit_future_any(pool, fn, arg, fut);
+}
+
+/* A fast-path push found idle workers or an elastic pool. */
+static __attribute__((noinline)) int submit_pushed(aq_pool *pool);
+
+/*
+ * aq_submit() of a job with a future and no options (submit_plain()).
+ * From a thread that is not one of the pool's workers, with a record on
+ * its own list and room in the ring, it takes no call frame: every other
+ * case leaves by a tail call. Otherwise as submit_plain(): the record is
+ * filled before the push publishes it.
+ */
+static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
+						   void *arg, aq_future **fut)
+{
+	struct aq_future *rec;
+	uint32_t idle;
+
+	if (AQ__UNLIKELY(aq__worker_pool == pool) ||
+	    AQ__UNLIKELY(!(rec = aq__future_alloc_local(pool->cache, 2))))
+		return submit_future_any(pool, fn, arg, fut);
+	rec->fn = fn;
+	rec->arg = arg;
+	rec->pool = pool;
+	rec->id = submit_new_id_outside(pool);
+	if (AQ__UNLIKELY(aq__ring_push(&pool->ring,
+				       (struct aq__ring_item){ NULL, rec })))
+		return submit_future_again(pool, rec, fut);
+	AQ__TRACE(submit, pool, rec->id, fn, arg);
+	*fut = rec;
+	/* seq_cst: the read half of the parking handshake, as in
+	 * aq__pool_wake_one() and aq_submit()'s fast path. */
+	idle = atomic_load(&pool->idle);
+	if (AQ__LIKELY(idle == 0))
+		return 0;
+	if (!(idle & AQ__IDLE_ELASTIC) &&
+	    atomic_load_explicit(&pool->waking, memory_order_relaxed))
+		return 0;
+	return submit_pushed(pool);
 }
 
 /* A fast-path push found idle workers or an elastic pool. */
@@ -522,7 +470,7 @@ static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
 				aq_future **futs)
 {
 	struct aq_job_opts each = opts ? *opts : (struct aq_job_opts){ 0 };
-	int64_t budget = submit_wait_budget(pool, opts);
+	int64_t budget = aq__opts_wait_budget(pool, opts);
 	int64_t deadline = budget > 0 ? aq__deadline(budget) : -1;
 	bool out_of_time = false;
 	unsigned i;
@@ -544,7 +492,7 @@ static int submit_batch_records(struct aq_pool *pool, const struct aq_job *jobs,
 		if (budget > 0) {
 			int64_t left = deadline - aq__now_ns();
 
-			each.flags &= ~JOB_FLAGS;
+			each.flags &= ~AQ__JOB_FLAGS;
 			out_of_time = left <= 0;
 			each.flags |=
 				out_of_time ? AQ_JOB_NOBLOCK : AQ_JOB_BLOCK;
@@ -571,7 +519,7 @@ AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs, unsigned n,
 	if (futs)
 		for (unsigned i = 0; i < n; i++)
 			futs[i] = NULL;
-	if (!pool || (n && !jobs) || (opts && !submit_opts_valid(opts)))
+	if (!pool || (n && !jobs) || (opts && !aq__opts_valid(opts)))
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
 		if (!jobs[i].fn)
@@ -581,9 +529,9 @@ AQ_API int aq_submit_batch(aq_pool *pool, const struct aq_job *jobs, unsigned n,
 	/* Relaxed: a fast refusal, as in submit_job(). */
 	if (!atomic_load_explicit(&pool->accepting, memory_order_relaxed))
 		rc = -ESHUTDOWN;
-	else if (!futs && !submit_needs_record(pool, opts, false))
+	else if (!futs && !aq__opts_need_record(pool, opts, false))
 		rc = submit_batch_ring(pool, jobs, n,
-				       submit_wait_budget(pool, opts));
+				       aq__opts_wait_budget(pool, opts));
 	else
 		rc = submit_batch_records(pool, jobs, n, opts, futs);
 	/* Refusals count per job, as they would one aq_submit() each. */

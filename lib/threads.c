@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "current.h"
 #include "fault.h"
 #include "pool.h"
 #include "threads.h"
@@ -57,7 +58,7 @@ static void *worker_thread(void *arg)
 		pthread_setname_np(pthread_self(), name);
 	}
 #endif
-	aq__tls_stats = start.stats;
+	aq__current.stats = start.stats;
 	if (pool->on_thread_start)
 		pool->on_thread_start(start.index, pool->thread_user);
 	pool->worker_body(pool, start.index);

@@ -18,10 +18,6 @@
 #include "help.h"
 #include "promise.h"
 
-/* Bounded spin before a waiter parks: long enough to catch a short job's
- * completion without a system call, short enough not to burn a core. */
-#define GET_SPIN_ITERATIONS 2000
-
 /* Longest sleep of a waiter that polls (no vectored wait, no memory). */
 #define POLL_NAP_NS 1000000
 
@@ -50,13 +46,22 @@ future_get_wait(aq_future *fut, void **result, int64_t timeout_ns)
 	    (aq__worker_pool == fut->pool || aq__is_promise(fut))) {
 		rc = aq__help_future(aq__worker_pool, fut, deadline);
 	} else {
-		for (int i = 0; i < GET_SPIN_ITERATIONS; i++) {
-			aq__cpu_relax();
+		/* Awake a few microseconds, lending the core to whichever
+		 * thread runs the job, before we sleep (park.h). */
+		struct aq__backoff wait =
+			AQ__BACKOFF_INIT(AQ__BACKOFF_SPINS, AQ__BACKOFF_YIELDS,
+					 AQ__PAUSE_GET_YIELD);
+
+		while (aq__backoff(&wait)) {
 			/* Acquire, as in aq_future_get(). */
 			state = atomic_load_explicit(&fut->state,
 						     memory_order_acquire);
 			if (aq__state_final(state))
 				return aq__future_outcome(fut, state, result);
+			/* A yield may last a time slice: keep the timeout. */
+			if (deadline >= 0 && aq__backoff_yielding(&wait) &&
+			    aq__now_ns() >= deadline)
+				break;
 		}
 		rc = aq__future_wait(fut, deadline);
 	}

@@ -47,6 +47,7 @@
 #include <sched.h>
 #include <stdlib.h>
 
+#include "cache.h"
 #include "clock.h"
 #include "current.h"
 #include "future.h"
@@ -81,17 +82,17 @@ static bool pool_drained(struct aq_pool *pool)
 
 /*
  * One call of a fire-and-forget job: no record, so its whole context is
- * the running gauge, set to AQ__RUNNING_INLINE (which is also how aq_current_*
- * know they are in one), and the call count for aq_current_yield_due().
- * The current record and current_id are already NULL and 0: every call
- * leaves them so (aq__current_leave(), aq__current_save()). The depth is
- * left alone: only timing
- * reads it, and a pool with timing on has no fire-and-forget items (every
- * job gets a record, pool->record_always). *ignored is never read.
+ * the running gauge, set to AQ__RUNNING_INLINE (which is also how
+ * aq_current_* know they are in one), and the call count for
+ * aq_current_yield_due(). The current record is already NULL: every call
+ * leaves it so (aq__current_leave(), aq__current_save()). The depth is
+ * left alone: only timing reads it, and a pool with timing on has no
+ * fire-and-forget items (every job gets a record, pool->record_always).
+ * *ignored is never read.
  */
 static inline int inline_call(struct aq__ring_item item)
 {
-	struct aq__stats *st = aq__tls_stats;
+	struct aq__stats *st = aq__current.stats;
 	void *ignored;
 	int rc;
 
@@ -100,7 +101,8 @@ static inline int inline_call(struct aq__ring_item item)
 	atomic_store_explicit(&st->running, AQ__RUNNING_INLINE,
 			      memory_order_relaxed);
 	rc = item.fn(item.arg, &ignored);
-	atomic_store_explicit(&st->running, 0, memory_order_relaxed);
+	atomic_store_explicit(&st->running, AQ__RUNNING_NONE,
+			      memory_order_relaxed);
 	return rc;
 }
 
@@ -116,9 +118,9 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 	 * first one, so it counts as started when it ends, not before. */
 	for (;;) {
 		if (rc != AQ_YIELD) {
-			aq__stat_add(&aq__tls_stats->started, 1, false);
-			aq__stat_add(rc == 0 ? &aq__tls_stats->succeeded
-					     : &aq__tls_stats->failed,
+			aq__stat_add(&aq__current.stats->started, 1, false);
+			aq__stat_add(rc == 0 ? &aq__current.stats->succeeded
+					     : &aq__current.stats->failed,
 				     1, false);
 			AQ__TRACE(finish, pool, (uint64_t)0,
 				  rc == 0 ? AQ_STATE_SUCCEEDED
@@ -135,8 +137,8 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
 		 * worker_run(). */
 		if (atomic_load_explicit(&pool->cancelling,
 					 memory_order_relaxed)) {
-			aq__stat_add(&aq__tls_stats->started, 1, false);
-			aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+			aq__stat_add(&aq__current.stats->started, 1, false);
+			aq__stat_add(&aq__current.stats->cancelled, 1, false);
 			AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED,
 				  0);
 			return;
@@ -155,23 +157,27 @@ worker_inline_rest(struct aq_pool *pool, struct aq__ring_item item, int rc)
  * of instructions.
  */
 static inline __attribute__((always_inline)) void
-worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel)
+worker_run_as(struct aq_pool *pool, struct aq__ring_item item, bool cancel,
+	      bool sched)
 {
 	int rc;
 
 	if (AQ__UNLIKELY(!item.fn)) {
-		aq__run_record(pool, item.arg, cancel, pool->sched != NULL);
+		if (sched)
+			aq__run_record(pool, item.arg, cancel, true);
+		else
+			aq__run_record_fifo(pool, item.arg, cancel);
 		return;
 	}
 	if (AQ__UNLIKELY(cancel)) {
-		aq__stat_add(&aq__tls_stats->cancelled, 1, false);
+		aq__stat_add(&aq__current.stats->cancelled, 1, false);
 		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_CANCELLED, 0);
 		return;
 	}
 	AQ__TRACE(start, pool, (uint64_t)0, item.fn, 1u);
 	rc = inline_call(item);
 	if (AQ__LIKELY(rc == 0)) {
-		aq__stat_add(&aq__tls_stats->ran_ok, 1, false);
+		aq__stat_add(&aq__current.stats->ran_ok, 1, false);
 		AQ__TRACE(finish, pool, (uint64_t)0, AQ_STATE_SUCCEEDED, 0);
 	} else {
 		worker_inline_rest(pool, item, rc);
@@ -185,7 +191,8 @@ worker_run(struct aq_pool *pool, struct aq__ring_item item)
 	 * before the flag is seen simply run, as they would have anyway. */
 	worker_run_as(
 		pool, item,
-		atomic_load_explicit(&pool->cancelling, memory_order_relaxed));
+		atomic_load_explicit(&pool->cancelling, memory_order_relaxed),
+		pool->sched != NULL);
 }
 
 /* pop_attn was not 0 after a pop: wake blocked producers, consider
@@ -217,7 +224,8 @@ static void worker_burst(struct aq_pool *pool)
 		uint32_t attn = atomic_load(&pool->pop_attn);
 
 		worker_run_as(pool, item,
-			      AQ__UNLIKELY(attn) && worker_attend(pool, attn));
+			      AQ__UNLIKELY(attn) && worker_attend(pool, attn),
+			      false);
 	}
 }
 
@@ -280,9 +288,15 @@ static int worker_park(struct aq_pool *pool, struct aq__ring_item *item)
 		deadline = aq__deadline(WORKER_NAP_NS);
 	/* The condition re-check: the ring's and the deques' loads are
 	 * seq_cst; a closed ring means shutdown: go back and see whether it
-	 * is drained. */
+	 * is drained. So does one worker too many: a resize that lowered
+	 * max_workers after our look at it and signalled before our key is
+	 * seen here (relaxed loads: the key's acquire pairs with the
+	 * signal's release, which follows the store of max_workers). */
 	if (!found && !aq__steal_visible(pool) &&
-	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED)) {
+	    !(atomic_load(&pool->ring.tail) & AQ__RING_CLOSED) &&
+	    atomic_load_explicit(&pool->nlive, memory_order_relaxed) <=
+		    atomic_load_explicit(&pool->max_workers,
+					 memory_order_relaxed)) {
 		AQ__TRACE(park, pool);
 		rc = aq__ec_commit(&pool->wake_seq, key, deadline);
 		AQ__TRACE(wake, pool, rc);
@@ -318,7 +332,7 @@ void aq__worker_run_unqueued(struct aq_pool *pool, struct aq_future *rec)
 
 	/* Accepted without a ring push: counted as off the ring, first (see
 	 * AQ__STAT_SHARED()), in this worker's own block. */
-	aq__stat_add(&aq__tls_stats->off_ring, 1, false);
+	aq__stat_add(&aq__current.stats->off_ring, 1, false);
 	/* Not popped: a policy never held it, so it hears no done().
 	 * Relaxed, as in worker_run(). */
 	aq__run_record(

@@ -14,6 +14,7 @@
 #include "fault.h"
 #include "helpers.h"
 #include "park.h"
+#include "pool.h" /* the count of parked workers */
 #include "suites.h"
 
 /* Never called: its address tags items. */
@@ -547,6 +548,115 @@ START_TEST(test_push_wakes_parked_worker)
 }
 END_TEST
 
+/* ---- an idle worker spins, yields, then parks ---------------------------- */
+
+static atomic_int idle_yields;             /* every worker's, in all */
+static _Thread_local int idle_yields_mine; /* this worker's */
+static struct th_gate *idle_hold;          /* the first yield passes it */
+
+static void on_idle_yield(enum aq__pause_site site, void *user)
+{
+	(void)user;
+	if (site != AQ__PAUSE_IDLE_YIELD)
+		return;
+	idle_yields_mine++;
+	if (atomic_fetch_add(&idle_yields, 1) == 0 && idle_hold)
+		th_gate_pass(idle_hold);
+}
+
+/* Is exactly one worker counted in the parking eventcount (asleep, or
+ * committed to it)? */
+static bool one_parked(void *pool)
+{
+	return (atomic_load(&((aq_pool *)pool)->idle) & AQ__IDLE_COUNT) == 1;
+}
+
+/*
+ * With nothing to do a worker yields exactly AQ__BACKOFF_YIELDS times
+ * (after its spin), then parks; a submit wakes it, and once the job is
+ * done it does the same again.
+ */
+START_TEST(test_idle_worker_yields_then_parks)
+{
+	atomic_long ran = 0;
+	aq_pool *pool;
+	aq_future *fut;
+
+	atomic_store(&idle_yields, 0);
+	idle_hold = NULL;
+	aq__pause_set(on_idle_yield, NULL);
+	pool = th_pool(1, 16, 0, 0);
+	ck_assert(th_poll(one_parked, pool));
+	ck_assert_int_eq(th_ld(&idle_yields), AQ__BACKOFF_YIELDS);
+
+	ck_assert_int_eq(aq_submit(pool, th_count_job, &ran, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert(th_poll(one_parked, pool));
+	ck_assert_int_eq(th_ld(&idle_yields), 2 * AQ__BACKOFF_YIELDS);
+	ck_assert_int_eq(th_ldl(&ran), 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	aq__pause_set(NULL, NULL);
+}
+END_TEST
+
+static atomic_int idle_child_pushed, idle_child_ran, idle_child_saw;
+
+static int idle_child(void *arg, void **out)
+{
+	(void)arg;
+	(void)out;
+	/* Runs on the worker that stole it: how many yields it took. */
+	atomic_store(&idle_child_saw, idle_yields_mine);
+	atomic_store(&idle_child_ran, 1);
+	return 0;
+}
+
+static int idle_parent(void *arg, void **out)
+{
+	(void)out;
+	ck_assert_int_eq(aq_submit(arg, idle_child, NULL, NULL, NULL), 0);
+	atomic_store(&idle_child_pushed, 1);
+	/* Not a helping wait: only the other worker can run the child. */
+	return th_poll_int(&idle_child_ran, 1) ? 0 : 1;
+}
+
+/*
+ * An idle worker looks at the deques after every yield (not only at every
+ * eighth look): a child pushed while the worker is in its first yield is
+ * stolen right after it. The other worker is asleep at first, so the
+ * parent's submit wakes it, and the child's push wakes nobody (the
+ * yielding worker is not asleep).
+ */
+START_TEST(test_idle_yield_then_steal)
+{
+	struct th_gate hold;
+	aq_pool *pool;
+	aq_future *fut;
+
+	atomic_store(&idle_yields, 0);
+	atomic_store(&idle_child_pushed, 0);
+	atomic_store(&idle_child_ran, 0);
+	atomic_store(&idle_child_saw, -1);
+	th_gate_init(&hold);
+	idle_hold = &hold;
+	aq__pause_set(on_idle_yield, NULL);
+	pool = th_pool(2, 16, 0, 0);
+	ck_assert(th_gate_wait_entered(&hold, 1));
+	ck_assert(th_poll(one_parked, pool));
+	ck_assert_int_eq(aq_submit(pool, idle_parent, pool, NULL, &fut), 0);
+	ck_assert(th_poll_int(&idle_child_pushed, 1));
+	th_gate_open(&hold);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	ck_assert_int_eq(th_ld(&idle_child_saw), 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	aq__pause_set(NULL, NULL);
+	idle_hold = NULL;
+	th_gate_destroy(&hold);
+}
+END_TEST
+
 /* ---- counts: stats and hooks, once per job; a spill past the deque ---- */
 
 static atomic_long hook_before, hook_after;
@@ -659,6 +769,8 @@ Suite *deque_suite(void)
 	tcase_add_loop_test(fj, test_counts_exact, 0, 3);
 	tcase_add_test(fj, test_spill_to_ring_then_in_place);
 	tcase_add_loop_test(fj, test_push_wakes_parked_worker, 0, 2);
+	tcase_add_test(fj, test_idle_worker_yields_then_parks);
+	tcase_add_test(fj, test_idle_yield_then_steal);
 	suite_add_tcase(s, fj);
 	return s;
 }

@@ -5,7 +5,7 @@
  * AQ_TEST_SUITE=name runs only that suite (one per module: ring, pool,
  * submit, queue, future, shutdown, shutdown_timed, error, badinput, fault,
  * sched, sched_fair, retry, timer, channel, threads, wait, deps, stats,
- * metrics, promise);
+ * metrics, promise, deque, cache);
  * Check's own CK_RUN_CASE and CK_TIMEOUT_MULTIPLIER work too.
  */
 #include <stdio.h>
@@ -30,7 +30,7 @@ static const struct {
 	{ "wait", wait_suite },         { "deps", deps_suite },
 	{ "stats", stats_suite },
 	{ "metrics", metrics_suite },   { "promise", promise_suite },
-	{ "deque", deque_suite },
+	{ "deque", deque_suite },       { "cache", cache_suite },
 };
 
 int main(void)

@@ -1403,6 +1403,91 @@ static void ff_on_error(const struct aq_job_info *info,
 		atomic_fetch_add(&ff_errors, 1);
 }
 
+/*
+ * A job that moves the virtual clock in its calls, then fails: a call
+ * moves it to clock_at[calls] and returns rets[calls].
+ */
+struct stamp_job {
+	struct vclock *vc;
+	int64_t clock_at[2];
+	int rets[2];
+	atomic_int calls;
+};
+
+static int stamp_job_fn(void *arg, void **result)
+{
+	struct stamp_job *s = arg;
+	int call = atomic_fetch_add(&s->calls, 1);
+
+	(void)result;
+	/* Plain store: aq_pool_clock_changed() matters only for the timer,
+	 * which holds nothing here. */
+	atomic_store(&s->vc->now, s->clock_at[call]);
+	return s->rets[call];
+}
+
+/*
+ * aq_future_error(3)'s times: at the start of the attempt for a job with a
+ * retry policy (even one of a single attempt), and, for a job without one,
+ * when its first call returned (the pool reads no clock before it runs).
+ */
+START_TEST(test_error_times_without_policy)
+{
+	struct vclock vc;
+	aq_pool *pool = vpool(1, &vc, NULL);
+	struct aq_retry_policy once = { .max_attempts = 1 };
+	struct aq_job_opts with_policy = { .retry = &once };
+	struct stamp_job plain = { .vc = &vc,
+				   .clock_at = { T0 + 5 * SEC },
+				   .rets = { 9 } };
+	struct stamp_job policed = { .vc = &vc,
+				     .clock_at = { T0 + 7 * SEC },
+				     .rets = { 8 } };
+	struct stamp_job yielder = { .vc = &vc,
+				     .clock_at = { T0 + 8 * SEC, T0 + 9 * SEC },
+				     .rets = { AQ_YIELD, 6 } };
+	struct aq_error err;
+	aq_future *fut;
+
+	atomic_init(&plain.calls, 0);
+	atomic_init(&policed.calls, 0);
+	atomic_init(&yielder.calls, 0);
+
+	/* No policy: stamped when the call returned (T0 + 5 s). */
+	ck_assert_int_eq(aq_submit(pool, stamp_job_fn, &plain, NULL, &fut), 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 9);
+	ck_assert_int_eq(aq_future_error(fut, &err), 0);
+	ck_assert_uint_eq(err.attempts, 1);
+	ck_assert_int_eq(err.first_attempt_ns, T0 + 5 * SEC);
+	ck_assert_int_eq(err.last_attempt_ns, T0 + 5 * SEC);
+	aq_future_release(fut);
+
+	/* A policy of one attempt: stamped when the attempt started. */
+	ck_assert_int_eq(aq_submit(pool, stamp_job_fn, &policed, &with_policy,
+				   &fut),
+			 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 8);
+	ck_assert_int_eq(aq_future_error(fut, &err), 0);
+	ck_assert_uint_eq(err.attempts, 1);
+	ck_assert_int_eq(err.first_attempt_ns, T0 + 5 * SEC);
+	ck_assert_int_eq(err.last_attempt_ns, T0 + 5 * SEC);
+	aq_future_release(fut);
+
+	/* No policy, a yield first: stamped when the first call returned,
+	 * and still one attempt. */
+	ck_assert_int_eq(aq_submit(pool, stamp_job_fn, &yielder, NULL, &fut),
+			 0);
+	ck_assert_int_eq(aq_future_get(fut, NULL, poll_ns()), 6);
+	ck_assert_int_eq(atomic_load(&yielder.calls), 2);
+	ck_assert_int_eq(aq_future_error(fut, &err), 0);
+	ck_assert_uint_eq(err.attempts, 1);
+	ck_assert_int_eq(err.first_attempt_ns, T0 + 8 * SEC);
+	ck_assert_int_eq(err.last_attempt_ns, T0 + 8 * SEC);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+}
+END_TEST
+
 START_TEST(test_pool_default_and_override)
 {
 	struct vclock vc;
@@ -2233,6 +2318,7 @@ Suite *retry_suite(void)
 	tcase_set_timeout(record, TH_TIMEOUT);
 	tcase_add_test(record, test_error_record);
 	tcase_add_test(record, test_error_record_only_when_failed);
+	tcase_add_test(record, test_error_times_without_policy);
 	tcase_add_test(record, test_job_api_outside_and_inline);
 	suite_add_tcase(s, record);
 

@@ -23,6 +23,7 @@
 
 #include <check.h>
 
+#include "fault.h"
 #include "helpers.h"
 #include "suites.h"
 
@@ -272,6 +273,49 @@ START_TEST(test_resize_down_and_up)
 	ck_assert_int_eq(aq_pool_resize(pool, 1, 2), -ESHUTDOWN);
 	aq_pool_destroy(pool);
 	th_hooks_destroy(&hk);
+}
+END_TEST
+
+/* Holds each worker at its first idle yield (fault.h's pause hook). */
+static struct th_gate *first_yield_gate;
+static _Thread_local int idle_yields_here;
+
+static void hold_first_idle_yield(enum aq__pause_site site, void *user)
+{
+	(void)user;
+	if (site == AQ__PAUSE_IDLE_YIELD && ++idle_yields_here == 1)
+		th_gate_pass(first_yield_gate);
+}
+
+/*
+ * Regression: a resize that lowers max_workers while the idle workers are
+ * between their look at it and their sleep (here: held in their first
+ * yield before they park) signalled before they took their parking key,
+ * so they slept through it and none retired. The park's re-check now
+ * sees one worker too many, and one retires.
+ */
+START_TEST(test_resize_down_while_workers_yield)
+{
+	struct th_hooks hk;
+	struct th_gate gate;
+	aq_pool *pool;
+
+	th_gate_init(&gate);
+	first_yield_gate = &gate;
+	aq__pause_set(hold_first_idle_yield, NULL);
+	th_hooks_init(&hk);
+	pool = th_hooked_pool(2, &hk);
+	ck_assert(th_gate_wait_entered(&gate, 2));
+	ck_assert_int_eq(aq_pool_resize(pool, 1, 1), 0);
+	th_gate_open(&gate);
+	ck_assert(th_poll_int(&hk.nstops, 1));
+	ck_assert(poll_workers(pool, 1));
+	ck_assert_int_eq(aq_pool_shutdown(pool, AQ_SHUTDOWN_DRAIN), 0);
+	ck_assert_int_eq(th_ld(&hk.nstops), 2);
+	aq_pool_destroy(pool);
+	aq__pause_set(NULL, NULL);
+	th_hooks_destroy(&hk);
+	th_gate_destroy(&gate);
 }
 END_TEST
 
@@ -1165,6 +1209,7 @@ Suite *threads_suite(void)
 	tcase_set_timeout(life, TH_TIMEOUT);
 	tcase_add_test(life, test_hooks_create_shutdown);
 	tcase_add_test(life, test_resize_down_and_up);
+	tcase_add_test(life, test_resize_down_while_workers_yield);
 	tcase_add_test(life, test_resize_down_busy);
 	tcase_add_test(life, test_resize_bad_args);
 	tcase_add_test(life, test_config_bad_args);

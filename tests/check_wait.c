@@ -19,6 +19,7 @@
 #include <check.h>
 
 #include "fault.h"
+#include "future.h" /* the waiters of a future */
 #include "helpers.h"
 #include "park.h"
 #include "suites.h"
@@ -254,6 +255,152 @@ START_TEST(test_wait_any_einval)
 	ck_assert_int_eq(aq_wait_any(f, 2, -1, &idx), -EINVAL);
 	ck_assert_uint_eq(idx, 99);
 	th_held_fini(&h);
+}
+END_TEST
+
+/* ---- aq_future_get(): spin, yield, then sleep ---------------------------- */
+
+/*
+ * A hook on the yields of a thread waiting on a future (aq__backoff(),
+ * park.h): it counts them, and the first one may do something first.
+ */
+struct get_yields {
+	atomic_int yields;    /* the waiter's yields so far */
+	struct th_gate *open; /* the first yield opens it ... */
+	aq_future *await;     /* ... and polls until this is final */
+	bool pass_deadline;   /* the first yield polls until 2 ms later */
+};
+
+static bool two_ms_later(void *ctx)
+{
+	return th_now_ns() >= *(int64_t *)ctx;
+}
+
+static void on_get_yield(enum aq__pause_site site, void *user)
+{
+	struct get_yields *y = user;
+	int64_t until;
+
+	if (site != AQ__PAUSE_GET_YIELD || atomic_fetch_add(&y->yields, 1))
+		return;
+	if (y->open) {
+		th_gate_open(y->open);
+		ck_assert(th_poll_state(y->await, AQ_STATE_SUCCEEDED));
+	}
+	if (y->pass_deadline) {
+		until = th_now_ns() + 2 * MS;
+		ck_assert(th_poll(two_ms_later, &until));
+	}
+}
+
+static bool has_waiter(void *fut)
+{
+	return atomic_load(&((struct aq_future *)fut)->waiters) == 1;
+}
+
+struct getter {
+	aq_future *fut;
+	int rc;
+};
+
+static void *getter_main(void *arg)
+{
+	struct getter *g = arg;
+
+	g->rc = aq_future_get(g->fut, NULL, -1);
+	return NULL;
+}
+
+/* A gate job on a one-worker pool, running: its future is not final
+ * until the test opens the gate. */
+static aq_future *held_job(aq_pool *pool, struct th_gate *gate)
+{
+	aq_future *fut;
+
+	ck_assert_int_eq(aq_submit(pool, th_gate_job, gate, NULL, &fut), 0);
+	ck_assert(th_gate_wait_entered(gate, 1));
+	return fut;
+}
+
+/*
+ * A thread waiting on a running job's future spins, then yields exactly
+ * AQ__BACKOFF_YIELDS times, then sleeps (it counts itself in the
+ * future's waiters after its yields), and wakes when the job completes.
+ */
+START_TEST(test_get_yields_then_sleeps)
+{
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct get_yields y = { 0 };
+	struct getter g = { NULL, 1 };
+	struct th_gate gate;
+	pthread_t tid;
+
+	th_gate_init(&gate);
+	g.fut = held_job(pool, &gate);
+	aq__pause_set(on_get_yield, &y);
+	ck_assert_int_eq(pthread_create(&tid, NULL, getter_main, &g), 0);
+	ck_assert(th_poll(has_waiter, g.fut));
+	ck_assert_int_eq(th_ld(&y.yields), AQ__BACKOFF_YIELDS);
+	th_gate_open(&gate);
+	pthread_join(tid, NULL);
+	aq__pause_set(NULL, NULL);
+	ck_assert_int_eq(g.rc, 0);
+	ck_assert_int_eq(th_ld(&y.yields), AQ__BACKOFF_YIELDS);
+	aq_future_release(g.fut);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+/*
+ * The waiter looks after each yield: a job that completes during the
+ * first yield ends the wait there, with its outcome, and no more yields.
+ */
+START_TEST(test_get_yield_sees_completion)
+{
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct get_yields y = { 0 };
+	struct th_gate gate;
+	aq_future *fut;
+
+	th_gate_init(&gate);
+	fut = held_job(pool, &gate);
+	y.open = &gate;
+	y.await = fut;
+	aq__pause_set(on_get_yield, &y);
+	ck_assert_int_eq(aq_future_get(fut, NULL, th_long_ns()), 0);
+	aq__pause_set(NULL, NULL);
+	ck_assert_int_eq(th_ld(&y.yields), 1);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
+}
+END_TEST
+
+/*
+ * A yield may last long (another thread's time slice): a waiter whose
+ * timeout has passed during one returns -ETIMEDOUT without yielding
+ * again.
+ */
+START_TEST(test_get_timeout_passes_in_yield)
+{
+	aq_pool *pool = th_pool(1, 16, 0, 0);
+	struct get_yields y = { .pass_deadline = true };
+	struct th_gate gate;
+	aq_future *fut;
+
+	th_gate_init(&gate);
+	fut = held_job(pool, &gate);
+	aq__pause_set(on_get_yield, &y);
+	ck_assert_int_eq(aq_future_get(fut, NULL, MS), -ETIMEDOUT);
+	aq__pause_set(NULL, NULL);
+	ck_assert_int_eq(th_ld(&y.yields), 1);
+	ck_assert_int_eq(aq_future_state(fut), AQ_STATE_RUNNING);
+	th_gate_open(&gate);
+	ck_assert_int_eq(aq_future_get(fut, NULL, -1), 0);
+	aq_future_release(fut);
+	aq_pool_destroy(pool);
+	th_gate_destroy(&gate);
 }
 END_TEST
 
@@ -986,6 +1133,9 @@ Suite *wait_suite(void)
 	tcase_add_test(wait, test_wait_any_wakes_on_later_entry);
 	tcase_add_test(wait, test_wait_any_einval);
 	tcase_add_test(wait, test_wait_any_timeouts_leave_nothing);
+	tcase_add_test(wait, test_get_yields_then_sleeps);
+	tcase_add_test(wait, test_get_yield_sees_completion);
+	tcase_add_test(wait, test_get_timeout_passes_in_yield);
 	suite_add_tcase(s, wait);
 
 	tcase_set_timeout(nested, TH_TIMEOUT_STRESS);

@@ -9,10 +9,10 @@
 # lib/:
 #   0 primitives   compat clock deque fault park ring stats.h trace.h
 #   1 channel      channel
-#   2 records      future promise
+#   2 records      future cache promise
 #   3 timer        timer
 #   4 pool core    pool.h threads job current
-#   5 services     queue retry deps scheduler sched_* steal
+#   5 services     queue retry deps scheduler sched_* steal opts
 #   6 workers      worker help run
 #   7 API          pool.c submit.c wait.c stats.c error.c metrics.c
 # lib/redis/ (libasyncq-redis; its public header asyncq_redis.h, like
@@ -30,11 +30,11 @@ rank_lib() {
 		stats.h | \
 		trace.h) echo 0 ;;
 	channel.[ch]) echo 1 ;;
-	future.[ch] | promise.[ch]) echo 2 ;;
+	future.[ch] | cache.[ch] | promise.[ch]) echo 2 ;;
 	timer.[ch]) echo 3 ;;
 	pool.h | threads.[ch] | job.[ch] | current.[ch]) echo 4 ;;
 	queue.[ch] | retry.[ch] | deps.[ch] | scheduler.[ch] | sched_*.c | \
-		steal.[ch]) echo 5 ;;
+		steal.[ch] | opts.[ch]) echo 5 ;;
 	worker.[ch] | help.[ch] | run.[ch]) echo 6 ;;
 	pool.c | submit.c | wait.c | stats.c | error.c | metrics.c) echo 7 ;;
 	*) echo X ;;

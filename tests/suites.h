@@ -30,5 +30,6 @@ Suite *stats_suite(void);    /* counters, gauges, timing, hooks, Little's law */
 Suite *metrics_suite(void);  /* aq_pool_metrics: OpenMetrics text */
 Suite *promise_suite(void);  /* aq_future_create, aq_future_complete */
 Suite *deque_suite(void);    /* work-stealing deques and fork-join */
+Suite *cache_suite(void);    /* the record cache: threads' lists, lifetime */
 
 #endif
