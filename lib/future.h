@@ -64,15 +64,25 @@ struct aq__then {
  *
  * aq__future_init() sets cache, refs and timer_index and zeroes every field
  * from state to the end of the "zeroed" block in one memset, so a field
- * whose fresh value is 0, NULL or false belongs in that block; fields after
- * it are written by whoever uses them (a scheduler, the timer, timing)
- * before they are read.
+ * whose fresh value is 0, NULL or false belongs in that block; the job's
+ * identity before it is written by whoever allocates the record (submit.c
+ * for a job, promise.c for a promise) before the record is shared, and
+ * fields after the block by whoever uses them (a scheduler, the timer,
+ * timing) before they are read.
  */
 struct aq_future {
 	struct aq__cache *cache; /* where the record returns when refs is 0;
 				    NULL for a promise (promise.c) */
 	_Atomic uint32_t refs;   /* the caller's reference and the pool's */
 	size_t timer_index;      /* position in the timer heap, or SIZE_MAX */
+
+	/* The job's identity: not zeroed, always written first. */
+	aq_job_fn fn;
+	void *arg;
+	struct aq_pool *pool; /* valid while the record is not final; NULL
+				 for a promise (promise.c) */
+	uint64_t id;          /* job id within the pool, from 1; 0 for a
+				 promise */
 
 	/* ---- zeroed by aq__future_init(), from here ... */
 	_Atomic uint32_t state;   /* enum aq_state or AQ__STATE_CANCELLING;
@@ -86,15 +96,10 @@ struct aq_future {
 		 * cache's depot: the next batch (cache.c). */
 		struct aq_future *next_batch;
 	};
-	aq_job_fn fn;
-	void *arg;
 	void (*arg_destroy)(void *arg);
 	struct aq_future *next_free; /* link in the cache's free list */
 
 	/* Failure handling and time (retry.c, timer.c). */
-	struct aq_pool *pool; /* valid while the record is not final; NULL
-				 for a promise (promise.c) */
-	uint64_t id;          /* job id within the pool, from 1 */
 	const struct aq_retry_policy *retry; /* NULL: no retries */
 	unsigned attempt;                    /* attempts started */
 	/* Why the record leaves the straight run path (run.h): bits
@@ -160,17 +165,16 @@ static inline void aq__future_init(struct aq_future *fut,
 	 * Plain initialisation: the record is not shared until it is pushed
 	 * on the ring (or handed out by aq_future_create()), whose release
 	 * store (or the caller's own hand-off) publishes these writes. The
-	 * zeroed block (state PENDING, which is 0, no job, no pool, no
-	 * waiters, no then-list) is cleared in 64-byte pieces: compilers
+	 * zeroed block (state PENDING, which is 0, no waiters, no
+	 * then-list) is cleared in 64-byte pieces: compilers
 	 * write each as a few vector stores, where one memset of the whole
 	 * block becomes a `rep stos`, slower to start and one count per word.
 	 */
 	static_assert(AQ_STATE_PENDING == 0, "the zeroed state is PENDING");
-	static_assert(AQ__FUTURE_ZEROED > 128 && AQ__FUTURE_ZEROED <= 192,
-		      "three pieces cover the zeroed block");
+	static_assert(AQ__FUTURE_ZEROED > 64 && AQ__FUTURE_ZEROED <= 128,
+		      "two pieces cover the zeroed block");
 	memset(zeroed, 0, 64);
-	memset(zeroed + 64, 0, 64);
-	memset(zeroed + 128, 0, AQ__FUTURE_ZEROED - 128);
+	memset(zeroed + 64, 0, AQ__FUTURE_ZEROED - 64);
 	fut->cache = cache;
 	atomic_init(&fut->refs, refs);
 	fut->timer_index = SIZE_MAX;

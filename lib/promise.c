@@ -44,6 +44,10 @@ AQ_API int aq_future_create(aq_future **fut, void (*result_destroy)(void *),
 		return -ENOMEM;
 	/* One reference, the caller's; no cache: the last put frees it. */
 	aq__future_init(rec, NULL, 1);
+	rec->fn = NULL;
+	rec->arg = NULL;
+	rec->pool = NULL;
+	rec->id = 0;
 	rec->result_destroy = result_destroy;
 	*fut = rec;
 	return 0;
