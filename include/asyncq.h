@@ -254,14 +254,14 @@ struct aq_job_info {
 /* The error record of a failed job (aq_future_error()). */
 struct aq_error {
 	uint64_t job_id;
-	unsigned attempts;        /* attempts made */
-	int code;                 /* the last attempt's failure code */
-	const char *message;      /* set by aq_current_fail_msg(), or NULL;
-				     valid while the future is held */
-	int64_t first_attempt_ns; /* pool clock: start of attempt 1 (see
-				     aq_future_error(3) for a job
-				     without a retry policy) */
-	int64_t last_attempt_ns;  /* pool clock: start of the last one */
+	unsigned attempts;   /* attempts made */
+	int code;            /* the last attempt's failure code */
+	const char *message; /* set by aq_current_fail_msg(), or NULL;
+				valid while the future is held */
+	/* Pool clock: the start of attempt 1 and of the last attempt; for
+	 * a job without a retry policy, see aq_future_error(3). */
+	int64_t first_attempt_ns;
+	int64_t last_attempt_ns;
 };
 
 /* Retry flags (struct aq_retry_policy.flags). */

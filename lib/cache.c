@@ -270,7 +270,8 @@ enum bind_state {
 static _Thread_local unsigned char bind_state;
 static pthread_once_t bind_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t bind_key;
-static bool bind_key_ok; /* written once under bind_key_once */
+/* Set once under bind_key_once, cleared when the key is deleted. */
+static _Atomic bool bind_key_ok;
 
 /* Give every record this thread keeps back to its cache, and unbind. */
 static void local_unbind(void)
@@ -302,14 +303,16 @@ static void bind_thread_exit(void *unused)
 
 static void bind_key_create(void)
 {
-	bind_key_ok = pthread_key_create(&bind_key, bind_thread_exit) == 0;
+	atomic_store(&bind_key_ok,
+		     pthread_key_create(&bind_key, bind_thread_exit) == 0);
 }
 
 /* The library is unloaded (dlclose()) or the process exits: threads that
- * exit later must not call into code that may be gone. */
+ * exit later must not call into code that may be gone, and threads that
+ * bind later take the lock path (a deleted key must not be set). */
 __attribute__((destructor)) static void bind_key_delete(void)
 {
-	if (bind_key_ok)
+	if (atomic_exchange(&bind_key_ok, false))
 		pthread_key_delete(bind_key);
 }
 
@@ -348,7 +351,7 @@ static bool local_bind(struct aq__cache *cache)
 	}
 	if (bind_state == BIND_UNKEYED) {
 		pthread_once(&bind_key_once, bind_key_create);
-		if (!bind_key_ok ||
+		if (!atomic_load(&bind_key_ok) ||
 		    pthread_setspecific(bind_key, &aq__local) != 0) {
 			bind_state = BIND_NEVER;
 			return false;
@@ -511,19 +514,30 @@ static inline void local_keep(struct aq_future *fut)
 	aq__local.count++;
 }
 
-/* Put a record of a cache back: on our own list when we may keep it, else
- * into the cache's depot, or freed (and the cache after its last record)
- * once the pool has closed the cache. */
-static inline __attribute__((always_inline)) void
-cache_put(struct aq__cache *cache, struct aq_future *fut)
+/* A promise (promise.c) has no pool to go back to: it is freed. */
+static __attribute__((noinline)) void promise_free(struct aq_future *fut)
 {
-	if (AQ__LIKELY(local_may_keep(cache)))
-		local_keep(fut);
-	else
-		cache_put_slow(cache, fut);
+	if (fut->result_destroy && fut->result)
+		fut->result_destroy(fut->result);
+	free(fut);
 }
 
-/* Give a record whose last reference is gone back to its cache. */
+/* Put a record whose last reference is gone back: on our own list when we
+ * may keep it (never a promise: local_may_keep() is false for its NULL
+ * cache), else into its cache's depot, or freed (and the cache after its
+ * last record) once the pool has closed the cache; a promise is freed. */
+static inline __attribute__((always_inline)) void
+cache_put(struct aq_future *fut)
+{
+	if (AQ__LIKELY(local_may_keep(fut->cache)))
+		local_keep(fut);
+	else if (fut->cache)
+		cache_put_slow(fut->cache, fut);
+	else
+		promise_free(fut);
+}
+
+/* Give a record whose last reference is gone back, with what it owns. */
 static void future_recycle(struct aq_future *fut)
 {
 	/* free(NULL) is common here: skip the calls. */
@@ -536,13 +550,7 @@ static void future_recycle(struct aq_future *fut)
 		fut->deps = NULL;
 		fut->ndeps = 0;
 	}
-	if (!fut->cache) { /* a promise (promise.c): no pool to go back to */
-		if (fut->result_destroy && fut->result)
-			fut->result_destroy(fut->result);
-		free(fut);
-		return;
-	}
-	cache_put(fut->cache, fut);
+	cache_put(fut);
 }
 
 /*
@@ -583,16 +591,9 @@ static __attribute__((noinline)) void future_put_chain(struct aq_future *fut)
 
 void aq__future_put_last(struct aq_future *fut)
 {
-	/* The common record: a pool's, with no dependencies or message,
-	 * which we keep (local_may_keep() is false for a promise's NULL). */
-	if (AQ__LIKELY(!fut->deps && !fut->message)) {
-		if (AQ__LIKELY(local_may_keep(fut->cache)))
-			local_keep(fut);
-		else if (fut->cache)
-			cache_put_slow(fut->cache, fut);
-		else
-			future_recycle(fut); /* a promise */
-	} else {
+	/* The common record: a pool's, with no dependencies or message. */
+	if (AQ__LIKELY(!fut->deps && !fut->message))
+		cache_put(fut);
+	else
 		future_put_chain(fut);
-	}
 }

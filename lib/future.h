@@ -43,10 +43,10 @@ static inline bool aq__state_final(uint32_t state)
 }
 
 /* Bits of a record's detour byte. YIELDED: its last call returned
- * AQ_YIELD, and the next call resumes the same attempt. TIMED: it has a
+ * AQ_YIELD, and the next call resumes the same attempt. POLICY: it has a
  * deadline or a retry policy. */
 #define AQ__REC_YIELDED 1u
-#define AQ__REC_TIMED 2u
+#define AQ__REC_POLICY 2u
 
 /* One aq_future_then() registration; it holds a reference to fut. */
 struct aq__then {

@@ -90,7 +90,7 @@ bool aq__opts_fill_time(struct aq_pool *pool, struct aq_future *rec,
 					 : NULL;
 	rec->deadline_ns = opts ? opts->deadline_ns : 0;
 	if (rec->retry || rec->deadline_ns)
-		rec->detour |= AQ__REC_TIMED;
+		rec->detour |= AQ__REC_POLICY;
 	if (opts && opts->run_at_ns) {
 		rec->due_ns = opts->run_at_ns;
 		delayed = true;
@@ -108,19 +108,4 @@ bool aq__opts_fill_time(struct aq_pool *pool, struct aq_future *rec,
 	rec->timer_user = delayed || (opts && opts->after_count) ||
 			  (rec->retry && rec->retry->max_attempts > 1);
 	return delayed;
-}
-
-/* Count a timer user in, unless shutdown has begun (pool.c waits for the
- * count to reach zero before it closes the ring). */
-int aq__opts_timer_user(struct aq_pool *pool)
-{
-	int rc = 0;
-
-	pthread_mutex_lock(&pool->lock);
-	if (atomic_load_explicit(&pool->accepting, memory_order_relaxed))
-		pool->timer_users++;
-	else
-		rc = -ESHUTDOWN;
-	pthread_mutex_unlock(&pool->lock);
-	return rc;
 }

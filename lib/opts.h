@@ -40,7 +40,4 @@ void aq__opts_fill_sched(struct aq_future *rec, const struct aq_job_opts *opts);
 bool aq__opts_fill_time(struct aq_pool *pool, struct aq_future *rec,
 			const struct aq_job_opts *opts);
 
-/* Count a timer user in: 0, or -ESHUTDOWN once shutdown has begun. */
-int aq__opts_timer_user(struct aq_pool *pool);
-
 #endif

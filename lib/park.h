@@ -66,10 +66,10 @@ struct aq__backoff {
 	enum aq__pause_site site; /* where a test may hold a yield */
 };
 
-/* Has b begun to yield (the next wait is a yield or a sleep)? */
-static inline bool aq__backoff_yielding(const struct aq__backoff *b)
+/* Has b yielded (was its last wait a yield, not a spin)? */
+static inline bool aq__backoff_yielded(const struct aq__backoff *b)
 {
-	return b->waits >= b->spins;
+	return b->waits > b->spins;
 }
 
 #define AQ__BACKOFF_INIT(spins, yields, site)                                  \

@@ -8,6 +8,7 @@
 #ifndef AQ__POOL_H
 #define AQ__POOL_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -239,6 +240,25 @@ static inline void aq__pool_set_elastic(struct aq_pool *pool)
 		atomic_fetch_and_explicit(&pool->pop_attn, ~AQ__ATTN_ELASTIC,
 					  memory_order_relaxed);
 	}
+}
+
+/*
+ * Count a new timer user in (a job that waits outside the ring: delayed,
+ * retry-capable or after others): 0, or -ESHUTDOWN once shutdown has
+ * begun (see aq__pool_timer_user_done()).
+ */
+static inline int aq__pool_timer_user_add(struct aq_pool *pool)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&pool->lock);
+	/* Relaxed: read under the lock that shutdown takes to clear it. */
+	if (atomic_load_explicit(&pool->accepting, memory_order_relaxed))
+		pool->timer_users++;
+	else
+		rc = -ESHUTDOWN;
+	pthread_mutex_unlock(&pool->lock);
+	return rc;
 }
 
 /*

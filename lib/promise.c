@@ -7,7 +7,7 @@
  * A promise is an ordinary job record (future.h) with no pool, no cache
  * and no job: everything that reads a future (get, then, channels, wait
  * all/any, opts.after, the error record) works on it unchanged. It is
- * malloc'ed here and freed by its last reference (future.c), so it can
+ * malloc'ed here and freed by its last reference (cache.c), so it can
  * outlive anything and belongs to no pool's statistics. There is no cache
  * to recycle it: a promise stands for something slow (a network round
  * trip), and a process-wide cache would be global mutable state. A leaf

@@ -55,12 +55,9 @@ aq__run_record_fifo(struct aq_pool *pool, struct aq_future *rec, bool cancel)
 	void *result = NULL;
 	int rc;
 
-	if (AQ__UNLIKELY(cancel)) {
-		aq__run_record(pool, rec, true, false);
-		return;
-	}
-	if (AQ__UNLIKELY(!aq__future_claim(rec, AQ_STATE_RUNNING))) {
-		aq__future_put(rec); /* a canceller took it first */
+	if (AQ__UNLIKELY(!aq__job_claim(rec, cancel))) {
+		/* A canceller took it first, or a cancelling shutdown here. */
+		aq__future_put(rec);
 		return;
 	}
 	/* Ours now (the claim's acquire): its fields are safe to read. */

@@ -33,7 +33,6 @@
 #include <string.h>
 
 #include "clock.h"
-#include "current.h"
 #include "deque.h"
 #include "fault.h"
 #include "park.h"

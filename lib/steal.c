@@ -90,7 +90,7 @@ int aq__steal_spin(struct aq_pool *pool)
 	 * after every yield, which costs more than the scan. */
 	while (aq__backoff(&wait)) {
 		if (aq__ring_nonempty(&pool->ring) ||
-		    (((looks & 7) == 7 || looks >= AQ__BACKOFF_SPINS) &&
+		    (((looks & 7) == 7 || aq__backoff_yielded(&wait)) &&
 		     steal_deques_nonempty(pool)))
 			return looks;
 		looks++;

@@ -190,7 +190,8 @@ static int submit_job(aq_pool *pool, aq_job_fn fn, void *arg,
 		rec->pool = pool;
 		rec->id = submit_new_id(pool);
 		delayed = aq__opts_fill_time(pool, rec, opts);
-		if (rec->timer_user && (rc = aq__opts_timer_user(pool)) != 0) {
+		if (rec->timer_user &&
+		    (rc = aq__pool_timer_user_add(pool)) != 0) {
 			rec->timer_user = false;
 			submit_discard(pool, rec);
 			return rc;
@@ -270,10 +271,50 @@ static __attribute__((noinline)) int submit_slow(aq_pool *pool, aq_job_fn fn,
 	return rc;
 }
 
+/* A fast-path push found idle workers or an elastic pool. */
+static __attribute__((noinline)) int submit_pushed(aq_pool *pool)
+{
+	aq__pool_wake_one(pool);
+	aq__threads_maybe_grow(pool);
+	return 0;
+}
+
+/*
+ * After a fast path's push: 0, once a parked worker is woken if there is
+ * one and no wake is on its way (or an elastic pool may grow). seq_cst:
+ * the read half of the parking handshake, as in aq__pool_wake_one(). A
+ * worker sleeps but a wake is already on its way to one (it will chain to
+ * the next): nothing to do either, the common case while a burst wakes
+ * the pool up (relaxed, as in aq__pool_wake_one()). Everything else is
+ * out of line, so the fast paths need no stack frame.
+ */
+static inline __attribute__((always_inline)) int
+submit_pushed_fast(aq_pool *pool)
+{
+	uint32_t idle = atomic_load(&pool->idle);
+
+	if (AQ__LIKELY(idle == 0))
+		return 0;
+	if (!(idle & AQ__IDLE_ELASTIC) &&
+	    atomic_load_explicit(&pool->waking, memory_order_relaxed))
+		return 0;
+	return submit_pushed(pool);
+}
+
+/* A record's job, before it is queued: fn(arg), of pool, numbered id. */
+static inline void submit_fill_job(struct aq_future *rec, aq_pool *pool,
+				   aq_job_fn fn, void *arg, uint64_t id)
+{
+	rec->fn = fn;
+	rec->arg = arg;
+	rec->pool = pool;
+	rec->id = id;
+}
+
 /*
  * A job with a future and no options, on a pool that needs records for no
  * other reason (fast_submit: no scheduler, no default retry policy, no
- * timing): the fresh record (future.c) already says "no deadline, no
+ * timing): the fresh record (cache.h) already says "no deadline, no
  * retry, not a timer user, no dependencies", so it needs only its job,
  * its pool and its id before it is queued. 0 with *fut set, or a negative
  * errno with *fut untouched and nothing counted. here: see submit_job().
@@ -288,11 +329,8 @@ submit_plain(aq_pool *pool, aq_job_fn fn, void *arg, aq_future **fut, bool here)
 
 	if (AQ__UNLIKELY(!rec))
 		return -ENOMEM;
-	rec->fn = fn;
-	rec->arg = arg;
-	rec->pool = pool;
 	id = submit_new_id(pool);
-	rec->id = id;
+	submit_fill_job(rec, pool, fn, arg, id);
 	rc = submit_queue(pool, (struct aq__ring_item){ NULL, rec }, rec, NULL,
 			  true, here);
 	if (AQ__UNLIKELY(rc < 0)) {
@@ -331,9 +369,6 @@ submit_future_again(aq_pool *pool, struct aq_future *rec, aq_future **fut)
 	return submit_future_any(pool, fn, arg, fut);
 }
 
-/* A fast-path push found idle workers or an elastic pool. */
-static __attribute__((noinline)) int submit_pushed(aq_pool *pool);
-
 /*
  * aq_submit() of a job with a future and no options (submit_plain()).
  * From a thread that is not one of the pool's workers, with a record on
@@ -345,37 +380,19 @@ static __attribute__((noinline)) int submit_future(aq_pool *pool, aq_job_fn fn,
 						   void *arg, aq_future **fut)
 {
 	struct aq_future *rec;
-	uint32_t idle;
+	uint64_t id;
 
 	if (AQ__UNLIKELY(aq__worker_pool == pool) ||
 	    AQ__UNLIKELY(!(rec = aq__future_alloc_local(pool->cache, 2))))
 		return submit_future_any(pool, fn, arg, fut);
-	rec->fn = fn;
-	rec->arg = arg;
-	rec->pool = pool;
-	rec->id = submit_new_id_outside(pool);
+	id = submit_new_id_outside(pool);
+	submit_fill_job(rec, pool, fn, arg, id);
 	if (AQ__UNLIKELY(aq__ring_push(&pool->ring,
 				       (struct aq__ring_item){ NULL, rec })))
 		return submit_future_again(pool, rec, fut);
-	AQ__TRACE(submit, pool, rec->id, fn, arg);
+	AQ__TRACE(submit, pool, id, fn, arg);
 	*fut = rec;
-	/* seq_cst: the read half of the parking handshake, as in
-	 * aq__pool_wake_one() and aq_submit()'s fast path. */
-	idle = atomic_load(&pool->idle);
-	if (AQ__LIKELY(idle == 0))
-		return 0;
-	if (!(idle & AQ__IDLE_ELASTIC) &&
-	    atomic_load_explicit(&pool->waking, memory_order_relaxed))
-		return 0;
-	return submit_pushed(pool);
-}
-
-/* A fast-path push found idle workers or an elastic pool. */
-static __attribute__((noinline)) int submit_pushed(aq_pool *pool)
-{
-	aq__pool_wake_one(pool);
-	aq__threads_maybe_grow(pool);
-	return 0;
+	return submit_pushed_fast(pool);
 }
 
 AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
@@ -387,9 +404,7 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 	 * the ring's closed bit is the real gate at shutdown), a caller that
 	 * is not one of the pool's workers (those push on their deques, in
 	 * submit_job()). Two words into the ring, then one load of the idle
-	 * word: 0 means no worker sleeps and the pool is not elastic, so
-	 * there is nothing more to do. Everything else is out of line, so
-	 * this path needs no stack frame.
+	 * word (submit_pushed_fast()).
 	 */
 	if (AQ__LIKELY(pool && fn && !opts && !fut) &&
 	    AQ__LIKELY(aq__worker_pool != pool) &&
@@ -397,21 +412,8 @@ AQ_API int aq_submit(aq_pool *pool, aq_job_fn fn, void *arg,
 					    memory_order_relaxed)) &&
 	    AQ__LIKELY(aq__ring_push(&pool->ring,
 				     (struct aq__ring_item){ fn, arg }) == 0)) {
-		/* seq_cst: the read half of the parking handshake, as in
-		 * aq__pool_wake_one(). */
-		uint32_t idle = atomic_load(&pool->idle);
-
 		AQ__TRACE(submit, pool, (uint64_t)0, fn, arg);
-		if (AQ__LIKELY(idle == 0))
-			return 0;
-		/* A worker sleeps, but a wake is already on its way to one
-		 * (it will chain to the next): nothing to do either. This
-		 * is the common case while a burst wakes the pool up.
-		 * Relaxed, as in aq__pool_wake_one(). */
-		if (!(idle & AQ__IDLE_ELASTIC) &&
-		    atomic_load_explicit(&pool->waking, memory_order_relaxed))
-			return 0;
-		return submit_pushed(pool);
+		return submit_pushed_fast(pool);
 	}
 	/* A job with a future and nothing else (relaxed, as above). */
 	if (AQ__LIKELY(pool && fn && !opts && fut) &&

@@ -58,8 +58,9 @@ future_get_wait(aq_future *fut, void **result, int64_t timeout_ns)
 						     memory_order_acquire);
 			if (aq__state_final(state))
 				return aq__future_outcome(fut, state, result);
-			/* A yield may last a time slice: keep the timeout. */
-			if (deadline >= 0 && aq__backoff_yielding(&wait) &&
+			/* A yield may last a time slice: keep the timeout
+			 * (the spin before is far shorter than any). */
+			if (deadline >= 0 && aq__backoff_yielded(&wait) &&
 			    aq__now_ns() >= deadline)
 				break;
 		}
