@@ -27,7 +27,6 @@ enum aq__pause_site {
 	AQ__PAUSE_CANCEL_READ,  /* aq_future_cancel() has read the state */
 	AQ__PAUSE_STATS_SUMMED, /* aq__stats_read() has summed the counters,
 				   not yet read the ring */
-	AQ__PAUSE_GET_YIELD,    /* aq_future_get() yields before it sleeps */
 	AQ__PAUSE_IDLE_YIELD,   /* an idle worker yields before it parks */
 	AQ__PAUSE_SITES
 };

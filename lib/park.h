@@ -78,9 +78,12 @@ static inline bool aq__backoff_yielded(const struct aq__backoff *b)
 	}
 
 /*
- * The numbers of a thread waiting on a future and of an idle worker: awake
- * a few microseconds in all (the spin 0.5 to 3 us depending on the CPU, the
- * yields about as long when nothing else wants the core), then asleep.
+ * The numbers of an idle worker: awake a few microseconds in all (the spin
+ * 0.5 to 3 us depending on the CPU, the yields about as long when nothing
+ * else wants the core), then asleep. A thread waiting on a future only
+ * spins AQ__BACKOFF_SPINS before it sleeps, and never yields: on a machine
+ * busy with other processes each yield gives away a time slice, while a
+ * sleeper that is woken runs at once (wait.c).
  */
 #define AQ__BACKOFF_SPINS 64
 #define AQ__BACKOFF_YIELDS 16

@@ -46,23 +46,16 @@ future_get_wait(aq_future *fut, void **result, int64_t timeout_ns)
 	    (aq__worker_pool == fut->pool || aq__is_promise(fut))) {
 		rc = aq__help_future(aq__worker_pool, fut, deadline);
 	} else {
-		/* Awake a few microseconds, lending the core to whichever
-		 * thread runs the job, before we sleep (park.h). */
-		struct aq__backoff wait =
-			AQ__BACKOFF_INIT(AQ__BACKOFF_SPINS, AQ__BACKOFF_YIELDS,
-					 AQ__PAUSE_GET_YIELD);
-
-		while (aq__backoff(&wait)) {
+		/* Awake a few microseconds before we sleep, and no yield
+		 * (park.h): the spin is far shorter than any timeout worth
+		 * setting, so only the sleep looks at the deadline. */
+		for (int i = 0; i < AQ__BACKOFF_SPINS; i++) {
+			aq__cpu_relax();
 			/* Acquire, as in aq_future_get(). */
 			state = atomic_load_explicit(&fut->state,
 						     memory_order_acquire);
 			if (aq__state_final(state))
 				return aq__future_outcome(fut, state, result);
-			/* A yield may last a time slice: keep the timeout
-			 * (the spin before is far shorter than any). */
-			if (deadline >= 0 && aq__backoff_yielded(&wait) &&
-			    aq__now_ns() >= deadline)
-				break;
 		}
 		rc = aq__future_wait(fut, deadline);
 	}

@@ -507,11 +507,20 @@ static int wake_parent(void *arg, void **out)
 	return th_poll_int(&wake_child_ran, 1) ? 0 : 1;
 }
 
+/* Both workers of a 2-worker pool counted idle: parked, or past the point
+ * of counting themselves and on their way to park. */
+static bool two_idle(void *pool)
+{
+	return (atomic_load(&((aq_pool *)pool)->idle) & AQ__IDLE_COUNT) == 2;
+}
+
 /*
  * The parking handshake of a deque push (the asymmetric fence where the
  * system has it, else a seq_cst fence in the pusher): rounds in which
- * the other worker is parked (after a pause) or on its way to park (at
- * once) never lose the wake, so every parent sees its child run.
+ * the other worker is parked (one round in 8 waits for both to count
+ * themselves idle, however long their yields take on a busy machine) or
+ * on its way to park (at once) never lose the wake, so every parent sees
+ * its child run.
  */
 START_TEST(test_push_wakes_parked_worker)
 {
@@ -527,7 +536,7 @@ START_TEST(test_push_wakes_parked_worker)
 
 		atomic_store(&wake_child_ran, 0);
 		if (i % 8 == 0)
-			th_sleep_ms(5); /* both workers park, most likely */
+			ck_assert(th_poll(two_idle, pool));
 		ck_assert_int_eq(aq_submit(pool, wake_parent, pool, NULL, &fut),
 				 0);
 		ck_assert_msg(aq_future_get(fut, NULL, -1) == 0,
