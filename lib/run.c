@@ -224,8 +224,10 @@ void aq__run_plain_rest(struct aq_pool *pool, struct aq_future *rec, int rc,
 void aq__run_record(struct aq_pool *pool, struct aq_future *rec, bool cancel,
 		    bool popped)
 {
-	if (AQ__LIKELY(!cancel && !pool->sched)) {
-		aq__run_record_fifo(pool, rec, false);
+	/* Without a scheduler: the inline path, which handles every case
+	 * (a popped record has a scheduler). */
+	if (AQ__LIKELY(!pool->sched)) {
+		aq__run_record_fifo(pool, rec, cancel);
 		return;
 	}
 	if (!aq__job_claim(rec, cancel)) {
